@@ -1,0 +1,225 @@
+import { isAscii, isUtf8 } from 'node:buffer';
+import { Transform, type TransformCallback } from 'node:stream';
+import { incompleteTailStart, sequenceLength } from './utf8.js';
+
+/**
+ * The upcase rule (docs/protocol.md): for any bytes `data`, the output equals
+ * Python's `data.decode('utf-8', 'surrogateescape').upper().encode('utf-8', 'surrogateescape')`.
+ * Well-formed UTF-8 is uppercased with the full, locale-independent mappings of
+ * `String.prototype.toUpperCase()` (`ß` → `SS`); every byte that is not part of
+ * a well-formed sequence passes through unchanged.
+ *
+ * Uppercasing has no context-sensitive rules (SpecialCasing.txt's conditions all
+ * concern lowercasing), so the text can be cut at any character boundary and
+ * uppercased piece by piece: that is what makes the streaming form exact.
+ */
+
+/** Uppercases ASCII letters of `src[start, end)` into `dst` from `dstStart`. */
+export function upcaseAsciiInto(src: Uint8Array, start: number, end: number, dst: Uint8Array, dstStart: number): void {
+  for (let i = start, j = dstStart; i < end; i++, j++) {
+    const c = src[i]!;
+    // (c - 0x61) >>> 0 < 26 is 'a' <= c <= 'z' in one unsigned compare.
+    dst[j] = (c - 0x61) >>> 0 < 26 ? c ^ 0x20 : c;
+  }
+}
+
+/**
+ * Uppercases `buf[start, end)` as a complete piece of input (no character is
+ * continued past `end`). `prefix`, if given, is copied in front of the result.
+ * With `inPlace`, an all-ASCII range with no prefix is rewritten inside `buf`
+ * and returned as a view of it: for transports that own their read buffers.
+ */
+function upcaseRange(buf: Buffer, start: number, end: number, prefix: Buffer | null, inPlace: boolean): Buffer {
+  const view = buf.subarray(start, end);
+  const pre = prefix === null ? 0 : prefix.length;
+  if (isAscii(view)) {
+    if (pre === 0 && inPlace) {
+      upcaseAsciiInto(buf, start, end, buf, start);
+      return view;
+    }
+    const out = Buffer.allocUnsafe(pre + view.length);
+    if (prefix !== null) prefix.copy(out, 0);
+    upcaseAsciiInto(buf, start, end, out, pre);
+    return out;
+  }
+  if (isUtf8(view)) {
+    const upper = view.toString('utf8').toUpperCase();
+    if (prefix === null) return Buffer.from(upper, 'utf8');
+    const out = Buffer.allocUnsafe(pre + Buffer.byteLength(upper, 'utf8'));
+    prefix.copy(out, 0);
+    out.write(upper, pre, 'utf8');
+    return out;
+  }
+  return upcaseIllFormed(buf, start, end, prefix);
+}
+
+/**
+ * The general case: spans of well-formed text are uppercased as strings, runs of
+ * ill-formed bytes are copied as they are (surrogateescape round-trips them).
+ */
+function upcaseIllFormed(buf: Buffer, start: number, end: number, prefix: Buffer | null): Buffer {
+  // pieces: an uppercased string for well-formed text, or [from, to) of raw bytes.
+  const pieces: Array<string | number> = [];
+  let size = prefix === null ? 0 : prefix.length;
+  let spanStart = start;
+  let i = start;
+  while (i < end) {
+    if (buf[i]! < 0x80) {
+      i++;
+      continue;
+    }
+    const n = sequenceLength(buf, i, end);
+    if (n > 0) {
+      i += n;
+      continue;
+    }
+    if (i > spanStart) {
+      const upper = buf.toString('utf8', spanStart, i).toUpperCase();
+      pieces.push(upper);
+      size += Buffer.byteLength(upper, 'utf8');
+    }
+    let j = i + 1;
+    // Continuation bytes never start a sequence, so a run of them is one piece.
+    while (j < end && buf[j]! >= 0x80 && sequenceLength(buf, j, end) <= 0) j++;
+    pieces.push(i, j);
+    size += j - i;
+    i = j;
+    spanStart = j;
+  }
+  if (end > spanStart) {
+    const upper = buf.toString('utf8', spanStart, end).toUpperCase();
+    pieces.push(upper);
+    size += Buffer.byteLength(upper, 'utf8');
+  }
+  const out = Buffer.allocUnsafe(size);
+  let o = 0;
+  if (prefix !== null) o += prefix.copy(out, 0);
+  for (let k = 0; k < pieces.length; k++) {
+    const piece = pieces[k]!;
+    if (typeof piece === 'string') {
+      o += out.write(piece, o, 'utf8');
+    } else {
+      const to = pieces[++k] as number;
+      o += buf.copy(out, o, piece, to);
+    }
+  }
+  return out;
+}
+
+function toBuffer(input: Uint8Array | string): Buffer {
+  if (typeof input === 'string') return Buffer.from(input, 'utf8');
+  return Buffer.isBuffer(input) ? input : Buffer.from(input.buffer, input.byteOffset, input.byteLength);
+}
+
+/**
+ * Uppercases a complete message. The input is never modified.
+ *
+ * @example upcase(Buffer.from('straße')) // <Buffer 53 54 52 41 53 53 45> ("STRASSE")
+ */
+export function upcase(input: Uint8Array | string): Buffer {
+  const buf = toBuffer(input);
+  return upcaseRange(buf, 0, buf.length, null, false);
+}
+
+export interface PushOptions {
+  /**
+   * Allow an all-ASCII chunk to be uppercased inside the given buffer and
+   * returned as a view of it (no allocation). Default `false`.
+   */
+  inPlace?: boolean;
+}
+
+const EMPTY = Buffer.alloc(0);
+
+/**
+ * The streaming form of {@link upcase}. Feeding any split of an input through
+ * `push()` and then calling `end()` yields, concatenated, exactly `upcase(input)`.
+ * A character cut by a chunk boundary is held back (at most 3 bytes) until the
+ * next chunk completes it or `end()` releases the bytes unchanged.
+ */
+export class Upcaser {
+  // The held-back start of a character: pending[0, pendingLength).
+  private readonly pending = Buffer.alloc(4);
+  private pendingLength = 0;
+
+  /** How many bytes are held back waiting for the rest of a character (0–3). */
+  get pendingBytes(): number {
+    return this.pendingLength;
+  }
+
+  /** Uppercases the next chunk of the stream. The result may be empty. */
+  push(chunk: Uint8Array, options?: PushOptions): Buffer {
+    let buf = toBuffer(chunk);
+    let start = 0;
+    let prefix: Buffer | null = null;
+    if (this.pendingLength > 0) {
+      const resolved = this.resolvePending(buf);
+      if (resolved === null) return EMPTY; // still incomplete; everything is held
+      prefix = resolved.out;
+      start = resolved.consumed;
+    }
+    const end = buf.length;
+    const tail = incompleteTailStart(buf, start, end);
+    if (tail < end) {
+      buf.copy(this.pending, 0, tail, end);
+      this.pendingLength = end - tail;
+    }
+    if (tail === start) return prefix ?? EMPTY;
+    return upcaseRange(buf, start, tail, prefix, options?.inPlace === true);
+  }
+
+  /** Ends the stream: returns any held-back bytes, unchanged (they never became a character). */
+  end(): Buffer {
+    if (this.pendingLength === 0) return EMPTY;
+    const out = Buffer.from(this.pending.subarray(0, this.pendingLength));
+    this.pendingLength = 0;
+    return out;
+  }
+
+  /**
+   * Completes the held-back character with the first bytes of `buf`. Returns
+   * the output for the held bytes and how many bytes of `buf` it used, or null
+   * when `buf` is still too short and everything is now held.
+   */
+  private resolvePending(buf: Buffer): { out: Buffer; consumed: number } | null {
+    const held = this.pendingLength;
+    const take = Math.min(4 - held, buf.length);
+    buf.copy(this.pending, held, 0, take);
+    const n = sequenceLength(this.pending, 0, held + take);
+    if (n > 0) {
+      this.pendingLength = 0;
+      return { out: upcaseRange(this.pending, 0, n, null, false), consumed: n - held };
+    }
+    if (n < 0) {
+      this.pendingLength = held + take; // take === buf.length here
+      return null;
+    }
+    // Ill-formed: the held lead and continuation bytes pass through as they are,
+    // and `buf` is read from its start (none of the held bytes can start a sequence).
+    this.pendingLength = 0;
+    return { out: Buffer.from(this.pending.subarray(0, held)), consumed: 0 };
+  }
+}
+
+/** A Transform stream applying {@link Upcaser} to whatever is piped through it. */
+export function createUpcaseStream(): Transform {
+  const upcaser = new Upcaser();
+  return new Transform({
+    transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback) {
+      const out = upcaser.push(chunk);
+      callback(null, out.length > 0 ? out : undefined);
+    },
+    flush(callback: TransformCallback) {
+      const out = upcaser.end();
+      callback(null, out.length > 0 ? out : undefined);
+    },
+  });
+}
+
+/**
+ * {@link upcase} for a buffer the caller owns and will not read again: an
+ * all-ASCII input is uppercased in place and returned. Used by the transports.
+ */
+export function upcaseOwned(buf: Buffer): Buffer {
+  return upcaseRange(buf, 0, buf.length, null, true);
+}

@@ -1,0 +1,138 @@
+import { InvalidArgumentError } from './errors.js';
+import type { Logger } from 'pino';
+
+/**
+ * All server options, normalized in one place. Defaults and units are in
+ * {@link SERVER_DEFAULTS}; docs/operations.md explains why each default is what it is.
+ */
+export interface ServerOptions {
+  /** Address to listen on. Default `::` (dual-stack), falling back to `0.0.0.0` without IPv6. */
+  host?: string;
+  /** Port for both TCP and UDP. Default 12000; 0 picks a free port (the same number for both). */
+  port?: number;
+  /** Serve TCP. Default true. */
+  tcp?: boolean;
+  /** Serve UDP. Default true. */
+  udp?: boolean;
+  /** Open TCP connections at most; connections past it are closed at once. Default 10000. */
+  maxConnections?: number;
+  /** Seconds without traffic in either direction before a TCP connection is closed; 0 disables. Default 120. */
+  idleTimeout?: number;
+  /** Seconds a client may leave replies unread (writes blocked) before it is closed; 0 disables. Default 30. */
+  writeTimeout?: number;
+  /** Datagrams per second per source address; 0 disables. Default 1000. */
+  udpRateLimit?: number;
+  /** Burst allowance of the UDP rate limit, in datagrams. Default: equal to `udpRateLimit`. */
+  udpRateBurst?: number;
+  /** Reply to UDP source ports below 1024. Default false (loop protection). */
+  udpAllowLowPorts?: boolean;
+  /** Probability (0..1) of dropping a UDP request on purpose, to simulate loss. Default 0. */
+  dropRate?: number;
+  /** Seconds to let open TCP connections finish on `close({ drain: true })`. Default 10. */
+  drainTimeout?: number;
+  /** A pino logger; default silent. */
+  logger?: Logger;
+}
+
+export interface NormalizedServerOptions {
+  host: string | undefined;
+  port: number;
+  tcp: boolean;
+  udp: boolean;
+  maxConnections: number;
+  idleTimeout: number;
+  writeTimeout: number;
+  udpRateLimit: number;
+  udpRateBurst: number;
+  udpAllowLowPorts: boolean;
+  dropRate: number;
+  drainTimeout: number;
+  logger: Logger | undefined;
+}
+
+export const SERVER_DEFAULTS = {
+  port: 12000,
+  maxConnections: 10_000, // connections
+  idleTimeout: 120, // seconds
+  writeTimeout: 30, // seconds
+  udpRateLimit: 1000, // datagrams per second per source address
+  dropRate: 0, // probability
+  drainTimeout: 10, // seconds
+} as const;
+
+export function checkPort(name: string, value: unknown): number {
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < 0 || value > 65535) {
+    throw new InvalidArgumentError(name, 'an integer port from 0 to 65535', value);
+  }
+  return value;
+}
+
+export function checkInteger(name: string, value: unknown, min: number, max = Number.MAX_SAFE_INTEGER, unit = ''): number {
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
+    const range = max === Number.MAX_SAFE_INTEGER ? `>= ${min}` : `from ${min} to ${max}`;
+    throw new InvalidArgumentError(name, `an integer ${range}${unit ? ` (${unit})` : ''}`, value);
+  }
+  return value;
+}
+
+export function checkNumber(name: string, value: unknown, min: number, max: number, what: string): number {
+  if (typeof value !== 'number' || !Number.isFinite(value) || value < min || value > max) {
+    throw new InvalidArgumentError(name, what, value);
+  }
+  return value;
+}
+
+function checkBoolean(name: string, value: unknown): boolean {
+  if (typeof value !== 'boolean') throw new InvalidArgumentError(name, 'a boolean', value);
+  return value;
+}
+
+export function checkHost(name: string, value: unknown): string {
+  if (typeof value !== 'string' || value.length === 0 || /\s/.test(value)) {
+    throw new InvalidArgumentError(name, 'a host name or IP address', value);
+  }
+  return value;
+}
+
+export function normalizeServerOptions(options: ServerOptions = {}): NormalizedServerOptions {
+  const o = options;
+  const udpRateLimit =
+    o.udpRateLimit === undefined
+      ? SERVER_DEFAULTS.udpRateLimit
+      : checkNumber('udpRateLimit', o.udpRateLimit, 0, 1e9, 'a non-negative number of datagrams per second');
+  const normalized: NormalizedServerOptions = {
+    host: o.host === undefined ? undefined : checkHost('host', o.host),
+    port: o.port === undefined ? SERVER_DEFAULTS.port : checkPort('port', o.port),
+    tcp: o.tcp === undefined ? true : checkBoolean('tcp', o.tcp),
+    udp: o.udp === undefined ? true : checkBoolean('udp', o.udp),
+    maxConnections:
+      o.maxConnections === undefined
+        ? SERVER_DEFAULTS.maxConnections
+        : checkInteger('maxConnections', o.maxConnections, 1, 10_000_000, 'connections'),
+    idleTimeout:
+      o.idleTimeout === undefined
+        ? SERVER_DEFAULTS.idleTimeout
+        : checkNumber('idleTimeout', o.idleTimeout, 0, 2_147_483, 'a non-negative number of seconds'),
+    writeTimeout:
+      o.writeTimeout === undefined
+        ? SERVER_DEFAULTS.writeTimeout
+        : checkNumber('writeTimeout', o.writeTimeout, 0, 2_147_483, 'a non-negative number of seconds'),
+    udpRateLimit,
+    udpRateBurst:
+      o.udpRateBurst === undefined
+        ? udpRateLimit
+        : checkNumber('udpRateBurst', o.udpRateBurst, 1, 1e9, 'a number of datagrams >= 1'),
+    udpAllowLowPorts: o.udpAllowLowPorts === undefined ? false : checkBoolean('udpAllowLowPorts', o.udpAllowLowPorts),
+    dropRate:
+      o.dropRate === undefined ? SERVER_DEFAULTS.dropRate : checkNumber('dropRate', o.dropRate, 0, 1, 'a probability from 0 to 1'),
+    drainTimeout:
+      o.drainTimeout === undefined
+        ? SERVER_DEFAULTS.drainTimeout
+        : checkNumber('drainTimeout', o.drainTimeout, 0, 2_147_483, 'a non-negative number of seconds'),
+    logger: o.logger,
+  };
+  if (!normalized.tcp && !normalized.udp) {
+    throw new InvalidArgumentError('tcp/udp', 'at least one transport enabled', 'neither');
+  }
+  return normalized;
+}

@@ -1,0 +1,67 @@
+/**
+ * Plain counters, bumped on the hot path without allocation or label lookups.
+ * The metrics module reads them at scrape time (prom-client `collect`).
+ */
+
+/** Why a UDP request got no reply. */
+export type UdpDropReason =
+  | 'port_zero' // source port 0 cannot be replied to
+  | 'low_port' // source port < 1024 (loop protection)
+  | 'rate_limited' // per-source token bucket empty
+  | 'simulated' // --drop-rate
+  | 'too_large' // reply over the UDP maximum payload
+  | 'send_error'; // the OS refused the send
+
+export const UDP_DROP_REASONS: readonly UdpDropReason[] = [
+  'port_zero',
+  'low_port',
+  'rate_limited',
+  'simulated',
+  'too_large',
+  'send_error',
+];
+
+export interface ServerStats {
+  /** TCP connections open now. */
+  connectionsOpen: number;
+  /** TCP connections accepted since start. */
+  connectionsTotal: number;
+  /** TCP connections closed at once because `maxConnections` was reached. */
+  connectionsRefused: number;
+  /** TCP connections closed by the idle timeout. */
+  idleTimeouts: number;
+  /** TCP connections closed because the client left replies unread past `writeTimeout`. */
+  writeTimeouts: number;
+  tcpBytesIn: number;
+  tcpBytesOut: number;
+  udpDatagramsIn: number;
+  udpDatagramsOut: number;
+  udpBytesIn: number;
+  udpBytesOut: number;
+  udpDrops: Record<UdpDropReason, number>;
+  /** Errors by code (OS code such as ECONNRESET, or an UPCASE_ERR_* code). */
+  errors: Record<string, number>;
+}
+
+export function createStats(): ServerStats {
+  return {
+    connectionsOpen: 0,
+    connectionsTotal: 0,
+    connectionsRefused: 0,
+    idleTimeouts: 0,
+    writeTimeouts: 0,
+    tcpBytesIn: 0,
+    tcpBytesOut: 0,
+    udpDatagramsIn: 0,
+    udpDatagramsOut: 0,
+    udpBytesIn: 0,
+    udpBytesOut: 0,
+    udpDrops: { port_zero: 0, low_port: 0, rate_limited: 0, simulated: 0, too_large: 0, send_error: 0 },
+    errors: {},
+  };
+}
+
+export function countError(stats: ServerStats, code: string | undefined): void {
+  const key = code ?? 'UNKNOWN';
+  stats.errors[key] = (stats.errors[key] ?? 0) + 1;
+}
