@@ -1,5 +1,6 @@
-import { isAscii, isUtf8 } from 'node:buffer';
+import { isAscii } from 'node:buffer';
 import { Transform, type TransformCallback } from 'node:stream';
+import { upcaseAsciiInPlace, upcaseInPlaceUntilSpecial } from './fast.js';
 import { incompleteTailStart, sequenceLength } from './utf8.js';
 
 /**
@@ -14,50 +15,72 @@ import { incompleteTailStart, sequenceLength } from './utf8.js';
  * uppercased piece by piece: that is what makes the streaming form exact.
  */
 
-/** Uppercases ASCII letters of `src[start, end)` into `dst` from `dstStart`. */
-export function upcaseAsciiInto(src: Uint8Array, start: number, end: number, dst: Uint8Array, dstStart: number): void {
-  for (let i = start, j = dstStart; i < end; i++, j++) {
-    const c = src[i]!;
-    // (c - 0x61) >>> 0 < 26 is 'a' <= c <= 'z' in one unsigned compare.
-    dst[j] = (c - 0x61) >>> 0 < 26 ? c ^ 0x20 : c;
-  }
-}
-
 /**
  * Uppercases `buf[start, end)` as a complete piece of input (no character is
- * continued past `end`). `prefix`, if given, is copied in front of the result.
- * With `inPlace`, an all-ASCII range with no prefix is rewritten inside `buf`
- * and returned as a view of it: for transports that own their read buffers.
+ * continued past `end`). `prefix`, if given, is put in front of the result.
+ * With `inPlace`, the range is rewritten inside `buf` and, whenever no
+ * character changed length, returned as a view of it (no allocation): for
+ * transports that own their read buffers. Otherwise `buf` is not modified.
  */
 function upcaseRange(buf: Buffer, start: number, end: number, prefix: Buffer | null, inPlace: boolean): Buffer {
-  const view = buf.subarray(start, end);
-  const pre = prefix === null ? 0 : prefix.length;
-  if (isAscii(view)) {
-    if (pre === 0 && inPlace) {
-      upcaseAsciiInto(buf, start, end, buf, start);
-      return view;
+  let target = buf;
+  let from = start;
+  let to = end;
+  if (!inPlace) {
+    target = Buffer.allocUnsafe(end - start);
+    buf.copy(target, 0, start, end);
+    from = 0;
+    to = end - start;
+  }
+  let out: Buffer;
+  if (isAscii(target.subarray(from, to))) {
+    upcaseAsciiInPlace(target, from, to);
+    out = target.subarray(from, to);
+  } else {
+    out = upcaseMixed(target, from, to);
+  }
+  return prefix === null ? out : Buffer.concat([prefix, out], prefix.length + out.length);
+}
+
+// After this many length-changing characters in one range, the rest goes down the
+// string path in one piece: cheaper than a small allocation per character.
+const MAX_SPECIALS_PER_RANGE = 16;
+
+/** Uppercases non-ASCII input in place, taking the string path only where a character changes length. */
+function upcaseMixed(buf: Buffer, start: number, end: number): Buffer {
+  let stop = upcaseInPlaceUntilSpecial(buf, start, end);
+  if (stop === end) return buf.subarray(start, end);
+  const pieces: Buffer[] = [];
+  let size = 0;
+  let from = start;
+  for (let specials = 0; ; specials++) {
+    if (stop > from) {
+      pieces.push(buf.subarray(from, stop));
+      size += stop - from;
     }
-    const out = Buffer.allocUnsafe(pre + view.length);
-    if (prefix !== null) prefix.copy(out, 0);
-    upcaseAsciiInto(buf, start, end, out, pre);
-    return out;
+    if (stop === end) break;
+    if (specials === MAX_SPECIALS_PER_RANGE) {
+      const rest = upcaseGeneral(buf, stop, end);
+      pieces.push(rest);
+      size += rest.length;
+      break;
+    }
+    // upcaseInPlaceUntilSpecial stops only at a well-formed character.
+    const n = sequenceLength(buf, stop, end);
+    const special = Buffer.from(buf.toString('utf8', stop, stop + n).toUpperCase(), 'utf8');
+    pieces.push(special);
+    size += special.length;
+    from = stop + n;
+    stop = upcaseInPlaceUntilSpecial(buf, from, end);
   }
-  if (isUtf8(view)) {
-    const upper = view.toString('utf8').toUpperCase();
-    if (prefix === null) return Buffer.from(upper, 'utf8');
-    const out = Buffer.allocUnsafe(pre + Buffer.byteLength(upper, 'utf8'));
-    prefix.copy(out, 0);
-    out.write(upper, pre, 'utf8');
-    return out;
-  }
-  return upcaseIllFormed(buf, start, end, prefix);
+  return Buffer.concat(pieces, size);
 }
 
 /**
  * The general case: spans of well-formed text are uppercased as strings, runs of
  * ill-formed bytes are copied as they are (surrogateescape round-trips them).
  */
-function upcaseIllFormed(buf: Buffer, start: number, end: number, prefix: Buffer | null): Buffer {
+function upcaseGeneral(buf: Buffer, start: number, end: number, prefix: Buffer | null = null): Buffer {
   // pieces: an uppercased string for well-formed text, or [from, to) of raw bytes.
   const pieces: Array<string | number> = [];
   let size = prefix === null ? 0 : prefix.length;

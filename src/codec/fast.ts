@@ -1,0 +1,143 @@
+/**
+ * In-place uppercasing: the fast paths of the codec. Everything here rewrites
+ * bytes where they are, which is possible whenever a character's uppercase has
+ * the same UTF-8 length (all of ASCII, and most of Latin, Greek, Cyrillic, …).
+ * Characters whose uppercase changes length (`ß` → `SS`, `ΐ` → 3 code points)
+ * stop the pass, and the caller takes the string path for just that character.
+ */
+
+/** ASCII-only uppercase of `buf[start, end)` in place, a 32-bit word at a time where aligned. */
+export function upcaseAsciiInPlace(buf: Uint8Array, start: number, end: number): void {
+  let i = start;
+  const base = buf.byteOffset;
+  while (i < end && ((base + i) & 3) !== 0) {
+    const c = buf[i]!;
+    buf[i] = (c - 0x61) >>> 0 < 26 ? c ^ 0x20 : c;
+    i++;
+  }
+  const words = (end - i) >>> 2;
+  if (words > 0) {
+    const w32 = new Int32Array(buf.buffer, base + i, words);
+    for (let k = 0; k < words; k++) {
+      const w = w32[k]!;
+      // SWAR: per byte lane, h + 0x1f sets bit 7 iff h >= 'a' and h + 0x05 iff h > 'z'
+      // (no carries between lanes since h <= 0x7f); ~w keeps bytes >= 0x80 out.
+      const h = w & 0x7f7f7f7f;
+      const mask = ((h + 0x1f1f1f1f) | 0) & ~((h + 0x05050505) | 0) & ~w & 0x80808080;
+      w32[k] = w ^ (mask >>> 2);
+    }
+    i += words << 2;
+  }
+  for (; i < end; i++) {
+    const c = buf[i]!;
+    buf[i] = (c - 0x61) >>> 0 < 26 ? c ^ 0x20 : c;
+  }
+}
+
+/**
+ * For code points below U+20000: the uppercase code point when it is a single
+ * code point of the same UTF-8 length (often the code point itself), else -1.
+ * Built once, lazily, from `String.prototype.toUpperCase()` itself, so it can
+ * never disagree with the string path. Planes 2 and up have no case mappings
+ * but are sent down the string path anyway, so that stays true by construction.
+ */
+let caseTable: Int32Array | null = null;
+const TABLE_SIZE = 0x20000;
+
+function utf8Length(cp: number): number {
+  return cp < 0x80 ? 1 : cp < 0x800 ? 2 : cp < 0x10000 ? 3 : 4;
+}
+
+function buildCaseTable(): Int32Array {
+  const table = new Int32Array(TABLE_SIZE);
+  for (let cp = 0; cp < TABLE_SIZE; cp++) {
+    if (cp >= 0xd800 && cp <= 0xdfff) {
+      table[cp] = -1;
+      continue;
+    }
+    const upper = String.fromCodePoint(cp).toUpperCase();
+    const u = upper.codePointAt(0)!;
+    const single = upper.length === (u > 0xffff ? 2 : 1);
+    table[cp] = single && utf8Length(u) === utf8Length(cp) ? u : -1;
+  }
+  return table;
+}
+
+/**
+ * Uppercases `buf[start, end)` in place until the first character whose
+ * uppercase changes length; returns its index (or `end` when done). Bytes that
+ * are not part of a well-formed sequence are left as they are, one at a time,
+ * exactly as `surrogateescape` treats them. The range is complete input: a
+ * sequence cut by `end` is ill-formed here.
+ */
+export function upcaseInPlaceUntilSpecial(buf: Uint8Array, start: number, end: number): number {
+  const table = caseTable ?? (caseTable = buildCaseTable());
+  let i = start;
+  while (i < end) {
+    const b0 = buf[i]!;
+    if (b0 < 0x80) {
+      if ((b0 - 0x61) >>> 0 < 26) buf[i] = b0 ^ 0x20;
+      i++;
+    } else if (b0 < 0xc2) {
+      i++; // continuation byte or overlong lead: ill-formed, unchanged
+    } else if (b0 < 0xe0) {
+      const b1 = i + 1 < end ? buf[i + 1]! : 0;
+      if ((b1 & 0xc0) !== 0x80) {
+        i++;
+        continue;
+      }
+      const u = table[((b0 & 0x1f) << 6) | (b1 & 0x3f)]!;
+      if (u < 0) return i;
+      buf[i] = 0xc0 | (u >> 6);
+      buf[i + 1] = 0x80 | (u & 0x3f);
+      i += 2;
+    } else if (b0 < 0xf0) {
+      const b1 = i + 1 < end ? buf[i + 1]! : 0;
+      const lo = b0 === 0xe0 ? 0xa0 : 0x80;
+      const hi = b0 === 0xed ? 0x9f : 0xbf;
+      if (b1 < lo || b1 > hi) {
+        i++;
+        continue;
+      }
+      const b2 = i + 2 < end ? buf[i + 2]! : 0;
+      if ((b2 & 0xc0) !== 0x80) {
+        i++;
+        continue;
+      }
+      const u = table[((b0 & 0x0f) << 12) | ((b1 & 0x3f) << 6) | (b2 & 0x3f)]!;
+      if (u < 0) return i;
+      buf[i] = 0xe0 | (u >> 12);
+      buf[i + 1] = 0x80 | ((u >> 6) & 0x3f);
+      buf[i + 2] = 0x80 | (u & 0x3f);
+      i += 3;
+    } else if (b0 < 0xf5) {
+      const b1 = i + 1 < end ? buf[i + 1]! : 0;
+      const lo = b0 === 0xf0 ? 0x90 : 0x80;
+      const hi = b0 === 0xf4 ? 0x8f : 0xbf;
+      if (b1 < lo || b1 > hi) {
+        i++;
+        continue;
+      }
+      const b2 = i + 2 < end ? buf[i + 2]! : 0;
+      const b3 = i + 3 < end ? buf[i + 3]! : 0;
+      if ((b2 & 0xc0) !== 0x80 || (b3 & 0xc0) !== 0x80) {
+        i++;
+        continue;
+      }
+      const cp = ((b0 & 0x07) << 18) | ((b1 & 0x3f) << 12) | ((b2 & 0x3f) << 6) | (b3 & 0x3f);
+      if (cp >= TABLE_SIZE) return i;
+      const u = table[cp]!;
+      if (u < 0) return i;
+      if (u !== cp) {
+        buf[i] = 0xf0 | (u >> 18);
+        buf[i + 1] = 0x80 | ((u >> 12) & 0x3f);
+        buf[i + 2] = 0x80 | ((u >> 6) & 0x3f);
+        buf[i + 3] = 0x80 | (u & 0x3f);
+      }
+      i += 4;
+    } else {
+      i++; // F5..FF never appear in UTF-8
+    }
+  }
+  return end;
+}
