@@ -189,6 +189,12 @@ export class UpcaseServer extends EventEmitter {
 
   private onConnection(socket: net.Socket): void {
     const { stats } = this;
+    if (this.trustedProxies !== null && socket.remoteAddress === undefined) {
+      // Reset before we got to it (as HAProxy's health checks do): nobody to refuse.
+      stats.proxyRejected.truncated++;
+      socket.destroy();
+      return;
+    }
     if (this.trustedProxies !== null && !this.trustedProxies.has(socket.remoteAddress)) {
       // PROXY protocol is on: only a trusted balancer may speak here, or anyone could claim any address.
       stats.proxyRejected.untrusted++;
@@ -252,6 +258,7 @@ export class UpcaseServer extends EventEmitter {
         logFields.remoteAddress = safeAddress(header.source.address);
         logFields.remotePort = header.source.port;
         logFields.proxyAddress = safeAddress(socket.remoteAddress);
+        logFields.proxyVersion = header.version;
       }
       serve();
       socket.resume(); // readProxyHeader leaves it paused with the bytes after the header unshifted

@@ -36,9 +36,10 @@ export interface Instance {
 }
 
 /** Starts `upcase serve --host 127.0.0.1 --port 0 ...args` and waits for its ready line. */
-export async function startInstance(args: string[]): Promise<Instance> {
+export async function startInstance(args: string[], env: Record<string, string> = {}): Promise<Instance> {
   const child = spawn(process.execPath, [BIN, 'serve', '--host', '127.0.0.1', '--port', '0', ...args], {
     stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, ...env },
   });
   let stdout = '';
   const stderr: Buffer[] = [];

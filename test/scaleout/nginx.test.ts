@@ -124,6 +124,9 @@ test('nginx balances TCP and UDP over 3 instances, passes client addresses by PR
     throw new Error(`${err.message}\nnginx said:\n${proxy!.output()}\n${readFileSync(join(dir, 'error.log'), 'utf8')}`);
   });
 
+  // Clients that half-close right after sending (like `nc -q1`) still get their reply (proxy_half_close).
+  for (let i = 0; i < 50; i++) assert.equal(await tcpRequest(listenPort, requestText(-i)), true, `half-closed request ${i}`);
+
   // A client that bypasses nginx is not a trusted proxy: refused, even though it is on loopback.
   assert.equal(await tcpRequest(ports[0]!, Buffer.from('direct')), false);
 
@@ -176,6 +179,7 @@ test('nginx balances TCP and UDP over 3 instances, passes client addresses by PR
       },
     }),
   ]);
+  t.diagnostic(`${TCP_REQUESTS} TCP requests on ${TCP_SESSIONS} connections, ${UDP_REQUESTS} UDP requests, ${CONCURRENCY} clients each`);
   t.diagnostic(summary('tcp', tcp));
   t.diagnostic(summary('udp', udp));
 
