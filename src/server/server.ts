@@ -232,7 +232,18 @@ export class UpcaseServer extends EventEmitter {
       this.logger.debug(logFields, 'connection closed');
       if (this.stateValue === 'draining' && this.connections.size === 0) this.emit('drained');
     });
-    const serve = (): void => {
+    // The client, for logs and for anything keyed per address: with PROXY protocol, the
+    // address from the header (any per-address TCP limit must use this, not the socket's).
+    const serve = (
+      client: { address: string | undefined; port: number | undefined },
+      proxy?: { address: string | undefined; version: 1 | 2 },
+    ): void => {
+      logFields.remoteAddress = safeAddress(client.address);
+      logFields.remotePort = client.port;
+      if (proxy !== undefined) {
+        logFields.proxyAddress = safeAddress(proxy.address);
+        logFields.proxyVersion = proxy.version;
+      }
       this.logger.debug(logFields, 'connection open');
       handleConnection(socket, {
         stats,
@@ -242,8 +253,9 @@ export class UpcaseServer extends EventEmitter {
         logFields,
       });
     };
+    const peer = { address: socket.remoteAddress, port: socket.remotePort };
     if (this.trustedProxies === null) {
-      serve();
+      serve(peer);
       return;
     }
     readProxyHeader(socket, this.options.proxyHeaderTimeout * 1000, (result) => {
@@ -254,13 +266,8 @@ export class UpcaseServer extends EventEmitter {
       stats.proxyAccepted++;
       const { header } = result;
       // LOCAL (health checks), v1 UNKNOWN and v2 UNSPEC/UNIX carry no client address: the peer stands.
-      if (header.source !== null) {
-        logFields.remoteAddress = safeAddress(header.source.address);
-        logFields.remotePort = header.source.port;
-        logFields.proxyAddress = safeAddress(socket.remoteAddress);
-        logFields.proxyVersion = header.version;
-      }
-      serve();
+      if (header.source === null) serve(peer);
+      else serve(header.source, { address: peer.address, version: header.version });
       socket.resume(); // readProxyHeader leaves it paused with the bytes after the header unshifted
     });
   }
