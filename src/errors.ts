@@ -12,7 +12,8 @@ export type UpcaseErrorCode =
   | 'UPCASE_ERR_TIMEOUT'
   | 'UPCASE_ERR_MESSAGE_TOO_LARGE'
   | 'UPCASE_ERR_CLOSED'
-  | 'UPCASE_ERR_SOCKET';
+  | 'UPCASE_ERR_SOCKET'
+  | 'UPCASE_ERR_PROXY_PROTOCOL';
 
 export class UpcaseError extends Error {
   readonly code: UpcaseErrorCode;
@@ -79,6 +80,20 @@ export class MessageTooLargeError extends UpcaseError {
     this.name = 'MessageTooLargeError';
     this.size = size;
     this.limit = limit;
+  }
+}
+
+/**
+ * Bytes that are not a valid PROXY protocol header (docs/protocol.md, PROXY protocol).
+ * `reason`: `missing` (no PROXY signature at all), `malformed`, or `too_large`.
+ */
+export class ProxyProtocolError extends UpcaseError {
+  readonly reason: 'missing' | 'malformed' | 'too_large';
+
+  constructor(reason: 'missing' | 'malformed' | 'too_large', message: string) {
+    super('UPCASE_ERR_PROXY_PROTOCOL', message);
+    this.name = 'ProxyProtocolError';
+    this.reason = reason;
   }
 }
 

@@ -4,6 +4,7 @@
  * - The codec: {@link upcase} (one-shot), {@link Upcaser} (streaming), {@link createUpcaseStream}.
  * - The server: {@link startServer} / {@link UpcaseServer}, TCP and UDP on one port.
  * - {@link handleConnection}: the TCP conversation over any Duplex.
+ * - {@link parseProxyHeader} / {@link ProxyHeaderReader}: the PROXY protocol v1/v2 header codec.
  */
 export { upcase, upcaseOwned, Upcaser, createUpcaseStream, type PushOptions } from './codec/upcase.js';
 export { sequenceLength, incompleteTailStart, INCOMPLETE } from './codec/utf8.js';
@@ -13,6 +14,7 @@ export {
   NetworkError,
   MessageTooLargeError,
   TimeoutError,
+  ProxyProtocolError,
   type UpcaseErrorCode,
   type Transport,
 } from './errors.js';
@@ -24,6 +26,25 @@ export {
   type ServerState,
   type CloseOptions,
 } from './server/server.js';
-export { type ServerStats, type UdpDropReason, UDP_DROP_REASONS } from './server/stats.js';
+export {
+  type ServerStats,
+  type UdpDropReason,
+  UDP_DROP_REASONS,
+  type ProxyRejectReason,
+  PROXY_REJECT_REASONS,
+} from './server/stats.js';
+export {
+  parseProxyHeader,
+  ProxyHeaderReader,
+  PROXY_V1_MAX_LENGTH,
+  PROXY_V2_MAX_LENGTH,
+  PROXY_V2_SIGNATURE,
+  type ProxyHeader,
+  type ProxyEndpoint,
+  type ProxyCommand,
+  type ProxyFamily,
+  type ProxyTransport,
+} from './proxy/header.js';
+export { readProxyHeader, type ProxyHeaderResult } from './proxy/accept.js';
 export { handleConnection, type ConnectionOptions } from './tcp/connection.js';
 export { MAX_UDP_PAYLOAD_IPV4, MAX_UDP_PAYLOAD_IPV6 } from './udp/handler.js';

@@ -1,5 +1,6 @@
 import { InvalidArgumentError } from './errors.js';
 import type { Logger } from 'pino';
+import { formatCidr, parseCidr } from './proxy/trust.js';
 
 /**
  * All server options, normalized in one place. Defaults and units are in
@@ -30,6 +31,22 @@ export interface ServerOptions {
   dropRate?: number;
   /** Seconds to let open TCP connections finish on `close({ drain: true })`. Default 10. */
   drainTimeout?: number;
+  /**
+   * Expect a PROXY protocol v1 or v2 header on every TCP connection (behind nginx
+   * `proxy_protocol on`, HAProxy `send-proxy(-v2)`); its client address is used in
+   * logs and per-address limits. Connections without a valid header are closed.
+   * Default false. UDP is not affected.
+   */
+  proxyProtocol?: boolean;
+  /**
+   * With `proxyProtocol`: peers allowed to connect, as CIDR blocks or addresses
+   * (an array, or one comma-separated string). Others are refused. Default
+   * `127.0.0.0/8` and `::1/128` (a balancer on the same host). Setting it without
+   * `proxyProtocol` is an error.
+   */
+  trustedProxies?: string | readonly string[];
+  /** With `proxyProtocol`: seconds to wait for the header before closing. Default 5. */
+  proxyHeaderTimeout?: number;
   /** A pino logger; default silent. */
   logger?: Logger;
 }
@@ -47,6 +64,10 @@ export interface NormalizedServerOptions {
   udpAllowLowPorts: boolean;
   dropRate: number;
   drainTimeout: number;
+  proxyProtocol: boolean;
+  /** Normalized CIDR blocks (`a.b.c.d/n`, `x::/n`); empty when `proxyProtocol` is off. */
+  trustedProxies: string[];
+  proxyHeaderTimeout: number;
   logger: Logger | undefined;
 }
 
@@ -58,7 +79,25 @@ export const SERVER_DEFAULTS = {
   udpRateLimit: 1000, // datagrams per second per source address
   dropRate: 0, // probability
   drainTimeout: 10, // seconds
+  trustedProxies: ['127.0.0.0/8', '::1/128'] as readonly string[], // CIDR blocks, when proxyProtocol is on
+  proxyHeaderTimeout: 5, // seconds; the spec asks for at least 3 to cover a TCP retransmit
 } as const;
+
+/**
+ * Checks a list of CIDR blocks (array, or comma-separated string) and returns
+ * it as `address/prefix` strings. Throws an InvalidArgumentError naming `name`.
+ */
+export function checkCidrList(name: string, value: unknown): string[] {
+  const items = typeof value === 'string' ? value.split(',').map((s) => s.trim()) : value;
+  if (!Array.isArray(items) || items.length === 0) {
+    throw new InvalidArgumentError(name, 'a non-empty list of CIDR blocks such as 10.0.0.0/8,fd00::/8', value);
+  }
+  return items.map((item: unknown) => {
+    const cidr = typeof item === 'string' ? parseCidr(item) : null;
+    if (cidr === null) throw new InvalidArgumentError(name, 'CIDR blocks such as 10.0.0.0/8 or fd00::/8 (or single addresses)', item);
+    return formatCidr(cidr);
+  });
+}
 
 export function checkPort(name: string, value: unknown): number {
   if (typeof value !== 'number' || !Number.isInteger(value) || value < 0 || value > 65535) {
@@ -129,8 +168,21 @@ export function normalizeServerOptions(options: ServerOptions = {}): NormalizedS
       o.drainTimeout === undefined
         ? SERVER_DEFAULTS.drainTimeout
         : checkNumber('drainTimeout', o.drainTimeout, 0, 2_147_483, 'a non-negative number of seconds'),
+    proxyProtocol: o.proxyProtocol === undefined ? false : checkBoolean('proxyProtocol', o.proxyProtocol),
+    trustedProxies: [],
+    proxyHeaderTimeout:
+      o.proxyHeaderTimeout === undefined
+        ? SERVER_DEFAULTS.proxyHeaderTimeout
+        : checkNumber('proxyHeaderTimeout', o.proxyHeaderTimeout, 0.001, 3600, 'a number of seconds from 0.001 to 3600'),
     logger: o.logger,
   };
+  if (o.trustedProxies !== undefined && !normalized.proxyProtocol) {
+    // Most likely the operator believes PROXY headers are being checked: say so rather than ignore it.
+    throw new InvalidArgumentError('trustedProxies', 'used together with `proxyProtocol: true`', o.trustedProxies);
+  }
+  if (normalized.proxyProtocol) {
+    normalized.trustedProxies = checkCidrList('trustedProxies', o.trustedProxies ?? SERVER_DEFAULTS.trustedProxies);
+  }
   if (!normalized.tcp && !normalized.udp) {
     throw new InvalidArgumentError('tcp/udp', 'at least one transport enabled', 'neither');
   }

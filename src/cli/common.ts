@@ -8,7 +8,7 @@ export const EXIT_FAILURE = 1;
 export const EXIT_USAGE = 2;
 
 /** Runs a library check and turns its error into commander's, so a bad flag is a usage error (exit 2). */
-function parsed<T>(check: () => T): T {
+export function parsed<T>(check: () => T): T {
   try {
     return check();
   } catch (err) {

@@ -1,8 +1,8 @@
 import { Command, Option } from 'commander';
 import pino, { type Logger } from 'pino';
-import { SERVER_DEFAULTS, type ServerOptions } from '../options.js';
+import { checkCidrList, SERVER_DEFAULTS, type ServerOptions } from '../options.js';
 import { UpcaseServer } from '../server/server.js';
-import { EXIT_FAILURE, EXIT_OK, envOption, errorMessage, parseHost, parseInteger, parseNumber, parsePort } from './common.js';
+import { EXIT_FAILURE, EXIT_OK, envOption, errorMessage, parseHost, parseInteger, parseNumber, parsePort, parsed } from './common.js';
 
 interface ServeFlags {
   host?: string;
@@ -16,6 +16,9 @@ interface ServeFlags {
   udpAllowLowPorts: boolean;
   dropRate: number;
   drainTimeout: number;
+  proxyProtocol: boolean;
+  trustedProxies?: string[];
+  proxyHeaderTimeout: number;
   logLevel: string;
 }
 
@@ -59,8 +62,26 @@ export function serveCommand(setExitCode: (code: number) => void): Command {
         .argParser(parseNumber('--drain-timeout', 0, 2_147_483, 'a non-negative number of seconds'))
         .default(SERVER_DEFAULTS.drainTimeout),
     )
+    .addOption(
+      envOption('--proxy-protocol', 'expect a PROXY protocol v1/v2 header on every TCP connection (behind nginx or HAProxy)', 'UPCASE_PROXY_PROTOCOL').default(false),
+    )
+    .addOption(
+      envOption(
+        '--trusted-proxies <cidrs>',
+        `with --proxy-protocol: comma-separated CIDR blocks allowed to connect (default: ${SERVER_DEFAULTS.trustedProxies.join(',')})`,
+        'UPCASE_TRUSTED_PROXIES',
+      ).argParser((value: string) => parsed(() => checkCidrList('--trusted-proxies', value))),
+    )
+    .addOption(
+      envOption('--proxy-header-timeout <sec>', 'with --proxy-protocol: close a connection without a complete header after this long', 'UPCASE_PROXY_HEADER_TIMEOUT')
+        .argParser(parseNumber('--proxy-header-timeout', 0.001, 3600, 'a number of seconds from 0.001 to 3600'))
+        .default(SERVER_DEFAULTS.proxyHeaderTimeout),
+    )
     .addOption(envOption('--log-level <level>', 'log level', 'UPCASE_LOG_LEVEL').choices(LOG_LEVELS).default('info'))
-    .action(async (flags: ServeFlags) => {
+    .action(async (flags: ServeFlags, command: Command) => {
+      if (flags.trustedProxies !== undefined && !flags.proxyProtocol) {
+        command.error('error: --trusted-proxies (or UPCASE_TRUSTED_PROXIES) needs --proxy-protocol', { exitCode: 2 });
+      }
       setExitCode(await serve(flags));
     });
 }
@@ -87,6 +108,9 @@ async function serve(flags: ServeFlags): Promise<number> {
     udpAllowLowPorts: flags.udpAllowLowPorts,
     dropRate: flags.dropRate,
     drainTimeout: flags.drainTimeout,
+    proxyProtocol: flags.proxyProtocol,
+    trustedProxies: flags.trustedProxies,
+    proxyHeaderTimeout: flags.proxyHeaderTimeout,
     logger,
   };
   let server: UpcaseServer;

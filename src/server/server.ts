@@ -5,6 +5,8 @@ import net from 'node:net';
 import type { Logger } from 'pino';
 import { listenError, type NetworkError, UpcaseError } from '../errors.js';
 import { normalizeServerOptions, type NormalizedServerOptions, type ServerOptions } from '../options.js';
+import { readProxyHeader, type ProxyHeaderResult } from '../proxy/accept.js';
+import { parseCidr, TrustList } from '../proxy/trust.js';
 import { handleConnection } from '../tcp/connection.js';
 import { createDatagramHandler } from '../udp/handler.js';
 import { RateLimitedLog, safeAddress, silentLogger } from './log.js';
@@ -44,6 +46,8 @@ export class UpcaseServer extends EventEmitter {
   readonly stats: ServerStats = createStats();
   readonly logger: Logger;
   private readonly warnings: RateLimitedLog;
+  /** Peers allowed to send PROXY headers; null when `proxyProtocol` is off. */
+  private readonly trustedProxies: TrustList | null;
   private tcpServer: net.Server | null = null;
   private udpSocket: dgram.Socket | null = null;
   private readonly connections = new Set<net.Socket>();
@@ -56,6 +60,9 @@ export class UpcaseServer extends EventEmitter {
     this.options = normalizeServerOptions(options);
     this.logger = this.options.logger ?? silentLogger();
     this.warnings = new RateLimitedLog(this.logger);
+    this.trustedProxies = this.options.proxyProtocol
+      ? new TrustList(this.options.trustedProxies.map((c) => parseCidr(c)!))
+      : null;
   }
 
   /** `new` → `listening` → (`draining` →) `closed`. */
@@ -182,11 +189,33 @@ export class UpcaseServer extends EventEmitter {
 
   private onConnection(socket: net.Socket): void {
     const { stats } = this;
+    if (this.trustedProxies !== null && socket.remoteAddress === undefined) {
+      // Reset before we got to it (as HAProxy's health checks do): nobody to refuse.
+      stats.proxyRejected.truncated++;
+      socket.destroy();
+      return;
+    }
+    if (this.trustedProxies !== null && !this.trustedProxies.has(socket.remoteAddress)) {
+      // PROXY protocol is on: only a trusted balancer may speak here, or anyone could claim any address.
+      stats.proxyRejected.untrusted++;
+      this.warnings.warn(
+        'tcp:proxy_untrusted',
+        { transport: 'tcp', remoteAddress: safeAddress(socket.remoteAddress), remotePort: socket.remotePort, reason: 'untrusted' },
+        'connection refused: peer is not a trusted proxy',
+      );
+      socket.resetAndDestroy();
+      return;
+    }
     stats.connectionsOpen++;
     stats.connectionsTotal++;
     this.connections.add(socket);
-    const logFields = { transport: 'tcp', remoteAddress: safeAddress(socket.remoteAddress), remotePort: socket.remotePort };
-    this.logger.debug(logFields, 'connection open');
+    // Log lines name the client: the real peer, or with PROXY protocol the address from the
+    // header (filled in below, once it has arrived), with the balancer as proxyAddress.
+    const logFields: Record<string, unknown> = {
+      transport: 'tcp',
+      remoteAddress: safeAddress(socket.remoteAddress),
+      remotePort: socket.remotePort,
+    };
     const { idleTimeout, writeTimeout } = this.options;
     if (idleTimeout > 0) {
       // net.Socket's timer is refreshed by reads and by write progress, so it measures
@@ -203,13 +232,61 @@ export class UpcaseServer extends EventEmitter {
       this.logger.debug(logFields, 'connection closed');
       if (this.stateValue === 'draining' && this.connections.size === 0) this.emit('drained');
     });
-    handleConnection(socket, {
-      stats,
-      logger: this.logger,
-      ownsChunks: true,
-      writeTimeoutMs: writeTimeout * 1000,
-      logFields,
+    // The client, for logs and for anything keyed per address: with PROXY protocol, the
+    // address from the header (any per-address TCP limit must use this, not the socket's).
+    const serve = (
+      client: { address: string | undefined; port: number | undefined },
+      proxy?: { address: string | undefined; version: 1 | 2 },
+    ): void => {
+      logFields.remoteAddress = safeAddress(client.address);
+      logFields.remotePort = client.port;
+      if (proxy !== undefined) {
+        logFields.proxyAddress = safeAddress(proxy.address);
+        logFields.proxyVersion = proxy.version;
+      }
+      this.logger.debug(logFields, 'connection open');
+      handleConnection(socket, {
+        stats,
+        logger: this.logger,
+        ownsChunks: true,
+        writeTimeoutMs: writeTimeout * 1000,
+        logFields,
+      });
+    };
+    const peer = { address: socket.remoteAddress, port: socket.remotePort };
+    if (this.trustedProxies === null) {
+      serve(peer);
+      return;
+    }
+    readProxyHeader(socket, this.options.proxyHeaderTimeout * 1000, (result) => {
+      if (!result.ok) {
+        this.rejectProxyHeader(socket, result, logFields);
+        return;
+      }
+      stats.proxyAccepted++;
+      const { header } = result;
+      // LOCAL (health checks), v1 UNKNOWN and v2 UNSPEC/UNIX carry no client address: the peer stands.
+      if (header.source === null) serve(peer);
+      else serve(header.source, { address: peer.address, version: header.version });
+      socket.resume(); // readProxyHeader leaves it paused with the bytes after the header unshifted
     });
+  }
+
+  private rejectProxyHeader(
+    socket: net.Socket,
+    result: Extract<ProxyHeaderResult, { ok: false }>,
+    logFields: Record<string, unknown>,
+  ): void {
+    this.stats.proxyRejected[result.reason]++;
+    if (result.error !== undefined) countError(this.stats, result.error.code);
+    const fields = { ...logFields, reason: result.reason, code: 'UPCASE_ERR_PROXY_PROTOCOL', err: result.message };
+    if (result.reason === 'truncated' && result.bytes === 0) {
+      // Connect-then-close is what plain TCP health checks do: not worth a warning.
+      this.logger.debug(fields, 'connection closed before a PROXY header');
+    } else {
+      this.warnings.warn(`tcp:proxy_${result.reason}`, fields, 'PROXY header rejected; closing');
+    }
+    socket.destroy();
   }
 
   /** Open TCP connections now. */

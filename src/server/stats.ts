@@ -21,6 +21,24 @@ export const UDP_DROP_REASONS: readonly UdpDropReason[] = [
   'send_error',
 ];
 
+/** Why a TCP connection was closed under `proxyProtocol` before it was served. */
+export type ProxyRejectReason =
+  | 'untrusted' // the peer is not in trustedProxies (refused at once)
+  | 'missing' // the first bytes are not a PROXY header
+  | 'malformed' // a PROXY header with invalid fields
+  | 'too_large' // v1 line without CRLF in 107 bytes, or v2 header over the limit
+  | 'truncated' // the peer ended or reset the connection mid-header
+  | 'timeout'; // no complete header within proxyHeaderTimeout
+
+export const PROXY_REJECT_REASONS: readonly ProxyRejectReason[] = [
+  'untrusted',
+  'missing',
+  'malformed',
+  'too_large',
+  'truncated',
+  'timeout',
+];
+
 export interface ServerStats {
   /** TCP connections open now. */
   connectionsOpen: number;
@@ -39,6 +57,10 @@ export interface ServerStats {
   udpBytesIn: number;
   udpBytesOut: number;
   udpDrops: Record<UdpDropReason, number>;
+  /** TCP connections whose PROXY header was accepted (`proxyProtocol` on). */
+  proxyAccepted: number;
+  /** TCP connections closed for their PROXY header or peer, by reason. */
+  proxyRejected: Record<ProxyRejectReason, number>;
   /** Errors by code (OS code such as ECONNRESET, or an UPCASE_ERR_* code). */
   errors: Record<string, number>;
 }
@@ -57,6 +79,8 @@ export function createStats(): ServerStats {
     udpBytesIn: 0,
     udpBytesOut: 0,
     udpDrops: { port_zero: 0, low_port: 0, rate_limited: 0, simulated: 0, too_large: 0, send_error: 0 },
+    proxyAccepted: 0,
+    proxyRejected: { untrusted: 0, missing: 0, malformed: 0, too_large: 0, truncated: 0, timeout: 0 },
     errors: {},
   };
 }
