@@ -30,6 +30,11 @@ export interface ServerOptions {
   dropRate?: number;
   /** Seconds to let open TCP connections finish on `close({ drain: true })`. Default 10. */
   drainTimeout?: number;
+  /**
+   * UDP transport: `native` (batched recvmmsg/sendmmsg addon), `dgram` (node:dgram),
+   * or `auto` (native when it was built). Both behave identically. Default `auto`.
+   */
+  udpTransport?: UdpTransportChoice;
   /** A pino logger; default silent. */
   logger?: Logger;
 }
@@ -47,8 +52,12 @@ export interface NormalizedServerOptions {
   udpAllowLowPorts: boolean;
   dropRate: number;
   drainTimeout: number;
+  udpTransport: UdpTransportChoice;
   logger: Logger | undefined;
 }
+
+export type UdpTransportChoice = 'auto' | 'native' | 'dgram';
+export const UDP_TRANSPORTS: readonly UdpTransportChoice[] = ['auto', 'native', 'dgram'];
 
 export const SERVER_DEFAULTS = {
   port: 12000,
@@ -85,6 +94,13 @@ export function checkNumber(name: string, value: unknown, min: number, max: numb
 function checkBoolean(name: string, value: unknown): boolean {
   if (typeof value !== 'boolean') throw new InvalidArgumentError(name, 'a boolean', value);
   return value;
+}
+
+export function checkChoice<T extends string>(name: string, value: unknown, choices: readonly T[]): T {
+  if (typeof value !== 'string' || !choices.includes(value as T)) {
+    throw new InvalidArgumentError(name, `one of ${choices.map((c) => `\`${c}\``).join(', ')}`, value);
+  }
+  return value as T;
 }
 
 export function checkHost(name: string, value: unknown): string {
@@ -129,6 +145,7 @@ export function normalizeServerOptions(options: ServerOptions = {}): NormalizedS
       o.drainTimeout === undefined
         ? SERVER_DEFAULTS.drainTimeout
         : checkNumber('drainTimeout', o.drainTimeout, 0, 2_147_483, 'a non-negative number of seconds'),
+    udpTransport: o.udpTransport === undefined ? 'auto' : checkChoice('udpTransport', o.udpTransport, UDP_TRANSPORTS),
     logger: o.logger,
   };
   if (!normalized.tcp && !normalized.udp) {

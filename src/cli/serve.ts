@@ -1,6 +1,6 @@
 import { Command, Option } from 'commander';
 import pino, { type Logger } from 'pino';
-import { SERVER_DEFAULTS, type ServerOptions } from '../options.js';
+import { SERVER_DEFAULTS, UDP_TRANSPORTS, type ServerOptions, type UdpTransportChoice } from '../options.js';
 import { UpcaseServer } from '../server/server.js';
 import { EXIT_FAILURE, EXIT_OK, envOption, errorMessage, parseHost, parseInteger, parseNumber, parsePort } from './common.js';
 
@@ -16,6 +16,7 @@ interface ServeFlags {
   udpAllowLowPorts: boolean;
   dropRate: number;
   drainTimeout: number;
+  udpTransport: UdpTransportChoice;
   logLevel: string;
 }
 
@@ -59,6 +60,11 @@ export function serveCommand(setExitCode: (code: number) => void): Command {
         .argParser(parseNumber('--drain-timeout', 0, 2_147_483, 'a non-negative number of seconds'))
         .default(SERVER_DEFAULTS.drainTimeout),
     )
+    .addOption(
+      envOption('--udp-transport <kind>', 'UDP transport: native (batched addon), dgram (node:dgram) or auto', 'UPCASE_UDP_TRANSPORT')
+        .choices(UDP_TRANSPORTS)
+        .default('auto'),
+    )
     .addOption(envOption('--log-level <level>', 'log level', 'UPCASE_LOG_LEVEL').choices(LOG_LEVELS).default('info'))
     .action(async (flags: ServeFlags) => {
       setExitCode(await serve(flags));
@@ -87,6 +93,7 @@ async function serve(flags: ServeFlags): Promise<number> {
     udpAllowLowPorts: flags.udpAllowLowPorts,
     dropRate: flags.dropRate,
     drainTimeout: flags.drainTimeout,
+    udpTransport: flags.udpTransport,
     logger,
   };
   let server: UpcaseServer;
