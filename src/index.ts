@@ -18,7 +18,13 @@ export {
   type UpcaseErrorCode,
   type Transport,
 } from './errors.js';
-export { SERVER_DEFAULTS, normalizeServerOptions, type ServerOptions, type NormalizedServerOptions } from './options.js';
+export {
+  SERVER_DEFAULTS,
+  normalizeServerOptions,
+  type ServerOptions,
+  type NormalizedServerOptions,
+  type UdpTransportChoice,
+} from './options.js';
 export {
   UpcaseServer,
   startServer,
@@ -47,4 +53,5 @@ export {
 } from './proxy/header.js';
 export { readProxyHeader, type ProxyHeaderResult } from './proxy/accept.js';
 export { handleConnection, type ConnectionOptions } from './tcp/connection.js';
-export { MAX_UDP_PAYLOAD_IPV4, MAX_UDP_PAYLOAD_IPV6 } from './udp/handler.js';
+export { MAX_UDP_PAYLOAD_IPV4, MAX_UDP_PAYLOAD_IPV6, DatagramPolicy, createDatagramHandler, type DatagramOptions } from './udp/handler.js';
+export { udpTransportName } from './udp/native.js';

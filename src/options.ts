@@ -47,6 +47,11 @@ export interface ServerOptions {
   trustedProxies?: string | readonly string[];
   /** With `proxyProtocol`: seconds to wait for the header before closing. Default 5. */
   proxyHeaderTimeout?: number;
+  /**
+   * UDP transport: `native` (batched recvmmsg/sendmmsg addon), `dgram` (node:dgram),
+   * or `auto` (native when it was built). Both behave identically. Default `auto`.
+   */
+  udpTransport?: UdpTransportChoice;
   /** A pino logger; default silent. */
   logger?: Logger;
 }
@@ -68,8 +73,12 @@ export interface NormalizedServerOptions {
   /** Normalized CIDR blocks (`a.b.c.d/n`, `x::/n`); empty when `proxyProtocol` is off. */
   trustedProxies: string[];
   proxyHeaderTimeout: number;
+  udpTransport: UdpTransportChoice;
   logger: Logger | undefined;
 }
+
+export type UdpTransportChoice = 'auto' | 'native' | 'dgram';
+export const UDP_TRANSPORTS: readonly UdpTransportChoice[] = ['auto', 'native', 'dgram'];
 
 export const SERVER_DEFAULTS = {
   port: 12000,
@@ -126,6 +135,13 @@ function checkBoolean(name: string, value: unknown): boolean {
   return value;
 }
 
+export function checkChoice<T extends string>(name: string, value: unknown, choices: readonly T[]): T {
+  if (typeof value !== 'string' || !choices.includes(value as T)) {
+    throw new InvalidArgumentError(name, `one of ${choices.map((c) => `\`${c}\``).join(', ')}`, value);
+  }
+  return value as T;
+}
+
 export function checkHost(name: string, value: unknown): string {
   if (typeof value !== 'string' || value.length === 0 || /\s/.test(value)) {
     throw new InvalidArgumentError(name, 'a host name or IP address', value);
@@ -174,6 +190,7 @@ export function normalizeServerOptions(options: ServerOptions = {}): NormalizedS
       o.proxyHeaderTimeout === undefined
         ? SERVER_DEFAULTS.proxyHeaderTimeout
         : checkNumber('proxyHeaderTimeout', o.proxyHeaderTimeout, 0.001, 3600, 'a number of seconds from 0.001 to 3600'),
+    udpTransport: o.udpTransport === undefined ? 'auto' : checkChoice('udpTransport', o.udpTransport, UDP_TRANSPORTS),
     logger: o.logger,
   };
   if (o.trustedProxies !== undefined && !normalized.proxyProtocol) {

@@ -1,6 +1,6 @@
 import { Command, Option } from 'commander';
 import pino, { type Logger } from 'pino';
-import { checkCidrList, SERVER_DEFAULTS, type ServerOptions } from '../options.js';
+import { checkCidrList, SERVER_DEFAULTS, UDP_TRANSPORTS, type ServerOptions, type UdpTransportChoice } from '../options.js';
 import { UpcaseServer } from '../server/server.js';
 import { EXIT_FAILURE, EXIT_OK, envOption, errorMessage, parseHost, parseInteger, parseNumber, parsePort, parsed } from './common.js';
 
@@ -19,6 +19,7 @@ interface ServeFlags {
   proxyProtocol: boolean;
   trustedProxies?: string[];
   proxyHeaderTimeout: number;
+  udpTransport: UdpTransportChoice;
   logLevel: string;
 }
 
@@ -77,6 +78,11 @@ export function serveCommand(setExitCode: (code: number) => void): Command {
         .argParser(parseNumber('--proxy-header-timeout', 0.001, 3600, 'a number of seconds from 0.001 to 3600'))
         .default(SERVER_DEFAULTS.proxyHeaderTimeout),
     )
+    .addOption(
+      envOption('--udp-transport <kind>', 'UDP transport: native (batched addon), dgram (node:dgram) or auto', 'UPCASE_UDP_TRANSPORT')
+        .choices(UDP_TRANSPORTS)
+        .default('auto'),
+    )
     .addOption(envOption('--log-level <level>', 'log level', 'UPCASE_LOG_LEVEL').choices(LOG_LEVELS).default('info'))
     .action(async (flags: ServeFlags, command: Command) => {
       if (flags.trustedProxies !== undefined && !flags.proxyProtocol) {
@@ -111,6 +117,7 @@ async function serve(flags: ServeFlags): Promise<number> {
     proxyProtocol: flags.proxyProtocol,
     trustedProxies: flags.trustedProxies,
     proxyHeaderTimeout: flags.proxyHeaderTimeout,
+    udpTransport: flags.udpTransport,
     logger,
   };
   let server: UpcaseServer;

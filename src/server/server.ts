@@ -8,7 +8,8 @@ import { normalizeServerOptions, type NormalizedServerOptions, type ServerOption
 import { readProxyHeader, type ProxyHeaderResult } from '../proxy/accept.js';
 import { parseCidr, TrustList } from '../proxy/trust.js';
 import { handleConnection } from '../tcp/connection.js';
-import { createDatagramHandler } from '../udp/handler.js';
+import { createDatagramHandler, DatagramPolicy, type DatagramOptions } from '../udp/handler.js';
+import { loadNativeUdp, NativeUdpListener } from '../udp/native.js';
 import { RateLimitedLog, safeAddress, silentLogger } from './log.js';
 import { countError, createStats, type ServerStats } from './stats.js';
 
@@ -32,6 +33,13 @@ export interface CloseOptions {
 }
 
 const DEFAULT_HOSTS = ['::', '0.0.0.0'];
+
+/** A bound UDP listener, whichever transport serves it. */
+interface UdpListener {
+  readonly transport: 'native' | 'dgram';
+  readonly port: number;
+  close(): Promise<void>;
+}
 // With port 0 the OS picks a TCP port; if that number is taken for UDP, try another.
 const EPHEMERAL_ATTEMPTS = 20;
 
@@ -49,7 +57,7 @@ export class UpcaseServer extends EventEmitter {
   /** Peers allowed to send PROXY headers; null when `proxyProtocol` is off. */
   private readonly trustedProxies: TrustList | null;
   private tcpServer: net.Server | null = null;
-  private udpSocket: dgram.Socket | null = null;
+  private udpSocket: UdpListener | null = null;
   private readonly connections = new Set<net.Socket>();
   private bound: ServerAddress | null = null;
   private stateValue: ServerState = 'new';
@@ -95,7 +103,7 @@ export class UpcaseServer extends EventEmitter {
     }
     if (this.bound === null) throw lastError;
     this.stateValue = 'listening';
-    this.logger.info({ ...this.bound, transports: this.bound.transports.join('+') }, 'listening');
+    this.logger.info({ ...this.bound, transports: this.bound.transports.join('+'), udpTransport: this.udpTransport ?? undefined }, 'listening');
     this.emit('listening', this.bound);
     return this.bound;
   }
@@ -112,7 +120,7 @@ export class UpcaseServer extends EventEmitter {
       if (udp) {
         try {
           this.udpSocket = await this.bindUdp(address, actualPort);
-          if (!tcp) actualPort = this.udpSocket.address().port;
+          if (!tcp) actualPort = this.udpSocket.port;
         } catch (err) {
           if (tcpServer !== null) await closeServer(tcpServer);
           const retry = port === 0 && tcp && (err as NetworkError).syscallCode === 'EADDRINUSE' && attempt < EPHEMERAL_ATTEMPTS;
@@ -155,7 +163,53 @@ export class UpcaseServer extends EventEmitter {
     });
   }
 
-  private bindUdp(address: string, port: number): Promise<dgram.Socket> {
+  private datagramOptions(): DatagramOptions {
+    return {
+      stats: this.stats,
+      logger: this.logger,
+      warnings: this.warnings,
+      udpRateLimit: this.options.udpRateLimit,
+      udpRateBurst: this.options.udpRateBurst,
+      udpAllowLowPorts: this.options.udpAllowLowPorts,
+      dropRate: this.options.dropRate,
+    };
+  }
+
+  /** Which transport serves UDP: `native` or `dgram`, or null before listening (or without UDP). */
+  get udpTransport(): 'native' | 'dgram' | null {
+    return this.udpSocket?.transport ?? null;
+  }
+
+  private async bindUdp(address: string, port: number): Promise<UdpListener> {
+    const choice = this.options.udpTransport;
+    const native = choice === 'dgram' ? null : loadNativeUdp();
+    if (choice === 'native' && native === null) {
+      throw new UpcaseError('UPCASE_ERR_INVALID_ARG', 'the native UDP transport is not built here (run `npm run build:native`); use udpTransport `auto` or `dgram`');
+    }
+    if (native !== null) {
+      try {
+        const listener = new NativeUdpListener(
+          native,
+          address,
+          port,
+          net.isIPv6(address) ? 6 : 4,
+          new DatagramPolicy(this.datagramOptions()),
+          this.logger,
+        );
+        return { transport: 'native', port: listener.port, close: async () => listener.close() };
+      } catch (err) {
+        throw listenError(err, 'udp', address, port);
+      }
+    }
+    const socket = await this.bindDgram(address, port);
+    return {
+      transport: 'dgram',
+      port: socket.address().port,
+      close: () => new Promise<void>((resolve) => socket.close(() => resolve())),
+    };
+  }
+
+  private bindDgram(address: string, port: number): Promise<dgram.Socket> {
     const type = net.isIPv6(address) ? 'udp6' : 'udp4';
     const socket = dgram.createSocket({ type, ipv6Only: false });
     return new Promise((resolve, reject) => {
@@ -170,18 +224,7 @@ export class UpcaseServer extends EventEmitter {
           countError(this.stats, err.code);
           this.warnings.warn(`udp:${err.code}`, { transport: 'udp', code: err.code }, 'udp socket error');
         });
-        socket.on(
-          'message',
-          createDatagramHandler(socket, {
-            stats: this.stats,
-            logger: this.logger,
-            warnings: this.warnings,
-            udpRateLimit: this.options.udpRateLimit,
-            udpRateBurst: this.options.udpRateBurst,
-            udpAllowLowPorts: this.options.udpAllowLowPorts,
-            dropRate: this.options.dropRate,
-          }),
-        );
+        socket.on('message', createDatagramHandler(socket, this.datagramOptions()));
         resolve(socket);
       });
     });
@@ -310,10 +353,7 @@ export class UpcaseServer extends EventEmitter {
     this.stateValue = 'draining';
     this.emit('draining');
     const tcpClosed = this.tcpServer === null ? Promise.resolve() : closeServer(this.tcpServer);
-    if (this.udpSocket !== null) {
-      const udp = this.udpSocket;
-      await new Promise<void>((resolve) => udp.close(() => resolve()));
-    }
+    if (this.udpSocket !== null) await this.udpSocket.close();
     if (drain && this.connections.size > 0) {
       this.logger.info({ connections: this.connections.size, drainTimeout: this.options.drainTimeout }, 'draining');
       const timer = setTimeout(() => this.emit('drained'), this.options.drainTimeout * 1000);

@@ -9,11 +9,6 @@ import { RateLimiter } from './rate-limit.js';
 export const MAX_UDP_PAYLOAD_IPV4 = 65_507;
 export const MAX_UDP_PAYLOAD_IPV6 = 65_527;
 
-export function maxPayloadFor(address: string, family: string): number {
-  // An IPv4 peer of a dual-stack socket shows up as ::ffff:a.b.c.d.
-  return family === 'IPv4' || address.startsWith('::ffff:') ? MAX_UDP_PAYLOAD_IPV4 : MAX_UDP_PAYLOAD_IPV6;
-}
-
 export interface DatagramOptions {
   stats: ServerStats;
   logger: Logger;
@@ -25,43 +20,67 @@ export interface DatagramOptions {
 }
 
 /**
- * Answers each request datagram with one reply datagram to its sender, after
- * the abuse guards (docs/security.md): no reply to port 0, none to ports below
- * 1024 unless allowed, a per-source rate limit, and no reply over the maximum
- * UDP payload. Returns the `message` listener for a dgram socket.
+ * What to answer to one request datagram: the abuse guards (docs/security.md),
+ * then the uppercase reply. Shared by both UDP transports (node:dgram and the
+ * optional native batch transport) so that they behave identically.
  */
-export function createDatagramHandler(socket: DgramSocket, options: DatagramOptions): (msg: Buffer, rinfo: RemoteInfo) => void {
-  const { stats, logger, warnings, dropRate } = options;
-  const limiter = options.udpRateLimit > 0 ? new RateLimiter(options.udpRateLimit, options.udpRateBurst) : null;
+export class DatagramPolicy {
+  private readonly limiter: RateLimiter | null;
 
-  const drop = (reason: UdpDropReason, rinfo: RemoteInfo, level: 'debug' | 'warn'): void => {
-    stats.udpDrops[reason]++;
-    const fields = { transport: 'udp', remoteAddress: safeAddress(rinfo.address), remotePort: rinfo.port, reason };
-    if (level === 'warn') warnings.warn(`udp:${reason}`, fields, 'udp request dropped');
-    else logger.debug(fields, 'udp request dropped');
-  };
+  constructor(private readonly options: DatagramOptions) {
+    this.limiter = options.udpRateLimit > 0 ? new RateLimiter(options.udpRateLimit, options.udpRateBurst) : null;
+  }
 
-  const onSendError = (err: NodeJS.ErrnoException | null): void => {
-    if (err === null) return;
-    stats.udpDrops.send_error++;
-    countError(stats, err.code);
-    warnings.warn('udp:send_error', { transport: 'udp', code: err.code }, 'udp send failed');
-  };
-
-  return (msg, rinfo) => {
+  /**
+   * The reply to send to `address`:`port`, or null when the request is dropped
+   * (counted by reason). `msg` is owned by the caller and may be uppercased in
+   * place. `ipv4` is true for IPv4 peers, including IPv4-mapped ones.
+   */
+  reply(msg: Buffer, port: number, address: string, ipv4: boolean): Buffer | null {
+    const { stats } = this.options;
     stats.udpDatagramsIn++;
     stats.udpBytesIn += msg.length;
-    if (rinfo.port === 0) return drop('port_zero', rinfo, 'warn');
-    if (rinfo.port < 1024 && !options.udpAllowLowPorts) return drop('low_port', rinfo, 'warn');
-    if (limiter !== null && !limiter.take(rinfo.address, Date.now())) return drop('rate_limited', rinfo, 'warn');
-    if (dropRate > 0 && Math.random() < dropRate) return drop('simulated', rinfo, 'debug');
+    if (port === 0) return this.drop('port_zero', address, port, 'warn');
+    if (port < 1024 && !this.options.udpAllowLowPorts) return this.drop('low_port', address, port, 'warn');
+    if (this.limiter !== null && !this.limiter.take(address, Date.now())) return this.drop('rate_limited', address, port, 'warn');
+    if (this.options.dropRate > 0 && Math.random() < this.options.dropRate) return this.drop('simulated', address, port, 'debug');
     const reply = upcaseOwned(msg);
-    if (reply.length > maxPayloadFor(rinfo.address, rinfo.family)) {
+    if (reply.length > (ipv4 ? MAX_UDP_PAYLOAD_IPV4 : MAX_UDP_PAYLOAD_IPV6)) {
       countError(stats, 'UPCASE_ERR_MESSAGE_TOO_LARGE');
-      return drop('too_large', rinfo, 'warn');
+      return this.drop('too_large', address, port, 'warn');
     }
     stats.udpDatagramsOut++;
     stats.udpBytesOut += reply.length;
-    socket.send(reply, rinfo.port, rinfo.address, onSendError);
+    return reply;
+  }
+
+  /** Counts a reply the OS refused to send. */
+  sendFailed(code: string | undefined): void {
+    const { stats } = this.options;
+    stats.udpDatagramsOut--;
+    stats.udpDrops.send_error++;
+    countError(stats, code);
+    this.options.warnings.warn('udp:send_error', { transport: 'udp', code }, 'udp send failed');
+  }
+
+  private drop(reason: UdpDropReason, address: string, port: number, level: 'debug' | 'warn'): null {
+    this.options.stats.udpDrops[reason]++;
+    const fields = { transport: 'udp', remoteAddress: safeAddress(address), remotePort: port, reason };
+    if (level === 'warn') this.options.warnings.warn(`udp:${reason}`, fields, 'udp request dropped');
+    else this.options.logger.debug(fields, 'udp request dropped');
+    return null;
+  }
+}
+
+/** The `message` listener for a node:dgram socket: one reply datagram per request datagram. */
+export function createDatagramHandler(socket: DgramSocket, options: DatagramOptions): (msg: Buffer, rinfo: RemoteInfo) => void {
+  const policy = new DatagramPolicy(options);
+  const onSendError = (err: NodeJS.ErrnoException | null): void => {
+    if (err !== null) policy.sendFailed(err.code);
+  };
+  return (msg, rinfo) => {
+    const ipv4 = rinfo.family === 'IPv4' || rinfo.address.startsWith('::ffff:');
+    const reply = policy.reply(msg, rinfo.port, rinfo.address, ipv4);
+    if (reply !== null) socket.send(reply, rinfo.port, rinfo.address, onSendError);
   };
 }
