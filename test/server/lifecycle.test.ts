@@ -175,6 +175,36 @@ describe('library API: listen errors', () => {
     await assert.rejects(startServer({ host: 'no-such-host.invalid', port: 0 }), { code: 'UPCASE_ERR_LISTEN' });
   });
 
+  test('close() while listen() is in progress: listen rejects, close resolves, nothing stays bound', async () => {
+    const server = new UpcaseServer({ host: '127.0.0.1', port: 0 });
+    const listening = server.listen();
+    const closing = server.close();
+    await assert.rejects(listening, { code: 'UPCASE_ERR_CLOSED' });
+    await within(5_000, 'close', closing);
+    assert.equal(server.state, 'closed');
+    assert.equal(server.connectionCount, 0);
+  });
+
+  test('a second listen() while the first is in progress rejects', async (t) => {
+    const server = new UpcaseServer({ host: '127.0.0.1', port: 0 });
+    t.after(() => server.close());
+    const first = server.listen();
+    await assert.rejects(server.listen(), { code: 'UPCASE_ERR_CLOSED' });
+    assert.ok((await first).port > 0);
+  });
+
+  test('after a failed listen() the server can listen again', async (t) => {
+    const blocker = net.createServer();
+    await new Promise<void>((resolve) => blocker.listen(0, '127.0.0.1', resolve));
+    const port = (blocker.address() as net.AddressInfo).port;
+    const server = new UpcaseServer({ host: '127.0.0.1', port, udp: false });
+    t.after(() => server.close());
+    await assert.rejects(server.listen(), { code: 'UPCASE_ERR_LISTEN' });
+    await new Promise<void>((resolve) => blocker.close(() => resolve()));
+    assert.equal((await server.listen()).port, port);
+    assert.equal((await tcpRoundTrip(port, 'retry')).toString(), 'RETRY');
+  });
+
   test('a failed server can be closed', async (t) => {
     const port = await occupyTcp(t);
     const server = new UpcaseServer({ host: '127.0.0.1', port });
