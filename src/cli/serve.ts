@@ -3,7 +3,7 @@ import pino, { type Logger } from 'pino';
 import { formatHostPort, InvalidArgumentError } from '../errors.js';
 import { SERVER_DEFAULTS, type ServerOptions } from '../options.js';
 import { UpcaseServer } from '../server/server.js';
-import { EXIT_FAILURE, EXIT_OK, envOption, errorMessage, parseHost, parseInteger, parseNumber, parsePort } from './common.js';
+import { EXIT_FAILURE, EXIT_OK, envOption, errorMessage, parseBoolean, parseHost, parseInteger, parseNumber, parsePort } from './common.js';
 
 interface ServeFlags {
   host?: string;
@@ -49,7 +49,12 @@ export function serveCommand(setExitCode: (code: number) => void): Command {
         .argParser(parseNumber('--udp-rate-limit', 0, 1e9, 'a non-negative number of datagrams per second'))
         .default(SERVER_DEFAULTS.udpRateLimit),
     )
-    .addOption(envOption('--udp-allow-low-ports', 'reply to UDP source ports below 1024 (off: loop protection)', 'UPCASE_UDP_ALLOW_LOW_PORTS').default(false))
+    .addOption(
+      envOption('--udp-allow-low-ports [bool]', 'reply to UDP source ports below 1024 (off: loop protection)', 'UPCASE_UDP_ALLOW_LOW_PORTS')
+        .argParser(parseBoolean('--udp-allow-low-ports'))
+        .preset('true')
+        .default(false),
+    )
     .addOption(
       envOption('--drop-rate <p>', 'drop this fraction of UDP requests on purpose, to simulate loss', 'UPCASE_DROP_RATE')
         .argParser(parseNumber('--drop-rate', 0, 1, 'a probability from 0 to 1'))

@@ -71,6 +71,7 @@ describe('upcase (no server)', { concurrency: true }, () => {
     ['--drop-rate 2', ['serve', '--drop-rate', '2'], {}, /`--drop-rate`.*`2`/],
     ['--log-level loud', ['serve', '--log-level', 'loud'], {}, /--log-level.*loud/],
     ['--host ""', ['serve', '--host', ''], {}, /`--host`/],
+    ['UPCASE_UDP_ALLOW_LOW_PORTS=maybe', ['serve'], { UPCASE_UDP_ALLOW_LOW_PORTS: 'maybe' }, /`--udp-allow-low-ports`.*`maybe`/],
   ];
   for (const [name, args, env, message] of badValues) {
     test(`${name} exits 2 naming the option and the value`, async () => {
