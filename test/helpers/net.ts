@@ -187,3 +187,20 @@ export async function ipv6LoopbackAvailable(): Promise<boolean> {
     if (probe.listening) await new Promise<void>((resolve) => probe.close(() => resolve()));
   }
 }
+
+/** Waits for 'drain' on a writer, giving up after `ms` or when the socket closes; leaves no listeners behind. */
+export function waitForDrain(socket: net.Socket, ms: number): Promise<'drain' | 'close' | 'timeout'> {
+  return new Promise((resolve) => {
+    const finish = (how: 'drain' | 'close' | 'timeout'): void => {
+      clearTimeout(timer);
+      socket.off('drain', onDrain);
+      socket.off('close', onClose);
+      resolve(how);
+    };
+    const onDrain = (): void => finish('drain');
+    const onClose = (): void => finish('close');
+    const timer = setTimeout(() => finish('timeout'), ms);
+    socket.on('drain', onDrain);
+    socket.on('close', onClose);
+  });
+}

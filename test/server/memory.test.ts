@@ -5,7 +5,7 @@ import net from 'node:net';
 import { test } from 'node:test';
 import { upcase } from '../../src/codec/upcase.js';
 import { ServeProcess } from '../helpers/cli.js';
-import { delay, tcpRoundTrip, UdpClient, within } from '../helpers/net.js';
+import { delay, tcpRoundTrip, UdpClient, waitForDrain, within } from '../helpers/net.js';
 
 const MiB = 1024 * 1024;
 
@@ -48,12 +48,9 @@ test('a client that writes and never reads does not grow the server RSS', async 
   const started = Date.now();
   while (written < 1024 * MiB && Date.now() - started < 30_000) {
     written += chunk.length;
-    if (!hog.write(chunk)) {
-      const drained = await Promise.race([once(hog, 'drain').then(() => true), delay(2_000).then(() => false)]);
-      if (!drained) {
-        stalled = true;
-        break;
-      }
+    if (!hog.write(chunk) && (await waitForDrain(hog, 2_000)) !== 'drain') {
+      stalled = true;
+      break;
     }
   }
   t.diagnostic(`hog wrote ${(written / MiB).toFixed(1)} MiB before its writes stalled (${Date.now() - started} ms)`);

@@ -1,10 +1,9 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { once } from 'node:events';
 import { describe, test } from 'node:test';
 import { upcase } from '../../src/codec/upcase.js';
 import { CODEC_CASES } from '../fixtures/codec-cases.js';
-import { delay, serverFor, TcpClient, tcpRoundTrip, within } from '../helpers/net.js';
+import { delay, serverFor, TcpClient, tcpRoundTrip, waitForDrain, within } from '../helpers/net.js';
 
 const MiB = 1024 * 1024;
 
@@ -215,10 +214,7 @@ describe('TCP limits', () => {
     const deadline = Date.now() + 10_000;
     while (written < 256 * MiB && Date.now() < deadline) {
       written += chunk.length;
-      if (!client.socket.write(chunk)) {
-        const drained = await Promise.race([once(client.socket, 'drain').then(() => true), delay(500).then(() => false)]);
-        if (!drained) break;
-      }
+      if (!client.socket.write(chunk) && (await waitForDrain(client.socket, 500)) !== 'drain') break;
     }
     // What the server has read is bounded by socket buffers, not by what we tried to send.
     assert.ok(server.stats.tcpBytesIn < 64 * MiB, `server read ${server.stats.tcpBytesIn} bytes`);
@@ -239,8 +235,7 @@ describe('TCP limits', () => {
     const chunk = Buffer.alloc(256 * 1024, 'a');
     const deadline = Date.now() + 10_000;
     while (!client.closed && Date.now() < deadline && client.error === null) {
-      // events.once() rejects on 'error': the reset that ends this loop is expected.
-      if (!client.socket.write(chunk)) await Promise.race([once(client.socket, 'drain'), once(client.socket, 'close'), delay(100)]).catch(() => {});
+      if (!client.socket.write(chunk)) await waitForDrain(client.socket, 100);
     }
     await within(10_000, 'server closes the stalled client', (async () => {
       while (server.stats.writeTimeouts === 0) await delay(20);
