@@ -101,6 +101,13 @@ describe('UDP end to end', () => {
     assert.equal(client.pending, 0);
   });
 
+  test('a rate below 1 per second still answers (the default burst is at least one datagram)', async (t) => {
+    const server = await serverFor(t, { udpRateLimit: 0.5 });
+    const client = await udpClient(t);
+    await client.send('slow', server.address().port);
+    assert.equal((await client.next()).toString(), 'SLOW');
+  });
+
   test('dropRate 1 drops every request (simulated loss), counted', async (t) => {
     const server = await serverFor(t, { dropRate: 1 });
     const client = await udpClient(t);
