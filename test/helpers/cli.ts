@@ -27,7 +27,7 @@ export async function runCli(args: string[], options: { env?: Record<string, str
   child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
   child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
   try {
-    const [code, signal] = await within(options.timeoutMs ?? 15_000, `upcase ${args.join(' ')}`, exited(child));
+    const [code, signal] = await within(options.timeoutMs ?? 30_000, `upcase ${args.join(' ')}`, exited(child));
     return { code, signal, stdout, stderr };
   } finally {
     if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
@@ -59,7 +59,7 @@ export class ServeProcess {
     child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
     child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
     const ready = await within(
-      15_000,
+      30_000,
       'the ready line',
       new Promise<string>((resolve, reject) => {
         const check = (): void => {

@@ -204,3 +204,10 @@ export function waitForDrain(socket: net.Socket, ms: number): Promise<'drain' | 
     socket.on('close', onClose);
   });
 }
+
+/** Polls `condition` every 10 ms until it holds; fails after `ms`. */
+export async function until(condition: () => boolean, what: string, ms = 5_000): Promise<void> {
+  await within(ms, what, (async () => {
+    while (!condition()) await delay(10);
+  })());
+}

@@ -107,12 +107,13 @@ describe('handleConnection over an in-memory Duplex', () => {
 
   test('progress in time clears the stall timer', async () => {
     const peer = new MemoryPeer();
-    const stats = serve(peer, 100);
+    const stats = serve(peer, 500);
     peer.blocked = true;
     peer.push(Buffer.alloc(4096, 'a'));
-    await delay(30);
+    await delay(5);
+    assert.equal(peer.isPaused(), true);
     peer.unblock();
-    await delay(150);
+    await delay(700);
     assert.equal(stats.writeTimeouts, 0);
     assert.equal(peer.destroyed, false);
   });
