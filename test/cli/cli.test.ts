@@ -73,7 +73,11 @@ describe('upcase (no server)', { concurrency: true }, () => {
     ['--host ""', ['serve', '--host', ''], {}, /`--host`/],
     ['UPCASE_UDP_ALLOW_LOW_PORTS=maybe', ['serve'], { UPCASE_UDP_ALLOW_LOW_PORTS: 'maybe' }, /`--udp-allow-low-ports`.*`maybe`/],
   ];
-  for (const [name, args, env, message] of badValues) {
+  for (const [name, given, env, message] of badValues) {
+    // Should a bad value ever be accepted, the server must not start on the default port 12000.
+    const port = given.some((a) => a.startsWith('--port')) || 'UPCASE_PORT' in env ? [] : ['--port', '0'];
+    const host = given.includes('--host') ? [] : ['--host', '127.0.0.1'];
+    const args = [...given, ...host, ...port];
     test(`${name} exits 2 naming the option and the value`, async () => {
       const r = await runCli(args, { env });
       assert.equal(r.code, 2, r.stderr);

@@ -139,7 +139,28 @@ describe('library API: listen errors', () => {
   });
 
   test('UDP port in use rejects naming udp, and the TCP listener it opened is closed again', async (t) => {
-    const port = await occupyUdp(t);
+    // The UDP port's number must be free for TCP, or TCP fails first. On a busy host an
+    // ephemeral UDP port often has a TCP twin in use, so reserve the TCP port first, block
+    // UDP on the same number, then hand the TCP port over.
+    let port = 0;
+    for (let attempt = 0; attempt < 20 && port === 0; attempt++) {
+      const tcp = net.createServer();
+      await new Promise<void>((resolve) => tcp.listen(0, '127.0.0.1', resolve));
+      const candidate = (tcp.address() as net.AddressInfo).port;
+      const udp = dgram.createSocket('udp4');
+      const bound = await new Promise<boolean>((resolve) => {
+        udp.once('error', () => resolve(false));
+        udp.bind(candidate, '127.0.0.1', () => resolve(true));
+      });
+      if (bound) {
+        t.after(() => new Promise<void>((resolve) => udp.close(() => resolve())));
+        port = candidate;
+      } else {
+        udp.close();
+      }
+      await new Promise<void>((resolve) => tcp.close(() => resolve()));
+    }
+    assert.ok(port > 0, 'found a port number to block');
     await assert.rejects(startServer({ host: '127.0.0.1', port }), {
       code: 'UPCASE_ERR_LISTEN',
       syscallCode: 'EADDRINUSE',
