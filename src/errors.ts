@@ -130,6 +130,8 @@ export function listenError(err: unknown, transport: Transport, address: string,
 
 function formatValue(value: unknown): string {
   if (typeof value === 'string') return value;
+  // JSON.stringify would show NaN and Infinity as `null`.
+  if (typeof value === 'number' || typeof value === 'bigint') return String(value);
   try {
     return JSON.stringify(value) ?? String(value);
   } catch {

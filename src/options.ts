@@ -23,7 +23,7 @@ export interface ServerOptions {
   writeTimeout?: number;
   /** Datagrams per second per source address; 0 disables. Default 1000. */
   udpRateLimit?: number;
-  /** Burst allowance of the UDP rate limit, in datagrams. Default: equal to `udpRateLimit`. */
+  /** Burst allowance of the UDP rate limit, in datagrams. Default: equal to `udpRateLimit` (at least 1). */
   udpRateBurst?: number;
   /** Reply to UDP source ports below 1024. Default false (loop protection). */
   udpAllowLowPorts?: boolean;
@@ -175,7 +175,8 @@ export function normalizeServerOptions(options: ServerOptions = {}): NormalizedS
     udpRateLimit,
     udpRateBurst:
       o.udpRateBurst === undefined
-        ? udpRateLimit
+        ? // A bucket holding less than one token would drop everything (e.g. a rate of 0.5/s).
+          Math.max(1, udpRateLimit)
         : checkNumber('udpRateBurst', o.udpRateBurst, 1, 1e9, 'a number of datagrams >= 1'),
     udpAllowLowPorts: o.udpAllowLowPorts === undefined ? false : checkBoolean('udpAllowLowPorts', o.udpAllowLowPorts),
     dropRate:

@@ -1,5 +1,5 @@
 import { InvalidArgumentError as CommanderArgError, Option } from 'commander';
-import { UpcaseError } from '../errors.js';
+import { InvalidArgumentError, UpcaseError } from '../errors.js';
 import { checkHost, checkInteger, checkNumber, checkPort } from '../options.js';
 
 /** Exit codes shared by every subcommand. */
@@ -33,6 +33,21 @@ export const parseNumber =
   (name: string, min: number, max: number, what: string) =>
   (value: string): number =>
     parsed(() => checkNumber(name, toNumber(value), min, max, what));
+
+/**
+ * A yes/no value, for switches that also come from an environment variable:
+ * commander treats a plain boolean flag's variable as "set" whatever it holds,
+ * so `UPCASE_X=0` would turn the switch on. `1/true/yes/on` and `0/false/no/off`
+ * (any case, or empty for off) are accepted; anything else is a usage error.
+ */
+export const parseBoolean =
+  (name: string) =>
+  (value: string): boolean =>
+    parsed(() => {
+      if (/^(1|true|yes|on)$/i.test(value.trim())) return true;
+      if (/^(0|false|no|off|)$/i.test(value.trim())) return false;
+      throw new InvalidArgumentError(name, 'a boolean (true/false, 1/0, yes/no, on/off)', value);
+    });
 
 /** An option that can also come from `UPCASE_<NAME>`; the flag wins. */
 export function envOption(flags: string, description: string, env: string): Option {

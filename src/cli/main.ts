@@ -23,7 +23,10 @@ export async function main(argv: string[]): Promise<number> {
     .showHelpAfterError('(run with --help for usage)')
     .exitOverride()
     .addCommand(serveCommand(setExitCode));
-  for (const command of program.commands) command.exitOverride().showHelpAfterError('(run with --help for usage)');
+  for (const command of program.commands) {
+    // A usage error shows the command's usage line, not only a pointer to --help.
+    command.exitOverride().showHelpAfterError(`Usage: upcase ${command.name()} ${command.usage()}\n(run 'upcase ${command.name()} --help' for every flag)`);
+  }
   try {
     await program.parseAsync(argv, { from: 'user' });
   } catch (err) {

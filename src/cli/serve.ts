@@ -1,8 +1,9 @@
 import { Command, Option } from 'commander';
 import pino, { type Logger } from 'pino';
+import { formatHostPort, InvalidArgumentError } from '../errors.js';
 import { checkCidrList, SERVER_DEFAULTS, UDP_TRANSPORTS, type ServerOptions, type UdpTransportChoice } from '../options.js';
 import { UpcaseServer } from '../server/server.js';
-import { EXIT_FAILURE, EXIT_OK, envOption, errorMessage, parseHost, parseInteger, parseNumber, parsePort, parsed } from './common.js';
+import { EXIT_FAILURE, EXIT_OK, envOption, errorMessage, parseBoolean, parseHost, parseInteger, parseNumber, parsePort, parsed } from './common.js';
 
 interface ServeFlags {
   host?: string;
@@ -52,7 +53,12 @@ export function serveCommand(setExitCode: (code: number) => void): Command {
         .argParser(parseNumber('--udp-rate-limit', 0, 1e9, 'a non-negative number of datagrams per second'))
         .default(SERVER_DEFAULTS.udpRateLimit),
     )
-    .addOption(envOption('--udp-allow-low-ports', 'reply to UDP source ports below 1024 (off: loop protection)', 'UPCASE_UDP_ALLOW_LOW_PORTS').default(false))
+    .addOption(
+      envOption('--udp-allow-low-ports [bool]', 'reply to UDP source ports below 1024 (off: loop protection)', 'UPCASE_UDP_ALLOW_LOW_PORTS')
+        .argParser(parseBoolean('--udp-allow-low-ports'))
+        .preset('true')
+        .default(false),
+    )
     .addOption(
       envOption('--drop-rate <p>', 'drop this fraction of UDP requests on purpose, to simulate loss', 'UPCASE_DROP_RATE')
         .argParser(parseNumber('--drop-rate', 0, 1, 'a probability from 0 to 1'))
@@ -64,7 +70,10 @@ export function serveCommand(setExitCode: (code: number) => void): Command {
         .default(SERVER_DEFAULTS.drainTimeout),
     )
     .addOption(
-      envOption('--proxy-protocol', 'expect a PROXY protocol v1/v2 header on every TCP connection (behind nginx or HAProxy)', 'UPCASE_PROXY_PROTOCOL').default(false),
+      envOption('--proxy-protocol [bool]', 'expect a PROXY protocol v1/v2 header on every TCP connection (behind nginx or HAProxy)', 'UPCASE_PROXY_PROTOCOL')
+        .argParser(parseBoolean('--proxy-protocol'))
+        .preset('true')
+        .default(false),
     )
     .addOption(
       envOption(
@@ -88,7 +97,7 @@ export function serveCommand(setExitCode: (code: number) => void): Command {
       if (flags.trustedProxies !== undefined && !flags.proxyProtocol) {
         command.error('error: --trusted-proxies (or UPCASE_TRUSTED_PROXIES) needs --proxy-protocol', { exitCode: 2 });
       }
-      setExitCode(await serve(flags));
+      setExitCode(await serve(flags, command));
     });
 }
 
@@ -100,7 +109,11 @@ function createLogger(level: string): Logger {
   return pino({ level }, pino.destination({ fd: 2, sync: false }));
 }
 
-async function serve(flags: ServeFlags): Promise<number> {
+async function serve(flags: ServeFlags, command: Command): Promise<number> {
+  if (!flags.tcp && !flags.udp) {
+    // Through commander, so it is a usage error like any other bad flag: exit 2.
+    command.error('error: --no-tcp and --no-udp together leave nothing to serve');
+  }
   const logger = createLogger(flags.logLevel);
   const options: ServerOptions = {
     host: flags.host,
@@ -123,23 +136,39 @@ async function serve(flags: ServeFlags): Promise<number> {
   let server: UpcaseServer;
   try {
     server = new UpcaseServer(options);
-    const address = await server.listen();
-    const where = address.host.includes(':') ? `[${address.host}]:${address.port}` : `${address.host}:${address.port}`;
-    process.stdout.write(`The server is ready to receive on ${address.transports.join('+')} ${where}\n`);
   } catch (err) {
+    if (err instanceof InvalidArgumentError) command.error(`error: ${err.message}`);
+    throw err;
+  }
+  // The handlers go in before the ready line: whoever reads that line may signal at once.
+  const stopped = closeOnSignal(server, logger);
+  try {
+    const address = await server.listen();
+    process.stdout.write(`The server is ready to receive on ${address.transports.join('+')} ${formatHostPort(address.host, address.port)}\n`);
+  } catch (err) {
+    if (stopped.signalled()) {
+      // A signal during start-up: close() made listen() give up; that is a clean stop.
+      await stopped.closed;
+      return EXIT_OK;
+    }
+    stopped.remove();
     process.stderr.write(`upcase: ${errorMessage(err)}\n`);
     logger.flush?.();
     return EXIT_FAILURE;
   }
-  await waitForSignal(server, logger);
+  await stopped.closed;
   return EXIT_OK;
 }
 
-/** Resolves once a SIGINT/SIGTERM has drained and closed the server; a second signal forces the exit. */
-function waitForSignal(server: UpcaseServer, logger: Logger): Promise<void> {
-  return new Promise((resolve) => {
-    let signalled = false;
-    const onSignal = (signal: NodeJS.Signals): void => {
+/**
+ * On the first SIGINT/SIGTERM, drains and closes the server (`closed` resolves
+ * then); a second signal forces the exit. `remove()` takes the handlers away.
+ */
+function closeOnSignal(server: UpcaseServer, logger: Logger): { closed: Promise<void>; signalled: () => boolean; remove: () => void } {
+  let signalled = false;
+  let onSignal: (signal: NodeJS.Signals) => void = () => {};
+  const closed = new Promise<void>((resolve) => {
+    onSignal = (signal) => {
       if (signalled) {
         logger.warn({ signal }, 'second signal: exiting now');
         process.exit(EXIT_FAILURE);
@@ -148,7 +177,15 @@ function waitForSignal(server: UpcaseServer, logger: Logger): Promise<void> {
       logger.info({ signal }, 'shutting down');
       server.close({ drain: true }).then(resolve, resolve);
     };
-    process.on('SIGINT', onSignal);
-    process.on('SIGTERM', onSignal);
   });
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  return {
+    closed,
+    signalled: () => signalled,
+    remove: () => {
+      process.off('SIGINT', onSignal);
+      process.off('SIGTERM', onSignal);
+    },
+  };
 }

@@ -62,6 +62,7 @@ export class UpcaseServer extends EventEmitter {
   private bound: ServerAddress | null = null;
   private stateValue: ServerState = 'new';
   private closing: Promise<void> | null = null;
+  private listening: Promise<ServerAddress> | null = null;
 
   constructor(options: ServerOptions = {}) {
     super();
@@ -84,9 +85,27 @@ export class UpcaseServer extends EventEmitter {
     return this.bound;
   }
 
-  /** Binds the listeners. Rejects with a `NetworkError` (`UPCASE_ERR_LISTEN`) naming port and transport. */
-  async listen(): Promise<ServerAddress> {
-    if (this.stateValue !== 'new') throw new UpcaseError('UPCASE_ERR_CLOSED', `cannot listen: the server is ${this.stateValue}`);
+  /**
+   * Binds the listeners. Rejects with a `NetworkError` (`UPCASE_ERR_LISTEN`) naming
+   * port and transport, or `UPCASE_ERR_CLOSED` if `close()` is called meanwhile.
+   */
+  listen(): Promise<ServerAddress> {
+    if (this.stateValue !== 'new') {
+      return Promise.reject(new UpcaseError('UPCASE_ERR_CLOSED', `cannot listen: the server is ${this.stateValue}`));
+    }
+    if (this.listening !== null) {
+      return Promise.reject(new UpcaseError('UPCASE_ERR_CLOSED', 'cannot listen: listen() is already in progress'));
+    }
+    const listening = this.bindListeners();
+    this.listening = listening;
+    // After a failed listen() (port in use, …) the server may try again.
+    listening.catch(() => {
+      if (this.listening === listening && this.closing === null) this.listening = null;
+    });
+    return listening;
+  }
+
+  private async bindListeners(): Promise<ServerAddress> {
     const { host, port } = this.options;
     const hosts = host === undefined ? DEFAULT_HOSTS : [await resolveHost(host, port, this.options.tcp ? 'tcp' : 'udp')];
     let lastError: unknown;
@@ -102,6 +121,10 @@ export class UpcaseServer extends EventEmitter {
       }
     }
     if (this.bound === null) throw lastError;
+    if (this.closing !== null) {
+      // close() was called while we were binding; it closes what we bound once we return.
+      throw new UpcaseError('UPCASE_ERR_CLOSED', 'the server was closed while it was starting');
+    }
     this.stateValue = 'listening';
     this.logger.info({ ...this.bound, transports: this.bound.transports.join('+'), udpTransport: this.udpTransport ?? undefined }, 'listening');
     this.emit('listening', this.bound);
@@ -352,6 +375,8 @@ export class UpcaseServer extends EventEmitter {
     const wasListening = this.stateValue === 'listening';
     this.stateValue = 'draining';
     this.emit('draining');
+    // A listen() in progress is let finish (or fail) first, so that what it binds is closed here.
+    if (this.listening !== null) await this.listening.catch(() => undefined);
     const tcpClosed = this.tcpServer === null ? Promise.resolve() : closeServer(this.tcpServer);
     if (this.udpSocket !== null) await this.udpSocket.close();
     if (drain && this.connections.size > 0) {

@@ -9,6 +9,12 @@ import { RateLimiter } from './rate-limit.js';
 export const MAX_UDP_PAYLOAD_IPV4 = 65_507;
 export const MAX_UDP_PAYLOAD_IPV6 = 65_527;
 
+/** The largest reply that can go to a peer, as node:dgram names it. */
+export function maxPayloadFor(address: string, family: string): number {
+  // An IPv4 peer of a dual-stack socket shows up as ::ffff:a.b.c.d.
+  return family === 'IPv4' || address.startsWith('::ffff:') ? MAX_UDP_PAYLOAD_IPV4 : MAX_UDP_PAYLOAD_IPV6;
+}
+
 export interface DatagramOptions {
   stats: ServerStats;
   logger: Logger;
@@ -34,9 +40,9 @@ export class DatagramPolicy {
   /**
    * The reply to send to `address`:`port`, or null when the request is dropped
    * (counted by reason). `msg` is owned by the caller and may be uppercased in
-   * place. `ipv4` is true for IPv4 peers, including IPv4-mapped ones.
+   * place. `maxPayload` is the largest datagram the peer's family can carry.
    */
-  reply(msg: Buffer, port: number, address: string, ipv4: boolean): Buffer | null {
+  reply(msg: Buffer, port: number, address: string, maxPayload: number): Buffer | null {
     const { stats } = this.options;
     stats.udpDatagramsIn++;
     stats.udpBytesIn += msg.length;
@@ -45,7 +51,7 @@ export class DatagramPolicy {
     if (this.limiter !== null && !this.limiter.take(address, Date.now())) return this.drop('rate_limited', address, port, 'warn');
     if (this.options.dropRate > 0 && Math.random() < this.options.dropRate) return this.drop('simulated', address, port, 'debug');
     const reply = upcaseOwned(msg);
-    if (reply.length > (ipv4 ? MAX_UDP_PAYLOAD_IPV4 : MAX_UDP_PAYLOAD_IPV6)) {
+    if (reply.length > maxPayload) {
       countError(stats, 'UPCASE_ERR_MESSAGE_TOO_LARGE');
       return this.drop('too_large', address, port, 'warn');
     }
@@ -79,8 +85,7 @@ export function createDatagramHandler(socket: DgramSocket, options: DatagramOpti
     if (err !== null) policy.sendFailed(err.code);
   };
   return (msg, rinfo) => {
-    const ipv4 = rinfo.family === 'IPv4' || rinfo.address.startsWith('::ffff:');
-    const reply = policy.reply(msg, rinfo.port, rinfo.address, ipv4);
+    const reply = policy.reply(msg, rinfo.port, rinfo.address, maxPayloadFor(rinfo.address, rinfo.family));
     if (reply !== null) socket.send(reply, rinfo.port, rinfo.address, onSendError);
   };
 }

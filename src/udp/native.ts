@@ -1,6 +1,6 @@
 import { createRequire } from 'node:module';
 import type { Logger } from 'pino';
-import type { DatagramPolicy } from './handler.js';
+import { type DatagramPolicy, maxPayloadFor } from './handler.js';
 
 /**
  * The optional native UDP transport (native/udp_batch.c): recvmmsg/sendmmsg in
@@ -91,10 +91,9 @@ export class NativeUdpListener {
         const m = i * fields;
         const family = meta[m + 2]!;
         const address = this.addressOf(i, family);
-        const ipv4 = family === 4 || address.startsWith('::ffff:');
         const offset = i * slotSize;
         const msg = data.subarray(offset, offset + meta[m]!);
-        const reply = this.policy.reply(msg, meta[m + 1]!, address, ipv4);
+        const reply = this.policy.reply(msg, meta[m + 1]!, address, maxPayloadFor(address, family === 4 ? 'IPv4' : 'IPv6'));
         if (reply === null) {
           meta[m + 3] = -1;
           continue;

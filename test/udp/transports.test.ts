@@ -2,7 +2,6 @@
 // must behave identically: the same battery runs against both, and their stats agree.
 import assert from 'node:assert/strict';
 import dgram from 'node:dgram';
-import { once } from 'node:events';
 import { after, describe, test } from 'node:test';
 import { startServer, upcase, type ServerOptions, type UpcaseServer } from '../../src/index.js';
 import { formatAddress, loadNativeUdp } from '../../src/udp/native.js';

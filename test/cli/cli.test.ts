@@ -1,0 +1,208 @@
+import assert from 'node:assert/strict';
+import { execFile, spawn } from 'node:child_process';
+import dgram from 'node:dgram';
+import net from 'node:net';
+import { fileURLToPath } from 'node:url';
+import { describe, test } from 'node:test';
+import { BIN, runCli, ServeProcess } from '../helpers/cli.js';
+import { tcpRoundTrip, UdpClient } from '../helpers/net.js';
+
+const TEXTBOOK = fileURLToPath(new URL('../fixtures/textbook/', import.meta.url));
+
+/** Runs a textbook Python client with `line` typed on its stdin. */
+function textbookClient(program: 'TCPClient.py' | 'UDPClient.py', port: number, line: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const child = execFile('python3', [TEXTBOOK + program, '127.0.0.1', String(port)], { timeout: 10_000 }, (err, stdout) =>
+      err ? reject(err) : resolve(stdout),
+    );
+    child.stdin!.end(`${line}\n`);
+  });
+}
+
+describe('upcase (no server)', { concurrency: true }, () => {
+  test('--help exits 0 and lists serve', async () => {
+    const r = await runCli(['--help']);
+    assert.equal(r.code, 0);
+    assert.match(r.stdout, /Usage: upcase/);
+    assert.match(r.stdout, /serve/);
+  });
+
+  test('serve --help exits 0 and lists the flags', async () => {
+    const r = await runCli(['serve', '--help']);
+    assert.equal(r.code, 0);
+    for (const flag of ['--host', '--port', '--no-tcp', '--no-udp', 'UPCASE_PORT']) assert.ok(r.stdout.includes(flag), flag);
+  });
+
+  test('--version exits 0', async () => {
+    const r = await runCli(['--version']);
+    assert.equal(r.code, 0);
+    assert.match(r.stdout, /^\d+\.\d+\.\d+/);
+  });
+
+  test('no command exits 2 with usage on stderr', async () => {
+    const r = await runCli([]);
+    assert.equal(r.code, 2);
+    assert.match(r.stderr, /Usage: upcase/);
+  });
+
+  test('an unknown command exits 2', async () => {
+    const r = await runCli(['frobnicate']);
+    assert.equal(r.code, 2);
+    assert.match(r.stderr, /frobnicate/);
+  });
+
+  test('an unknown flag exits 2 with usage on stderr', async () => {
+    const r = await runCli(['serve', '--bogus']);
+    assert.equal(r.code, 2);
+    assert.match(r.stderr, /unknown option '--bogus'/);
+    assert.match(r.stderr, /Usage: upcase serve \[options\]/);
+    assert.match(r.stderr, /--help/);
+    assert.equal(r.stdout, '');
+  });
+
+  const badValues: Array<[string, string[], Record<string, string>, RegExp]> = [
+    ['--port abc', ['serve', '--port', 'abc'], {}, /`--port`.*`abc`/],
+    ['--port 70000', ['serve', '--port', '70000'], {}, /`--port`.*`70000`/],
+    ['--port -1', ['serve', '--port=-1'], {}, /`--port`.*`-1`/],
+    ['--port 1.5', ['serve', '--port', '1.5'], {}, /`--port`.*`1\.5`/],
+    ['UPCASE_PORT=x', ['serve'], { UPCASE_PORT: 'x' }, /`--port`.*`x`/],
+    ['--idle-timeout -3', ['serve', '--idle-timeout=-3'], {}, /`--idle-timeout`.*`-3`/],
+    ['--max-connections 0', ['serve', '--max-connections', '0'], {}, /`--max-connections`.*`0`/],
+    ['--drop-rate 2', ['serve', '--drop-rate', '2'], {}, /`--drop-rate`.*`2`/],
+    ['--log-level loud', ['serve', '--log-level', 'loud'], {}, /--log-level.*loud/],
+    ['--host ""', ['serve', '--host', ''], {}, /`--host`/],
+    ['UPCASE_UDP_ALLOW_LOW_PORTS=maybe', ['serve'], { UPCASE_UDP_ALLOW_LOW_PORTS: 'maybe' }, /`--udp-allow-low-ports`.*`maybe`/],
+  ];
+  for (const [name, given, env, message] of badValues) {
+    // Should a bad value ever be accepted, the server must not start on the default port 12000.
+    const port = given.some((a) => a.startsWith('--port')) || 'UPCASE_PORT' in env ? [] : ['--port', '0'];
+    const host = given.includes('--host') ? [] : ['--host', '127.0.0.1'];
+    const args = [...given, ...host, ...port];
+    test(`${name} exits 2 naming the option and the value`, async () => {
+      const r = await runCli(args, { env });
+      assert.equal(r.code, 2, r.stderr);
+      assert.match(r.stderr, message);
+      assert.match(r.stderr, /Usage: upcase serve/);
+      assert.equal(r.stdout, '');
+    });
+  }
+
+  test('--no-tcp --no-udp exits 2 naming both', async () => {
+    const r = await runCli(['serve', '--no-tcp', '--no-udp', '--port', '0', '--host', '127.0.0.1']);
+    assert.equal(r.code, 2, r.stderr);
+    assert.match(r.stderr, /tcp/);
+    assert.match(r.stderr, /udp/);
+    assert.equal(r.stdout, '');
+  });
+});
+
+describe('upcase serve', { concurrency: true }, () => {
+  test('prints the ready line with transports and port, serves, and exits 0 on SIGTERM', async (t) => {
+    const serve = await ServeProcess.start(['--host', '127.0.0.1', '--port', '0', '--log-level', 'warn']);
+    t.after(() => serve.kill());
+    assert.match(serve.readyLine, /^The server is ready to receive on tcp\+udp 127\.0\.0\.1:\d+$/);
+    assert.ok(serve.port > 0);
+    assert.equal((await tcpRoundTrip(serve.port, 'hello, straße')).toString(), 'HELLO, STRASSE');
+    const udp = await UdpClient.open();
+    t.after(() => udp.close());
+    await udp.send('ﬃ', serve.port);
+    assert.equal((await udp.next()).toString(), 'FFI');
+    assert.deepEqual(await serve.stop('SIGTERM'), [0, null]);
+    assert.equal(serve.stderr, '', 'nothing logged at warn level');
+  });
+
+  test('exits 0 on SIGINT', async (t) => {
+    const serve = await ServeProcess.start(['--host', '127.0.0.1', '--port', '0']);
+    t.after(() => serve.kill());
+    assert.deepEqual(await serve.stop('SIGINT'), [0, null]);
+  });
+
+  test('a signal sent the instant the ready line appears still exits 0 (handlers are in first)', async () => {
+    const runs = ['SIGTERM', 'SIGINT', 'SIGTERM', 'SIGINT'] as const;
+    const results = await Promise.all(
+      runs.map(
+        (signal) =>
+          new Promise<[number | null, NodeJS.Signals | null]>((resolve) => {
+            const child = spawn(process.execPath, [BIN, 'serve', '--host', '127.0.0.1', '--port', '0', '--log-level', 'silent'], {
+              stdio: ['ignore', 'pipe', 'inherit'],
+            });
+            const timer = setTimeout(() => child.kill('SIGKILL'), 15_000);
+            child.stdout.on('data', (d: Buffer) => {
+              if (d.toString().startsWith('The server is ready to receive')) child.kill(signal);
+            });
+            child.on('close', (code, sig) => {
+              clearTimeout(timer);
+              resolve([code, sig]);
+            });
+          }),
+      ),
+    );
+    assert.deepEqual(results, runs.map(() => [0, null]));
+  });
+
+  test('SIGTERM with an open connection: drains it, then exits 0', async (t) => {
+    const serve = await ServeProcess.start(['--host', '127.0.0.1', '--port', '0', '--drain-timeout', '0.5', '--log-level', 'silent']);
+    t.after(() => serve.kill());
+    const socket = net.connect(serve.port, '127.0.0.1');
+    t.after(() => socket.destroy());
+    await new Promise((resolve) => socket.once('connect', resolve));
+    socket.on('error', () => {});
+    assert.deepEqual(await serve.stop('SIGTERM'), [0, null]);
+  });
+
+  test('UPCASE_PORT and UPCASE_HOST configure it; the flag wins over the variable', async (t) => {
+    const serve = await ServeProcess.start(['--port', '0'], { UPCASE_HOST: '127.0.0.1', UPCASE_PORT: '1', UPCASE_LOG_LEVEL: 'silent' });
+    t.after(() => serve.kill());
+    assert.match(serve.readyLine, /127\.0\.0\.1:\d+$/);
+    assert.notEqual(serve.port, 1);
+    await serve.stop();
+  });
+
+  test('--no-udp and --no-tcp show in the ready line', async (t) => {
+    const tcpOnly = await ServeProcess.start(['--host', '127.0.0.1', '--port', '0', '--no-udp']);
+    t.after(() => tcpOnly.kill());
+    assert.match(tcpOnly.readyLine, / on tcp 127\.0\.0\.1:\d+$/);
+    const udpOnly = await ServeProcess.start(['--host', '127.0.0.1', '--port', '0', '--no-tcp']);
+    t.after(() => udpOnly.kill());
+    assert.match(udpOnly.readyLine, / on udp 127\.0\.0\.1:\d+$/);
+    await Promise.all([tcpOnly.stop(), udpOnly.stop()]);
+  });
+
+  test('the textbook Python TCP and UDP clients get their reply', async (t) => {
+    const serve = await ServeProcess.start(['--host', '127.0.0.1', '--port', '0', '--log-level', 'silent']);
+    t.after(() => serve.kill());
+    // The prompt has no newline, so it prefixes the printed reply.
+    assert.equal(await textbookClient('TCPClient.py', serve.port, 'hello, straße'), 'Input lowercase sentenceFrom server:  HELLO, STRASSE\n');
+    assert.equal(await textbookClient('UDPClient.py', serve.port, 'hello, ﬃ'), 'Input lowercase sentenceHELLO, FFI\n');
+    await serve.stop();
+  });
+
+  test('TCP port in use: exit 1 and one stderr line naming port, transport and reason', async (t) => {
+    const blocker = net.createServer();
+    await new Promise<void>((resolve) => blocker.listen(0, '127.0.0.1', resolve));
+    t.after(() => blocker.close());
+    const port = (blocker.address() as net.AddressInfo).port;
+    const r = await runCli(['serve', '--host', '127.0.0.1', '--port', String(port)]);
+    assert.equal(r.code, 1);
+    const lines = r.stderr.split('\n').filter((l) => l !== '');
+    assert.equal(lines.length, 1, r.stderr);
+    assert.match(lines[0]!, new RegExp(`127\\.0\\.0\\.1:${port}\\b`));
+    assert.match(lines[0]!, /\btcp\b/);
+    assert.match(lines[0]!, /address already in use/);
+    assert.equal(r.stdout, '');
+  });
+
+  test('UDP port in use with --no-tcp: the line names udp', async (t) => {
+    const blocker = dgram.createSocket('udp4');
+    await new Promise<void>((resolve) => blocker.bind(0, '127.0.0.1', resolve));
+    t.after(() => blocker.close());
+    const port = blocker.address().port;
+    const r = await runCli(['serve', '--host', '127.0.0.1', '--port', String(port), '--no-tcp']);
+    assert.equal(r.code, 1);
+    const lines = r.stderr.split('\n').filter((l) => l !== '');
+    assert.equal(lines.length, 1, r.stderr);
+    assert.match(lines[0]!, new RegExp(`:${port}\\b`));
+    assert.match(lines[0]!, /\budp\b/);
+    assert.match(lines[0]!, /address already in use/);
+  });
+});
