@@ -84,7 +84,7 @@ describe('PROXY protocol on the TCP server', () => {
   let port: number;
 
   before(async () => {
-    ({ server, logs } = await serverWithLogs({ proxyProtocol: true, trustedProxies: '127.0.0.1/32', proxyHeaderTimeout: 0.3 }));
+    ({ server, logs } = await serverWithLogs({ proxyProtocol: true, trustedProxies: '127.0.0.1/32', proxyHeaderTimeout: 1.5 }));
     port = server.address().port;
   });
   after(() => server.close());
