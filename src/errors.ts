@@ -13,7 +13,8 @@ export type UpcaseErrorCode =
   | 'UPCASE_ERR_MESSAGE_TOO_LARGE'
   | 'UPCASE_ERR_CLOSED'
   | 'UPCASE_ERR_SOCKET'
-  | 'UPCASE_ERR_PROXY_PROTOCOL';
+  | 'UPCASE_ERR_PROXY_PROTOCOL'
+  | 'UPCASE_ERR_TLS';
 
 export class UpcaseError extends Error {
   readonly code: UpcaseErrorCode;
@@ -94,6 +95,22 @@ export class ProxyProtocolError extends UpcaseError {
     super('UPCASE_ERR_PROXY_PROTOCOL', message);
     this.name = 'ProxyProtocolError';
     this.reason = reason;
+  }
+}
+
+/**
+ * A TLS problem: a certificate or key that cannot be used (missing file, not PEM,
+ * key and certificate do not match), or a handshake that failed. `tlsCode` is
+ * OpenSSL's or Node's code when there is one, e.g. `CERT_HAS_EXPIRED`,
+ * `ERR_TLS_CERT_ALTNAME_INVALID`, `ERR_SSL_WRONG_VERSION_NUMBER`.
+ */
+export class TlsError extends UpcaseError {
+  readonly tlsCode: string | undefined;
+
+  constructor(message: string, options: { tlsCode?: string; cause?: unknown } = {}) {
+    super('UPCASE_ERR_TLS', message, { cause: options.cause });
+    this.name = 'TlsError';
+    this.tlsCode = options.tlsCode;
   }
 }
 

@@ -52,6 +52,18 @@ export interface ServerOptions {
    * or `auto` (native when it was built). Both behave identically. Default `auto`.
    */
   udpTransport?: UdpTransportChoice;
+  /**
+   * TLS certificate, PEM: a file path, or the PEM itself as a Buffer. May hold the
+   * chain (server certificate first, then intermediates). Together with `tlsKey`
+   * it turns on a TCP-over-TLS listener on `tlsPort`. Default: no TLS.
+   */
+  tlsCert?: string | Buffer;
+  /** TLS private key (PEM, unencrypted) for `tlsCert`: a file path, or the PEM as a Buffer. */
+  tlsKey?: string | Buffer;
+  /** Port of the TLS listener (on `host`). Default 12443; 0 picks a free port. */
+  tlsPort?: number;
+  /** Seconds a TLS handshake may take before the connection is closed. Default 10. */
+  tlsHandshakeTimeout?: number;
   /** A pino logger; default silent. */
   logger?: Logger;
 }
@@ -74,6 +86,11 @@ export interface NormalizedServerOptions {
   trustedProxies: string[];
   proxyHeaderTimeout: number;
   udpTransport: UdpTransportChoice;
+  /** Path or PEM Buffer; undefined when TLS is off (then `tlsKey` is undefined too). */
+  tlsCert: string | Buffer | undefined;
+  tlsKey: string | Buffer | undefined;
+  tlsPort: number;
+  tlsHandshakeTimeout: number;
   logger: Logger | undefined;
 }
 
@@ -90,6 +107,8 @@ export const SERVER_DEFAULTS = {
   drainTimeout: 10, // seconds
   trustedProxies: ['127.0.0.0/8', '::1/128'] as readonly string[], // CIDR blocks, when proxyProtocol is on
   proxyHeaderTimeout: 5, // seconds; the spec asks for at least 3 to cover a TCP retransmit
+  tlsPort: 12443, // TCP port of the TLS listener
+  tlsHandshakeTimeout: 10, // seconds; a handshake takes 1-2 round trips, so this is generous
 } as const;
 
 /**
@@ -126,6 +145,19 @@ export function checkInteger(name: string, value: unknown, min: number, max = Nu
 export function checkNumber(name: string, value: unknown, min: number, max: number, what: string): number {
   if (typeof value !== 'number' || !Number.isFinite(value) || value < min || value > max) {
     throw new InvalidArgumentError(name, what, value);
+  }
+  return value;
+}
+
+/** A TLS certificate or key source: a non-empty file path, or PEM in a Buffer. */
+function checkPemSource(name: string, value: unknown): string | Buffer {
+  if (Buffer.isBuffer(value)) {
+    if (value.length === 0) throw new InvalidArgumentError(name, 'a file path or a non-empty PEM Buffer', 'an empty Buffer');
+    return value;
+  }
+  if (typeof value !== 'string' || value.length === 0) {
+    // Never echo what might be key material.
+    throw new InvalidArgumentError(name, 'a file path (string) or PEM (Buffer)', typeof value === 'string' ? '' : typeof value);
   }
   return value;
 }
@@ -192,8 +224,24 @@ export function normalizeServerOptions(options: ServerOptions = {}): NormalizedS
         ? SERVER_DEFAULTS.proxyHeaderTimeout
         : checkNumber('proxyHeaderTimeout', o.proxyHeaderTimeout, 0.001, 3600, 'a number of seconds from 0.001 to 3600'),
     udpTransport: o.udpTransport === undefined ? 'auto' : checkChoice('udpTransport', o.udpTransport, UDP_TRANSPORTS),
+    tlsCert: o.tlsCert === undefined ? undefined : checkPemSource('tlsCert', o.tlsCert),
+    tlsKey: o.tlsKey === undefined ? undefined : checkPemSource('tlsKey', o.tlsKey),
+    tlsPort: o.tlsPort === undefined ? SERVER_DEFAULTS.tlsPort : checkPort('tlsPort', o.tlsPort),
+    tlsHandshakeTimeout:
+      o.tlsHandshakeTimeout === undefined
+        ? SERVER_DEFAULTS.tlsHandshakeTimeout
+        : checkNumber('tlsHandshakeTimeout', o.tlsHandshakeTimeout, 0.001, 3600, 'a number of seconds from 0.001 to 3600'),
     logger: o.logger,
   };
+  if ((normalized.tlsCert === undefined) !== (normalized.tlsKey === undefined)) {
+    const missing = normalized.tlsCert === undefined ? 'tlsCert' : 'tlsKey';
+    throw new InvalidArgumentError(missing, 'given too: TLS needs both `tlsCert` and `tlsKey`', 'nothing');
+  }
+  const tls = normalized.tlsCert !== undefined;
+  for (const name of ['tlsPort', 'tlsHandshakeTimeout'] as const) {
+    // As with trustedProxies: a TLS setting without TLS means the operator expects TLS.
+    if (o[name] !== undefined && !tls) throw new InvalidArgumentError(name, 'used together with `tlsCert` and `tlsKey`', o[name]);
+  }
   if (o.trustedProxies !== undefined && !normalized.proxyProtocol) {
     // Most likely the operator believes PROXY headers are being checked: say so rather than ignore it.
     throw new InvalidArgumentError('trustedProxies', 'used together with `proxyProtocol: true`', o.trustedProxies);
@@ -201,8 +249,8 @@ export function normalizeServerOptions(options: ServerOptions = {}): NormalizedS
   if (normalized.proxyProtocol) {
     normalized.trustedProxies = checkCidrList('trustedProxies', o.trustedProxies ?? SERVER_DEFAULTS.trustedProxies);
   }
-  if (!normalized.tcp && !normalized.udp) {
-    throw new InvalidArgumentError('tcp/udp', 'at least one transport enabled', 'neither');
+  if (!normalized.tcp && !normalized.udp && !tls) {
+    throw new InvalidArgumentError('tcp/udp', 'at least one transport enabled (or TLS)', 'neither');
   }
   return normalized;
 }

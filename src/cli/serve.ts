@@ -2,7 +2,7 @@ import { Command, Option } from 'commander';
 import pino, { type Logger } from 'pino';
 import { formatHostPort, InvalidArgumentError } from '../errors.js';
 import { checkCidrList, SERVER_DEFAULTS, UDP_TRANSPORTS, type ServerOptions, type UdpTransportChoice } from '../options.js';
-import { UpcaseServer } from '../server/server.js';
+import { UpcaseServer, type ServerAddress } from '../server/server.js';
 import { EXIT_FAILURE, EXIT_OK, envOption, errorMessage, parseBoolean, parseHost, parseInteger, parseNumber, parsePort, parsed } from './common.js';
 
 interface ServeFlags {
@@ -21,6 +21,10 @@ interface ServeFlags {
   trustedProxies?: string[];
   proxyHeaderTimeout: number;
   udpTransport: UdpTransportChoice;
+  tlsCert?: string;
+  tlsKey?: string;
+  tlsPort?: number;
+  tlsHandshakeTimeout?: number;
   logLevel: string;
 }
 
@@ -92,10 +96,25 @@ export function serveCommand(setExitCode: (code: number) => void): Command {
         .choices(UDP_TRANSPORTS)
         .default('auto'),
     )
+    .addOption(envOption('--tls-cert <file>', 'TLS certificate (PEM, chain allowed); with --tls-key, serves TCP over TLS on --tls-port', 'UPCASE_TLS_CERT'))
+    .addOption(envOption('--tls-key <file>', 'TLS private key (PEM, unencrypted) for --tls-cert', 'UPCASE_TLS_KEY'))
+    .addOption(
+      envOption('--tls-port <port>', `port for TCP over TLS; 0 picks a free one (default: ${SERVER_DEFAULTS.tlsPort})`, 'UPCASE_TLS_PORT').argParser(parsePort('--tls-port')),
+    )
+    .addOption(
+      envOption('--tls-handshake-timeout <sec>', `close a TLS connection whose handshake takes longer (default: ${SERVER_DEFAULTS.tlsHandshakeTimeout})`, 'UPCASE_TLS_HANDSHAKE_TIMEOUT')
+        .argParser(parseNumber('--tls-handshake-timeout', 0.001, 3600, 'a number of seconds from 0.001 to 3600')),
+    )
     .addOption(envOption('--log-level <level>', 'log level', 'UPCASE_LOG_LEVEL').choices(LOG_LEVELS).default('info'))
     .action(async (flags: ServeFlags, command: Command) => {
       if (flags.trustedProxies !== undefined && !flags.proxyProtocol) {
         command.error('error: --trusted-proxies (or UPCASE_TRUSTED_PROXIES) needs --proxy-protocol', { exitCode: 2 });
+      }
+      if ((flags.tlsCert === undefined) !== (flags.tlsKey === undefined)) {
+        command.error('error: --tls-cert and --tls-key (or UPCASE_TLS_CERT and UPCASE_TLS_KEY) go together', { exitCode: 2 });
+      }
+      if (flags.tlsCert === undefined && (flags.tlsPort !== undefined || flags.tlsHandshakeTimeout !== undefined)) {
+        command.error('error: --tls-port and --tls-handshake-timeout need --tls-cert and --tls-key', { exitCode: 2 });
       }
       setExitCode(await serve(flags, command));
     });
@@ -110,7 +129,7 @@ function createLogger(level: string): Logger {
 }
 
 async function serve(flags: ServeFlags, command: Command): Promise<number> {
-  if (!flags.tcp && !flags.udp) {
+  if (!flags.tcp && !flags.udp && flags.tlsCert === undefined) {
     // Through commander, so it is a usage error like any other bad flag: exit 2.
     command.error('error: --no-tcp and --no-udp together leave nothing to serve');
   }
@@ -131,6 +150,10 @@ async function serve(flags: ServeFlags, command: Command): Promise<number> {
     trustedProxies: flags.trustedProxies,
     proxyHeaderTimeout: flags.proxyHeaderTimeout,
     udpTransport: flags.udpTransport,
+    tlsCert: flags.tlsCert,
+    tlsKey: flags.tlsKey,
+    tlsPort: flags.tlsPort,
+    tlsHandshakeTimeout: flags.tlsHandshakeTimeout,
     logger,
   };
   let server: UpcaseServer;
@@ -142,10 +165,11 @@ async function serve(flags: ServeFlags, command: Command): Promise<number> {
   }
   // The handlers go in before the ready line: whoever reads that line may signal at once.
   const stopped = closeOnSignal(server, logger);
+  const stopReloading = flags.tlsCert === undefined ? () => {} : reloadOnHangup(server, logger);
   try {
-    const address = await server.listen();
-    process.stdout.write(`The server is ready to receive on ${address.transports.join('+')} ${formatHostPort(address.host, address.port)}\n`);
+    process.stdout.write(readyLine(await server.listen()));
   } catch (err) {
+    stopReloading();
     if (stopped.signalled()) {
       // A signal during start-up: close() made listen() give up; that is a clean stop.
       await stopped.closed;
@@ -157,7 +181,32 @@ async function serve(flags: ServeFlags, command: Command): Promise<number> {
     return EXIT_FAILURE;
   }
   await stopped.closed;
+  stopReloading();
   return EXIT_OK;
+}
+
+/** `The server is ready to receive on tcp+udp [::]:12000, tls [::]:12443` */
+function readyLine(address: ServerAddress): string {
+  const plain = address.transports.filter((t) => t !== 'tls');
+  const parts = plain.length > 0 ? [`${plain.join('+')} ${formatHostPort(address.host, address.port)}`] : [];
+  if (address.tlsPort !== null) parts.push(`tls ${formatHostPort(address.host, address.tlsPort)}`);
+  return `The server is ready to receive on ${parts.join(', ')}\n`;
+}
+
+/**
+ * On SIGHUP, reads the TLS certificate and key files again (for new connections;
+ * open ones go on). A bad new file is logged and the old certificate stays.
+ * Returns a function that removes the handler.
+ */
+function reloadOnHangup(server: UpcaseServer, logger: Logger): () => void {
+  const onHangup = (): void => {
+    logger.info({ signal: 'SIGHUP' }, 'reloading tls certificate');
+    server.reloadTls().catch((err: unknown) => {
+      logger.error({ code: (err as { code?: string }).code }, `tls reload failed, keeping the old certificate: ${errorMessage(err)}`);
+    });
+  };
+  process.on('SIGHUP', onHangup);
+  return () => process.off('SIGHUP', onHangup);
 }
 
 /**

@@ -8,6 +8,8 @@ import { normalizeServerOptions, type NormalizedServerOptions, type ServerOption
 import { readProxyHeader, type ProxyHeaderResult } from '../proxy/accept.js';
 import { parseCidr, TrustList } from '../proxy/trust.js';
 import { handleConnection } from '../tcp/connection.js';
+import { type CertificateInfo, loadTlsCredentials, type PemSource, type TlsCredentials } from '../tls/credentials.js';
+import { TlsAcceptor } from '../tls/server.js';
 import { createDatagramHandler, DatagramPolicy, type DatagramOptions } from '../udp/handler.js';
 import { loadNativeUdp, NativeUdpListener } from '../udp/native.js';
 import { RateLimitedLog, safeAddress, silentLogger } from './log.js';
@@ -18,10 +20,12 @@ export type ServerState = 'new' | 'listening' | 'draining' | 'closed';
 export interface ServerAddress {
   /** The address the listeners are bound to, e.g. `::` or `127.0.0.1`. */
   host: string;
-  /** The port, the same for TCP and UDP. */
+  /** The port, the same for TCP and UDP (the TLS port when neither runs). */
   port: number;
   /** Which transports are listening. */
-  transports: Array<'tcp' | 'udp'>;
+  transports: Array<'tcp' | 'udp' | 'tls'>;
+  /** The port of the TLS listener (same host), or null without TLS. */
+  tlsPort: number | null;
 }
 
 export interface CloseOptions {
@@ -57,6 +61,10 @@ export class UpcaseServer extends EventEmitter {
   /** Peers allowed to send PROXY headers; null when `proxyProtocol` is off. */
   private readonly trustedProxies: TrustList | null;
   private tcpServer: net.Server | null = null;
+  private tlsServer: net.Server | null = null;
+  private tls: TlsAcceptor | null = null;
+  /** Where the TLS certificate and key come from; reloadTls() reads them again. */
+  private tlsSources: { cert: PemSource; key: PemSource } | null = null;
   private udpSocket: UdpListener | null = null;
   private readonly connections = new Set<net.Socket>();
   private bound: ServerAddress | null = null;
@@ -72,6 +80,8 @@ export class UpcaseServer extends EventEmitter {
     this.trustedProxies = this.options.proxyProtocol
       ? new TrustList(this.options.trustedProxies.map((c) => parseCidr(c)!))
       : null;
+    const { tlsCert, tlsKey } = this.options;
+    if (tlsCert !== undefined && tlsKey !== undefined) this.tlsSources = { cert: tlsCert, key: tlsKey };
   }
 
   /** `new` → `listening` → (`draining` →) `closed`. */
@@ -107,6 +117,11 @@ export class UpcaseServer extends EventEmitter {
 
   private async bindListeners(): Promise<ServerAddress> {
     const { host, port } = this.options;
+    if (this.tlsSources !== null) {
+      // Certificate problems are found before anything is bound (TlsError, UPCASE_ERR_TLS).
+      const credentials = await loadTlsCredentials(this.tlsSources.cert, this.tlsSources.key);
+      this.tls = new TlsAcceptor({ credentials, handshakeTimeoutMs: this.options.tlsHandshakeTimeout * 1000 });
+    }
     const hosts = host === undefined ? DEFAULT_HOSTS : [await resolveHost(host, port, this.options.tcp ? 'tcp' : 'udp')];
     let lastError: unknown;
     for (const address of hosts) {
@@ -127,6 +142,7 @@ export class UpcaseServer extends EventEmitter {
     }
     this.stateValue = 'listening';
     this.logger.info({ ...this.bound, transports: this.bound.transports.join('+'), udpTransport: this.udpTransport ?? undefined }, 'listening');
+    if (this.tls !== null) this.logCertificate(this.tls.credentials, 'tls certificate loaded');
     this.emit('listening', this.bound);
     return this.bound;
   }
@@ -151,27 +167,35 @@ export class UpcaseServer extends EventEmitter {
           throw err;
         }
       }
+      let tlsPort: number | null = null;
+      if (this.tls !== null) {
+        try {
+          this.tlsServer = await this.listenTcp(address, this.options.tlsPort, 'tls');
+        } catch (err) {
+          if (tcpServer !== null) await closeServer(tcpServer);
+          await this.udpSocket?.close();
+          this.udpSocket = null;
+          throw err;
+        }
+        tlsPort = (this.tlsServer.address() as net.AddressInfo).port;
+        if (!tcp && !udp) actualPort = tlsPort;
+      }
       this.tcpServer = tcpServer;
-      const transports: Array<'tcp' | 'udp'> = [];
+      const transports: ServerAddress['transports'] = [];
       if (tcp) transports.push('tcp');
       if (udp) transports.push('udp');
-      return { host: address, port: actualPort, transports };
+      if (tlsPort !== null) transports.push('tls');
+      return { host: address, port: actualPort, transports, tlsPort };
     }
   }
 
-  private listenTcp(address: string, port: number): Promise<net.Server> {
-    const server = net.createServer({ allowHalfOpen: true, noDelay: true }, (socket) => this.onConnection(socket));
+  /** A TCP listener; `transport` 'tls' hands its connections to the TLS layer after the PROXY header, if any. */
+  private listenTcp(address: string, port: number, transport: 'tcp' | 'tls' = 'tcp'): Promise<net.Server> {
+    const server = net.createServer({ allowHalfOpen: true, noDelay: true }, (socket) => this.onConnection(socket, transport));
     server.maxConnections = this.options.maxConnections;
-    server.on('drop', (info?: { remoteAddress?: string; remotePort?: number }) => {
-      this.stats.connectionsRefused++;
-      this.warnings.warn(
-        'tcp:max_connections',
-        { transport: 'tcp', remoteAddress: safeAddress(info?.remoteAddress), limit: this.options.maxConnections },
-        'connection refused: max connections reached',
-      );
-    });
+    server.on('drop', (info?: { remoteAddress?: string; remotePort?: number }) => this.refused(transport, info?.remoteAddress));
     return new Promise((resolve, reject) => {
-      const onListenError = (err: Error): void => reject(listenError(err, 'tcp', address, port));
+      const onListenError = (err: Error): void => reject(listenError(err, transport, address, port));
       server.once('error', onListenError);
       server.listen({ host: address, port, ipv6Only: false, backlog: 4096 }, () => {
         server.off('error', onListenError);
@@ -179,7 +203,7 @@ export class UpcaseServer extends EventEmitter {
         // already sheds the pending connection (its reserve-fd trick), so log and go on.
         server.on('error', (err: NodeJS.ErrnoException) => {
           countError(this.stats, err.code);
-          this.warnings.warn(`tcp:accept:${err.code}`, { transport: 'tcp', code: err.code }, 'accept failed');
+          this.warnings.warn(`${transport}:accept:${err.code}`, { transport, code: err.code }, 'accept failed');
         });
         resolve(server);
       });
@@ -253,8 +277,24 @@ export class UpcaseServer extends EventEmitter {
     });
   }
 
-  private onConnection(socket: net.Socket): void {
+  /** `maxConnections` is one budget for the plain and the TLS listener together. */
+  private refused(transport: 'tcp' | 'tls', remoteAddress: string | undefined): void {
+    this.stats.connectionsRefused++;
+    this.warnings.warn(
+      'tcp:max_connections',
+      { transport, remoteAddress: safeAddress(remoteAddress), limit: this.options.maxConnections },
+      'connection refused: max connections reached',
+    );
+  }
+
+  private onConnection(socket: net.Socket, transport: 'tcp' | 'tls' = 'tcp'): void {
     const { stats } = this;
+    if (this.connections.size >= this.options.maxConnections) {
+      // Each listener's own maxConnections only counts its own connections.
+      this.refused(transport, socket.remoteAddress);
+      socket.destroy();
+      return;
+    }
     if (this.trustedProxies !== null && socket.remoteAddress === undefined) {
       // Reset before we got to it (as HAProxy's health checks do): nobody to refuse.
       stats.proxyRejected.truncated++;
@@ -266,7 +306,7 @@ export class UpcaseServer extends EventEmitter {
       stats.proxyRejected.untrusted++;
       this.warnings.warn(
         'tcp:proxy_untrusted',
-        { transport: 'tcp', remoteAddress: safeAddress(socket.remoteAddress), remotePort: socket.remotePort, reason: 'untrusted' },
+        { transport, remoteAddress: safeAddress(socket.remoteAddress), remotePort: socket.remotePort, reason: 'untrusted' },
         'connection refused: peer is not a trusted proxy',
       );
       socket.resetAndDestroy();
@@ -278,20 +318,23 @@ export class UpcaseServer extends EventEmitter {
     // Log lines name the client: the real peer, or with PROXY protocol the address from the
     // header (filled in below, once it has arrived), with the balancer as proxyAddress.
     const logFields: Record<string, unknown> = {
-      transport: 'tcp',
+      transport,
       remoteAddress: safeAddress(socket.remoteAddress),
       remotePort: socket.remotePort,
     };
     const { idleTimeout, writeTimeout } = this.options;
-    if (idleTimeout > 0) {
+    const watchIdle = (stream: net.Socket): void => {
+      if (idleTimeout <= 0) return;
       // net.Socket's timer is refreshed by reads and by write progress, so it measures
       // silence in both directions.
-      socket.setTimeout(idleTimeout * 1000, () => {
+      stream.setTimeout(idleTimeout * 1000, () => {
         stats.idleTimeouts++;
         this.logger.debug({ ...logFields, code: 'UPCASE_ERR_TIMEOUT' }, 'idle timeout; closing');
-        socket.destroy();
+        stream.destroy();
       });
-    }
+    };
+    watchIdle(socket);
+    // For TLS too this is the TCP socket: it closes when the TLS socket on it does.
     socket.once('close', () => {
       stats.connectionsOpen--;
       this.connections.delete(socket);
@@ -310,13 +353,24 @@ export class UpcaseServer extends EventEmitter {
         logFields.proxyAddress = safeAddress(proxy.address);
         logFields.proxyVersion = proxy.version;
       }
-      this.logger.debug(logFields, 'connection open');
-      handleConnection(socket, {
-        stats,
-        logger: this.logger,
-        ownsChunks: true,
-        writeTimeoutMs: writeTimeout * 1000,
-        logFields,
+      const connectionOptions = { stats, logger: this.logger, ownsChunks: true, writeTimeoutMs: writeTimeout * 1000, logFields };
+      if (transport === 'tcp' || this.tls === null) {
+        this.logger.debug(logFields, 'connection open');
+        handleConnection(socket, connectionOptions);
+        return;
+      }
+      // Once TLS owns the socket, the TCP socket's own timer no longer sees traffic: the
+      // handshake timeout bounds the handshake, then the idle timer runs on the TLS socket.
+      socket.setTimeout(0);
+      this.tls.accept(socket, {
+        secure: (secure) => {
+          stats.tlsHandshakes++;
+          logFields.tlsProtocol = secure.getProtocol();
+          this.logger.debug(logFields, 'connection open');
+          watchIdle(secure);
+          handleConnection(secure, { ...connectionOptions, tls: true });
+        },
+        failed: (err) => this.tlsHandshakeFailed(err, logFields),
       });
     };
     const peer = { address: socket.remoteAddress, port: socket.remotePort };
@@ -355,6 +409,54 @@ export class UpcaseServer extends EventEmitter {
     socket.destroy();
   }
 
+  private tlsHandshakeFailed(err: NodeJS.ErrnoException, logFields: Record<string, unknown>): void {
+    this.stats.tlsHandshakeErrors++;
+    countError(this.stats, err.code);
+    const fields = { ...logFields, code: err.code, err: err.message };
+    if (err.code === 'ECONNRESET') {
+      // Connect-then-close (health checks, port scans) is not worth a warning.
+      this.logger.debug(fields, 'tls handshake: peer went away');
+    } else {
+      this.warnings.warn(`tls:handshake:${err.code}`, fields, 'tls handshake failed; closing');
+    }
+  }
+
+  private logCertificate(credentials: TlsCredentials, message: string): void {
+    const { certificate: c, certName } = credentials;
+    this.logger.info(
+      { cert: certName, subject: c.subject, issuer: c.issuer, serialNumber: c.serialNumber, fingerprint256: c.fingerprint256, validTo: c.validTo.toISOString() },
+      message,
+    );
+    const now = Date.now();
+    if (c.validTo.getTime() < now || c.validFrom.getTime() > now) {
+      this.logger.warn(
+        { cert: certName, validFrom: c.validFrom.toISOString(), validTo: c.validTo.toISOString(), code: 'UPCASE_ERR_TLS' },
+        'tls certificate is not valid now: clients will refuse it',
+      );
+    }
+  }
+
+  /**
+   * Reads the TLS certificate and key again (from their files) and uses them for
+   * new connections; open connections go on with what they negotiated. With
+   * `sources`, uses those from now on instead. Resolves to the new certificate's
+   * details. If the new certificate or key is unusable, rejects with a
+   * `TlsError` (`UPCASE_ERR_TLS`) and keeps the old ones; rejects with
+   * `UPCASE_ERR_CLOSED` unless TLS is on and the server is listening.
+   * `upcase serve` calls this on SIGHUP.
+   */
+  async reloadTls(sources?: { cert: PemSource; key: PemSource }): Promise<CertificateInfo> {
+    const next = sources ?? this.tlsSources;
+    if (this.tls === null || next === null || this.stateValue !== 'listening') {
+      throw new UpcaseError('UPCASE_ERR_CLOSED', `cannot reload TLS: ${this.tls === null ? 'TLS is not on' : `the server is ${this.stateValue}`}`);
+    }
+    const credentials = await loadTlsCredentials(next.cert, next.key);
+    this.tls.setCredentials(credentials);
+    this.tlsSources = next;
+    this.logCertificate(credentials, 'tls certificate reloaded');
+    return credentials.certificate;
+  }
+
   /** Open TCP connections now. */
   get connectionCount(): number {
     return this.connections.size;
@@ -377,7 +479,7 @@ export class UpcaseServer extends EventEmitter {
     this.emit('draining');
     // A listen() in progress is let finish (or fail) first, so that what it binds is closed here.
     if (this.listening !== null) await this.listening.catch(() => undefined);
-    const tcpClosed = this.tcpServer === null ? Promise.resolve() : closeServer(this.tcpServer);
+    const tcpClosed = Promise.all([this.tcpServer, this.tlsServer].map((server) => (server === null ? undefined : closeServer(server))));
     if (this.udpSocket !== null) await this.udpSocket.close();
     if (drain && this.connections.size > 0) {
       this.logger.info({ connections: this.connections.size, drainTimeout: this.options.drainTimeout }, 'draining');

@@ -40,9 +40,9 @@ export const PROXY_REJECT_REASONS: readonly ProxyRejectReason[] = [
 ];
 
 export interface ServerStats {
-  /** TCP connections open now. */
+  /** TCP connections open now (plain and TLS). */
   connectionsOpen: number;
-  /** TCP connections accepted since start. */
+  /** TCP connections accepted since start (plain and TLS, counted before the TLS handshake). */
   connectionsTotal: number;
   /** TCP connections closed at once because `maxConnections` was reached. */
   connectionsRefused: number;
@@ -50,8 +50,16 @@ export interface ServerStats {
   idleTimeouts: number;
   /** TCP connections closed because the client left replies unread past `writeTimeout`. */
   writeTimeouts: number;
+  /** Payload bytes over plain TCP (TLS connections count in `tlsBytesIn/Out`). */
   tcpBytesIn: number;
   tcpBytesOut: number;
+  /** TLS handshakes completed (connections then served). */
+  tlsHandshakes: number;
+  /** TLS handshakes that failed: bad or plaintext input, timeout, reset (by code in `errors`). */
+  tlsHandshakeErrors: number;
+  /** Payload (decrypted) bytes over TLS. */
+  tlsBytesIn: number;
+  tlsBytesOut: number;
   udpDatagramsIn: number;
   udpDatagramsOut: number;
   udpBytesIn: number;
@@ -74,6 +82,10 @@ export function createStats(): ServerStats {
     writeTimeouts: 0,
     tcpBytesIn: 0,
     tcpBytesOut: 0,
+    tlsHandshakes: 0,
+    tlsHandshakeErrors: 0,
+    tlsBytesIn: 0,
+    tlsBytesOut: 0,
     udpDatagramsIn: 0,
     udpDatagramsOut: 0,
     udpBytesIn: 0,

@@ -15,6 +15,8 @@ export interface ConnectionOptions {
   writeTimeoutMs?: number;
   /** Fields for this connection's log lines (transport, remote address). */
   logFields?: Record<string, unknown>;
+  /** Count payload bytes in `stats.tlsBytesIn/Out` instead of `tcpBytesIn/Out`. Default false. */
+  tls?: boolean;
 }
 
 /**
@@ -31,6 +33,8 @@ export function handleConnection(stream: Duplex, options: ConnectionOptions): vo
   const upcaser = new Upcaser();
   const pushOptions = { inPlace: options.ownsChunks === true };
   const writeTimeoutMs = options.writeTimeoutMs ?? 0;
+  const bytesIn = options.tls === true ? 'tlsBytesIn' : 'tcpBytesIn';
+  const bytesOut = options.tls === true ? 'tlsBytesOut' : 'tcpBytesOut';
   let stallTimer: NodeJS.Timeout | null = null;
 
   const onStall = (): void => {
@@ -41,10 +45,10 @@ export function handleConnection(stream: Duplex, options: ConnectionOptions): vo
   };
 
   stream.on('data', (chunk: Buffer) => {
-    stats.tcpBytesIn += chunk.length;
+    stats[bytesIn] += chunk.length;
     const out = upcaser.push(chunk, pushOptions);
     if (out.length === 0) return;
-    stats.tcpBytesOut += out.length;
+    stats[bytesOut] += out.length;
     if (!stream.write(out)) {
       // Backpressure: stop reading from a client that is not reading from us.
       stream.pause();
@@ -66,7 +70,7 @@ export function handleConnection(stream: Duplex, options: ConnectionOptions): vo
   stream.on('end', () => {
     const rest = upcaser.end();
     if (rest.length > 0) {
-      stats.tcpBytesOut += rest.length;
+      stats[bytesOut] += rest.length;
       stream.end(rest);
     } else {
       stream.end();
