@@ -28,7 +28,10 @@ export interface ServerOptions {
   udpAllowLowPorts?: boolean;
   /** Probability (0..1) of dropping a UDP request on purpose, to simulate loss. Default 0. */
   dropRate?: number;
-  /** Seconds to let open TCP connections finish on `close({ drain: true })`. Default 10. */
+  /**
+   * Seconds to let open TCP connections finish on `close({ drain: true })`. Default 8: it fits,
+   * with room to exit, inside `docker stop`'s 10 s before SIGKILL (docs/operations.md).
+   */
   drainTimeout?: number;
   /** A pino logger; default silent. */
   logger?: Logger;
@@ -57,7 +60,7 @@ export const SERVER_DEFAULTS = {
   writeTimeout: 30, // seconds
   udpRateLimit: 1000, // datagrams per second per source address
   dropRate: 0, // probability
-  drainTimeout: 10, // seconds
+  drainTimeout: 8, // seconds; < docker stop's 10 s default grace
 } as const;
 
 export function checkPort(name: string, value: unknown): number {

@@ -34,6 +34,20 @@ export const parseNumber =
   (value: string): number =>
     parsed(() => checkNumber(name, toNumber(value), min, max, what));
 
+/** `--workers`: `auto` (one per CPU) or an integer from 1 to 1024. */
+export const parseWorkers =
+  (name: string) =>
+  (value: string): number | 'auto' =>
+    value.trim().toLowerCase() === 'auto' ? 'auto' : parsed(() => checkInteger(name, toNumber(value), 1, 1024, 'or auto'));
+
+/** A boolean from an environment variable: true/false, 1/0, yes/no, on/off; undefined if none of those. */
+export function parseBooleanEnv(value: string): boolean | undefined {
+  const v = value.trim().toLowerCase();
+  if (['true', '1', 'yes', 'on'].includes(v)) return true;
+  if (['false', '0', 'no', 'off'].includes(v)) return false;
+  return undefined;
+}
+
 /** An option that can also come from `UPCASE_<NAME>`; the flag wins. */
 export function envOption(flags: string, description: string, env: string): Option {
   return new Option(flags, description).env(env);
