@@ -4,6 +4,7 @@
  * - The codec: {@link upcase} (one-shot), {@link Upcaser} (streaming), {@link createUpcaseStream}.
  * - The server: {@link startServer} / {@link UpcaseServer}, TCP and UDP on one port.
  * - {@link handleConnection}: the TCP conversation over any Duplex.
+ * - Operations: {@link startMetricsServer} (Prometheus /metrics, /healthz, /readyz), {@link ClusterPrimary} / {@link ClusterWorker} (multi-core).
  */
 export { upcase, upcaseOwned, Upcaser, createUpcaseStream, type PushOptions } from './codec/upcase.js';
 export { sequenceLength, incompleteTailStart, INCOMPLETE } from './codec/utf8.js';
@@ -27,3 +28,25 @@ export {
 export { type ServerStats, type UdpDropReason, UDP_DROP_REASONS } from './server/stats.js';
 export { handleConnection, type ConnectionOptions } from './tcp/connection.js';
 export { MAX_UDP_PAYLOAD_IPV4, MAX_UDP_PAYLOAD_IPV6 } from './udp/handler.js';
+export {
+  createMetricsRegistry,
+  startMetricsServer,
+  MetricsServer,
+  metricsUrl,
+  METRICS_DEFAULT_HOST,
+  type MetricsRegistryOptions,
+  type MetricsServerOptions,
+  type MetricsSource,
+} from './server/metrics.js';
+export {
+  ClusterPrimary,
+  ClusterWorker,
+  clusterWorkerPort,
+  clusterWorkerSlot,
+  resolveWorkerCount,
+  restartDelay,
+  RESTART_BACKOFF,
+  type ClusterOptions,
+  type ClusterState,
+  type RestartBackoff,
+} from './server/cluster.js';

@@ -1,6 +1,7 @@
 import cluster from 'node:cluster';
 import { Command, type Option } from 'commander';
 import pino, { type Logger } from 'pino';
+import { InvalidArgumentError } from '../errors.js';
 import { SERVER_DEFAULTS, type ServerOptions } from '../options.js';
 import { ClusterPrimary, ClusterWorker, clusterWorkerPort, clusterWorkerSlot, resolveWorkerCount } from '../server/cluster.js';
 import { createMetricsRegistry, METRICS_DEFAULT_HOST, type MetricsServer, metricsUrl, startMetricsServer } from '../server/metrics.js';
@@ -284,7 +285,8 @@ function fail(err: unknown, logger: Logger): number {
   logger.error({ code: (err as { code?: string }).code }, errorMessage(err));
   process.stderr.write(`upcase: ${errorMessage(err)}\n`);
   logger.flush?.();
-  return EXIT_FAILURE;
+  // A combination of flags the library refuses (e.g. --no-tcp --no-udp) is a usage error too.
+  return err instanceof InvalidArgumentError ? EXIT_USAGE : EXIT_FAILURE;
 }
 
 /**

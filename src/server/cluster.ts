@@ -104,7 +104,7 @@ interface Slot {
   index: number; // 1..N
   worker: Worker | null;
   state: SlotState;
-  startedAt: number;
+  listeningAt: number;
   failures: number; // consecutive crashes, for the backoff
   restartTimer: NodeJS.Timeout | null;
 }
@@ -214,7 +214,7 @@ export class ClusterPrimary extends EventEmitter implements MetricsSource {
       this.startup = { resolve, reject };
     });
     for (let index = 1; index <= this.workers; index++) {
-      const slot: Slot = { index, worker: null, state: 'down', startedAt: 0, failures: 0, restartTimer: null };
+      const slot: Slot = { index, worker: null, state: 'down', listeningAt: 0, failures: 0, restartTimer: null };
       this.slots.push(slot);
       this.fork(slot);
     }
@@ -235,7 +235,6 @@ export class ClusterPrimary extends EventEmitter implements MetricsSource {
     const worker = cluster.fork({ [ENV_PORT]: String(this.port), [ENV_SLOT]: String(slot.index) });
     slot.worker = worker;
     slot.state = 'starting';
-    slot.startedAt = Date.now();
     worker.on('exit', (code, signal) => this.onExit(slot, worker, code, signal));
     // A worker that cannot be reached (it is dying) emits 'error' on send; its 'exit' follows.
     worker.on('error', (err: NodeJS.ErrnoException) => this.logger.debug({ worker: slot.index, code: err.code }, 'worker ipc error'));
@@ -248,6 +247,7 @@ export class ClusterPrimary extends EventEmitter implements MetricsSource {
     switch (message.upcase) {
       case 'listening':
         slot.state = 'listening';
+        slot.listeningAt = Date.now();
         this.logger.info({ worker: slot.index, workerPid: worker.process.pid }, 'worker listening');
         this.emit('worker', { slot: slot.index, pid: worker.process.pid });
         if (this.startup !== null && this.slots.every((s) => s.state === 'listening')) {
@@ -292,7 +292,7 @@ export class ClusterPrimary extends EventEmitter implements MetricsSource {
     }
     if (this.stateValue !== 'listening') return;
     // Count consecutive crashes; a worker that stayed up long enough starts over.
-    if (wasListening && Date.now() - slot.startedAt >= this.backoff.resetAfterMs) slot.failures = 0;
+    if (wasListening && Date.now() - slot.listeningAt >= this.backoff.resetAfterMs) slot.failures = 0;
     slot.failures++;
     const delay = restartDelay(slot.failures, this.backoff);
     this.logger.warn({ worker: slot.index, workerPid: pid, code, signal, restartInMs: delay }, 'worker died; restarting');

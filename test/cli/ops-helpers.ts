@@ -98,6 +98,22 @@ export function spawnServe(args: string[], options: { env?: Record<string, strin
   };
 }
 
+/** The exit status, or a failure (and SIGKILL) if the process is still running after `ms`. */
+export async function exitWithin(p: ServeProcess, ms: number): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => {
+      p.child.kill('SIGKILL');
+      reject(new Error(`process still running after ${ms} ms\nstdout:\n${p.stdout.join('\n')}\nstderr:\n${p.stderr.join('\n')}`));
+    }, ms);
+  });
+  try {
+    return await Promise.race([p.exited, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 /** Every stderr line as JSON; throws on a line that is not JSON. */
 export function parseLogs(lines: string[]): Array<Record<string, unknown>> {
   return lines.filter((l) => l.trim() !== '').map((l) => {

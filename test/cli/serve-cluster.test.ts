@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import net from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { upcase } from '../../src/codec/upcase.js';
-import { parseLogs, pool, scrape, type ServeProcess, spawnServe, started, status, tcpRoundTrip, udpRoundTrip, until } from './ops-helpers.js';
+import { exitWithin, parseLogs, pool, scrape, type ServeProcess, spawnServe, started, status, tcpRoundTrip, udpRoundTrip, until } from './ops-helpers.js';
 
 // Distinctive payload text: it must never show up in the logs, in either case.
 const MARK = 'zebra-payload-8675309';
@@ -133,7 +133,7 @@ describe('serve --workers 2', () => {
 
     const results = await Promise.all(inflight.map((f) => f.done));
     results.forEach((r) => assert.equal(r.received, r.expected, 'an in-flight connection lost bytes'));
-    const exit = await p.exited;
+    const exit = await exitWithin(p, 20_000);
     steady = false;
     polling = false;
     await Promise.all([steadyLoop, poller]);
