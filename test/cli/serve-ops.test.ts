@@ -146,7 +146,7 @@ describe('configuration through UPCASE_* variables', () => {
     assert.ok(options.length >= 15);
     for (const option of options) {
       const text = help.optionDescription(option);
-      assert.match(text, /\(.*default: [^,]+, env: UPCASE_[A-Z_]+/, `${option.flags}: ${text}`);
+      assert.match(text, /\(.*default: .+, env: UPCASE_[A-Z_]+(=true\|false)?\)$/, `${option.flags}: ${text}`);
     }
     const rendered = command.helpInformation();
     assert.match(rendered, /--no-udp\s+do not serve UDP \(default: UDP on, env:\s+UPCASE_UDP=true\|false\)/);
