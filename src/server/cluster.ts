@@ -88,9 +88,10 @@ export interface ClusterOptions {
   restartBackoff?: Partial<RestartBackoff>;
   /** Seconds to wait for workers past `drainTimeout` before killing them. Default 5. */
   shutdownGrace?: number;
-  /** Worker script and arguments (`cluster.setupPrimary`); default: this process's own. */
+  /** Worker script, arguments and node flags (`cluster.setupPrimary`); default: this process's own. */
   exec?: string;
   args?: string[];
+  execArgv?: string[];
   /** Sum the primary's own process metrics into the totals too. Default true. */
   processMetrics?: boolean;
   /** Milliseconds a worker has to answer a metrics request. Default 2000. */
@@ -206,9 +207,8 @@ export class ClusterPrimary extends EventEmitter implements MetricsSource {
       this.port = (await probe.listen()).port;
       await probe.close();
     }
-    if (this.options.exec !== undefined || this.options.args !== undefined) {
-      cluster.setupPrimary({ exec: this.options.exec, args: this.options.args });
-    }
+    const { exec, args, execArgv } = this.options;
+    if (exec !== undefined || args !== undefined || execArgv !== undefined) cluster.setupPrimary({ exec, args, execArgv });
     cluster.on('message', this.onMessage);
     const started = new Promise<ServerAddress>((resolve, reject) => {
       this.startup = { resolve, reject };

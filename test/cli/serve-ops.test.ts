@@ -8,7 +8,7 @@ import net from 'node:net';
 import { describe, it } from 'node:test';
 import type { Option } from 'commander';
 import { parseServeArgs, serveCommand } from '../../src/cli/serve.js';
-import { exitWithin, parseLogs, spawnServe, started, status, tcpRoundTrip, until } from './ops-helpers.js';
+import { exitWithin, parseLogs, pool, spawnServe, started, status, tcpRoundTrip, until } from './ops-helpers.js';
 
 // Running node as PID 1 of a new PID namespace needs root (or user namespaces); check once.
 const canUnshare = spawnSync('unshare', ['--pid', '--fork', 'true'], { stdio: 'ignore' }).status === 0;
@@ -88,18 +88,17 @@ describe('configuration through UPCASE_* variables', () => {
       { args: ['--workers', '0'], expect: [/--workers/, /`0`/] },
       { env: { UPCASE_TCP: 'false', UPCASE_UDP: 'off' }, expect: [/tcp\/udp/, /at least one transport/] },
     ];
-    await Promise.all(
-      cases.map(async (c) => {
-        // --port 0 only where the case does not test UPCASE_PORT (the flag would win).
-        const port = c.env?.UPCASE_PORT === undefined ? ['--port', '0'] : [];
-        const p = spawnServe(['--host', '127.0.0.1', ...port, ...(c.args ?? [])], { env: c.env });
-        const exit = await exitWithin(p, 10_000);
-        const stderr = p.stderr.join('\n');
-        assert.equal(exit.code, 2, `${JSON.stringify(c)}: exit ${exit.code}\n${stderr}`);
-        for (const re of c.expect) assert.match(stderr, re, JSON.stringify(c));
-        assert.deepEqual(p.stdout.filter((l) => l !== ''), [], 'never ready');
-      }),
-    );
+    // A few at a time: each is a node process start, and the machine may be busy.
+    await pool(cases, 3, async (c) => {
+      // --port 0 only where the case does not test UPCASE_PORT (the flag would win).
+      const port = c.env?.UPCASE_PORT === undefined ? ['--port', '0'] : [];
+      const p = spawnServe(['--host', '127.0.0.1', ...port, ...(c.args ?? [])], { env: c.env });
+      const exit = await exitWithin(p, 30_000);
+      const stderr = p.stderr.join('\n');
+      assert.equal(exit.code, 2, `${JSON.stringify(c)}: exit ${exit.code}\n${stderr}`);
+      for (const re of c.expect) assert.match(stderr, re, JSON.stringify(c));
+      assert.deepEqual(p.stdout.filter((l) => l !== ''), [], 'never ready');
+    });
   });
 
   it('fails with exit 1 and the reason when the workers cannot listen', async (t) => {
