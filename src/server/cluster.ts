@@ -317,6 +317,8 @@ export class ClusterPrimary extends EventEmitter implements MetricsSource {
    * The metrics of every worker plus the primary's, aggregated by prom-client's
    * `AggregatorRegistry.aggregate`: counters and gauges are summed per label set.
    * A worker that does not answer within `metricsTimeoutMs` is left out.
+   * (Not `AggregatorRegistry#clusterMetrics()`: it also asks workers that are still
+   * starting, which cannot answer yet, and then fails the whole scrape after 5 s.)
    */
   async metrics(): Promise<string> {
     const workers = this.slots.flatMap((s) => (s.worker !== null && s.state !== 'starting' && s.worker.isConnected() ? [s.worker] : []));

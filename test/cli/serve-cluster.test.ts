@@ -36,8 +36,19 @@ describe('serve --workers 2', () => {
     assert.equal(await status(metrics, '/readyz'), 200);
     const m = await scrape(metrics);
     assert.equal(m.get('upcase_workers'), 2);
-    // The ready line comes once, from the primary.
+    // The ready line comes once, from the primary, and with --port 0 every worker got that one port.
     assert.equal(p.stdout.filter((l) => l.startsWith('The server is ready')).length, 1);
+    const workerLines = (): Array<Record<string, unknown>> => parseLogs(p.stderr).filter((e) => e.msg === 'listening');
+    // Worker logs flush asynchronously and may trail the primary's ready line.
+    await until(() => workerLines().length === 2, 'both workers to log listening');
+    const listening = workerLines();
+    assert.deepEqual(
+      listening.map((e) => [e.port, e.transports]),
+      [
+        [port, 'tcp+udp'],
+        [port, 'tcp+udp'],
+      ],
+    );
   });
 
   it('shows 100 TCP connections and 100 UDP datagrams as totals across both workers', async () => {
