@@ -80,8 +80,7 @@ describe('serve --workers 2', () => {
   });
 
   it('restarts a worker killed with SIGKILL, and keeps serving', async () => {
-    const listening = parseLogs(p.stderr).filter((e) => e.msg === 'worker listening');
-    const victim = listening[0];
+    const victim = await p.log((e) => e.msg === 'worker listening');
     process.kill(victim.workerPid as number, 'SIGKILL');
     const restarted = await p.log((e) => e.msg === 'worker listening' && e.worker === victim.worker && e.workerPid !== victim.workerPid);
     assert.notEqual(restarted.workerPid, victim.workerPid);

@@ -25,7 +25,7 @@ describe('graceful drain, single process' + (canUnshare ? ', as PID 1' : ''), ()
       let serverPid = p.child.pid!;
       if (canUnshare) {
         serverPid = Number(readFileSync(`/proc/${serverPid}/task/${serverPid}/children`, 'utf8').trim());
-        assert.equal(parseLogs(p.stderr).find((e) => e.msg === 'starting')?.pid, 1, 'node runs as PID 1');
+        assert.equal((await p.log((e) => e.msg === 'starting')).pid, 1, 'node runs as PID 1');
       }
 
       const socket = net.connect({ host: '127.0.0.1', port });
