@@ -75,7 +75,9 @@ describe('serve --workers 2', () => {
     assert.ok((m.get('process_cpu_seconds_total') ?? 0) > 0, 'process metrics are there');
 
     // Both workers took TCP connections (cluster round-robin): per-connection debug lines carry each worker's pid.
-    const pids = new Set(parseLogs(p.stderr).filter((e) => e.msg === 'connection open').map((e) => e.pid));
+    const opened = (): Array<Record<string, unknown>> => parseLogs(p.stderr).filter((e) => e.msg === 'connection open');
+    await until(() => opened().length === 100, 'the 100 connection log lines');
+    const pids = new Set(opened().map((e) => e.pid));
     assert.equal(pids.size, 2, `connections were served by ${pids.size} worker(s)`);
   });
 
