@@ -13,7 +13,8 @@ export type UpcaseErrorCode =
   | 'UPCASE_ERR_MESSAGE_TOO_LARGE'
   | 'UPCASE_ERR_CLOSED'
   | 'UPCASE_ERR_SOCKET'
-  | 'UPCASE_ERR_PROXY_PROTOCOL';
+  | 'UPCASE_ERR_PROXY_PROTOCOL'
+  | 'UPCASE_ERR_WORKER';
 
 export class UpcaseError extends Error {
   readonly code: UpcaseErrorCode;

@@ -241,7 +241,10 @@ export class UpcaseServer extends EventEmitter {
         reject(listenError(err, 'udp', address, port));
       };
       socket.once('error', onBindError);
-      socket.bind({ address, port, exclusive: true }, () => {
+      // Not exclusive: in a cluster worker the primary binds the socket once and shares
+      // the handle, so every worker reads the same port (src/server/cluster.ts).
+      // Outside a cluster this flag changes nothing.
+      socket.bind({ address, port, exclusive: false }, () => {
         socket.off('error', onBindError);
         socket.on('error', (err: NodeJS.ErrnoException) => {
           countError(this.stats, err.code);
@@ -385,6 +388,9 @@ export class UpcaseServer extends EventEmitter {
       timer.unref();
       await once(this, 'drained');
       clearTimeout(timer);
+      if (this.connections.size > 0) {
+        this.logger.warn({ connections: this.connections.size, drainTimeout: this.options.drainTimeout }, 'drain timeout: closing open connections');
+      }
     }
     for (const socket of this.connections) socket.destroy();
     await tcpClosed;
