@@ -233,7 +233,7 @@ async function serve(flags: ServeFlags): Promise<number> {
   const logger = createLogger(flags.logLevel);
   const workers = resolveWorkerCount(flags.workers);
   // The effective configuration, once, so an operator can see what a process runs with.
-  logger.info({ ...flags, workers, metricsPort: flags.metricsPort ?? 'off' }, 'starting');
+  logger.debug({ ...flags, workers, metricsPort: flags.metricsPort ?? 'off' }, 'starting');
   return workers > 1 ? servePrimary(flags, workers, logger) : serveSingle(flags, logger);
 }
 
@@ -328,8 +328,8 @@ async function startMetrics(
   return server;
 }
 
+/** A startup failure: exactly one line on stderr (a JSON log line would only repeat it). */
 function fail(err: unknown, logger: Logger): number {
-  logger.error({ code: (err as { code?: string }).code }, errorMessage(err));
   process.stderr.write(`upcase: ${errorMessage(err)}\n`);
   logger.flush?.();
   // A combination of flags the library refuses (e.g. --no-tcp --no-udp) is a usage error too.

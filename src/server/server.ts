@@ -1,3 +1,4 @@
+import cluster from 'node:cluster';
 import dgram from 'node:dgram';
 import { lookup } from 'node:dns/promises';
 import { EventEmitter, once } from 'node:events';
@@ -205,7 +206,10 @@ export class UpcaseServer extends EventEmitter {
 
   private async bindUdp(address: string, port: number): Promise<UdpListener> {
     const choice = this.options.udpTransport;
-    const native = choice === 'dgram' ? null : loadNativeUdp();
+    // In a cluster worker, `auto` keeps node:dgram: node:cluster shares one socket between
+    // workers. An explicit `native` gives each worker its own socket with SO_REUSEPORT.
+    const inWorker = cluster.isWorker;
+    const native = choice === 'dgram' || (choice === 'auto' && inWorker) ? null : loadNativeUdp();
     if (choice === 'native' && native === null) {
       throw new UpcaseError('UPCASE_ERR_INVALID_ARG', 'the native UDP transport is not built here (run `npm run build:native`); use udpTransport `auto` or `dgram`');
     }
@@ -218,6 +222,7 @@ export class UpcaseServer extends EventEmitter {
           net.isIPv6(address) ? 6 : 4,
           new DatagramPolicy(this.datagramOptions()),
           this.logger,
+          inWorker,
         );
         return { transport: 'native', port: listener.port, close: async () => listener.close() };
       } catch (err) {
