@@ -1,6 +1,8 @@
 import { Command, CommanderError } from 'commander';
 import { readFileSync } from 'node:fs';
 import { EXIT_OK, EXIT_USAGE } from './common.js';
+import { clientCommand } from './client.js';
+import { pingCommand } from './ping.js';
 import { serveCommand } from './serve.js';
 
 function version(): string {
@@ -22,7 +24,9 @@ export async function main(argv: string[]): Promise<number> {
     .version(version(), '-V, --version')
     .showHelpAfterError('(run with --help for usage)')
     .exitOverride()
-    .addCommand(serveCommand(setExitCode));
+    .addCommand(serveCommand(setExitCode))
+    .addCommand(clientCommand(setExitCode))
+    .addCommand(pingCommand(setExitCode));
   for (const command of program.commands) command.exitOverride().showHelpAfterError('(run with --help for usage)');
   try {
     await program.parseAsync(argv, { from: 'user' });
