@@ -27,3 +27,13 @@ export {
 export { type ServerStats, type UdpDropReason, UDP_DROP_REASONS } from './server/stats.js';
 export { handleConnection, type ConnectionOptions } from './tcp/connection.js';
 export { MAX_UDP_PAYLOAD_IPV4, MAX_UDP_PAYLOAD_IPV6 } from './udp/handler.js';
+export { tcpRequest, tcpStream, connectTcp, type TcpStreamResult } from './client/tcp.js';
+export { UdpClient, sendLines, type UdpClientStats, type LinesOptions, type LinesResult } from './client/udp.js';
+export { Pinger, RttStats, looksRateLimited, type PingReply, type PingFailure, type PingSummary } from './client/ping.js';
+export { IncompleteReplyError } from './client/errors.js';
+export {
+  CLIENT_DEFAULTS,
+  PING_DEFAULTS,
+  type ClientOptions,
+  type PingOptions,
+} from './client/options.js';

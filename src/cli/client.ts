@@ -16,11 +16,8 @@ interface ClientFlags {
   retries: number;
 }
 
-interface Exchange {
-  /** Sends one message and resolves with its reply. */
-  send(message: Buffer): Promise<Buffer>;
-  close(): Promise<void>;
-}
+/** Sends one message and resolves with its reply. */
+type Send = (message: Buffer) => Promise<Buffer>;
 
 /** Lines of piped input in flight at once over UDP; replies are still printed in input order. */
 const UDP_WINDOW = 16;
@@ -28,6 +25,7 @@ const PROMPT = 'Input lowercase sentence: ';
 
 export function clientCommand(setExitCode: (code: number) => void): Command {
   return new Command('client')
+    .summary('send messages to the server and print the replies (TCP or UDP)')
     .description(
       'send messages and print the replies. With MESSAGE arguments: one reply line each. ' +
         'On a terminal: prompt for lines, as the textbook client does. With piped input: TCP streams it ' +
@@ -57,33 +55,28 @@ export function clientCommand(setExitCode: (code: number) => void): Command {
 
 async function runClient(messages: string[], flags: ClientFlags): Promise<number> {
   const options = { host: flags.host, port: flags.port, timeout: flags.timeout, retries: flags.retries };
-  const udp = flags.udp === true;
-  if (messages.length === 0 && !process.stdin.isTTY && !udp) return streamTcp(options);
-
-  let exchange: Exchange;
-  let client: UdpClient | null = null;
-  if (udp) {
-    client = new UdpClient(options);
-    const c = client;
-    exchange = { send: (m) => c.request(m), close: () => c.close() };
-  } else {
-    exchange = { send: (m) => tcpRequest(m, options), close: async () => {} };
+  if (flags.udp !== true) {
+    if (messages.length === 0 && !process.stdin.isTTY) return streamTcp(options);
+    const send: Send = (message) => tcpRequest(message, options);
+    return messages.length > 0 ? sendMessages(messages, send) : interactive(send);
   }
+  const client = new UdpClient(options);
+  const send: Send = (message) => client.request(message);
   try {
-    if (messages.length > 0) return await sendMessages(messages, exchange);
-    if (process.stdin.isTTY) return await interactive(exchange);
-    return await streamUdpLines(client!);
+    if (messages.length > 0) return await sendMessages(messages, send);
+    if (process.stdin.isTTY) return await interactive(send);
+    return await streamUdpLines(client);
   } finally {
-    await exchange.close();
+    await client.close();
   }
 }
 
 /** One message per argument, one reply line each; stops at the first failure. */
-async function sendMessages(messages: string[], exchange: Exchange): Promise<number> {
+async function sendMessages(messages: string[], send: Send): Promise<number> {
   for (const text of messages) {
     const message = Buffer.from(text, 'utf8');
     try {
-      const reply = await exchange.send(message);
+      const reply = await send(message);
       process.stdout.write(Buffer.concat([reply, NEWLINE]));
       warnIfNotUppercase(message, reply);
     } catch (err) {
@@ -94,25 +87,29 @@ async function sendMessages(messages: string[], exchange: Exchange): Promise<num
 }
 
 /** The textbook's loop: prompt, send, print `From server: …`, until EOF (Ctrl-D). */
-async function interactive(exchange: Exchange): Promise<number> {
+async function interactive(send: Send): Promise<number> {
   // Prompts go to the terminal; if stdout is redirected, they go to stderr so stdout keeps only replies.
   const prompts = process.stdout.isTTY ? process.stdout : process.stderr;
   const rl = readline.createInterface({ input: process.stdin, output: prompts, terminal: true, historySize: 1000 });
   let exitCode = EXIT_OK;
+  let closed = false;
+  rl.once('close', () => (closed = true));
   rl.setPrompt(PROMPT);
   rl.prompt();
   for await (const line of rl) {
     const message = Buffer.from(line, 'utf8');
     try {
-      const reply = await exchange.send(message);
+      const reply = await send(message);
       process.stdout.write(`From server: ${reply.toString('utf8')}\n`);
       warnIfNotUppercase(message, reply);
     } catch (err) {
       // One failed line does not end the session (the server may be back for the next).
       exitCode = fail(err, 'From server: ');
     }
-    rl.prompt();
+    // Ctrl-D may have come while we waited; prompting a closed interface would resume stdin.
+    if (!closed) rl.prompt();
   }
+  process.stdin.pause();
   if (prompts.isTTY) prompts.write('\n');
   return exitCode;
 }
@@ -122,7 +119,7 @@ async function streamTcp(options: { host: string; port: number; timeout?: number
     const result = await tcpStream(process.stdin, process.stdout, options);
     if (!result.inputComplete) {
       process.stderr.write(
-        `upcase: warning: the server closed the connection after ${result.bytesSent} bytes of input; the rest was not sent\n`,
+        `upcase: warning: the server closed the connection before the end of the input (${result.bytesSent} bytes sent)\n`,
       );
     }
     return EXIT_OK;

@@ -14,6 +14,7 @@ interface PingFlags {
 
 export function pingCommand(setExitCode: (code: number) => void): Command {
   return new Command('ping')
+    .summary('a UDP pinger in the style of ping(8)')
     .description("a UDP pinger in the style of ping(8) (the textbook's pinger lab): RTT per reply, loss and rtt statistics")
     .argument('[host]', 'server host', parseHost('host'), CLIENT_DEFAULTS.host)
     .addOption(new Option('-p, --port <port>', 'server port').argParser(parseInteger('--port', 1, 65535)).default(CLIENT_DEFAULTS.port))

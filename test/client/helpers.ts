@@ -110,26 +110,49 @@ export function startServe(extraArgs: string[] = []): Promise<Started> {
   );
 }
 
-/** A port that was free a moment ago on 127.0.0.1 for `transport` (for programs that cannot bind port 0 and say which port they got). */
-export async function freePort(transport: 'tcp' | 'udp'): Promise<number> {
-  if (transport === 'tcp') {
-    const server = net.createServer();
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    const { port } = server.address() as net.AddressInfo;
-    await new Promise((resolve) => server.close(resolve));
-    return port;
+/**
+ * A port below the ephemeral range (Linux: 32768–60999) that is free on all
+ * addresses now. Programs that must be told their port (the textbook's Python
+ * servers, the examples) get one of these: a port-0 socket elsewhere on this
+ * shared machine (another test's server, or the source port of an outgoing
+ * connection) never lands there, and neither do other tests' probes of ports
+ * they have just closed.
+ */
+export async function pickFixedPort(transport: 'tcp' | 'udp'): Promise<number> {
+  for (;;) {
+    const port = 20_000 + Math.floor(Math.random() * 12_000);
+    try {
+      if (transport === 'tcp') {
+        const server = net.createServer();
+        await new Promise<void>((resolve, reject) => {
+          server.once('error', reject);
+          server.listen({ port, host: '0.0.0.0', exclusive: true }, resolve);
+        });
+        await new Promise((resolve) => server.close(resolve));
+      } else {
+        const socket = dgram.createSocket('udp4');
+        await new Promise<void>((resolve, reject) => {
+          socket.once('error', reject);
+          socket.bind({ port, address: '0.0.0.0', exclusive: true }, resolve);
+        }).finally(() => {
+          try {
+            socket.close();
+          } catch {
+            // never bound
+          }
+        });
+      }
+      return port;
+    } catch {
+      // taken: try another
+    }
   }
-  const socket = dgram.createSocket('udp4');
-  await new Promise<void>((resolve) => socket.bind(0, '127.0.0.1', resolve));
-  const { port } = socket.address();
-  await new Promise<void>((resolve) => socket.close(resolve));
-  return port;
 }
 
 /**
  * Starts a program that takes its port as an argument (the textbook's Python
- * servers, the examples) on a free port; tries a few ports in case another
- * test grabs the one we picked.
+ * servers, the examples) on a free port; tries a few ports in case one is
+ * taken between the check and the program's bind().
  */
 export async function startOnFreePort(
   transport: 'tcp' | 'udp',
@@ -139,7 +162,7 @@ export async function startOnFreePort(
 ): Promise<Started> {
   let lastError: unknown;
   for (let attempt = 0; attempt < 5; attempt++) {
-    const port = await freePort(transport);
+    const port = await pickFixedPort(transport);
     try {
       return await startProcess(command, args(port), ready, port);
     } catch (err) {
@@ -179,9 +202,9 @@ export async function fakeUdpServer(onMessage: (msg: Buffer, rinfo: dgram.Remote
   };
 }
 
-/** A UDP port with nothing listening (bound, then closed). */
+/** A UDP port with nothing listening (outside the ephemeral range, so nothing else lands there meanwhile). */
 export function deadUdpPort(): Promise<number> {
-  return freePort('udp');
+  return pickFixedPort('udp');
 }
 
 /** The Python oracle of the upcase rule, on stdin → stdout. */

@@ -68,17 +68,18 @@ describe('Pinger', () => {
   });
 
   test('a lost ping times out; replies are matched by seq, not by order', async (t) => {
-    const answered = new Set<number>();
+    // Seq 2 is lost; seq 1 is answered only after seq 3.
+    let first: { msg: Buffer; port: number } | null = null;
     const fake = await fakeUdpServer((msg, rinfo, socket) => {
       const seq = replySeq(msg)!;
-      answered.add(seq);
-      if (seq === 2) return; // lost
-      // Answer 1 only after 3 has been answered.
-      const delay = seq === 1 ? 60 : 0;
-      setTimeout(() => socket.send(upcase(msg), rinfo.port, rinfo.address), delay);
+      if (seq === 1) first = { msg, port: rinfo.port };
+      if (seq === 3) {
+        socket.send(upcase(msg), rinfo.port, rinfo.address);
+        socket.send(upcase(first!.msg), first!.port, rinfo.address);
+      }
     });
     t.after(() => fake.close());
-    const pinger = new Pinger({ host: '127.0.0.1', port: fake.port, count: 3, interval: 0.005, timeout: 150 });
+    const pinger = new Pinger({ host: '127.0.0.1', port: fake.port, count: 3, interval: 0.005, timeout: 800 });
     const events: string[] = [];
     pinger.on('reply', (r) => events.push(`reply ${r.seq}`));
     pinger.on('timeout', (seq) => events.push(`timeout ${seq}`));

@@ -7,7 +7,7 @@ import { connectTcp, tcpRequest, tcpStream } from '../../src/client/tcp.js';
 import { upcase } from '../../src/codec/upcase.js';
 import { NetworkError } from '../../src/errors.js';
 import { startServer, type UpcaseServer } from '../../src/server/server.js';
-import { startProcess } from './helpers.js';
+import { pickFixedPort, startProcess } from './helpers.js';
 
 /** A raw TCP server on 127.0.0.1 that does whatever the test needs with each connection. */
 async function rawServer(onConnection: (socket: net.Socket) => void): Promise<{ port: number; close: () => Promise<void> }> {
@@ -28,12 +28,8 @@ async function rawServer(onConnection: (socket: net.Socket) => void): Promise<{ 
   };
 }
 
-/** A port on 127.0.0.1 where nothing listens. */
-async function deadTcpPort(): Promise<number> {
-  const r = await rawServer(() => {});
-  await r.close();
-  return r.port;
-}
+/** A port where nothing listens. */
+const deadTcpPort = (): Promise<number> => pickFixedPort('tcp');
 
 describe('tcpRequest', () => {
   let server: UpcaseServer;
@@ -113,7 +109,7 @@ describe('tcpRequest against misbehaving servers', () => {
   test('part of a reply, then silence: the error carries what arrived', async (t) => {
     const raw = await rawServer((socket) => socket.write('HEL'));
     t.after(() => raw.close());
-    await assert.rejects(tcpRequest('hello', { host: '127.0.0.1', port: raw.port, timeout: 150 }), (err: IncompleteReplyError) => {
+    await assert.rejects(tcpRequest('hello', { host: '127.0.0.1', port: raw.port, timeout: 400 }), (err: IncompleteReplyError) => {
       assert.ok(err instanceof IncompleteReplyError);
       assert.equal(err.code, 'UPCASE_ERR_TIMEOUT');
       assert.deepEqual(err.received, Buffer.from('HEL'));
