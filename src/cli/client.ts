@@ -90,7 +90,7 @@ async function sendMessages(messages: string[], send: Send): Promise<number> {
 async function interactive(send: Send): Promise<number> {
   // Prompts go to the terminal; if stdout is redirected, they go to stderr so stdout keeps only replies.
   const prompts = process.stdout.isTTY ? process.stdout : process.stderr;
-  const rl = readline.createInterface({ input: process.stdin, output: prompts, terminal: true, historySize: 1000 });
+  const rl = readline.createInterface({ input: process.stdin, output: prompts, terminal: prompts.isTTY === true, historySize: 1000 });
   let exitCode = EXIT_OK;
   let closed = false;
   rl.once('close', () => (closed = true));

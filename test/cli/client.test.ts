@@ -130,6 +130,15 @@ describe('upcase client errors', () => {
     assert.equal(r.code, 0);
   });
 
+  test('interactive: a failed line prints its error and the loop goes on; exit 1 at the end', async () => {
+    const port = await pickFixedPort('tcp');
+    const { code, screen } = await interactive(['--host', '127.0.0.1', '--port', String(port)], ['one', 'two']);
+    const errors = screen.match(/upcase: cannot connect to 127\.0\.0\.1:\d+ \(tcp\): connection refused/g) ?? [];
+    assert.equal(errors.length, 2, screen);
+    assert.equal(screen.split(PROMPT).length - 1, 3, screen);
+    assert.equal(code, 1);
+  });
+
   test('usage errors exit 2', async () => {
     for (const args of [
       ['--tcp', '--udp', 'x'],
