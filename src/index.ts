@@ -78,3 +78,13 @@ export {
   type ClusterState,
   type RestartBackoff,
 } from './server/cluster.js';
+export { tcpRequest, tcpStream, connectTcp, type TcpStreamResult } from './client/tcp.js';
+export { UdpClient, sendLines, type UdpClientStats, type LinesOptions, type LinesResult } from './client/udp.js';
+export { Pinger, RttStats, looksRateLimited, type PingReply, type PingFailure, type PingSummary } from './client/ping.js';
+export { IncompleteReplyError } from './client/errors.js';
+export {
+  CLIENT_DEFAULTS,
+  PING_DEFAULTS,
+  type ClientOptions,
+  type PingOptions,
+} from './client/options.js';
