@@ -169,10 +169,10 @@ static batch_t *unwrap(napi_env env, napi_value obj) {
   return b;
 }
 
-// open(address: string, port: number, family: 4 | 6) -> socket object with `port`
+// open(address: string, port: number, family: 4 | 6, reusePort: boolean) -> socket object with `port`
 static napi_value js_open(napi_env env, napi_callback_info info) {
-  size_t argc = 3;
-  napi_value argv[3];
+  size_t argc = 4;
+  napi_value argv[4];
   CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   char address[64];
   size_t len;
@@ -180,12 +180,23 @@ static napi_value js_open(napi_env env, napi_callback_info info) {
   int32_t port, family;
   CHECK(napi_get_value_int32(env, argv[1], &port));
   CHECK(napi_get_value_int32(env, argv[2], &family));
+  bool reuse_port = false;
+  if (argc >= 4) napi_get_value_bool(env, argv[3], &reuse_port);
 
   int fd = socket(family == 6 ? AF_INET6 : AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0) return throw_errno(env, "socket", errno);
   int size = 4 << 20;  // room for bursts: the kernel caps it at net.core.[rw]mem_max
   setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, sizeof size);
   setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &size, sizeof size);
+  if (reuse_port) {
+    // Cluster workers each bind the same port; the kernel spreads datagrams by flow.
+    int on = 1;
+    if (setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &on, sizeof on) != 0) {
+      int err = errno;
+      close(fd);
+      return throw_errno(env, "setsockopt(SO_REUSEPORT)", err);
+    }
+  }
   struct sockaddr_storage ss;
   socklen_t sslen;
   memset(&ss, 0, sizeof ss);

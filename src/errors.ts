@@ -14,6 +14,7 @@ export type UpcaseErrorCode =
   | 'UPCASE_ERR_CLOSED'
   | 'UPCASE_ERR_SOCKET'
   | 'UPCASE_ERR_PROXY_PROTOCOL'
+  | 'UPCASE_ERR_WORKER'
   | 'UPCASE_ERR_TLS';
 
 export class UpcaseError extends Error {

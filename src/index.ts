@@ -5,6 +5,7 @@
  * - The server: {@link startServer} / {@link UpcaseServer}, TCP and UDP on one port.
  * - {@link handleConnection}: the TCP conversation over any Duplex.
  * - {@link parseProxyHeader} / {@link ProxyHeaderReader}: the PROXY protocol v1/v2 header codec.
+ * - Operations: {@link startMetricsServer} (Prometheus /metrics, /healthz, /readyz), {@link ClusterPrimary} / {@link ClusterWorker} (multi-core).
  */
 export { upcase, upcaseOwned, Upcaser, createUpcaseStream, type PushOptions } from './codec/upcase.js';
 export { sequenceLength, incompleteTailStart, INCOMPLETE } from './codec/utf8.js';
@@ -55,3 +56,35 @@ export { readProxyHeader, type ProxyHeaderResult } from './proxy/accept.js';
 export { handleConnection, type ConnectionOptions } from './tcp/connection.js';
 export { MAX_UDP_PAYLOAD_IPV4, MAX_UDP_PAYLOAD_IPV6, DatagramPolicy, createDatagramHandler, type DatagramOptions } from './udp/handler.js';
 export { udpTransportName } from './udp/native.js';
+export {
+  createMetricsRegistry,
+  startMetricsServer,
+  MetricsServer,
+  metricsUrl,
+  METRICS_DEFAULT_HOST,
+  type MetricsRegistryOptions,
+  type MetricsServerOptions,
+  type MetricsSource,
+} from './server/metrics.js';
+export {
+  ClusterPrimary,
+  ClusterWorker,
+  clusterWorkerPort,
+  clusterWorkerSlot,
+  resolveWorkerCount,
+  restartDelay,
+  RESTART_BACKOFF,
+  type ClusterOptions,
+  type ClusterState,
+  type RestartBackoff,
+} from './server/cluster.js';
+export { tcpRequest, tcpStream, connectTcp, type TcpStreamResult } from './client/tcp.js';
+export { UdpClient, sendLines, type UdpClientStats, type LinesOptions, type LinesResult } from './client/udp.js';
+export { Pinger, RttStats, looksRateLimited, type PingReply, type PingFailure, type PingSummary } from './client/ping.js';
+export { IncompleteReplyError } from './client/errors.js';
+export {
+  CLIENT_DEFAULTS,
+  PING_DEFAULTS,
+  type ClientOptions,
+  type PingOptions,
+} from './client/options.js';

@@ -29,7 +29,10 @@ export interface ServerOptions {
   udpAllowLowPorts?: boolean;
   /** Probability (0..1) of dropping a UDP request on purpose, to simulate loss. Default 0. */
   dropRate?: number;
-  /** Seconds to let open TCP connections finish on `close({ drain: true })`. Default 10. */
+  /**
+   * Seconds to let open TCP connections finish on `close({ drain: true })`. Default 8: it fits,
+   * with room to exit, inside `docker stop`'s 10 s before SIGKILL (docs/operations.md).
+   */
   drainTimeout?: number;
   /**
    * Expect a PROXY protocol v1 or v2 header on every TCP connection (behind nginx
@@ -104,9 +107,9 @@ export const SERVER_DEFAULTS = {
   writeTimeout: 30, // seconds
   udpRateLimit: 1000, // datagrams per second per source address
   dropRate: 0, // probability
-  drainTimeout: 10, // seconds
   trustedProxies: ['127.0.0.0/8', '::1/128'] as readonly string[], // CIDR blocks, when proxyProtocol is on
   proxyHeaderTimeout: 5, // seconds; the spec asks for at least 3 to cover a TCP retransmit
+  drainTimeout: 8, // seconds; < docker stop's 10 s default grace
   tlsPort: 12443, // TCP port of the TLS listener
   tlsHandshakeTimeout: 10, // seconds; a handshake takes 1-2 round trips, so this is generous
 } as const;

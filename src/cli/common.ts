@@ -1,5 +1,5 @@
 import { InvalidArgumentError as CommanderArgError, Option } from 'commander';
-import { InvalidArgumentError, UpcaseError } from '../errors.js';
+import { UpcaseError } from '../errors.js';
 import { checkHost, checkInteger, checkNumber, checkPort } from '../options.js';
 
 /** Exit codes shared by every subcommand. */
@@ -34,20 +34,24 @@ export const parseNumber =
   (value: string): number =>
     parsed(() => checkNumber(name, toNumber(value), min, max, what));
 
-/**
- * A yes/no value, for switches that also come from an environment variable:
- * commander treats a plain boolean flag's variable as "set" whatever it holds,
- * so `UPCASE_X=0` would turn the switch on. `1/true/yes/on` and `0/false/no/off`
- * (any case, or empty for off) are accepted; anything else is a usage error.
- */
-export const parseBoolean =
+
+/** `--workers`: `auto` (one per CPU) or an integer from 1 to 1024. */
+export const parseWorkers =
   (name: string) =>
-  (value: string): boolean =>
-    parsed(() => {
-      if (/^(1|true|yes|on)$/i.test(value.trim())) return true;
-      if (/^(0|false|no|off|)$/i.test(value.trim())) return false;
-      throw new InvalidArgumentError(name, 'a boolean (true/false, 1/0, yes/no, on/off)', value);
-    });
+  (value: string): number | 'auto' =>
+    value.trim().toLowerCase() === 'auto' ? 'auto' : parsed(() => checkInteger(name, toNumber(value), 1, 1024, 'or auto'));
+
+/**
+ * A boolean from an environment variable: true/false, 1/0, yes/no, on/off (any
+ * case); undefined if none of those. Commander treats a boolean flag's variable as
+ * "set" whatever it holds, so `UPCASE_X=0` would turn the switch on without this.
+ */
+export function parseBooleanEnv(value: string): boolean | undefined {
+  const v = value.trim().toLowerCase();
+  if (['true', '1', 'yes', 'on'].includes(v)) return true;
+  if (['false', '0', 'no', 'off'].includes(v)) return false;
+  return undefined;
+}
 
 /** An option that can also come from `UPCASE_<NAME>`; the flag wins. */
 export function envOption(flags: string, description: string, env: string): Option {

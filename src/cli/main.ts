@@ -1,6 +1,8 @@
 import { Command, CommanderError } from 'commander';
 import { readFileSync } from 'node:fs';
 import { EXIT_OK, EXIT_USAGE } from './common.js';
+import { clientCommand } from './client.js';
+import { pingCommand } from './ping.js';
 import { serveCommand } from './serve.js';
 
 function version(): string {
@@ -22,10 +24,13 @@ export async function main(argv: string[]): Promise<number> {
     .version(version(), '-V, --version')
     .showHelpAfterError('(run with --help for usage)')
     .exitOverride()
-    .addCommand(serveCommand(setExitCode));
+    .addCommand(serveCommand(setExitCode))
+    .addCommand(clientCommand(setExitCode))
+    .addCommand(pingCommand(setExitCode));
   for (const command of program.commands) {
     // A usage error shows the command's usage line, not only a pointer to --help.
-    command.exitOverride().showHelpAfterError(`Usage: upcase ${command.name()} ${command.usage()}\n(run 'upcase ${command.name()} --help' for every flag)`);
+    command.exitOverride().showHelpAfterError(`Usage: upcase ${command.name()} ${command.usage()}
+(run 'upcase ${command.name()} --help' for every flag)`);
   }
   try {
     await program.parseAsync(argv, { from: 'user' });

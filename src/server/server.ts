@@ -1,3 +1,4 @@
+import cluster from 'node:cluster';
 import dgram from 'node:dgram';
 import { lookup } from 'node:dns/promises';
 import { EventEmitter, once } from 'node:events';
@@ -229,7 +230,10 @@ export class UpcaseServer extends EventEmitter {
 
   private async bindUdp(address: string, port: number): Promise<UdpListener> {
     const choice = this.options.udpTransport;
-    const native = choice === 'dgram' ? null : loadNativeUdp();
+    // In a cluster worker, `auto` keeps node:dgram: node:cluster shares one socket between
+    // workers. An explicit `native` gives each worker its own socket with SO_REUSEPORT.
+    const inWorker = cluster.isWorker;
+    const native = choice === 'dgram' || (choice === 'auto' && inWorker) ? null : loadNativeUdp();
     if (choice === 'native' && native === null) {
       throw new UpcaseError('UPCASE_ERR_INVALID_ARG', 'the native UDP transport is not built here (run `npm run build:native`); use udpTransport `auto` or `dgram`');
     }
@@ -242,6 +246,7 @@ export class UpcaseServer extends EventEmitter {
           net.isIPv6(address) ? 6 : 4,
           new DatagramPolicy(this.datagramOptions()),
           this.logger,
+          inWorker,
         );
         return { transport: 'native', port: listener.port, close: async () => listener.close() };
       } catch (err) {
@@ -265,7 +270,10 @@ export class UpcaseServer extends EventEmitter {
         reject(listenError(err, 'udp', address, port));
       };
       socket.once('error', onBindError);
-      socket.bind({ address, port, exclusive: true }, () => {
+      // Not exclusive: in a cluster worker the primary binds the socket once and shares
+      // the handle, so every worker reads the same port (src/server/cluster.ts).
+      // Outside a cluster this flag changes nothing.
+      socket.bind({ address, port, exclusive: false }, () => {
         socket.off('error', onBindError);
         socket.on('error', (err: NodeJS.ErrnoException) => {
           countError(this.stats, err.code);
@@ -487,6 +495,9 @@ export class UpcaseServer extends EventEmitter {
       timer.unref();
       await once(this, 'drained');
       clearTimeout(timer);
+      if (this.connections.size > 0) {
+        this.logger.warn({ connections: this.connections.size, drainTimeout: this.options.drainTimeout }, 'drain timeout: closing open connections');
+      }
     }
     for (const socket of this.connections) socket.destroy();
     await tcpClosed;

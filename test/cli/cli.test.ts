@@ -71,7 +71,7 @@ describe('upcase (no server)', { concurrency: true }, () => {
     ['--drop-rate 2', ['serve', '--drop-rate', '2'], {}, /`--drop-rate`.*`2`/],
     ['--log-level loud', ['serve', '--log-level', 'loud'], {}, /--log-level.*loud/],
     ['--host ""', ['serve', '--host', ''], {}, /`--host`/],
-    ['UPCASE_UDP_ALLOW_LOW_PORTS=maybe', ['serve'], { UPCASE_UDP_ALLOW_LOW_PORTS: 'maybe' }, /`--udp-allow-low-ports`.*`maybe`/],
+    ['UPCASE_UDP_ALLOW_LOW_PORTS=maybe', ['serve'], { UPCASE_UDP_ALLOW_LOW_PORTS: 'maybe' }, /--udp-allow-low-ports.*`maybe`/],
   ];
   for (const [name, given, env, message] of badValues) {
     // Should a bad value ever be accepted, the server must not start on the default port 12000.

@@ -1,0 +1,111 @@
+import { checkHost, checkInteger, checkNumber } from '../options.js';
+
+/**
+ * Client options, normalized in one place. Defaults and units are in
+ * {@link CLIENT_DEFAULTS}.
+ */
+export interface ClientOptions {
+  /** Server host name or address. Default `localhost`. */
+  host?: string;
+  /** Server port. Default 12000. */
+  port?: number;
+  /**
+   * Milliseconds. TCP: to connect, and the longest silence from the server while
+   * a reply is owed. UDP: how long each try waits for its reply.
+   * Default 10000 for TCP, 1000 for UDP.
+   */
+  timeout?: number;
+  /** UDP only: tries after the first one before giving up. Default 2 (3 tries in all). */
+  retries?: number;
+}
+
+export interface NormalizedClientOptions {
+  host: string;
+  port: number;
+  timeout: number;
+  retries: number;
+}
+
+export const CLIENT_DEFAULTS = {
+  host: 'localhost',
+  port: 12000,
+  tcpTimeout: 10_000, // milliseconds: connect, and server silence while a reply is owed
+  udpTimeout: 1000, // milliseconds per try
+  retries: 2, // UDP tries after the first
+} as const;
+
+/** Longest timer Node accepts (2^31 − 1 ms). */
+const MAX_TIMER_MS = 2_147_483_647;
+
+export function normalizeClientOptions(options: ClientOptions, transport: 'tcp' | 'udp'): NormalizedClientOptions {
+  const o = options;
+  return {
+    host: o.host === undefined ? CLIENT_DEFAULTS.host : checkHost('host', o.host),
+    port: o.port === undefined ? CLIENT_DEFAULTS.port : checkPositivePort(o.port),
+    timeout:
+      o.timeout === undefined
+        ? transport === 'tcp'
+          ? CLIENT_DEFAULTS.tcpTimeout
+          : CLIENT_DEFAULTS.udpTimeout
+        : checkNumber('timeout', o.timeout, 1, MAX_TIMER_MS, 'a number of milliseconds from 1 to 2147483647'),
+    retries: o.retries === undefined ? CLIENT_DEFAULTS.retries : checkInteger('retries', o.retries, 0, 1000),
+  };
+}
+
+/** A client needs a real port to talk to: 1–65535. */
+export function checkPositivePort(value: unknown, name = 'port'): number {
+  return checkInteger(name, value, 1, 65535);
+}
+
+/** Pinger options; see {@link PING_DEFAULTS}. */
+export interface PingOptions {
+  /** Server host name or address. Default `localhost`. */
+  host?: string;
+  /** Server port. Default 12000. */
+  port?: number;
+  /** Pings to send; 0 sends until `stop()`. Default 0. */
+  count?: number;
+  /** Seconds between pings, as ping(8)'s `-i`. Default 1. */
+  interval?: number;
+  /** Milliseconds to wait for each reply. Default 1000. */
+  timeout?: number;
+  /** Bytes of payload per ping (the textbook lab's `Ping <seq> <time>`, padded). Default 56. */
+  size?: number;
+}
+
+export interface NormalizedPingOptions {
+  host: string;
+  port: number;
+  count: number;
+  interval: number;
+  timeout: number;
+  size: number;
+}
+
+export const PING_DEFAULTS = {
+  count: 0, // pings; 0 = until stopped
+  interval: 1, // seconds
+  timeout: 1000, // milliseconds
+  size: 56, // bytes, as ping(8)
+  minSize: 32, // bytes: room for "Ping <10-digit seq> <13-digit ms time>"
+  minInterval: 0.001, // seconds
+} as const;
+
+export function normalizePingOptions(options: PingOptions): NormalizedPingOptions {
+  const o = options;
+  return {
+    host: o.host === undefined ? CLIENT_DEFAULTS.host : checkHost('host', o.host),
+    port: o.port === undefined ? CLIENT_DEFAULTS.port : checkPositivePort(o.port),
+    count: o.count === undefined ? PING_DEFAULTS.count : checkInteger('count', o.count, 0),
+    interval:
+      o.interval === undefined
+        ? PING_DEFAULTS.interval
+        : checkNumber('interval', o.interval, PING_DEFAULTS.minInterval, MAX_TIMER_MS / 1000, 'a number of seconds >= 0.001'),
+    timeout:
+      o.timeout === undefined
+        ? PING_DEFAULTS.timeout
+        : checkNumber('timeout', o.timeout, 1, MAX_TIMER_MS, 'a number of milliseconds from 1 to 2147483647'),
+    // 65507: the largest UDP payload over IPv4 (src/udp/handler.ts).
+    size: o.size === undefined ? PING_DEFAULTS.size : checkInteger('size', o.size, PING_DEFAULTS.minSize, 65_507, 'bytes'),
+  };
+}

@@ -1,0 +1,25 @@
+import { lookup } from 'node:dns/promises';
+import net from 'node:net';
+import type { Transport } from '../errors.js';
+import { connectError } from './errors.js';
+
+export interface Target {
+  address: string;
+  family: 4 | 6;
+}
+
+/**
+ * Every address of `host`, in the resolver's order. A literal IP is returned
+ * as it is. Rejects with `UPCASE_ERR_CONNECT` naming host, port and transport.
+ */
+export async function resolveTargets(host: string, port: number, transport: Transport): Promise<Target[]> {
+  const family = net.isIP(host);
+  if (family !== 0) return [{ address: host, family: family as 4 | 6 }];
+  try {
+    const found = await lookup(host, { all: true });
+    if (found.length === 0) throw Object.assign(new Error('no addresses'), { code: 'ENOTFOUND' });
+    return found.map((a) => ({ address: a.address, family: a.family === 6 ? 6 : 4 }));
+  } catch (err) {
+    throw connectError(err, transport, host, port);
+  }
+}

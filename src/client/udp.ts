@@ -1,0 +1,281 @@
+import dgram from 'node:dgram';
+import { once } from 'node:events';
+import type { Readable, Writable } from 'node:stream';
+import { upcase } from '../codec/upcase.js';
+import { formatHostPort, MessageTooLargeError, type NetworkError, TimeoutError, UpcaseError } from '../errors.js';
+import { MAX_UDP_PAYLOAD_IPV4, MAX_UDP_PAYLOAD_IPV6 } from '../udp/handler.js';
+import { connectError, socketError, systemCode } from './errors.js';
+import { type ClientOptions, type NormalizedClientOptions, normalizeClientOptions } from './options.js';
+import { resolveTargets, type Target } from './resolve.js';
+
+/** Sockets kept open after their request, so late replies land on them (and nowhere else). */
+const MAX_QUARANTINE = 256;
+/** Longest a socket stays in quarantine, in milliseconds. */
+const MAX_QUARANTINE_MS = 30_000;
+
+export interface UdpClientStats {
+  /** Messages asked for with `request()`. */
+  requests: number;
+  /** Datagrams sent, first tries and retries. */
+  tries: number;
+  /** Replies that came too late (or twice) and were dropped. */
+  late: number;
+}
+
+export function maxUdpPayload(family: 4 | 6): number {
+  return family === 4 ? MAX_UDP_PAYLOAD_IPV4 : MAX_UDP_PAYLOAD_IPV6;
+}
+
+/**
+ * One request datagram, one reply datagram, with a timeout per try and
+ * retries (the textbook's UDPClient waits forever for a lost datagram).
+ *
+ * The protocol carries no request ids, so replies are told apart by where they
+ * arrive: each message goes out from its own socket (its own source port), and
+ * its retries from the same socket. Any datagram on that socket is a reply to
+ * that message (every try carries the same bytes). A socket whose tries were
+ * not all answered stays bound for a while after its request settles, so its
+ * port cannot be handed to a later message while a late reply may still come;
+ * such replies are counted in `stats.late` and dropped. Sockets are connected,
+ * so the kernel drops datagrams from anyone but the server and reports "port
+ * unreachable" as ECONNREFUSED instead of leaving us to time out.
+ *
+ * `request()` may be called concurrently; each call is independent.
+ */
+export class UdpClient {
+  readonly options: NormalizedClientOptions;
+  readonly stats: UdpClientStats = { requests: 0, tries: 0, late: 0 };
+  private targets: Promise<Target[]> | null = null;
+  private targetIndex = 0;
+  private readonly quarantine = new Map<dgram.Socket, NodeJS.Timeout>();
+  private closed = false;
+
+  constructor(options: ClientOptions = {}) {
+    this.options = normalizeClientOptions(options, 'udp');
+  }
+
+  /** The server address in use and the largest message it can take in one datagram. */
+  async target(): Promise<Target & { maxPayload: number }> {
+    const targets = await this.resolve();
+    const target = targets[this.targetIndex]!;
+    return { ...target, maxPayload: maxUdpPayload(target.family) };
+  }
+
+  /**
+   * Sends `message` as one datagram and resolves with the reply datagram.
+   * Rejects with `UPCASE_ERR_MESSAGE_TOO_LARGE` (before sending) when the
+   * message or its uppercase does not fit in one datagram,
+   * `UPCASE_ERR_TIMEOUT` after `retries + 1` unanswered tries, or
+   * `UPCASE_ERR_CONNECT` when nothing listens at any address of the host.
+   */
+  async request(message: Uint8Array | string): Promise<Buffer> {
+    if (this.closed) throw new UpcaseError('UPCASE_ERR_CLOSED', 'the UDP client is closed');
+    this.stats.requests++;
+    const payload = typeof message === 'string' ? Buffer.from(message, 'utf8') : message;
+    const targets = await this.resolve();
+    for (;;) {
+      const index = this.targetIndex;
+      const target = targets[index]!;
+      checkSize(payload, target.family);
+      try {
+        return await this.exchange(payload, target);
+      } catch (err) {
+        // Port unreachable at this address (say ::1 while the server is IPv4 only): try the next one.
+        const refused = (err as NetworkError).syscallCode === 'ECONNREFUSED';
+        if (!refused || index >= targets.length - 1) throw err;
+        if (this.targetIndex === index) this.targetIndex = index + 1;
+      }
+    }
+  }
+
+  /** Closes the sockets kept for late replies. Idempotent. */
+  async close(): Promise<void> {
+    this.closed = true;
+    const sockets = [...this.quarantine.keys()];
+    await Promise.all(sockets.map((socket) => this.release(socket)));
+  }
+
+  private resolve(): Promise<Target[]> {
+    this.targets ??= resolveTargets(this.options.host, this.options.port, 'udp');
+    return this.targets;
+  }
+
+  private async exchange(payload: Uint8Array, target: Target): Promise<Buffer> {
+    const { host, port, timeout, retries } = this.options;
+    const socket = dgram.createSocket(target.family === 6 ? 'udp6' : 'udp4');
+    try {
+      await connectUdp(socket, target.address, port);
+    } catch (err) {
+      socket.close();
+      throw connectError(err, 'udp', host, port);
+    }
+    return new Promise((resolve, reject) => {
+      let tries = 0;
+      let timer: NodeJS.Timeout | null = null;
+      let settled = false;
+      const settle = (err: Error | null, reply?: Buffer): void => {
+        if (settled) return;
+        settled = true;
+        if (timer !== null) clearTimeout(timer);
+        socket.removeAllListeners('message');
+        socket.removeAllListeners('error');
+        // Answered on the only try: nothing more can come. Otherwise a reply may still be on its way.
+        if (reply !== undefined && tries === 1) socket.close();
+        else this.hold(socket);
+        if (err !== null) reject(err);
+        else resolve(reply!);
+      };
+      socket.on('message', (reply: Buffer) => settle(null, reply));
+      socket.on('error', (err: Error) => {
+        settle(systemCode(err) === 'ECONNREFUSED' ? connectError(err, 'udp', host, port) : socketError(err, 'udp', host, port, 0));
+      });
+      const attempt = (): void => {
+        if (tries > retries) {
+          settle(new TimeoutError(`no reply from ${formatHostPort(host, port)} (udp) after ${tries} ${tries === 1 ? 'try' : 'tries'}`, { transport: 'udp', address: host, port }));
+          return;
+        }
+        tries++;
+        this.stats.tries++;
+        socket.send(payload, (err) => {
+          if (err === null) return;
+          if (systemCode(err) === 'EMSGSIZE') settle(new MessageTooLargeError(payload.length, maxUdpPayload(target.family), 'UDP message'));
+          else settle(socketError(err, 'udp', host, port, 0));
+        });
+        timer = setTimeout(attempt, timeout);
+      };
+      attempt();
+    });
+  }
+
+  /** Keeps `socket` bound (counting what still arrives) until late replies are unlikely. */
+  private hold(socket: dgram.Socket): void {
+    if (this.closed) {
+      socket.close();
+      return;
+    }
+    socket.on('message', () => this.stats.late++);
+    socket.on('error', () => {});
+    const { timeout, retries } = this.options;
+    const timer = setTimeout(() => void this.release(socket), Math.min(timeout * (retries + 1), MAX_QUARANTINE_MS));
+    timer.unref();
+    socket.unref();
+    this.quarantine.set(socket, timer);
+    if (this.quarantine.size > MAX_QUARANTINE) void this.release(this.quarantine.keys().next().value!);
+  }
+
+  private async release(socket: dgram.Socket): Promise<void> {
+    const timer = this.quarantine.get(socket);
+    if (timer === undefined) return;
+    clearTimeout(timer);
+    this.quarantine.delete(socket);
+    await new Promise<void>((resolve) => socket.close(() => resolve()));
+  }
+}
+
+function connectUdp(socket: dgram.Socket, address: string, port: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    socket.once('error', reject);
+    socket.connect(port, address, () => {
+      socket.off('error', reject);
+      resolve();
+    });
+  });
+}
+
+/** Throws `UPCASE_ERR_MESSAGE_TOO_LARGE` if `payload` or its uppercase (ß → SS grows) exceeds one datagram. */
+function checkSize(payload: Uint8Array, family: 4 | 6): void {
+  const limit = maxUdpPayload(family);
+  if (payload.length > limit) throw new MessageTooLargeError(payload.length, limit, 'UDP message');
+  // Uppercase can grow a message up to 3 times; only then is it worth computing.
+  if (payload.length * 3 > limit) {
+    const replySize = upcase(payload).length;
+    if (replySize > limit) {
+      throw new MessageTooLargeError(replySize, limit, `UDP reply (the uppercase of a ${payload.length}-byte message)`);
+    }
+  }
+}
+
+export interface LinesOptions {
+  /** Requests in flight at once; replies are still written in input order. Default 16. */
+  window?: number;
+}
+
+export interface LinesResult {
+  /** Lines sent and answered. */
+  lines: number;
+}
+
+/**
+ * Sends each line of `input` (split at `\n`, which is not sent) as one
+ * datagram and writes each reply to `output` in input order, followed by
+ * `\n` if the line had one. So for a conforming server, the output is the
+ * uppercase of the input, byte for byte.
+ *
+ * Rejects on the first failure (after writing every earlier reply), with
+ * `UPCASE_ERR_MESSAGE_TOO_LARGE` naming the line as soon as a line outgrows
+ * one datagram (without buffering the rest of it). `output` is not ended.
+ */
+export async function sendLines(input: Readable, output: Writable, client: UdpClient, options: LinesOptions = {}): Promise<LinesResult> {
+  const window = options.window ?? 16;
+  const { maxPayload } = await client.target();
+  const inFlight: Array<{ reply: Promise<Buffer>; newline: boolean }> = [];
+  let lineNumber = 0;
+  let written = 0;
+
+  let replyFailed = false;
+  const writeOldest = async (): Promise<void> => {
+    const { reply, newline } = inFlight.shift()!;
+    const bytes = await reply.catch((err: unknown) => {
+      replyFailed = true;
+      throw err;
+    });
+    written++;
+    const ok = output.write(newline ? Buffer.concat([bytes, NEWLINE]) : bytes);
+    if (!ok) await once(output, 'drain');
+  };
+  const send = async (line: Buffer, newline: boolean): Promise<void> => {
+    lineNumber++;
+    if (line.length > maxPayload) throw lineTooLong(lineNumber, line.length, maxPayload);
+    const reply = client.request(line);
+    reply.catch(() => {}); // awaited in order by writeOldest; this keeps an early failure from going unhandled
+    inFlight.push({ reply, newline });
+    while (inFlight.length >= window) await writeOldest();
+  };
+
+  let partial: Buffer[] = [];
+  let partialLength = 0;
+  try {
+    for await (const chunk of input as AsyncIterable<Buffer>) {
+      let start = 0;
+      for (let nl = chunk.indexOf(0x0a); nl !== -1; nl = chunk.indexOf(0x0a, start)) {
+        const piece = chunk.subarray(start, nl);
+        const line = partialLength === 0 ? piece : Buffer.concat([...partial, piece]);
+        partial = [];
+        partialLength = 0;
+        start = nl + 1;
+        await send(line, true);
+      }
+      if (start < chunk.length) {
+        partial.push(chunk.subarray(start));
+        partialLength += chunk.length - start;
+        // Fail now rather than buffer a line that can never be sent.
+        if (partialLength > maxPayload) throw lineTooLong(lineNumber + 1, partialLength, maxPayload);
+      }
+    }
+    if (partialLength > 0) await send(Buffer.concat(partial), false);
+  } catch (err) {
+    // A line that cannot be sent: every line before it still gets its reply written (an earlier failure wins).
+    if (!replyFailed) while (inFlight.length > 0) await writeOldest();
+    throw err;
+  }
+  while (inFlight.length > 0) await writeOldest();
+  return { lines: written };
+}
+
+function lineTooLong(line: number, size: number, limit: number): MessageTooLargeError {
+  const err = new MessageTooLargeError(size, limit, `line ${line}`);
+  err.message = `line ${line} does not fit in one UDP datagram: it is longer than ${limit} bytes`;
+  return err;
+}
+
+const NEWLINE = Buffer.from('\n');

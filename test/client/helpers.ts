@@ -1,0 +1,212 @@
+/**
+ * Helpers for the client, ping, example and interop tests: run the built CLI,
+ * start servers (ours, the examples, the textbook's Python programs) on free
+ * loopback ports, and fake UDP servers. Everything started here is stopped by
+ * the returned `stop()`.
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import dgram from 'node:dgram';
+import net from 'node:net';
+import { fileURLToPath } from 'node:url';
+
+export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+export const UPCASE_BIN = `${ROOT}bin/upcase.js`;
+export const TEXTBOOK = `${ROOT}test/fixtures/textbook/`;
+
+export interface RunResult {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: Buffer;
+  stderr: string;
+}
+
+export interface RunOptions {
+  /** Written to stdin, then stdin is closed. Default: stdin closed at once. */
+  input?: Buffer | string;
+  /** Kill the process and fail after this many ms. Default 20000. */
+  timeoutMs?: number;
+  /** Called with the child as soon as it is spawned. */
+  onSpawn?: (child: ChildProcess) => void;
+  cwd?: string;
+}
+
+/** Runs a command to completion, bounded in time. */
+export function run(command: string, args: string[], options: RunOptions = {}): Promise<RunResult> {
+  const child = spawn(command, args, { cwd: options.cwd ?? ROOT, stdio: ['pipe', 'pipe', 'pipe'] });
+  options.onSpawn?.(child);
+  const stdout: Buffer[] = [];
+  const stderr: Buffer[] = [];
+  child.stdout!.on('data', (c: Buffer) => stdout.push(c));
+  child.stderr!.on('data', (c: Buffer) => stderr.push(c));
+  child.stdin!.on('error', () => {}); // the child may exit before reading all of it
+  child.stdin!.end(options.input ?? '');
+  const timeoutMs = options.timeoutMs ?? 20_000;
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`${command} ${args.join(' ')} did not finish in ${timeoutMs} ms; stderr: ${Buffer.concat(stderr)}`));
+    }, timeoutMs);
+    child.on('error', reject);
+    child.on('close', (code, signal) => {
+      clearTimeout(timer);
+      resolve({ code, signal, stdout: Buffer.concat(stdout), stderr: Buffer.concat(stderr).toString() });
+    });
+  });
+}
+
+/** Runs `upcase ARGS` from the build (run `npm run build` first). */
+export function upcaseCli(args: string[], options?: RunOptions): Promise<RunResult> {
+  return run(process.execPath, [UPCASE_BIN, ...args], options);
+}
+
+export interface Started {
+  port: number;
+  child: ChildProcess;
+  /** Output so far. */
+  stdout: () => string;
+  stop: () => Promise<void>;
+}
+
+/**
+ * Spawns a long-running process and resolves once `ready` matches its stdout.
+ * `port` is read from the first group of `ready` if it has one.
+ */
+export function startProcess(command: string, args: string[], ready: RegExp, port = 0, timeoutMs = 15_000): Promise<Started> {
+  const child = spawn(command, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  let err = '';
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  const stop = async (): Promise<void> => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    await exited;
+  };
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      void stop();
+      reject(new Error(`${command} ${args.join(' ')}: not ready in ${timeoutMs} ms; stderr: ${err}`));
+    }, timeoutMs);
+    child.stdout!.on('data', (c: Buffer) => {
+      out += c.toString();
+      const m = ready.exec(out);
+      if (m !== null) {
+        clearTimeout(timer);
+        resolve({ port: m[1] === undefined ? port : Number(m[1]), child, stdout: () => out, stop });
+      }
+    });
+    child.stderr!.on('data', (c: Buffer) => (err += c.toString()));
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`${command} ${args.join(' ')} exited (${code}) before it was ready; stderr: ${err}`));
+    });
+  });
+}
+
+/** `upcase serve` on 127.0.0.1, a free port, logs off. */
+export function startServe(extraArgs: string[] = []): Promise<Started> {
+  return startProcess(
+    process.execPath,
+    [UPCASE_BIN, 'serve', '--host', '127.0.0.1', '--port', '0', '--log-level', 'silent', ...extraArgs],
+    /ready to receive on \S+ 127\.0\.0\.1:(\d+)/,
+  );
+}
+
+/**
+ * A port below the ephemeral range (Linux: 32768–60999) that is free on all
+ * addresses now. Programs that must be told their port (the textbook's Python
+ * servers, the examples) get one of these: a port-0 socket elsewhere on this
+ * shared machine (another test's server, or the source port of an outgoing
+ * connection) never lands there, and neither do other tests' probes of ports
+ * they have just closed.
+ */
+export async function pickFixedPort(transport: 'tcp' | 'udp'): Promise<number> {
+  for (;;) {
+    const port = 20_000 + Math.floor(Math.random() * 12_000);
+    try {
+      if (transport === 'tcp') {
+        const server = net.createServer();
+        await new Promise<void>((resolve, reject) => {
+          server.once('error', reject);
+          server.listen({ port, host: '0.0.0.0', exclusive: true }, resolve);
+        });
+        await new Promise((resolve) => server.close(resolve));
+      } else {
+        const socket = dgram.createSocket('udp4');
+        await new Promise<void>((resolve, reject) => {
+          socket.once('error', reject);
+          socket.bind({ port, address: '0.0.0.0', exclusive: true }, resolve);
+        }).finally(() => {
+          try {
+            socket.close();
+          } catch {
+            // never bound
+          }
+        });
+      }
+      return port;
+    } catch {
+      // taken: try another
+    }
+  }
+}
+
+/**
+ * Starts a program that takes its port as an argument (the textbook's Python
+ * servers, the examples) on a free port; tries a few ports in case one is
+ * taken between the check and the program's bind().
+ */
+export async function startOnFreePort(
+  transport: 'tcp' | 'udp',
+  command: string,
+  args: (port: number) => string[],
+  ready: RegExp,
+): Promise<Started> {
+  let lastError: unknown;
+  for (let attempt = 0; attempt < 5; attempt++) {
+    const port = await pickFixedPort(transport);
+    try {
+      return await startProcess(command, args(port), ready, port);
+    } catch (err) {
+      lastError = err;
+    }
+  }
+  throw lastError;
+}
+
+/** A node process running an example through tsx. */
+export function tsxArgs(file: string, ...args: string[]): string[] {
+  return ['--import', 'tsx', `${ROOT}${file}`, ...args];
+}
+
+export interface FakeUdpServer {
+  port: number;
+  socket: dgram.Socket;
+  /** Datagrams received so far, with their senders. */
+  received: Array<{ msg: Buffer; rinfo: dgram.RemoteInfo }>;
+  close: () => Promise<void>;
+}
+
+/** A raw UDP socket on 127.0.0.1 that calls `onMessage` for each datagram: a server that behaves as a test needs. */
+export async function fakeUdpServer(onMessage: (msg: Buffer, rinfo: dgram.RemoteInfo, socket: dgram.Socket) => void = () => {}): Promise<FakeUdpServer> {
+  const socket = dgram.createSocket('udp4');
+  const received: FakeUdpServer['received'] = [];
+  socket.on('message', (msg, rinfo) => {
+    received.push({ msg, rinfo });
+    onMessage(msg, rinfo, socket);
+  });
+  await new Promise<void>((resolve) => socket.bind(0, '127.0.0.1', resolve));
+  return {
+    port: socket.address().port,
+    socket,
+    received,
+    close: () => new Promise<void>((resolve) => socket.close(() => resolve())),
+  };
+}
+
+/** A UDP port with nothing listening (outside the ephemeral range, so nothing else lands there meanwhile). */
+export function deadUdpPort(): Promise<number> {
+  return pickFixedPort('udp');
+}
+
+/** The Python oracle of the upcase rule, on stdin → stdout. */
+export const PYTHON_UPPER =
+  "import sys; sys.stdout.buffer.write(sys.stdin.buffer.read().decode('utf-8','surrogateescape').upper().encode('utf-8','surrogateescape'))";
