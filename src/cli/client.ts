@@ -2,18 +2,23 @@ import { Command, Option } from 'commander';
 import readline from 'node:readline';
 import { upcase } from '../codec/upcase.js';
 import { IncompleteReplyError } from '../client/errors.js';
-import { CLIENT_DEFAULTS } from '../client/options.js';
+import { CLIENT_DEFAULTS, type ClientOptions } from '../client/options.js';
 import { tcpRequest, tcpStream } from '../client/tcp.js';
 import { sendLines, UdpClient } from '../client/udp.js';
-import { EXIT_FAILURE, EXIT_OK, errorMessage, parseHost, parseInteger, parseNumber } from './common.js';
+import { SERVER_DEFAULTS } from '../options.js';
+import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE, errorMessage, parseHost, parseInteger, parseNumber } from './common.js';
 
 interface ClientFlags {
   tcp?: boolean;
   udp?: boolean;
   host: string;
-  port: number;
+  port?: number;
   timeout?: number;
   retries: number;
+  tls?: boolean;
+  ca?: string;
+  servername?: string;
+  insecure?: boolean;
 }
 
 /** Sends one message and resolves with its reply. */
@@ -25,7 +30,7 @@ const PROMPT = 'Input lowercase sentence: ';
 
 export function clientCommand(setExitCode: (code: number) => void): Command {
   return new Command('client')
-    .summary('send messages to the server and print the replies (TCP or UDP)')
+    .summary('send messages to the server and print the replies (TCP, TLS or UDP)')
     .description(
       'send messages and print the replies. With MESSAGE arguments: one reply line each. ' +
         'On a terminal: prompt for lines, as the textbook client does. With piped input: TCP streams it ' +
@@ -33,9 +38,17 @@ export function clientCommand(setExitCode: (code: number) => void): Command {
     )
     .argument('[message...]', 'messages to send, one reply line each')
     .addOption(new Option('--tcp', 'use TCP (the default)').conflicts('udp'))
-    .addOption(new Option('--udp', 'use UDP').conflicts('tcp'))
+    .addOption(new Option('--udp', 'use UDP').conflicts(['tcp', 'tls']))
+    .addOption(new Option('--tls', 'TCP over TLS; the server certificate is verified'))
+    .addOption(new Option('--ca <file>', 'with --tls: trust the CA certificate(s) in this PEM file instead of the system store'))
+    .addOption(new Option('--servername <name>', 'with --tls: the name the certificate must carry (default: --host)').argParser(parseHost('--servername')))
+    .addOption(new Option('--insecure', 'with --tls: do not verify the certificate (testing only)'))
     .addOption(new Option('--host <host>', 'server host').argParser(parseHost('--host')).default(CLIENT_DEFAULTS.host))
-    .addOption(new Option('-p, --port <port>', 'server port').argParser(parseInteger('--port', 1, 65535)).default(CLIENT_DEFAULTS.port))
+    .addOption(
+      new Option('-p, --port <port>', 'server port')
+        .argParser(parseInteger('--port', 1, 65535))
+        .default(undefined, `${CLIENT_DEFAULTS.port}, or ${SERVER_DEFAULTS.tlsPort} with --tls`),
+    )
     .addOption(
       new Option(
         '--timeout <ms>',
@@ -48,16 +61,23 @@ export function clientCommand(setExitCode: (code: number) => void): Command {
         .argParser(parseInteger('--retries', 0, 1000))
         .default(CLIENT_DEFAULTS.retries),
     )
-    .action(async (messages: string[], flags: ClientFlags) => {
+    .action(async (messages: string[], flags: ClientFlags, command: Command) => {
+      const tlsOnly = (['ca', 'servername', 'insecure'] as const).filter((k) => flags[k] !== undefined);
+      if (flags.tls !== true && tlsOnly.length > 0) {
+        command.error(`error: --${tlsOnly[0]} needs --tls`, { exitCode: EXIT_USAGE });
+      }
       setExitCode(await runClient(messages, flags));
     });
 }
 
 async function runClient(messages: string[], flags: ClientFlags): Promise<number> {
+  const tls = flags.tls === true ? { ca: flags.ca, servername: flags.servername, insecure: flags.insecure === true } : undefined;
+  if (tls?.insecure === true) process.stderr.write('upcase: warning: --insecure: the server certificate is not verified\n');
   const options = { host: flags.host, port: flags.port, timeout: flags.timeout, retries: flags.retries };
   if (flags.udp !== true) {
-    if (messages.length === 0 && !process.stdin.isTTY) return streamTcp(options);
-    const send: Send = (message) => tcpRequest(message, options);
+    const tcpOptions = { ...options, tls };
+    if (messages.length === 0 && !process.stdin.isTTY) return streamTcp(tcpOptions);
+    const send: Send = (message) => tcpRequest(message, tcpOptions);
     return messages.length > 0 ? sendMessages(messages, send) : interactive(send);
   }
   const client = new UdpClient(options);
@@ -114,7 +134,7 @@ async function interactive(send: Send): Promise<number> {
   return exitCode;
 }
 
-async function streamTcp(options: { host: string; port: number; timeout?: number }): Promise<number> {
+async function streamTcp(options: ClientOptions): Promise<number> {
   try {
     const result = await tcpStream(process.stdin, process.stdout, options);
     if (!result.inputComplete) {

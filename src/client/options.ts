@@ -1,4 +1,5 @@
-import { checkHost, checkInteger, checkNumber } from '../options.js';
+import { InvalidArgumentError } from '../errors.js';
+import { checkHost, checkInteger, checkNumber, SERVER_DEFAULTS } from '../options.js';
 
 /**
  * Client options, normalized in one place. Defaults and units are in
@@ -7,7 +8,7 @@ import { checkHost, checkInteger, checkNumber } from '../options.js';
 export interface ClientOptions {
   /** Server host name or address. Default `localhost`. */
   host?: string;
-  /** Server port. Default 12000. */
+  /** Server port. Default 12000, or 12443 with `tls`. */
   port?: number;
   /**
    * Milliseconds. TCP: to connect, and the longest silence from the server while
@@ -17,6 +18,27 @@ export interface ClientOptions {
   timeout?: number;
   /** UDP only: tries after the first one before giving up. Default 2 (3 tries in all). */
   retries?: number;
+  /**
+   * TCP only: speak TLS (1.2 or later) and verify the server's certificate.
+   * `true` trusts the system's CAs; an object can name the CA, the expected
+   * server name, or turn verification off. Default false.
+   */
+  tls?: boolean | TlsClientOptions;
+}
+
+export interface TlsClientOptions {
+  /** CA certificate(s) to trust instead of the system's: a PEM file path, or PEM in a Buffer. */
+  ca?: string | Buffer;
+  /** The name the certificate must carry (also sent as SNI). Default: `host`. */
+  servername?: string;
+  /** Do not verify the certificate at all (for tests; anyone in the path can read the traffic). Default false. */
+  insecure?: boolean;
+}
+
+export interface NormalizedTlsClientOptions {
+  ca: string | Buffer | undefined;
+  servername: string | undefined;
+  insecure: boolean;
 }
 
 export interface NormalizedClientOptions {
@@ -24,6 +46,8 @@ export interface NormalizedClientOptions {
   port: number;
   timeout: number;
   retries: number;
+  /** Null without TLS. */
+  tls: NormalizedTlsClientOptions | null;
 }
 
 export const CLIENT_DEFAULTS = {
@@ -39,9 +63,12 @@ const MAX_TIMER_MS = 2_147_483_647;
 
 export function normalizeClientOptions(options: ClientOptions, transport: 'tcp' | 'udp'): NormalizedClientOptions {
   const o = options;
+  const tls = normalizeTlsClientOptions(o.tls);
+  if (tls !== null && transport === 'udp') throw new InvalidArgumentError('tls', 'false over UDP (TLS runs over TCP)', o.tls);
   return {
+    tls,
     host: o.host === undefined ? CLIENT_DEFAULTS.host : checkHost('host', o.host),
-    port: o.port === undefined ? CLIENT_DEFAULTS.port : checkPositivePort(o.port),
+    port: o.port === undefined ? (tls === null ? CLIENT_DEFAULTS.port : SERVER_DEFAULTS.tlsPort) : checkPositivePort(o.port),
     timeout:
       o.timeout === undefined
         ? transport === 'tcp'
@@ -49,6 +76,25 @@ export function normalizeClientOptions(options: ClientOptions, transport: 'tcp' 
           : CLIENT_DEFAULTS.udpTimeout
         : checkNumber('timeout', o.timeout, 1, MAX_TIMER_MS, 'a number of milliseconds from 1 to 2147483647'),
     retries: o.retries === undefined ? CLIENT_DEFAULTS.retries : checkInteger('retries', o.retries, 0, 1000),
+  };
+}
+
+function normalizeTlsClientOptions(value: unknown): NormalizedTlsClientOptions | null {
+  if (value === undefined || value === false) return null;
+  if (value === true) return { ca: undefined, servername: undefined, insecure: false };
+  if (typeof value !== 'object' || value === null || Buffer.isBuffer(value)) {
+    throw new InvalidArgumentError('tls', 'a boolean or { ca, servername, insecure }', value);
+  }
+  const t = value as TlsClientOptions;
+  const ca = t.ca;
+  if (ca !== undefined && !Buffer.isBuffer(ca) && (typeof ca !== 'string' || ca.length === 0)) {
+    throw new InvalidArgumentError('tls.ca', 'a file path (string) or PEM (Buffer)', ca);
+  }
+  if (t.insecure !== undefined && typeof t.insecure !== 'boolean') throw new InvalidArgumentError('tls.insecure', 'a boolean', t.insecure);
+  return {
+    ca,
+    servername: t.servername === undefined ? undefined : checkHost('tls.servername', t.servername),
+    insecure: t.insecure ?? false,
   };
 }
 

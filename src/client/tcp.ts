@@ -4,6 +4,7 @@ import { pipeline } from 'node:stream/promises';
 import { formatHostPort, NetworkError, TimeoutError } from '../errors.js';
 import { connectError, IncompleteReplyError, socketError } from './errors.js';
 import { type ClientOptions, type NormalizedClientOptions, normalizeClientOptions } from './options.js';
+import { connectTls } from './tls.js';
 
 /**
  * TCP is a byte stream with no framing, so "one message, one reply" needs an
@@ -12,18 +13,28 @@ import { type ClientOptions, type NormalizedClientOptions, normalizeClientOption
  * That is what the textbook's TCPClient does too (one sentence per connection).
  */
 
-function where(o: NormalizedClientOptions): { transport: 'tcp'; address: string; port: number } {
-  return { transport: 'tcp', address: o.host, port: o.port };
+function where(o: NormalizedClientOptions): { transport: 'tcp' | 'tls'; address: string; port: number } {
+  return { transport: o.tls === null ? 'tcp' : 'tls', address: o.host, port: o.port };
+}
+
+/** `127.0.0.1:12000 (tcp)`, for messages. */
+function named(o: NormalizedClientOptions): string {
+  return `${formatHostPort(o.host, o.port)} (${where(o).transport})`;
 }
 
 /**
  * Opens a TCP connection (half-open allowed, so our end of input and the
  * server's are independent). Rejects with `UPCASE_ERR_CONNECT` (refused,
  * unknown host, …) or `UPCASE_ERR_TIMEOUT` after `timeout` ms, naming host,
- * port and transport.
+ * port and transport. With the `tls` option, the connection is TLS and resolves
+ * once the server's certificate is verified; see {@link connectTls} for its errors.
  */
 export function connectTcp(options: ClientOptions = {}): Promise<net.Socket> {
-  const o = normalizeClientOptions(options, 'tcp');
+  return open(normalizeClientOptions(options, 'tcp'));
+}
+
+function open(o: NormalizedClientOptions): Promise<net.Socket> {
+  if (o.tls !== null) return connectTls(o);
   const socket = net.connect({ host: o.host, port: o.port, allowHalfOpen: true, noDelay: true });
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => {
@@ -55,13 +66,13 @@ export function connectTcp(options: ClientOptions = {}): Promise<net.Socket> {
  */
 export async function tcpRequest(message: Uint8Array | string, options: ClientOptions = {}): Promise<Buffer> {
   const o = normalizeClientOptions(options, 'tcp');
-  const socket = await connectTcp(o);
+  const socket = await open(o);
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let received = 0;
     let failure: NetworkError | null = null;
     socket.setTimeout(o.timeout, () => {
-      failure = new TimeoutError(`no reply from ${formatHostPort(o.host, o.port)} (tcp) for ${o.timeout} ms`, where(o));
+      failure = new TimeoutError(`no reply from ${named(o)} for ${o.timeout} ms`, where(o));
       socket.destroy();
     });
     socket.on('data', (chunk: Buffer) => {
@@ -69,7 +80,7 @@ export async function tcpRequest(message: Uint8Array | string, options: ClientOp
       received += chunk.length;
     });
     socket.on('error', (err) => {
-      failure ??= socketError(err, 'tcp', o.host, o.port, received);
+      failure ??= socketError(err, where(o).transport, o.host, o.port, received);
     });
     // Both directions ended (ours by end() below, the server's by its close) or destroyed.
     socket.on('close', () => {
@@ -103,14 +114,14 @@ export interface TcpStreamResult {
  */
 export async function tcpStream(input: Readable, output: Writable, options: ClientOptions = {}): Promise<TcpStreamResult> {
   const o = normalizeClientOptions(options, 'tcp');
-  const socket = await connectTcp(o);
+  const socket = await open(o);
   let inputComplete = false;
   let uploadError: unknown = null;
   const upload = pipeline(input, socket).then(
     () => {
       inputComplete = true;
       socket.setTimeout(o.timeout, () => {
-        socket.destroy(new TimeoutError(`no reply from ${formatHostPort(o.host, o.port)} (tcp) for ${o.timeout} ms`, where(o)));
+        socket.destroy(new TimeoutError(`no reply from ${named(o)} for ${o.timeout} ms`, where(o)));
       });
     },
     (err: unknown) => {
@@ -123,7 +134,7 @@ export async function tcpStream(input: Readable, output: Writable, options: Clie
     if (output.errored) throw output.errored;
     // An input that fails (a read error) takes the socket down with it: report the input's error.
     if (uploadError !== null && input.errored) throw input.errored;
-    throw socketError(err, 'tcp', o.host, o.port, socket.bytesRead);
+    throw socketError(err, where(o).transport, o.host, o.port, socket.bytesRead);
   } finally {
     if (!inputComplete) {
       // The server has closed: stop sending whatever input is left.

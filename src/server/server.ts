@@ -331,17 +331,16 @@ export class UpcaseServer extends EventEmitter {
       remotePort: socket.remotePort,
     };
     const { idleTimeout, writeTimeout } = this.options;
-    const watchIdle = (stream: net.Socket): void => {
-      if (idleTimeout <= 0) return;
+    if (idleTimeout > 0) {
       // net.Socket's timer is refreshed by reads and by write progress, so it measures
-      // silence in both directions.
-      stream.setTimeout(idleTimeout * 1000, () => {
+      // silence in both directions. Over TLS too: a TLSSocket refreshes the timers of
+      // the socket under it (net.Socket#_unrefTimer walks `_parent`).
+      socket.setTimeout(idleTimeout * 1000, () => {
         stats.idleTimeouts++;
         this.logger.debug({ ...logFields, code: 'UPCASE_ERR_TIMEOUT' }, 'idle timeout; closing');
-        stream.destroy();
+        socket.destroy();
       });
-    };
-    watchIdle(socket);
+    }
     // For TLS too this is the TCP socket: it closes when the TLS socket on it does.
     socket.once('close', () => {
       stats.connectionsOpen--;
@@ -367,15 +366,11 @@ export class UpcaseServer extends EventEmitter {
         handleConnection(socket, connectionOptions);
         return;
       }
-      // Once TLS owns the socket, the TCP socket's own timer no longer sees traffic: the
-      // handshake timeout bounds the handshake, then the idle timer runs on the TLS socket.
-      socket.setTimeout(0);
       this.tls.accept(socket, {
         secure: (secure) => {
           stats.tlsHandshakes++;
           logFields.tlsProtocol = secure.getProtocol();
           this.logger.debug(logFields, 'connection open');
-          watchIdle(secure);
           handleConnection(secure, { ...connectionOptions, tls: true });
         },
         failed: (err) => this.tlsHandshakeFailed(err, logFields),
@@ -396,7 +391,9 @@ export class UpcaseServer extends EventEmitter {
       // LOCAL (health checks), v1 UNKNOWN and v2 UNSPEC/UNIX carry no client address: the peer stands.
       if (header.source === null) serve(peer);
       else serve(header.source, { address: peer.address, version: header.version });
-      socket.resume(); // readProxyHeader leaves it paused with the bytes after the header unshifted
+      // readProxyHeader leaves it paused with the bytes after the header unshifted; TLS
+      // reads those itself (the socket must stay paused, or they would flow past it).
+      if (transport === 'tcp') socket.resume();
     });
   }
 

@@ -41,14 +41,15 @@ function sourceName(source: PemSource): string {
   return typeof source === 'string' ? source : '(PEM buffer)';
 }
 
-async function readSource(source: PemSource, what: string): Promise<Buffer> {
+/** The bytes of a PEM source; a file that cannot be read is a `TlsError` naming it and why. */
+export async function readPem(source: PemSource, what: string): Promise<Buffer> {
   if (Buffer.isBuffer(source)) return source;
   try {
     return await readFile(source);
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     const reason = (code && READ_REASONS[code]) ?? (err as Error).message;
-    throw new TlsError(`cannot read TLS ${what} ${source}: ${reason}${code ? ` (${code})` : ''}`, { tlsCode: code, cause: err });
+    throw new TlsError(`cannot read ${what} ${source}: ${reason}${code ? ` (${code})` : ''}`, { tlsCode: code, cause: err });
   }
 }
 
@@ -77,7 +78,7 @@ export function describeCertificate(x509: X509Certificate): CertificateInfo {
 export async function loadTlsCredentials(certSource: PemSource, keySource: PemSource): Promise<TlsCredentials> {
   const certName = sourceName(certSource);
   const keyName = sourceName(keySource);
-  const [cert, key] = await Promise.all([readSource(certSource, 'certificate'), readSource(keySource, 'key')]);
+  const [cert, key] = await Promise.all([readPem(certSource, 'TLS certificate'), readPem(keySource, 'TLS key')]);
 
   if (!cert.includes('-----BEGIN CERTIFICATE-----')) {
     throw new TlsError(`TLS certificate ${certName} is not a PEM certificate (no -----BEGIN CERTIFICATE----- line)`);
@@ -91,13 +92,15 @@ export async function loadTlsCredentials(certSource: PemSource, keySource: PemSo
   if (!/-----BEGIN [A-Z ]*PRIVATE KEY-----/.test(key.toString('latin1'))) {
     throw new TlsError(`TLS key ${keyName} is not a PEM private key (no -----BEGIN … PRIVATE KEY----- line)`);
   }
+  if (/-----BEGIN ENCRYPTED PRIVATE KEY-----|Proc-Type: 4,ENCRYPTED/.test(key.toString('latin1'))) {
+    throw new TlsError(`TLS key ${keyName} is encrypted; upcase needs an unencrypted key`);
+  }
   let privateKey: KeyObject;
   try {
     privateKey = createPrivateKey(key);
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
-    const reason = code === 'ERR_MISSING_PASSPHRASE' ? 'is encrypted; upcase needs an unencrypted key' : `cannot be parsed: ${(err as Error).message}`;
-    throw new TlsError(`TLS key ${keyName} ${reason}`, { tlsCode: code, cause: err });
+    throw new TlsError(`TLS key ${keyName} cannot be parsed: ${(err as Error).message}`, { tlsCode: code, cause: err });
   }
   if (!x509.checkPrivateKey(privateKey)) {
     throw new TlsError(`TLS key ${keyName} does not match certificate ${certName}`);
