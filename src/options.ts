@@ -14,13 +14,20 @@ export interface ServerOptions {
   tcp?: boolean;
   /** Serve UDP. Default true. */
   udp?: boolean;
-  /** Open TCP connections at most; connections past it are closed at once. Default 10000. */
+  /**
+   * Open TCP connections at most; connections past it are closed at once, counted
+   * (`stats.connectionsRefused`) and logged rate-limited. Lowered automatically
+   * when the open-file limit cannot hold that many. Default 1024.
+   */
   maxConnections?: number;
-  /** Seconds without traffic in either direction before a TCP connection is closed; 0 disables. Default 120. */
+  /** Seconds without traffic in either direction before a TCP connection is closed; 0 disables. Default 60. */
   idleTimeout?: number;
-  /** Seconds a client may leave replies unread (writes blocked) before it is closed; 0 disables. Default 30. */
+  /**
+   * Seconds replies may stay owed to a client that does not read them (writes
+   * backed up) before the connection is reset; 0 disables. Default 30.
+   */
   writeTimeout?: number;
-  /** Datagrams per second per source address; 0 disables. Default 1000. */
+  /** Datagrams per second per source address (IPv6: per /64 network); 0 disables. Default 100. */
   udpRateLimit?: number;
   /** Burst allowance of the UDP rate limit, in datagrams. Default: equal to `udpRateLimit`. */
   udpRateBurst?: number;
@@ -50,12 +57,13 @@ export interface NormalizedServerOptions {
   logger: Logger | undefined;
 }
 
+/** Defaults for a server exposed to the internet; docs/security.md gives the reason for each. */
 export const SERVER_DEFAULTS = {
   port: 12000,
-  maxConnections: 10_000, // connections
-  idleTimeout: 120, // seconds
+  maxConnections: 1024, // connections (worst case ~250 KiB of buffers each: ~256 MiB in total)
+  idleTimeout: 60, // seconds
   writeTimeout: 30, // seconds
-  udpRateLimit: 1000, // datagrams per second per source address
+  udpRateLimit: 100, // datagrams per second per source address (burst: the same number)
   dropRate: 0, // probability
   drainTimeout: 10, // seconds
 } as const;

@@ -29,7 +29,7 @@ export function serveCommand(setExitCode: (code: number) => void): Command {
     .addOption(new Option('--no-tcp', 'do not serve TCP'))
     .addOption(new Option('--no-udp', 'do not serve UDP'))
     .addOption(
-      envOption('--max-connections <n>', 'open TCP connections at most; more are closed at once', 'UPCASE_MAX_CONNECTIONS')
+      envOption('--max-connections <n>', 'open TCP connections at most; more are closed at once (lowered to fit ulimit -n)', 'UPCASE_MAX_CONNECTIONS')
         .argParser(parseInteger('--max-connections', 1, 10_000_000))
         .default(SERVER_DEFAULTS.maxConnections),
     )
@@ -39,16 +39,16 @@ export function serveCommand(setExitCode: (code: number) => void): Command {
         .default(SERVER_DEFAULTS.idleTimeout),
     )
     .addOption(
-      envOption('--write-timeout <sec>', 'close a client that leaves replies unread this long; 0 = never', 'UPCASE_WRITE_TIMEOUT')
+      envOption('--write-timeout <sec>', 'reset a client that leaves replies unread this long; 0 = never', 'UPCASE_WRITE_TIMEOUT')
         .argParser(parseNumber('--write-timeout', 0, 2_147_483, 'a non-negative number of seconds'))
         .default(SERVER_DEFAULTS.writeTimeout),
     )
     .addOption(
-      envOption('--udp-rate-limit <n>', 'UDP datagrams per second per source address; 0 = no limit', 'UPCASE_UDP_RATE_LIMIT')
+      envOption('--udp-rate-limit <n>', 'UDP datagrams per second per source address (IPv6: per /64), burst the same; 0 = no limit', 'UPCASE_UDP_RATE_LIMIT')
         .argParser(parseNumber('--udp-rate-limit', 0, 1e9, 'a non-negative number of datagrams per second'))
         .default(SERVER_DEFAULTS.udpRateLimit),
     )
-    .addOption(envOption('--udp-allow-low-ports', 'reply to UDP source ports below 1024 (off: loop protection)', 'UPCASE_UDP_ALLOW_LOW_PORTS').default(false))
+    .addOption(envOption('--udp-allow-low-ports', 'reply to UDP source ports below 1024 (off by default: stops loops with echo, chargen, DNS, NTP)', 'UPCASE_UDP_ALLOW_LOW_PORTS').default(false))
     .addOption(
       envOption('--drop-rate <p>', 'drop this fraction of UDP requests on purpose, to simulate loss', 'UPCASE_DROP_RATE')
         .argParser(parseNumber('--drop-rate', 0, 1, 'a probability from 0 to 1'))
@@ -60,9 +60,28 @@ export function serveCommand(setExitCode: (code: number) => void): Command {
         .default(SERVER_DEFAULTS.drainTimeout),
     )
     .addOption(envOption('--log-level <level>', 'log level', 'UPCASE_LOG_LEVEL').choices(LOG_LEVELS).default('info'))
-    .action(async (flags: ServeFlags) => {
+    .action(async (flags: ServeFlags, command: Command) => {
+      // commander turns a boolean flag on whenever its variable is set, even to `0`
+      // or `false`; for a guard that would be a trap, so read the value strictly.
+      if (command.getOptionValueSource('udpAllowLowPorts') === 'env') {
+        const value = booleanEnv(process.env.UPCASE_UDP_ALLOW_LOW_PORTS);
+        if (value === undefined) {
+          command.error(
+            `error: UPCASE_UDP_ALLOW_LOW_PORTS must be 1, true, yes, on, 0, false, no or off, got '${process.env.UPCASE_UDP_ALLOW_LOW_PORTS}'`,
+            { exitCode: 2, code: 'commander.invalidArgument' },
+          );
+        }
+        flags.udpAllowLowPorts = value;
+      }
       setExitCode(await serve(flags));
     });
+}
+
+function booleanEnv(value: string | undefined): boolean | undefined {
+  const v = (value ?? '').trim().toLowerCase();
+  if (['1', 'true', 'yes', 'on'].includes(v)) return true;
+  if (['', '0', 'false', 'no', 'off'].includes(v)) return false;
+  return undefined;
 }
 
 function createLogger(level: string): Logger {

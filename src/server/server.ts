@@ -7,6 +7,7 @@ import { listenError, type NetworkError, UpcaseError } from '../errors.js';
 import { normalizeServerOptions, type NormalizedServerOptions, type ServerOptions } from '../options.js';
 import { handleConnection } from '../tcp/connection.js';
 import { createDatagramHandler } from '../udp/handler.js';
+import { connectionsThatFit } from './fd-limit.js';
 import { RateLimitedLog, safeAddress, silentLogger } from './log.js';
 import { countError, createStats, type ServerStats } from './stats.js';
 
@@ -50,12 +51,22 @@ export class UpcaseServer extends EventEmitter {
   private bound: ServerAddress | null = null;
   private stateValue: ServerState = 'new';
   private closing: Promise<void> | null = null;
+  private maxConnectionsValue: number;
 
   constructor(options: ServerOptions = {}) {
     super();
     this.options = normalizeServerOptions(options);
     this.logger = this.options.logger ?? silentLogger();
     this.warnings = new RateLimitedLog(this.logger);
+    this.maxConnectionsValue = this.options.maxConnections;
+  }
+
+  /**
+   * The TCP connection limit in force: `maxConnections`, or less when the
+   * open-file limit cannot hold that many (see docs/security.md).
+   */
+  get maxConnections(): number {
+    return this.maxConnectionsValue;
   }
 
   /** `new` → `listening` → (`draining` →) `closed`. */
@@ -87,8 +98,13 @@ export class UpcaseServer extends EventEmitter {
       }
     }
     if (this.bound === null) throw lastError;
+    this.fitConnectionLimit();
     this.stateValue = 'listening';
-    this.logger.info({ ...this.bound, transports: this.bound.transports.join('+') }, 'listening');
+    const { idleTimeout, writeTimeout, udpRateLimit } = this.options;
+    this.logger.info(
+      { ...this.bound, transports: this.bound.transports.join('+'), maxConnections: this.maxConnectionsValue, idleTimeout, writeTimeout, udpRateLimit },
+      'listening',
+    );
     this.emit('listening', this.bound);
     return this.bound;
   }
@@ -121,14 +137,32 @@ export class UpcaseServer extends EventEmitter {
     }
   }
 
+  /**
+   * Past the open-file limit, accept() fails and libuv silently sheds the
+   * connections, so lower the limit to what fits: refusals are then counted and logged.
+   */
+  private fitConnectionLimit(): void {
+    if (this.tcpServer === null) return;
+    const fit = connectionsThatFit();
+    if (fit !== undefined && fit < this.options.maxConnections) {
+      this.maxConnectionsValue = fit;
+      this.logger.warn(
+        { maxConnections: this.options.maxConnections, effective: fit },
+        'max connections lowered to fit the open-file limit (raise it with ulimit -n or LimitNOFILE)',
+      );
+    }
+    this.tcpServer.maxConnections = this.maxConnectionsValue;
+  }
+
   private listenTcp(address: string, port: number): Promise<net.Server> {
     const server = net.createServer({ allowHalfOpen: true, noDelay: true }, (socket) => this.onConnection(socket));
     server.maxConnections = this.options.maxConnections;
+    // Node closes the accepted handle at once, then emits 'drop'.
     server.on('drop', (info?: { remoteAddress?: string; remotePort?: number }) => {
       this.stats.connectionsRefused++;
       this.warnings.warn(
         'tcp:max_connections',
-        { transport: 'tcp', remoteAddress: safeAddress(info?.remoteAddress), limit: this.options.maxConnections },
+        { transport: 'tcp', remoteAddress: safeAddress(info?.remoteAddress), limit: this.maxConnectionsValue },
         'connection refused: max connections reached',
       );
     });
@@ -137,8 +171,9 @@ export class UpcaseServer extends EventEmitter {
       server.once('error', onListenError);
       server.listen({ host: address, port, ipv6Only: false, backlog: 4096 }, () => {
         server.off('error', onListenError);
-        // After listen, errors come from accept(): EMFILE/ENFILE and the like. libuv
-        // already sheds the pending connection (its reserve-fd trick), so log and go on.
+        // After listen, errors come from accept(). libuv handles EMFILE/ENFILE itself
+        // (its reserve-fd trick sheds the pending connections without telling us), so
+        // what arrives here is rarer; count it, log it rate-limited and go on.
         server.on('error', (err: NodeJS.ErrnoException) => {
           countError(this.stats, err.code);
           this.warnings.warn(`tcp:accept:${err.code}`, { transport: 'tcp', code: err.code }, 'accept failed');
@@ -173,6 +208,7 @@ export class UpcaseServer extends EventEmitter {
             udpRateBurst: this.options.udpRateBurst,
             udpAllowLowPorts: this.options.udpAllowLowPorts,
             dropRate: this.options.dropRate,
+            localPort: socket.address().port,
           }),
         );
         resolve(socket);
@@ -188,15 +224,6 @@ export class UpcaseServer extends EventEmitter {
     const logFields = { transport: 'tcp', remoteAddress: safeAddress(socket.remoteAddress), remotePort: socket.remotePort };
     this.logger.debug(logFields, 'connection open');
     const { idleTimeout, writeTimeout } = this.options;
-    if (idleTimeout > 0) {
-      // net.Socket's timer is refreshed by reads and by write progress, so it measures
-      // silence in both directions.
-      socket.setTimeout(idleTimeout * 1000, () => {
-        stats.idleTimeouts++;
-        this.logger.debug({ ...logFields, code: 'UPCASE_ERR_TIMEOUT' }, 'idle timeout; closing');
-        socket.destroy();
-      });
-    }
     socket.once('close', () => {
       stats.connectionsOpen--;
       this.connections.delete(socket);
@@ -207,6 +234,7 @@ export class UpcaseServer extends EventEmitter {
       stats,
       logger: this.logger,
       ownsChunks: true,
+      idleTimeoutMs: idleTimeout * 1000,
       writeTimeoutMs: writeTimeout * 1000,
       logFields,
     });
@@ -246,6 +274,7 @@ export class UpcaseServer extends EventEmitter {
     }
     for (const socket of this.connections) socket.destroy();
     await tcpClosed;
+    this.warnings.flush();
     this.stateValue = 'closed';
     if (wasListening) this.logger.info('closed');
     this.emit('close');
