@@ -67,10 +67,61 @@ export async function probe(port: number, udp = true): Promise<void> {
   throw new Error('no udp probe reply');
 }
 
+/** {@link probe}, retried until it passes or `timeoutMs` ends: for a server that is still freeing slots. */
+export async function probeUntilServed(port: number, udp = true, timeoutMs = 10_000): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      await probe(port, udp);
+      return;
+    } catch (err) {
+      if (Date.now() > end) throw err;
+      await delay(50);
+    }
+  }
+}
+
 /** Resolves once `socket` has closed, with the time it closed (performance.now ms). */
 export function closedAt(socket: net.Socket): Promise<number> {
   return new Promise((resolve) => {
     if (socket.destroyed && socket.closed) resolve(performance.now());
     else socket.once('close', () => resolve(performance.now()));
   });
+}
+
+export interface FloodResult {
+  /** Bytes handed to the socket. */
+  sent: number;
+  /** performance.now() of the last write progress (the last 'drain'). */
+  lastProgress: number;
+  /** True when writes stopped draining for `quietMs` (backpressure held). */
+  stalled: boolean;
+}
+
+/**
+ * A hostile client that never reads: writes `chunk` over and over until
+ * `maxBytes` are sent, writes stop draining for `quietMs`, `timeoutMs` passes,
+ * or the socket closes. It pauses the socket so replies pile up unread.
+ */
+export async function floodWithoutReading(
+  socket: net.Socket,
+  { chunk = Buffer.alloc(64 * 1024, 'a'), maxBytes = 1 << 30, quietMs = 1000, timeoutMs = 20_000 } = {},
+): Promise<FloodResult> {
+  socket.pause();
+  const end = performance.now() + timeoutMs;
+  let sent = 0;
+  let lastProgress = performance.now();
+  while (!socket.destroyed && sent < maxBytes && performance.now() < end) {
+    while (sent < maxBytes && socket.write(chunk)) sent += chunk.length;
+    if (sent >= maxBytes) break;
+    sent += chunk.length;
+    lastProgress = performance.now();
+    const drained = await Promise.race([
+      once(socket, 'drain').then(() => true, () => false),
+      once(socket, 'close').then(() => false),
+      delay(quietMs, false, { ref: false }),
+    ]);
+    if (!drained) return { sent, lastProgress, stalled: !socket.destroyed };
+  }
+  return { sent, lastProgress, stalled: false };
 }

@@ -1,0 +1,148 @@
+/**
+ * Idle and write timeouts over real sockets. The idle timeout must fire within
+ * ±10%, measured from the last byte exchanged; a client that stops reading
+ * while replies are owed is closed in bounded time.
+ */
+import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import net from 'node:net';
+import { describe, test } from 'node:test';
+import { startServer, type UpcaseServer } from '../../src/server/server.js';
+import { closedAt, delay, floodWithoutReading, waitFor } from '../helpers/clients.js';
+
+const IDLE_S = 2;
+
+async function withServer(options: Parameters<typeof startServer>[0], body: (server: UpcaseServer) => Promise<void>): Promise<void> {
+  const server = await startServer({ host: '127.0.0.1', port: 0, udp: false, ...options });
+  try {
+    await body(server);
+  } finally {
+    await server.close();
+  }
+}
+
+async function connect(port: number): Promise<net.Socket> {
+  const socket = net.connect({ port, host: '127.0.0.1' });
+  socket.on('error', () => {});
+  await once(socket, 'connect');
+  return socket;
+}
+
+/** Floods without reading until writes stall (or the server closes first); returns the time of the last progress. */
+async function fillUntilStalled(socket: net.Socket, quietMs: number): Promise<number> {
+  return (await floodWithoutReading(socket, { quietMs })).lastProgress;
+}
+
+describe('idle timeout', { concurrency: true }, () => {
+  test(`a silent connection is closed after ${IDLE_S} s ±10%, counted from the last byte exchanged`, async () => {
+    await withServer({ idleTimeout: IDLE_S }, async (server) => {
+      const socket = await connect(server.address().port);
+      const closed = closedAt(socket);
+      socket.write('ping');
+      const [reply] = (await once(socket, 'data')) as [Buffer];
+      const lastByte = performance.now();
+      assert.equal(reply.toString(), 'PING');
+      const elapsed = ((await closed) - lastByte) / 1000;
+      assert.ok(elapsed >= IDLE_S * 0.9 && elapsed <= IDLE_S * 1.1, `closed after ${elapsed.toFixed(3)} s, want ${IDLE_S} s ±10%`);
+      assert.equal(server.stats.idleTimeouts, 1);
+    });
+  });
+
+  test('a connection that never sends anything is closed after the timeout ±10%', async () => {
+    await withServer({ idleTimeout: IDLE_S }, async (server) => {
+      const socket = await connect(server.address().port);
+      const connected = performance.now();
+      const elapsed = ((await closedAt(socket)) - connected) / 1000;
+      assert.ok(elapsed >= IDLE_S * 0.9 && elapsed <= IDLE_S * 1.1, `closed after ${elapsed.toFixed(3)} s`);
+    });
+  });
+
+  test('traffic keeps a connection open past the timeout; silence then closes it', async () => {
+    await withServer({ idleTimeout: 1 }, async (server) => {
+      const socket = await connect(server.address().port);
+      let closed = false;
+      socket.on('close', () => {
+        closed = true;
+      });
+      let replies = '';
+      socket.on('data', (d: Buffer) => {
+        replies += d.toString();
+      });
+      for (let i = 0; i < 6; i++) {
+        socket.write('k');
+        await delay(400);
+      }
+      assert.equal(closed, false, 'closed although traffic kept flowing');
+      assert.equal(replies, 'KKKKKK');
+      await waitFor(() => closed, 'the idle close', 5000);
+      assert.equal(server.stats.idleTimeouts, 1);
+    });
+  });
+
+  test('idleTimeout 0 never closes', async () => {
+    await withServer({ idleTimeout: 0 }, async (server) => {
+      const socket = await connect(server.address().port);
+      await delay(1500);
+      assert.equal(socket.destroyed, false);
+      assert.equal(server.stats.idleTimeouts, 0);
+      socket.destroy();
+    });
+  });
+});
+
+describe('clients that stop reading', { concurrency: true }, () => {
+  test('replies owed to a client that does not read: reset after the write timeout', async () => {
+    await withServer({ idleTimeout: 0, writeTimeout: 1 }, async (server) => {
+      const socket = await connect(server.address().port);
+      const closed = closedAt(socket);
+      let error: NodeJS.ErrnoException | undefined;
+      socket.on('error', (err) => {
+        error = err;
+      });
+      const stalledAt = await fillUntilStalled(socket, 500);
+      const elapsed = ((await Promise.race([closed, delay(15_000, Infinity, { ref: false })])) - stalledAt) / 1000;
+      assert.ok(elapsed <= 1 + 5, `closed ${elapsed.toFixed(2)} s after the last progress`);
+      assert.equal(server.stats.writeTimeouts, 1);
+      assert.equal(server.stats.idleTimeouts, 0);
+      // A reset, not a FIN queued behind replies nobody reads.
+      assert.ok(error === undefined || ['ECONNRESET', 'EPIPE'].includes(error.code ?? ''), `unexpected ${error?.code}`);
+      await waitFor(() => server.connectionCount === 0, 'the server to drop the connection', 5000);
+    });
+  });
+
+  test('with the write timeout off, the idle timeout closes a stalled client on time', async () => {
+    await withServer({ idleTimeout: IDLE_S, writeTimeout: 0 }, async (server) => {
+      const socket = await connect(server.address().port);
+      const closed = closedAt(socket);
+      // The server's last progress (read or write) is no later than our last drain.
+      const stalledAt = await fillUntilStalled(socket, 300);
+      const elapsed = ((await closed) - stalledAt) / 1000;
+      // net.Socket#setTimeout would let the first expiry pass here and close at up to 2×.
+      assert.ok(elapsed <= IDLE_S * 1.1, `closed ${elapsed.toFixed(3)} s after the last progress, want <= ${IDLE_S * 1.1}`);
+      assert.equal(server.stats.idleTimeouts, 1);
+      assert.equal(server.stats.writeTimeouts, 0);
+    });
+  });
+
+  test('a slow but steady reader is served completely', async () => {
+    await withServer({ idleTimeout: 2, writeTimeout: 2 }, async (server) => {
+      const socket = await connect(server.address().port);
+      const payload = Buffer.alloc(4 << 20, 'q');
+      const received: Buffer[] = [];
+      let bytes = 0;
+      socket.on('data', (d: Buffer) => {
+        received.push(d);
+        bytes += d.length;
+        // Read in bursts with breaks, well inside the timeouts.
+        socket.pause();
+        setTimeout(() => socket.resume(), 2);
+      });
+      socket.end(payload);
+      await once(socket, 'end');
+      assert.equal(bytes, payload.length);
+      assert.ok(Buffer.concat(received).equals(Buffer.alloc(4 << 20, 'Q')));
+      assert.equal(server.stats.writeTimeouts, 0);
+      assert.equal(server.stats.idleTimeouts, 0);
+    });
+  });
+});

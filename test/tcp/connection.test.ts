@@ -1,0 +1,110 @@
+/**
+ * handleConnection over an in-memory Duplex whose "peer" we control: it can
+ * stop taking our replies entirely, which a real socket only shows through
+ * kernel buffers.
+ */
+import assert from 'node:assert/strict';
+import { Duplex } from 'node:stream';
+import { describe, test } from 'node:test';
+import { handleConnection } from '../../src/tcp/connection.js';
+import { createStats } from '../../src/server/stats.js';
+import { captureLogger } from '../helpers/logs.js';
+import { waitFor } from '../helpers/clients.js';
+
+/** A Duplex whose writes complete only while `reading` is true (a peer that may stop reading). */
+class Peer extends Duplex {
+  reading = true;
+  readonly written: Buffer[] = [];
+  private held: Array<() => void> = [];
+
+  constructor(writableHighWaterMark = 16 * 1024) {
+    super({ allowHalfOpen: true, writableHighWaterMark });
+  }
+
+  override _read(): void {}
+
+  override _write(chunk: Buffer, _enc: BufferEncoding, cb: (err?: Error | null) => void): void {
+    this.written.push(Buffer.from(chunk));
+    if (this.reading) cb();
+    else this.held.push(() => cb());
+  }
+
+  resumeReading(): void {
+    this.reading = true;
+    const held = this.held;
+    this.held = [];
+    for (const cb of held) cb();
+  }
+
+  output(): string {
+    return Buffer.concat(this.written).toString();
+  }
+}
+
+function serve(peer: Peer, opts: { idleTimeoutMs?: number; writeTimeoutMs?: number } = {}) {
+  const stats = createStats();
+  const { logger } = captureLogger();
+  handleConnection(peer, { stats, logger, ...opts });
+  const closed = new Promise<number>((resolve) => peer.on('close', () => resolve(performance.now())));
+  return { stats, closed };
+}
+
+describe('handleConnection timeouts', () => {
+  test('replies owed after the peer’s end, to a peer that never reads, are bounded by the write timeout', async () => {
+    // The write is accepted (below the high-water mark), so no backpressure is ever signalled;
+    // only the end of input shows that replies are still owed.
+    const peer = new Peer(1024 * 1024);
+    peer.reading = false;
+    const { stats, closed } = serve(peer, { writeTimeoutMs: 200 });
+    peer.push(Buffer.from('owed reply'));
+    peer.push(null);
+    const start = performance.now();
+    const at = await Promise.race([closed, new Promise<number>((_, reject) => setTimeout(() => reject(new Error('not closed in 5 s')), 5000))]);
+    assert.ok(at - start >= 150, `closed after ${at - start} ms`);
+    assert.equal(stats.writeTimeouts, 1);
+    assert.equal(peer.output(), 'OWED REPLY');
+  });
+
+  test('a peer that resumes reading in time is not cut off', async () => {
+    const peer = new Peer(4);
+    peer.reading = false;
+    const { stats } = serve(peer, { writeTimeoutMs: 300 });
+    peer.push(Buffer.from('backed up'));
+    await new Promise((r) => setTimeout(r, 100));
+    peer.resumeReading();
+    peer.push(Buffer.from(' and more'));
+    peer.push(null);
+    await waitFor(() => peer.writableFinished, 'the reply to finish', 5000);
+    assert.equal(peer.output(), 'BACKED UP AND MORE');
+    assert.equal(stats.writeTimeouts, 0);
+    await new Promise((r) => setTimeout(r, 400));
+    assert.equal(stats.writeTimeouts, 0);
+  });
+
+  test('with writes stuck, the idle timeout fires once, on time, counting from the last progress', async () => {
+    const peer = new Peer(4);
+    const { stats, closed } = serve(peer, { idleTimeoutMs: 300 });
+    peer.reading = false;
+    peer.push(Buffer.from('stuck reply'));
+    const start = performance.now();
+    const at = await closed;
+    assert.ok(at - start >= 270 && at - start <= 450, `closed after ${(at - start).toFixed(0)} ms, want about 300`);
+    assert.equal(stats.idleTimeouts, 1);
+  });
+
+  test('write progress counts as traffic for the idle timeout', async () => {
+    const peer = new Peer(4);
+    const { stats } = serve(peer, { idleTimeoutMs: 300 });
+    // Input stops at once, but the peer takes one reply every 100 ms for 600 ms.
+    peer.reading = false;
+    for (let i = 0; i < 6; i++) peer.push(Buffer.from('x'));
+    for (let i = 0; i < 6; i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      const held = (peer as unknown as { held: Array<() => void> }).held.shift();
+      held?.();
+    }
+    assert.equal(stats.idleTimeouts, 0);
+    assert.equal(peer.destroyed, false);
+    peer.destroy();
+  });
+});
