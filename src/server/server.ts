@@ -100,11 +100,9 @@ export class UpcaseServer extends EventEmitter {
     if (this.bound === null) throw lastError;
     this.fitConnectionLimit();
     this.stateValue = 'listening';
-    const { idleTimeout, writeTimeout, udpRateLimit } = this.options;
-    this.logger.info(
-      { ...this.bound, transports: this.bound.transports.join('+'), maxConnections: this.maxConnectionsValue, idleTimeout, writeTimeout, udpRateLimit },
-      'listening',
-    );
+    const { idleTimeout, writeTimeout, udpRateLimit, udpAllowLowPorts } = this.options;
+    const limits = { maxConnections: this.maxConnectionsValue, idleTimeout, writeTimeout, udpRateLimit, udpAllowLowPorts };
+    this.logger.info({ ...this.bound, transports: this.bound.transports.join('+'), ...limits }, 'listening');
     this.emit('listening', this.bound);
     return this.bound;
   }

@@ -118,7 +118,7 @@ export async function floodWithoutReading(
     lastProgress = performance.now();
     const drained = await Promise.race([
       once(socket, 'drain').then(() => true, () => false),
-      once(socket, 'close').then(() => false),
+      once(socket, 'close').then(() => false, () => false),
       delay(quietMs, false, { ref: false }),
     ]);
     if (!drained) return { sent, lastProgress, stalled: !socket.destroyed };

@@ -26,6 +26,8 @@ export interface ServerProcess {
 export interface SpawnOptions {
   /** Run under `prlimit --nofile=N:N`. */
   nofile?: number;
+  /** Extra environment variables for the server. */
+  env?: Record<string, string>;
   /** Milliseconds to wait for the ready line. Default 15000. */
   readyTimeoutMs?: number;
 }
@@ -38,7 +40,7 @@ export async function spawnServer(args: string[] = [], options: SpawnOptions = {
     options.nofile === undefined
       ? [process.execPath, nodeArgs]
       : ['prlimit', [`--nofile=${options.nofile}:${options.nofile}`, process.execPath, ...nodeArgs]];
-  const child = spawn(command, commandArgs, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, UPCASE_LOG_LEVEL: undefined } });
+  const child = spawn(command, commandArgs, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, UPCASE_LOG_LEVEL: undefined, ...options.env } });
   let stderr = '';
   child.stderr!.setEncoding('utf8');
   child.stderr!.on('data', (d: string) => {
