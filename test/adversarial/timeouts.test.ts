@@ -12,30 +12,64 @@ import { closedAt, delay, floodWithoutReading, waitFor } from '../helpers/client
 
 const IDLE_S = 2;
 
-async function withServer(options: Parameters<typeof startServer>[0], body: (server: UpcaseServer) => Promise<void>): Promise<void> {
+type Connect = (port: number) => Promise<net.Socket>;
+
+/** Runs `body` with a fresh server and a `connect` whose sockets are all destroyed afterwards. */
+async function withServer(options: Parameters<typeof startServer>[0], body: (server: UpcaseServer, connect: Connect) => Promise<void>): Promise<void> {
   const server = await startServer({ host: '127.0.0.1', port: 0, udp: false, ...options });
+  const clients = new Set<net.Socket>();
+  const connect: Connect = async (port) => {
+    const socket = net.connect({ port, host: '127.0.0.1' });
+    clients.add(socket);
+    socket.on('error', () => {});
+    await once(socket, 'connect');
+    return socket;
+  };
   try {
-    await body(server);
+    await body(server, connect);
   } finally {
+    for (const socket of clients) socket.destroy();
     await server.close();
   }
 }
 
-async function connect(port: number): Promise<net.Socket> {
-  const socket = net.connect({ port, host: '127.0.0.1' });
-  socket.on('error', () => {});
-  await once(socket, 'connect');
-  return socket;
+interface ServerSide {
+  /** performance.now() of the last read or drain on the server's end of the connection. */
+  lastActivity: number;
+  closed: Promise<number>;
 }
 
-/** Floods without reading until writes stall (or the server closes first); returns the time of the last progress. */
-async function fillUntilStalled(socket: net.Socket, quietMs: number): Promise<number> {
-  return (await floodWithoutReading(socket, { quietMs })).lastProgress;
+/**
+ * Watches the server's end of the next connection, so a timeout can be timed
+ * from the server's own last activity: a client cannot see when the server last
+ * read or flushed, least of all on a loaded machine.
+ */
+function nextServerSide(server: UpcaseServer): Promise<ServerSide> {
+  const listener = (server as unknown as { tcpServer: net.Server }).tcpServer;
+  return new Promise((resolve) => {
+    listener.once('connection', (socket: net.Socket) => {
+      const side: ServerSide = {
+        lastActivity: performance.now(),
+        closed: new Promise((done) => socket.once('close', () => done(performance.now()))),
+      };
+      const touch = (): void => {
+        side.lastActivity = performance.now();
+      };
+      socket.on('data', touch);
+      socket.on('drain', touch);
+      resolve(side);
+    });
+  });
+}
+
+/** A client that never reads and keeps trying to write until the server closes it (at most 20 s). */
+async function floodUntilClosed(socket: net.Socket): Promise<void> {
+  await floodWithoutReading(socket, { quietMs: 20_000, timeoutMs: 20_000 });
 }
 
 describe('idle timeout', { concurrency: true }, () => {
   test(`a silent connection is closed after ${IDLE_S} s ±10%, counted from the last byte exchanged`, async () => {
-    await withServer({ idleTimeout: IDLE_S }, async (server) => {
+    await withServer({ idleTimeout: IDLE_S }, async (server, connect) => {
       const socket = await connect(server.address().port);
       const closed = closedAt(socket);
       socket.write('ping');
@@ -49,7 +83,7 @@ describe('idle timeout', { concurrency: true }, () => {
   });
 
   test('a connection that never sends anything is closed after the timeout ±10%', async () => {
-    await withServer({ idleTimeout: IDLE_S }, async (server) => {
+    await withServer({ idleTimeout: IDLE_S }, async (server, connect) => {
       const socket = await connect(server.address().port);
       const connected = performance.now();
       const elapsed = ((await closedAt(socket)) - connected) / 1000;
@@ -58,7 +92,7 @@ describe('idle timeout', { concurrency: true }, () => {
   });
 
   test('traffic keeps a connection open past the timeout; silence then closes it', async () => {
-    await withServer({ idleTimeout: 1 }, async (server) => {
+    await withServer({ idleTimeout: 1 }, async (server, connect) => {
       const socket = await connect(server.address().port);
       let closed = false;
       socket.on('close', () => {
@@ -80,7 +114,7 @@ describe('idle timeout', { concurrency: true }, () => {
   });
 
   test('idleTimeout 0 never closes', async () => {
-    await withServer({ idleTimeout: 0 }, async (server) => {
+    await withServer({ idleTimeout: 0 }, async (server, connect) => {
       const socket = await connect(server.address().port);
       await delay(1500);
       assert.equal(socket.destroyed, false);
@@ -92,16 +126,20 @@ describe('idle timeout', { concurrency: true }, () => {
 
 describe('clients that stop reading', { concurrency: true }, () => {
   test('replies owed to a client that does not read: reset after the write timeout', async () => {
-    await withServer({ idleTimeout: 0, writeTimeout: 1 }, async (server) => {
+    const W = 1;
+    await withServer({ idleTimeout: 0, writeTimeout: W }, async (server, connect) => {
+      const serverSide = nextServerSide(server);
       const socket = await connect(server.address().port);
-      const closed = closedAt(socket);
       let error: NodeJS.ErrnoException | undefined;
       socket.on('error', (err) => {
         error = err;
       });
-      const stalledAt = await fillUntilStalled(socket, 500);
-      const elapsed = ((await Promise.race([closed, delay(15_000, Infinity, { ref: false })])) - stalledAt) / 1000;
-      assert.ok(elapsed <= 1 + 5, `closed ${elapsed.toFixed(2)} s after the last progress`);
+      await floodUntilClosed(socket);
+      const side = await serverSide;
+      const elapsed = ((await side.closed) - side.lastActivity) / 1000;
+      // The stall timer starts at the last read whose reply could not be written.
+      assert.ok(elapsed >= W * 0.9 && elapsed <= W * 1.5, `reset ${elapsed.toFixed(3)} s after the server's last activity, want about ${W}`);
+      assert.ok(socket.destroyed, 'the client was never cut off');
       assert.equal(server.stats.writeTimeouts, 1);
       assert.equal(server.stats.idleTimeouts, 0);
       // A reset, not a FIN queued behind replies nobody reads.
@@ -110,22 +148,23 @@ describe('clients that stop reading', { concurrency: true }, () => {
     });
   });
 
-  test('with the write timeout off, the idle timeout closes a stalled client on time', async () => {
-    await withServer({ idleTimeout: IDLE_S, writeTimeout: 0 }, async (server) => {
+  test(`with the write timeout off, the idle timeout closes a stalled client after ${IDLE_S} s ±10%`, async () => {
+    await withServer({ idleTimeout: IDLE_S, writeTimeout: 0 }, async (server, connect) => {
+      const serverSide = nextServerSide(server);
       const socket = await connect(server.address().port);
-      const closed = closedAt(socket);
-      // The server's last progress (read or write) is no later than our last drain.
-      const stalledAt = await fillUntilStalled(socket, 300);
-      const elapsed = ((await closed) - stalledAt) / 1000;
+      await floodUntilClosed(socket);
+      const side = await serverSide;
+      const elapsed = ((await side.closed) - side.lastActivity) / 1000;
       // net.Socket#setTimeout would let the first expiry pass here and close at up to 2×.
-      assert.ok(elapsed <= IDLE_S * 1.1, `closed ${elapsed.toFixed(3)} s after the last progress, want <= ${IDLE_S * 1.1}`);
+      assert.ok(elapsed >= IDLE_S * 0.9 && elapsed <= IDLE_S * 1.1, `closed ${elapsed.toFixed(3)} s after the server's last activity, want ${IDLE_S} ±10%`);
+      assert.ok(socket.destroyed, 'the client was never cut off');
       assert.equal(server.stats.idleTimeouts, 1);
       assert.equal(server.stats.writeTimeouts, 0);
     });
   });
 
   test('a slow but steady reader is served completely', async () => {
-    await withServer({ idleTimeout: 2, writeTimeout: 2 }, async (server) => {
+    await withServer({ idleTimeout: 2, writeTimeout: 2 }, async (server, connect) => {
       const socket = await connect(server.address().port);
       const payload = Buffer.alloc(4 << 20, 'q');
       const received: Buffer[] = [];
