@@ -29,7 +29,7 @@ export interface ServerOptions {
   writeTimeout?: number;
   /** Datagrams per second per source address (IPv6: per /64 network); 0 disables. Default 100. */
   udpRateLimit?: number;
-  /** Burst allowance of the UDP rate limit, in datagrams. Default: equal to `udpRateLimit`. */
+  /** Burst allowance of the UDP rate limit, in datagrams (>= 1). Default: equal to `udpRateLimit`, at least 1. */
   udpRateBurst?: number;
   /** Reply to UDP source ports below 1024. Default false (loop protection). */
   udpAllowLowPorts?: boolean;
@@ -128,7 +128,7 @@ export function normalizeServerOptions(options: ServerOptions = {}): NormalizedS
     udpRateLimit,
     udpRateBurst:
       o.udpRateBurst === undefined
-        ? udpRateLimit
+        ? Math.max(1, udpRateLimit) // a bucket smaller than one datagram would answer nothing
         : checkNumber('udpRateBurst', o.udpRateBurst, 1, 1e9, 'a number of datagrams >= 1'),
     udpAllowLowPorts: o.udpAllowLowPorts === undefined ? false : checkBoolean('udpAllowLowPorts', o.udpAllowLowPorts),
     dropRate:

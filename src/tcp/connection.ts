@@ -69,8 +69,12 @@ export function handleConnection(stream: Duplex, options: ConnectionOptions): vo
     // Reset rather than close: the peer is not reading, so a FIN would only queue
     // behind replies it will never take, keeping kernel buffers busy for minutes.
     const resettable = stream as Resettable;
-    if (typeof resettable.resetAndDestroy === 'function') resettable.resetAndDestroy();
-    else stream.destroy();
+    try {
+      if (typeof resettable.resetAndDestroy === 'function') resettable.resetAndDestroy();
+    } catch {
+      // Only plain TCP handles can be reset (a TLSSocket throws ERR_INVALID_HANDLE_TYPE).
+    }
+    stream.destroy();
   };
   const armStall = (): void => {
     if (writeTimeoutMs > 0 && stallTimer === null) {

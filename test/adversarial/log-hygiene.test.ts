@@ -9,7 +9,7 @@ import dgram from 'node:dgram';
 import { once } from 'node:events';
 import net from 'node:net';
 import { test } from 'node:test';
-import { delay, floodWithoutReading, tcpExchange, udpExchange, waitFor } from '../helpers/clients.js';
+import { delay, floodWithoutReading, tcpExchange, udpExchange } from '../helpers/clients.js';
 import { spawnServer } from '../helpers/server-process.js';
 
 const CANARY = 'zqxjcanary-payload-7f3k';

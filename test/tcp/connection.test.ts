@@ -107,4 +107,17 @@ describe('handleConnection timeouts', () => {
     assert.equal(peer.destroyed, false);
     peer.destroy();
   });
+
+  test('a stream that cannot be reset (TLS) is destroyed instead, without throwing', async () => {
+    const peer = new Peer(4);
+    (peer as unknown as { resetAndDestroy: () => void }).resetAndDestroy = () => {
+      throw Object.assign(new Error('Invalid handle type'), { code: 'ERR_INVALID_HANDLE_TYPE' });
+    };
+    peer.reading = false;
+    const { stats, closed } = serve(peer, { writeTimeoutMs: 100 });
+    peer.push(Buffer.from('never read'));
+    await closed;
+    assert.equal(stats.writeTimeouts, 1);
+    assert.equal(peer.destroyed, true);
+  });
 });

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import fc from 'fast-check';
+import { normalizeServerOptions } from '../../src/options.js';
 import { RateLimiter, sourceKey } from '../../src/udp/rate-limit.js';
 
 function takeMany(limiter: RateLimiter, source: string, n: number, now: number): number {
@@ -82,4 +83,14 @@ describe('sourceKey', () => {
     assert.equal(sourceKey('fe80::1%eth0'), 'fe80:0:0:0::/64%eth0');
     assert.notEqual(sourceKey('2001:db8:1:2::1'), sourceKey('2001:db8:1:3::1'));
   });
+});
+
+test('a fractional rate still answers: the burst is at least one datagram', () => {
+  const { udpRateLimit, udpRateBurst } = normalizeServerOptions({ udpRateLimit: 0.5 });
+  assert.equal(udpRateBurst, 1);
+  const limiter = new RateLimiter(udpRateLimit, udpRateBurst);
+  assert.equal(limiter.take('a', 0), true);
+  assert.equal(limiter.take('a', 1000), false);
+  assert.equal(limiter.take('a', 2000), true); // one every 2 s
+  assert.equal(normalizeServerOptions({}).udpRateBurst, 100);
 });
