@@ -38,7 +38,8 @@ after(async () => {
 });
 
 const conversation = fc.record({
-  inputs: fc.array(input, { minLength: 100, maxLength: 240 }),
+  // At least 120 inputs each, so the runs below always reach the total: 14 × 40 × 120 + 12 × 3000 > 100,000.
+  inputs: fc.array(input, { minLength: 120, maxLength: 240 }),
   chunkSizes: fc.array(fc.oneof(fc.integer({ min: 1, max: 4 }), fc.integer({ min: 1, max: 64 }), fc.integer({ min: 1, max: 3000 })), {
     minLength: 1,
     maxLength: 16,
