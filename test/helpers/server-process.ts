@@ -32,6 +32,26 @@ export interface SpawnOptions {
   readyTimeoutMs?: number;
 }
 
+// Servers must not outlive a test process that exits or is killed (e.g. by the runner's timeout).
+const live = new Set<ChildProcess>();
+let reaperInstalled = false;
+function reapOnExit(child: ChildProcess): void {
+  live.add(child);
+  child.once('exit', () => live.delete(child));
+  if (reaperInstalled) return;
+  reaperInstalled = true;
+  const killAll = (): void => {
+    for (const c of live) c.kill('SIGKILL');
+  };
+  process.once('exit', killAll);
+  for (const signal of ['SIGTERM', 'SIGINT'] as const) {
+    process.once(signal, () => {
+      killAll();
+      process.exit(128 + (signal === 'SIGTERM' ? 15 : 2));
+    });
+  }
+}
+
 /** Starts `upcase serve --host 127.0.0.1 --port 0 ...args` and waits for its ready line. */
 export async function spawnServer(args: string[] = [], options: SpawnOptions = {}): Promise<ServerProcess> {
   if (!existsSync(`${root}dist/cli/main.js`)) throw new Error('dist/ is missing: run `npm run build` first');
@@ -41,6 +61,7 @@ export async function spawnServer(args: string[] = [], options: SpawnOptions = {
       ? [process.execPath, nodeArgs]
       : ['prlimit', [`--nofile=${options.nofile}:${options.nofile}`, process.execPath, ...nodeArgs]];
   const child = spawn(command, commandArgs, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, UPCASE_LOG_LEVEL: undefined, ...options.env } });
+  reapOnExit(child);
   let stderr = '';
   child.stderr!.setEncoding('utf8');
   child.stderr!.on('data', (d: string) => {
