@@ -11,6 +11,7 @@ import { parseCidr, TrustList } from '../proxy/trust.js';
 import { handleConnection } from '../tcp/connection.js';
 import { createDatagramHandler, DatagramPolicy, type DatagramOptions } from '../udp/handler.js';
 import { loadNativeUdp, NativeUdpListener } from '../udp/native.js';
+import { connectionsThatFit } from './fd-limit.js';
 import { RateLimitedLog, safeAddress, silentLogger } from './log.js';
 import { countError, createStats, type ServerStats } from './stats.js';
 
@@ -64,6 +65,7 @@ export class UpcaseServer extends EventEmitter {
   private stateValue: ServerState = 'new';
   private closing: Promise<void> | null = null;
   private listening: Promise<ServerAddress> | null = null;
+  private maxConnectionsValue: number;
 
   constructor(options: ServerOptions = {}) {
     super();
@@ -73,6 +75,15 @@ export class UpcaseServer extends EventEmitter {
     this.trustedProxies = this.options.proxyProtocol
       ? new TrustList(this.options.trustedProxies.map((c) => parseCidr(c)!))
       : null;
+    this.maxConnectionsValue = this.options.maxConnections;
+  }
+
+  /**
+   * The TCP connection limit in force: `maxConnections`, or less when the
+   * open-file limit cannot hold that many (see docs/security.md).
+   */
+  get maxConnections(): number {
+    return this.maxConnectionsValue;
   }
 
   /** `new` → `listening` → (`draining` →) `closed`. */
@@ -126,8 +137,12 @@ export class UpcaseServer extends EventEmitter {
       // close() was called while we were binding; it closes what we bound once we return.
       throw new UpcaseError('UPCASE_ERR_CLOSED', 'the server was closed while it was starting');
     }
+    this.fitConnectionLimit();
     this.stateValue = 'listening';
-    this.logger.info({ ...this.bound, transports: this.bound.transports.join('+'), udpTransport: this.udpTransport ?? undefined }, 'listening');
+    const { idleTimeout, writeTimeout, udpRateLimit, udpAllowLowPorts } = this.options;
+    const limits = { maxConnections: this.maxConnectionsValue, idleTimeout, writeTimeout, udpRateLimit, udpAllowLowPorts };
+    const udpTransport = this.udpTransport ?? undefined;
+    this.logger.info({ ...this.bound, transports: this.bound.transports.join('+'), udpTransport, ...limits }, 'listening');
     this.emit('listening', this.bound);
     return this.bound;
   }
@@ -160,14 +175,32 @@ export class UpcaseServer extends EventEmitter {
     }
   }
 
+  /**
+   * Past the open-file limit, accept() fails and libuv silently sheds the
+   * connections, so lower the limit to what fits: refusals are then counted and logged.
+   */
+  private fitConnectionLimit(): void {
+    if (this.tcpServer === null) return;
+    const fit = connectionsThatFit();
+    if (fit !== undefined && fit < this.options.maxConnections) {
+      this.maxConnectionsValue = fit;
+      this.logger.warn(
+        { maxConnections: this.options.maxConnections, effective: fit },
+        'max connections lowered to fit the open-file limit (raise it with ulimit -n or LimitNOFILE)',
+      );
+    }
+    this.tcpServer.maxConnections = this.maxConnectionsValue;
+  }
+
   private listenTcp(address: string, port: number): Promise<net.Server> {
     const server = net.createServer({ allowHalfOpen: true, noDelay: true }, (socket) => this.onConnection(socket));
     server.maxConnections = this.options.maxConnections;
+    // Node closes the accepted handle at once, then emits 'drop'.
     server.on('drop', (info?: { remoteAddress?: string; remotePort?: number }) => {
       this.stats.connectionsRefused++;
       this.warnings.warn(
         'tcp:max_connections',
-        { transport: 'tcp', remoteAddress: safeAddress(info?.remoteAddress), limit: this.options.maxConnections },
+        { transport: 'tcp', remoteAddress: safeAddress(info?.remoteAddress), limit: this.maxConnectionsValue },
         'connection refused: max connections reached',
       );
     });
@@ -176,8 +209,9 @@ export class UpcaseServer extends EventEmitter {
       server.once('error', onListenError);
       server.listen({ host: address, port, ipv6Only: false, backlog: 4096 }, () => {
         server.off('error', onListenError);
-        // After listen, errors come from accept(): EMFILE/ENFILE and the like. libuv
-        // already sheds the pending connection (its reserve-fd trick), so log and go on.
+        // After listen, errors come from accept(). libuv handles EMFILE/ENFILE itself
+        // (its reserve-fd trick sheds the pending connections without telling us), so
+        // what arrives here is rarer; count it, log it rate-limited and go on.
         server.on('error', (err: NodeJS.ErrnoException) => {
           countError(this.stats, err.code);
           this.warnings.warn(`tcp:accept:${err.code}`, { transport: 'tcp', code: err.code }, 'accept failed');
@@ -215,15 +249,9 @@ export class UpcaseServer extends EventEmitter {
     }
     if (native !== null) {
       try {
-        const listener = new NativeUdpListener(
-          native,
-          address,
-          port,
-          net.isIPv6(address) ? 6 : 4,
-          new DatagramPolicy(this.datagramOptions()),
-          this.logger,
-          inWorker,
-        );
+        const policy = new DatagramPolicy(this.datagramOptions());
+        const listener = new NativeUdpListener(native, address, port, net.isIPv6(address) ? 6 : 4, policy, this.logger, inWorker);
+        policy.localPort = listener.port; // the loop guard, as for node:dgram
         return { transport: 'native', port: listener.port, close: async () => listener.close() };
       } catch (err) {
         throw listenError(err, 'udp', address, port);
@@ -255,7 +283,7 @@ export class UpcaseServer extends EventEmitter {
           countError(this.stats, err.code);
           this.warnings.warn(`udp:${err.code}`, { transport: 'udp', code: err.code }, 'udp socket error');
         });
-        socket.on('message', createDatagramHandler(socket, this.datagramOptions()));
+        socket.on('message', createDatagramHandler(socket, { ...this.datagramOptions(), localPort: socket.address().port }));
         resolve(socket);
       });
     });
@@ -291,15 +319,6 @@ export class UpcaseServer extends EventEmitter {
       remotePort: socket.remotePort,
     };
     const { idleTimeout, writeTimeout } = this.options;
-    if (idleTimeout > 0) {
-      // net.Socket's timer is refreshed by reads and by write progress, so it measures
-      // silence in both directions.
-      socket.setTimeout(idleTimeout * 1000, () => {
-        stats.idleTimeouts++;
-        this.logger.debug({ ...logFields, code: 'UPCASE_ERR_TIMEOUT' }, 'idle timeout; closing');
-        socket.destroy();
-      });
-    }
     socket.once('close', () => {
       stats.connectionsOpen--;
       this.connections.delete(socket);
@@ -323,6 +342,7 @@ export class UpcaseServer extends EventEmitter {
         stats,
         logger: this.logger,
         ownsChunks: true,
+        idleTimeoutMs: idleTimeout * 1000,
         writeTimeoutMs: writeTimeout * 1000,
         logFields,
       });
@@ -399,6 +419,7 @@ export class UpcaseServer extends EventEmitter {
     }
     for (const socket of this.connections) socket.destroy();
     await tcpClosed;
+    this.warnings.flush();
     this.stateValue = 'closed';
     if (wasListening) this.logger.info('closed');
     this.emit('close');
