@@ -15,15 +15,22 @@ export interface ServerOptions {
   tcp?: boolean;
   /** Serve UDP. Default true. */
   udp?: boolean;
-  /** Open TCP connections at most; connections past it are closed at once. Default 10000. */
+  /**
+   * Open TCP connections at most; connections past it are closed at once, counted
+   * (`stats.connectionsRefused`) and logged rate-limited. Lowered automatically
+   * when the open-file limit cannot hold that many. Default 1024.
+   */
   maxConnections?: number;
-  /** Seconds without traffic in either direction before a TCP connection is closed; 0 disables. Default 120. */
+  /** Seconds without traffic in either direction before a TCP connection is closed; 0 disables. Default 60. */
   idleTimeout?: number;
-  /** Seconds a client may leave replies unread (writes blocked) before it is closed; 0 disables. Default 30. */
+  /**
+   * Seconds replies may stay owed to a client that does not read them (writes
+   * backed up) before the connection is reset; 0 disables. Default 30.
+   */
   writeTimeout?: number;
-  /** Datagrams per second per source address; 0 disables. Default 1000. */
+  /** Datagrams per second per source address (IPv6: per /64 network); 0 disables. Default 100. */
   udpRateLimit?: number;
-  /** Burst allowance of the UDP rate limit, in datagrams. Default: equal to `udpRateLimit` (at least 1). */
+  /** Burst allowance of the UDP rate limit, in datagrams (>= 1). Default: equal to `udpRateLimit`, at least 1. */
   udpRateBurst?: number;
   /** Reply to UDP source ports below 1024. Default false (loop protection). */
   udpAllowLowPorts?: boolean;
@@ -100,12 +107,13 @@ export interface NormalizedServerOptions {
 export type UdpTransportChoice = 'auto' | 'native' | 'dgram';
 export const UDP_TRANSPORTS: readonly UdpTransportChoice[] = ['auto', 'native', 'dgram'];
 
+/** Defaults for a server exposed to the internet; docs/security.md gives the reason for each. */
 export const SERVER_DEFAULTS = {
   port: 12000,
-  maxConnections: 10_000, // connections
-  idleTimeout: 120, // seconds
+  maxConnections: 1024, // connections (worst case ~250 KiB of buffers each: ~256 MiB in total)
+  idleTimeout: 60, // seconds
   writeTimeout: 30, // seconds
-  udpRateLimit: 1000, // datagrams per second per source address
+  udpRateLimit: 100, // datagrams per second per source address (burst: the same number)
   dropRate: 0, // probability
   trustedProxies: ['127.0.0.0/8', '::1/128'] as readonly string[], // CIDR blocks, when proxyProtocol is on
   proxyHeaderTimeout: 5, // seconds; the spec asks for at least 3 to cover a TCP retransmit
@@ -210,8 +218,7 @@ export function normalizeServerOptions(options: ServerOptions = {}): NormalizedS
     udpRateLimit,
     udpRateBurst:
       o.udpRateBurst === undefined
-        ? // A bucket holding less than one token would drop everything (e.g. a rate of 0.5/s).
-          Math.max(1, udpRateLimit)
+        ? Math.max(1, udpRateLimit) // a bucket smaller than one datagram would answer nothing
         : checkNumber('udpRateBurst', o.udpRateBurst, 1, 1e9, 'a number of datagrams >= 1'),
     udpAllowLowPorts: o.udpAllowLowPorts === undefined ? false : checkBoolean('udpAllowLowPorts', o.udpAllowLowPorts),
     dropRate:

@@ -66,7 +66,7 @@ async function ping(host: string, flags: PingFlags): Promise<number> {
   if (looksRateLimited(summary, flags.interval)) {
     process.stderr.write(
       `upcase: hint: the first ${summary.firstLoss! - 1} pings were all answered, then ${formatPercent((summary.lostAfterFirstLoss * 100) / (summary.transmitted - summary.firstLoss! + 1))}% were lost: ` +
-        `that looks like the server's per-source rate limit (upcase serve --udp-rate-limit, default 1000 datagrams/s with a burst of 1000), ` +
+        `that looks like the server's per-source rate limit (upcase serve --udp-rate-limit, default 100 datagrams/s with a burst of 100), ` +
         `not a lossy network; ping slower (-i) or raise the limit\n`,
     );
   }

@@ -69,7 +69,7 @@ function serveOptions(): Command {
     .addOption(envOption('--no-tcp', 'do not serve TCP', 'UPCASE_TCP').default(true, 'TCP on'))
     .addOption(envOption('--no-udp', 'do not serve UDP', 'UPCASE_UDP').default(true, 'UDP on'))
     .addOption(
-      envOption('--max-connections <n>', 'open TCP connections at most; more are closed at once', 'UPCASE_MAX_CONNECTIONS')
+      envOption('--max-connections <n>', 'open TCP connections at most; more are closed at once (lowered to fit ulimit -n)', 'UPCASE_MAX_CONNECTIONS')
         .argParser(parseInteger('--max-connections', 1, 10_000_000))
         .default(SERVER_DEFAULTS.maxConnections),
     )
@@ -79,18 +79,16 @@ function serveOptions(): Command {
         .default(SERVER_DEFAULTS.idleTimeout),
     )
     .addOption(
-      envOption('--write-timeout <sec>', 'close a client that leaves replies unread this long; 0 = never', 'UPCASE_WRITE_TIMEOUT')
+      envOption('--write-timeout <sec>', 'reset a client that leaves replies unread this long; 0 = never', 'UPCASE_WRITE_TIMEOUT')
         .argParser(parseNumber('--write-timeout', 0, 2_147_483, 'a non-negative number of seconds'))
         .default(SERVER_DEFAULTS.writeTimeout),
     )
     .addOption(
-      envOption('--udp-rate-limit <n>', 'UDP datagrams per second per source address; 0 = no limit', 'UPCASE_UDP_RATE_LIMIT')
+      envOption('--udp-rate-limit <n>', 'UDP datagrams per second per source address (IPv6: per /64), burst the same; 0 = no limit', 'UPCASE_UDP_RATE_LIMIT')
         .argParser(parseNumber('--udp-rate-limit', 0, 1e9, 'a non-negative number of datagrams per second'))
         .default(SERVER_DEFAULTS.udpRateLimit),
     )
-    .addOption(
-      envOption('--udp-allow-low-ports', 'reply to UDP source ports below 1024; off guards against reply loops', 'UPCASE_UDP_ALLOW_LOW_PORTS').default(false),
-    )
+    .addOption(envOption('--udp-allow-low-ports', 'reply to UDP source ports below 1024 (off by default: stops loops with echo, chargen, DNS, NTP)', 'UPCASE_UDP_ALLOW_LOW_PORTS').default(false))
     .addOption(
       envOption('--drop-rate <p>', 'drop this fraction of UDP requests on purpose, to simulate loss', 'UPCASE_DROP_RATE')
         .argParser(parseNumber('--drop-rate', 0, 1, 'a probability from 0 to 1'))

@@ -5,7 +5,7 @@ import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
 import { listenError } from '../errors.js';
 import { checkHost, checkPort } from '../options.js';
 import { RateLimitedLog, silentLogger } from './log.js';
-import { UDP_DROP_REASONS, type ServerStats } from './stats.js';
+import { PROXY_REJECT_REASONS, UDP_DROP_REASONS, type ServerStats } from './stats.js';
 
 /**
  * Prometheus metrics for one server process. The hot path only bumps the plain
@@ -90,6 +90,10 @@ export function createMetricsRegistry(options: MetricsRegistryOptions): Registry
     UDP_DROP_REASONS.map((reason) => [reason, s.udpDrops[reason]]),
   );
   labelled('upcase_errors_total', 'Errors by code (OS code such as ECONNRESET, or UPCASE_ERR_*).', 'code', (s) => Object.entries(s.errors));
+  counter('upcase_proxy_accepted_total', 'TCP connections whose PROXY protocol header was accepted (--proxy-protocol).', (s) => s.proxyAccepted);
+  labelled('upcase_proxy_rejected_total', 'TCP connections closed for their PROXY protocol header, by reason.', 'reason', (s) =>
+    PROXY_REJECT_REASONS.map((reason) => [reason, s.proxyRejected[reason]]),
+  );
   labelled('upcase_timeouts_total', 'TCP connections closed by a timeout, by kind (idle, write).', 'kind', (s) => [
     ['idle', s.idleTimeouts],
     ['write', s.writeTimeouts],

@@ -13,6 +13,7 @@ import { type CertificateInfo, loadTlsCredentials, type PemSource, type TlsCrede
 import { TlsAcceptor } from '../tls/server.js';
 import { createDatagramHandler, DatagramPolicy, type DatagramOptions } from '../udp/handler.js';
 import { loadNativeUdp, NativeUdpListener } from '../udp/native.js';
+import { connectionsThatFit } from './fd-limit.js';
 import { RateLimitedLog, safeAddress, silentLogger } from './log.js';
 import { countError, createStats, type ServerStats } from './stats.js';
 
@@ -72,6 +73,7 @@ export class UpcaseServer extends EventEmitter {
   private stateValue: ServerState = 'new';
   private closing: Promise<void> | null = null;
   private listening: Promise<ServerAddress> | null = null;
+  private maxConnectionsValue: number;
 
   constructor(options: ServerOptions = {}) {
     super();
@@ -83,6 +85,15 @@ export class UpcaseServer extends EventEmitter {
       : null;
     const { tlsCert, tlsKey } = this.options;
     if (tlsCert !== undefined && tlsKey !== undefined) this.tlsSources = { cert: tlsCert, key: tlsKey };
+    this.maxConnectionsValue = this.options.maxConnections;
+  }
+
+  /**
+   * The TCP connection limit in force: `maxConnections`, or less when the
+   * open-file limit cannot hold that many (see docs/security.md).
+   */
+  get maxConnections(): number {
+    return this.maxConnectionsValue;
   }
 
   /** `new` → `listening` → (`draining` →) `closed`. */
@@ -141,8 +152,12 @@ export class UpcaseServer extends EventEmitter {
       // close() was called while we were binding; it closes what we bound once we return.
       throw new UpcaseError('UPCASE_ERR_CLOSED', 'the server was closed while it was starting');
     }
+    this.fitConnectionLimit();
     this.stateValue = 'listening';
-    this.logger.info({ ...this.bound, transports: this.bound.transports.join('+'), udpTransport: this.udpTransport ?? undefined }, 'listening');
+    const { idleTimeout, writeTimeout, udpRateLimit, udpAllowLowPorts } = this.options;
+    const limits = { maxConnections: this.maxConnectionsValue, idleTimeout, writeTimeout, udpRateLimit, udpAllowLowPorts };
+    const udpTransport = this.udpTransport ?? undefined;
+    this.logger.info({ ...this.bound, transports: this.bound.transports.join('+'), udpTransport, ...limits }, 'listening');
     if (this.tls !== null) this.logCertificate(this.tls.credentials, 'tls certificate loaded');
     this.emit('listening', this.bound);
     return this.bound;
@@ -190,18 +205,37 @@ export class UpcaseServer extends EventEmitter {
     }
   }
 
+  /**
+   * Past the open-file limit, accept() fails and libuv silently sheds the
+   * connections, so lower the limit to what fits: refusals are then counted and logged.
+   */
+  private fitConnectionLimit(): void {
+    if (this.tcpServer === null && this.tlsServer === null) return;
+    const fit = connectionsThatFit();
+    if (fit !== undefined && fit < this.options.maxConnections) {
+      this.maxConnectionsValue = fit;
+      this.logger.warn(
+        { maxConnections: this.options.maxConnections, effective: fit },
+        'max connections lowered to fit the open-file limit (raise it with ulimit -n or LimitNOFILE)',
+      );
+    }
+    for (const server of [this.tcpServer, this.tlsServer]) if (server !== null) server.maxConnections = this.maxConnectionsValue;
+  }
+
   /** A TCP listener; `transport` 'tls' hands its connections to the TLS layer after the PROXY header, if any. */
   private listenTcp(address: string, port: number, transport: 'tcp' | 'tls' = 'tcp'): Promise<net.Server> {
     const server = net.createServer({ allowHalfOpen: true, noDelay: true }, (socket) => this.onConnection(socket, transport));
     server.maxConnections = this.options.maxConnections;
+    // Node closes the accepted handle at once, then emits 'drop'.
     server.on('drop', (info?: { remoteAddress?: string; remotePort?: number }) => this.refused(transport, info?.remoteAddress));
     return new Promise((resolve, reject) => {
       const onListenError = (err: Error): void => reject(listenError(err, transport, address, port));
       server.once('error', onListenError);
       server.listen({ host: address, port, ipv6Only: false, backlog: 4096 }, () => {
         server.off('error', onListenError);
-        // After listen, errors come from accept(): EMFILE/ENFILE and the like. libuv
-        // already sheds the pending connection (its reserve-fd trick), so log and go on.
+        // After listen, errors come from accept(). libuv handles EMFILE/ENFILE itself
+        // (its reserve-fd trick sheds the pending connections without telling us), so
+        // what arrives here is rarer; count it, log it rate-limited and go on.
         server.on('error', (err: NodeJS.ErrnoException) => {
           countError(this.stats, err.code);
           this.warnings.warn(`${transport}:accept:${err.code}`, { transport, code: err.code }, 'accept failed');
@@ -239,15 +273,9 @@ export class UpcaseServer extends EventEmitter {
     }
     if (native !== null) {
       try {
-        const listener = new NativeUdpListener(
-          native,
-          address,
-          port,
-          net.isIPv6(address) ? 6 : 4,
-          new DatagramPolicy(this.datagramOptions()),
-          this.logger,
-          inWorker,
-        );
+        const policy = new DatagramPolicy(this.datagramOptions());
+        const listener = new NativeUdpListener(native, address, port, net.isIPv6(address) ? 6 : 4, policy, this.logger, inWorker);
+        policy.localPort = listener.port; // the loop guard, as for node:dgram
         return { transport: 'native', port: listener.port, close: async () => listener.close() };
       } catch (err) {
         throw listenError(err, 'udp', address, port);
@@ -279,7 +307,7 @@ export class UpcaseServer extends EventEmitter {
           countError(this.stats, err.code);
           this.warnings.warn(`udp:${err.code}`, { transport: 'udp', code: err.code }, 'udp socket error');
         });
-        socket.on('message', createDatagramHandler(socket, this.datagramOptions()));
+        socket.on('message', createDatagramHandler(socket, { ...this.datagramOptions(), localPort: socket.address().port }));
         resolve(socket);
       });
     });
@@ -290,14 +318,14 @@ export class UpcaseServer extends EventEmitter {
     this.stats.connectionsRefused++;
     this.warnings.warn(
       'tcp:max_connections',
-      { transport, remoteAddress: safeAddress(remoteAddress), limit: this.options.maxConnections },
+      { transport, remoteAddress: safeAddress(remoteAddress), limit: this.maxConnectionsValue },
       'connection refused: max connections reached',
     );
   }
 
   private onConnection(socket: net.Socket, transport: 'tcp' | 'tls' = 'tcp'): void {
     const { stats } = this;
-    if (this.connections.size >= this.options.maxConnections) {
+    if (this.connections.size >= this.maxConnectionsValue) {
       // Each listener's own maxConnections only counts its own connections.
       this.refused(transport, socket.remoteAddress);
       socket.destroy();
@@ -331,17 +359,6 @@ export class UpcaseServer extends EventEmitter {
       remotePort: socket.remotePort,
     };
     const { idleTimeout, writeTimeout } = this.options;
-    if (idleTimeout > 0) {
-      // net.Socket's timer is refreshed by reads and by write progress, so it measures
-      // silence in both directions. Over TLS too: a TLSSocket refreshes the timers of
-      // the socket under it (net.Socket#_unrefTimer walks `_parent`).
-      socket.setTimeout(idleTimeout * 1000, () => {
-        stats.idleTimeouts++;
-        this.logger.debug({ ...logFields, code: 'UPCASE_ERR_TIMEOUT' }, 'idle timeout; closing');
-        socket.destroy();
-      });
-    }
-    // For TLS too this is the TCP socket: it closes when the TLS socket on it does.
     socket.once('close', () => {
       stats.connectionsOpen--;
       this.connections.delete(socket);
@@ -360,7 +377,14 @@ export class UpcaseServer extends EventEmitter {
         logFields.proxyAddress = safeAddress(proxy.address);
         logFields.proxyVersion = proxy.version;
       }
-      const connectionOptions = { stats, logger: this.logger, ownsChunks: true, writeTimeoutMs: writeTimeout * 1000, logFields };
+      const connectionOptions = {
+        stats,
+        logger: this.logger,
+        ownsChunks: true,
+        idleTimeoutMs: idleTimeout * 1000,
+        writeTimeoutMs: writeTimeout * 1000,
+        logFields,
+      };
       if (transport === 'tcp' || this.tls === null) {
         this.logger.debug(logFields, 'connection open');
         handleConnection(socket, connectionOptions);
@@ -498,6 +522,7 @@ export class UpcaseServer extends EventEmitter {
     }
     for (const socket of this.connections) socket.destroy();
     await tcpClosed;
+    this.warnings.flush();
     this.stateValue = 'closed';
     if (wasListening) this.logger.info('closed');
     this.emit('close');

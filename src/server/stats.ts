@@ -7,6 +7,7 @@
 export type UdpDropReason =
   | 'port_zero' // source port 0 cannot be replied to
   | 'low_port' // source port < 1024 (loop protection)
+  | 'loop' // source port == the server's own port (another upcase server: loop protection)
   | 'rate_limited' // per-source token bucket empty
   | 'simulated' // --drop-rate
   | 'too_large' // reply over the UDP maximum payload
@@ -15,6 +16,7 @@ export type UdpDropReason =
 export const UDP_DROP_REASONS: readonly UdpDropReason[] = [
   'port_zero',
   'low_port',
+  'loop',
   'rate_limited',
   'simulated',
   'too_large',
@@ -90,7 +92,7 @@ export function createStats(): ServerStats {
     udpDatagramsOut: 0,
     udpBytesIn: 0,
     udpBytesOut: 0,
-    udpDrops: { port_zero: 0, low_port: 0, rate_limited: 0, simulated: 0, too_large: 0, send_error: 0 },
+    udpDrops: { port_zero: 0, low_port: 0, loop: 0, rate_limited: 0, simulated: 0, too_large: 0, send_error: 0 },
     proxyAccepted: 0,
     proxyRejected: { untrusted: 0, missing: 0, malformed: 0, too_large: 0, truncated: 0, timeout: 0 },
     errors: {},

@@ -11,13 +11,23 @@ export interface ConnectionOptions {
    * `tls.TLSSocket` reads), so ASCII can be uppercased in place. Default false.
    */
   ownsChunks?: boolean;
-  /** Milliseconds a client may leave replies unread before it is dropped; 0 disables. */
+  /**
+   * Milliseconds with no traffic in either direction (nothing read, no reply
+   * handed to the transport) before the connection is closed; 0 disables. Default 0.
+   */
+  idleTimeoutMs?: number;
+  /**
+   * Milliseconds replies may stay owed (the transport is backed up because the
+   * peer does not read) before the connection is reset; 0 disables. Default 0.
+   */
   writeTimeoutMs?: number;
-  /** Fields for this connection's log lines (transport, remote address). */
+  /** Fields for this connection's log lines (transport, remote address). Never payload. */
   logFields?: Record<string, unknown>;
   /** Count payload bytes in `stats.tlsBytesIn/Out` instead of `tcpBytesIn/Out`. Default false. */
   tls?: boolean;
 }
+
+type Resettable = Duplex & { resetAndDestroy?: () => unknown };
 
 /**
  * Serves one upcase conversation over any Duplex: each chunk read is answered
@@ -26,48 +36,88 @@ export interface ConnectionOptions {
  * everything still owed is sent before we end our side.
  *
  * Faults stay inside this connection: errors are counted and logged at debug
- * level, and the stream is destroyed.
+ * level, and the stream is destroyed. Memory per connection is bounded by the
+ * stream's buffers plus one reply (at most 3× one read).
  */
 export function handleConnection(stream: Duplex, options: ConnectionOptions): void {
   const { stats, logger } = options;
   const upcaser = new Upcaser();
   const pushOptions = { inPlace: options.ownsChunks === true };
+  const idleTimeoutMs = options.idleTimeoutMs ?? 0;
   const writeTimeoutMs = options.writeTimeoutMs ?? 0;
   const bytesIn = options.tls === true ? 'tlsBytesIn' : 'tcpBytesIn';
   const bytesOut = options.tls === true ? 'tlsBytesOut' : 'tcpBytesOut';
+  let idleTimer: NodeJS.Timeout | null = null;
   let stallTimer: NodeJS.Timeout | null = null;
+
+  // Our own idle timer rather than net.Socket#setTimeout: that one, when a write
+  // is stuck, lets a first expiry pass if the write queue shrank since the write
+  // was queued, so a silent connection could live up to twice the timeout.
+  const onIdle = (): void => {
+    idleTimer = null;
+    stats.idleTimeouts++;
+    logger.debug({ ...options.logFields, code: 'UPCASE_ERR_TIMEOUT' }, 'idle timeout; closing');
+    stream.destroy();
+  };
+  const touch = (): void => {
+    idleTimer?.refresh();
+  };
+  const onWritten = (err?: Error | null): void => {
+    if (err == null) touch();
+  };
 
   const onStall = (): void => {
     stallTimer = null;
     stats.writeTimeouts++;
     logger.debug({ ...options.logFields, code: 'UPCASE_ERR_TIMEOUT' }, 'client left replies unread; closing');
+    // Reset rather than close: the peer is not reading, so a FIN would only queue
+    // behind replies it will never take, keeping kernel buffers busy for minutes.
+    const resettable = stream as Resettable;
+    try {
+      if (typeof resettable.resetAndDestroy === 'function') resettable.resetAndDestroy();
+    } catch {
+      // Only plain TCP handles can be reset (a TLSSocket throws ERR_INVALID_HANDLE_TYPE).
+    }
     stream.destroy();
   };
-
-  stream.on('data', (chunk: Buffer) => {
-    stats[bytesIn] += chunk.length;
-    const out = upcaser.push(chunk, pushOptions);
-    if (out.length === 0) return;
-    stats[bytesOut] += out.length;
-    if (!stream.write(out)) {
-      // Backpressure: stop reading from a client that is not reading from us.
-      stream.pause();
-      if (writeTimeoutMs > 0 && stallTimer === null) {
-        stallTimer = setTimeout(onStall, writeTimeoutMs);
-        stallTimer.unref();
-      }
+  const armStall = (): void => {
+    if (writeTimeoutMs > 0 && stallTimer === null) {
+      stallTimer = setTimeout(onStall, writeTimeoutMs);
+      stallTimer.unref();
     }
-  });
-
-  stream.on('drain', () => {
+  };
+  const clearStall = (): void => {
     if (stallTimer !== null) {
       clearTimeout(stallTimer);
       stallTimer = null;
     }
+  };
+
+  if (idleTimeoutMs > 0) {
+    idleTimer = setTimeout(onIdle, idleTimeoutMs);
+    idleTimer.unref();
+  }
+
+  stream.on('data', (chunk: Buffer) => {
+    touch();
+    stats[bytesIn] += chunk.length;
+    const out = upcaser.push(chunk, pushOptions);
+    if (out.length === 0) return;
+    stats[bytesOut] += out.length;
+    if (!stream.write(out, onWritten)) {
+      // Backpressure: stop reading from a client that is not reading from us.
+      stream.pause();
+      armStall();
+    }
+  });
+
+  stream.on('drain', () => {
+    clearStall();
     stream.resume();
   });
 
   stream.on('end', () => {
+    touch();
     const rest = upcaser.end();
     if (rest.length > 0) {
       stats[bytesOut] += rest.length;
@@ -75,7 +125,11 @@ export function handleConnection(stream: Duplex, options: ConnectionOptions): vo
     } else {
       stream.end();
     }
+    // Replies still owed after the peer's FIN must drain in bounded time too.
+    if (stream.writableLength > 0) armStall();
   });
+
+  stream.on('finish', clearStall);
 
   stream.on('error', (err: NodeJS.ErrnoException) => {
     countError(stats, err.code);
@@ -84,6 +138,8 @@ export function handleConnection(stream: Duplex, options: ConnectionOptions): vo
   });
 
   stream.on('close', () => {
-    if (stallTimer !== null) clearTimeout(stallTimer);
+    clearStall();
+    if (idleTimer !== null) clearTimeout(idleTimer);
+    idleTimer = null;
   });
 }

@@ -1,9 +1,10 @@
 import type { RemoteInfo, Socket as DgramSocket } from 'node:dgram';
+import { performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
 import { upcaseOwned } from '../codec/upcase.js';
 import { RateLimitedLog, safeAddress } from '../server/log.js';
 import { countError, type ServerStats, type UdpDropReason } from '../server/stats.js';
-import { RateLimiter } from './rate-limit.js';
+import { RateLimiter, sourceKey } from './rate-limit.js';
 
 /** Largest UDP payload over IPv4 (65535 − 20 IP − 8 UDP) and over IPv6 (65535 − 8). */
 export const MAX_UDP_PAYLOAD_IPV4 = 65_507;
@@ -15,26 +16,46 @@ export function maxPayloadFor(address: string, family: string): number {
   return family === 'IPv4' || address.startsWith('::ffff:') ? MAX_UDP_PAYLOAD_IPV4 : MAX_UDP_PAYLOAD_IPV6;
 }
 
+/** Source ports below this get no reply unless `udpAllowLowPorts` (loop protection). */
+export const LOWEST_REPLY_PORT = 1024;
+
 export interface DatagramOptions {
   stats: ServerStats;
   logger: Logger;
   warnings: RateLimitedLog;
+  /** Datagrams per second per source (IPv6: per /64); 0 disables the limit. */
   udpRateLimit: number;
+  /** Bucket size of the rate limit, in datagrams. */
   udpRateBurst: number;
   udpAllowLowPorts: boolean;
   dropRate: number;
+  /**
+   * The server's own port: datagrams from this source port get no reply, since
+   * they come from another upcase server (or this one, spoofed), and two servers
+   * answering each other would loop forever. 0 turns the check off.
+   */
+  localPort?: number;
+  /** Monotonic milliseconds for the rate limit; tests inject one. Default `performance.now`. */
+  clock?: () => number;
 }
 
 /**
- * What to answer to one request datagram: the abuse guards (docs/security.md),
- * then the uppercase reply. Shared by both UDP transports (node:dgram and the
+ * What to answer to one request datagram: the abuse guards (docs/security.md):
+ * no reply to port 0, none to ports below 1024 unless allowed, none to the
+ * server's own port, a per-source rate limit, and no reply over the maximum UDP
+ * payload; every drop is counted by reason in `stats.udpDrops`. Then the uppercase reply. Shared by both UDP transports (node:dgram and the
  * optional native batch transport) so that they behave identically.
  */
 export class DatagramPolicy {
   private readonly limiter: RateLimiter | null;
+  private readonly clock: () => number;
+  /** The server's own port (loop guard); 0 = off. Set once the port is known. */
+  localPort: number;
 
   constructor(private readonly options: DatagramOptions) {
     this.limiter = options.udpRateLimit > 0 ? new RateLimiter(options.udpRateLimit, options.udpRateBurst) : null;
+    this.clock = options.clock ?? (() => performance.now());
+    this.localPort = options.localPort ?? 0;
   }
 
   /**
@@ -47,8 +68,9 @@ export class DatagramPolicy {
     stats.udpDatagramsIn++;
     stats.udpBytesIn += msg.length;
     if (port === 0) return this.drop('port_zero', address, port, 'warn');
-    if (port < 1024 && !this.options.udpAllowLowPorts) return this.drop('low_port', address, port, 'warn');
-    if (this.limiter !== null && !this.limiter.take(address, Date.now())) return this.drop('rate_limited', address, port, 'warn');
+    if (port < LOWEST_REPLY_PORT && !this.options.udpAllowLowPorts) return this.drop('low_port', address, port, 'warn');
+    if (port === this.localPort) return this.drop('loop', address, port, 'warn');
+    if (this.limiter !== null && !this.limiter.take(sourceKey(address), this.clock())) return this.drop('rate_limited', address, port, 'warn');
     if (this.options.dropRate > 0 && Math.random() < this.options.dropRate) return this.drop('simulated', address, port, 'debug');
     const reply = upcaseOwned(msg);
     if (reply.length > maxPayload) {

@@ -29,6 +29,8 @@ describe('createMetricsRegistry', () => {
     stats.errors.ECONNRESET = 7;
     stats.idleTimeouts = 1;
     stats.writeTimeouts = 2;
+    stats.proxyAccepted = 6;
+    stats.proxyRejected.untrusted = 3;
     const m = parseMetrics(await registry.metrics());
     assert.deepEqual(Object.fromEntries(m), {
       upcase_connections_open: 3,
@@ -46,11 +48,19 @@ describe('createMetricsRegistry', () => {
       upcase_datagrams_sent_total: 4,
       'upcase_udp_drops_total{reason="port_zero"}': 0,
       'upcase_udp_drops_total{reason="low_port"}': 0,
+      'upcase_udp_drops_total{reason="loop"}': 0,
       'upcase_udp_drops_total{reason="rate_limited"}': 1,
       'upcase_udp_drops_total{reason="simulated"}': 0,
       'upcase_udp_drops_total{reason="too_large"}': 0,
       'upcase_udp_drops_total{reason="send_error"}': 0,
       'upcase_errors_total{code="ECONNRESET"}': 7,
+      upcase_proxy_accepted_total: 6,
+      'upcase_proxy_rejected_total{reason="untrusted"}': 3,
+      'upcase_proxy_rejected_total{reason="missing"}': 0,
+      'upcase_proxy_rejected_total{reason="malformed"}': 0,
+      'upcase_proxy_rejected_total{reason="too_large"}': 0,
+      'upcase_proxy_rejected_total{reason="truncated"}': 0,
+      'upcase_proxy_rejected_total{reason="timeout"}': 0,
       'upcase_timeouts_total{kind="idle"}': 1,
       'upcase_timeouts_total{kind="write"}': 2,
     });
