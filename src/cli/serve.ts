@@ -117,8 +117,13 @@ function serveOptions(): Command {
         .choices(UDP_TRANSPORTS)
         .default('auto'),
     )
-    .addOption(envOption('--tls-cert <file>', 'TLS certificate (PEM, chain allowed); with --tls-key, serves TCP over TLS on --tls-port', 'UPCASE_TLS_CERT'))
-    .addOption(envOption('--tls-key <file>', 'TLS private key (PEM, unencrypted) for --tls-cert', 'UPCASE_TLS_KEY'))
+    .addOption(
+      envOption('--tls-cert <file>', 'TLS certificate (PEM, chain allowed); with --tls-key, serves TCP over TLS on --tls-port', 'UPCASE_TLS_CERT').default(
+        undefined,
+        'no TLS',
+      ),
+    )
+    .addOption(envOption('--tls-key <file>', 'TLS private key (PEM, unencrypted) for --tls-cert', 'UPCASE_TLS_KEY').default(undefined, 'no TLS'))
     .addOption(
       envOption('--tls-port <port>', 'with --tls-cert: port for TCP over TLS; 0 picks a free one', 'UPCASE_TLS_PORT')
         .argParser(parsePort('--tls-port'))
