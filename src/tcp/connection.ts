@@ -49,11 +49,20 @@ export function handleConnection(stream: Duplex, options: ConnectionOptions): vo
   const bytesOut = options.tls === true ? 'tlsBytesOut' : 'tcpBytesOut';
   let idleTimer: NodeJS.Timeout | null = null;
   let stallTimer: NodeJS.Timeout | null = null;
+  // Bytes queued by a write that went asynchronous without a completion callback
+  // (see the 'data' handler); -1 when there is none.
+  let untrackedQueued = -1;
 
   // Our own idle timer rather than net.Socket#setTimeout: that one, when a write
   // is stuck, lets a first expiry pass if the write queue shrank since the write
   // was queued, so a silent connection could live up to twice the timeout.
   const onIdle = (): void => {
+    if (untrackedQueued >= 0 && stream.writableLength < untrackedQueued) {
+      // That write made progress at some point since: traffic, so wait a full period more.
+      untrackedQueued = stream.writableLength > 0 ? stream.writableLength : -1;
+      idleTimer?.refresh();
+      return;
+    }
     idleTimer = null;
     stats.idleTimeouts++;
     logger.debug({ ...options.logFields, code: 'UPCASE_ERR_TIMEOUT' }, 'idle timeout; closing');
@@ -63,7 +72,10 @@ export function handleConnection(stream: Duplex, options: ConnectionOptions): vo
     idleTimer?.refresh();
   };
   const onWritten = (err?: Error | null): void => {
-    if (err == null) touch();
+    if (err == null) {
+      untrackedQueued = -1;
+      touch();
+    }
   };
 
   const onStall = (): void => {
@@ -104,7 +116,14 @@ export function handleConnection(stream: Duplex, options: ConnectionOptions): vo
     const out = upcaser.push(chunk, pushOptions);
     if (out.length === 0) return;
     stats[bytesOut] += out.length;
-    if (!stream.write(out, onWritten)) {
+    // Write completion counts as traffic for the idle timer, but a completion
+    // callback costs a tick per reply, so ask for one only when earlier writes are
+    // still queued (this one will complete after them). A write into an empty queue
+    // almost always completes at once; when it does not, onIdle checks its progress.
+    const queued = stream.writableLength > 0;
+    const flowing = stream.write(out, queued ? onWritten : undefined);
+    if (!queued && stream.writableLength > 0 && untrackedQueued < 0) untrackedQueued = stream.writableLength;
+    if (!flowing) {
       // Backpressure: stop reading from a client that is not reading from us.
       stream.pause();
       armStall();
@@ -112,6 +131,8 @@ export function handleConnection(stream: Duplex, options: ConnectionOptions): vo
   });
 
   stream.on('drain', () => {
+    untrackedQueued = -1;
+    touch();
     clearStall();
     stream.resume();
   });
