@@ -161,6 +161,30 @@ describe('upcase serve with TLS', () => {
   });
 });
 
+describe('upcase serve --workers 2 with TLS', () => {
+  test('every worker serves TLS; SIGHUP to the primary reloads the certificate in each of them', async (t) => {
+    const live = pki.path('cluster-live');
+    mkdirSync(live, { recursive: true });
+    const cert = `${live}/cert.pem`;
+    const key = `${live}/key.pem`;
+    copyFileSync(pki.server.cert, cert);
+    copyFileSync(pki.server.key, key);
+    const { proc, tlsPort } = await serveTls(t, cert, key, ['--workers', '2', '--log-level', 'info']);
+    copyFileSync(pki.server2.cert, cert);
+    copyFileSync(pki.server2.key, key);
+    proc.child.kill('SIGHUP');
+    await until(() => (proc.stderr.match(/tls certificate reloaded/g) ?? []).length === 2, 'both workers reload', 15_000);
+    // Connections are handed to the workers in turn: each of them has the new certificate.
+    for (let i = 0; i < 4; i++) {
+      const c = await tlsConnect(tlsPort, { ca: pki.ca });
+      assert.equal(c.socket.getPeerCertificate().serialNumber, '2002');
+      c.socket.end('w');
+      assert.equal((await c.waitForClose()).toString(), 'W');
+    }
+    assert.deepEqual(await proc.stop(), [0, null]);
+  });
+});
+
 describe('upcase client --tls', () => {
   test('verification failures say why, on one line, exit 1', async (t) => {
     const { tlsPort: expiredPort } = await serveTls(t, pki.expired.cert, pki.expired.key);
