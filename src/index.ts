@@ -2,7 +2,7 @@
  * upcase: the textbook uppercase service (Kurose & Ross §2.7) as a library.
  *
  * - The codec: {@link upcase} (one-shot), {@link Upcaser} (streaming), {@link createUpcaseStream}.
- * - The server: {@link startServer} / {@link UpcaseServer}, TCP and UDP on one port.
+ * - The server: {@link startServer} / {@link UpcaseServer}, TCP and UDP on one port, TCP over TLS on another.
  * - {@link handleConnection}: the TCP conversation over any Duplex.
  * - {@link parseProxyHeader} / {@link ProxyHeaderReader}: the PROXY protocol v1/v2 header codec.
  * - Operations: {@link startMetricsServer} (Prometheus /metrics, /healthz, /readyz), {@link ClusterPrimary} / {@link ClusterWorker} (multi-core).
@@ -16,6 +16,7 @@ export {
   MessageTooLargeError,
   TimeoutError,
   ProxyProtocolError,
+  TlsError,
   type UpcaseErrorCode,
   type Transport,
 } from './errors.js';
@@ -79,6 +80,15 @@ export {
   type RestartBackoff,
 } from './server/cluster.js';
 export { tcpRequest, tcpStream, connectTcp, type TcpStreamResult } from './client/tcp.js';
+export { connectTls } from './client/tls.js';
+export {
+  loadTlsCredentials,
+  TLS_MIN_VERSION,
+  type CertificateInfo,
+  type PemSource,
+  type TlsCredentials,
+} from './tls/credentials.js';
+export { TlsAcceptor, type TlsAcceptorOptions, type TlsHandshakeHandlers } from './tls/server.js';
 export { UdpClient, sendLines, type UdpClientStats, type LinesOptions, type LinesResult } from './client/udp.js';
 export { Pinger, RttStats, looksRateLimited, type PingReply, type PingFailure, type PingSummary } from './client/ping.js';
 export { IncompleteReplyError } from './client/errors.js';
@@ -86,5 +96,6 @@ export {
   CLIENT_DEFAULTS,
   PING_DEFAULTS,
   type ClientOptions,
+  type TlsClientOptions,
   type PingOptions,
 } from './client/options.js';
