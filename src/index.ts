@@ -80,7 +80,6 @@ export {
   type RestartBackoff,
 } from './server/cluster.js';
 export { tcpRequest, tcpStream, connectTcp, type TcpStreamResult } from './client/tcp.js';
-export { connectTls } from './client/tls.js';
 export {
   loadTlsCredentials,
   TLS_MIN_VERSION,
