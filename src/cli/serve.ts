@@ -315,7 +315,13 @@ async function servePrimary(flags: ServeFlags, workers: number, logger: Logger):
   const stop = onSignals(logger, () => primary.close(), () => primary.kill());
   // Each worker has its own TLS listener and reloads its own certificate.
   const forwardHangup = (): void => {
-    for (const pid of primary.workerPids()) process.kill(pid, 'SIGHUP');
+    for (const pid of primary.workerPids()) {
+      try {
+        process.kill(pid, 'SIGHUP');
+      } catch {
+        // The worker has just died; its replacement reads the files when it starts.
+      }
+    }
   };
   if (flags.tlsCert !== undefined) process.on('SIGHUP', forwardHangup);
   try {
