@@ -27,3 +27,4 @@ export {
 export { type ServerStats, type UdpDropReason, UDP_DROP_REASONS } from './server/stats.js';
 export { handleConnection, type ConnectionOptions } from './tcp/connection.js';
 export { MAX_UDP_PAYLOAD_IPV4, MAX_UDP_PAYLOAD_IPV6 } from './udp/handler.js';
+export * from './bench/index.js';

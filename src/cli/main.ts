@@ -1,6 +1,7 @@
 import { Command, CommanderError } from 'commander';
 import { readFileSync } from 'node:fs';
 import { EXIT_OK, EXIT_USAGE } from './common.js';
+import { benchCommand } from './bench.js';
 import { serveCommand } from './serve.js';
 
 function version(): string {
@@ -22,7 +23,8 @@ export async function main(argv: string[]): Promise<number> {
     .version(version(), '-V, --version')
     .showHelpAfterError('(run with --help for usage)')
     .exitOverride()
-    .addCommand(serveCommand(setExitCode));
+    .addCommand(serveCommand(setExitCode))
+    .addCommand(benchCommand(setExitCode));
   for (const command of program.commands) command.exitOverride().showHelpAfterError('(run with --help for usage)');
   try {
     await program.parseAsync(argv, { from: 'user' });
