@@ -16,9 +16,9 @@ export function reportFormat(file: string): ReportFormat {
   return ext as ReportFormat;
 }
 
-const W = 860;
+const W = 960;
 const PANEL_H = 260;
-const M = { left: 80, right: 24, top: 36, bottom: 44 };
+const M = { left: 80, right: 44, top: 36, bottom: 44 };
 const TITLE_H = 56;
 const H = TITLE_H + 2 * (PANEL_H + M.top + M.bottom);
 const FONT = 'DejaVu Sans, Helvetica, Arial, sans-serif';
@@ -105,7 +105,8 @@ export function describe(r: BenchResult): string {
  * 1/(1 − p) axis (as HdrHistogram's plots), and throughput over time.
  */
 export function renderSvg(r: BenchResult): string {
-  const maxDecade = Math.max(1, Math.min(6, Math.ceil(Math.log10(Math.max(10, r.latency.count)))));
+  // As far as the sample count resolves percentiles; the maximum is drawn at the right edge.
+  const maxDecade = Math.max(1, Math.min(6, Math.floor(Math.log10(Math.max(10, r.latency.count)))));
   const xOf = (percentile: number): number => Math.min(maxDecade, percentile >= 100 ? maxDecade : Math.log10(100 / (100 - percentile)));
   const pts = r.percentiles.map((p): [number, number] => [xOf(p.percentile), p.value]);
   const yMaxLat = Math.max(1, ...pts.map(([, y]) => y)) * 1.05;
@@ -119,11 +120,12 @@ export function renderSvg(r: BenchResult): string {
   for (let t = 0; t <= tMax + 1e-9; t += tStep) tTicks.push({ x: t, label: `${+t.toFixed(2)}s` });
   const errorPoints = tl.filter((s) => s.errors > 0).map((s): [number, number] => [s.t, 0]);
 
+  const us = (v: number): string => `${fmt(v)} µs`;
   const summary =
-    `${fmt(r.throughput.requestsPerSec)} req/s, ${r.throughput.mbPerSec} MB/s; latency p50 ${r.latency.p50} µs, p99 ${r.latency.p99} µs, ` +
-    `p99.9 ${r.latency.p99_9} µs, max ${r.latency.max} µs; errors ${r.errors.total}; client CPU ${r.cpu.percentOfOneCore}%`;
+    `${fmt(r.throughput.requestsPerSec)} req/s, ${fmt(r.throughput.mbPerSec)} MB/s · latency p50 ${us(r.latency.p50)}, p99 ${us(r.latency.p99)}, ` +
+    `p99.9 ${us(r.latency.p99_9)}, max ${us(r.latency.max)} · errors ${r.errors.total} · client CPU ${r.cpu.percentOfOneCore}%`;
   const body = [
-    text(M.left, 24, `upcase bench: ${describe(r)}`, 'font-size="16" font-weight="bold"'),
+    text(M.left, 24, `upcase bench: ${describe(r)}`, 'font-size="15" font-weight="bold"'),
     text(M.left, 44, summary, 'font-size="12" fill="#333"'),
     panel({
       top: TITLE_H,
