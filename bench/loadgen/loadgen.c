@@ -145,7 +145,7 @@ static int wait_connected(int fd) {
 /* ---------------------------------------------------------------- tcp-rr */
 
 struct tconn {
-  int fd, alive, bad;
+  int fd, alive, bad, want_out; /* want_out: EPOLLOUT is registered */
   uint64_t sent, answered, owed, woff, roff;
   uint64_t *sent_at;
 };
@@ -161,7 +161,8 @@ static void tcp_write(struct tconn *c, uint64_t idx) {
     if (n < 0) {
       if (errno == EINTR) continue;
       if (errno == EAGAIN) {
-        ep_mod(c->fd, EPOLLIN | EPOLLOUT, idx);
+        if (!c->want_out) ep_mod(c->fd, EPOLLIN | EPOLLOUT, idx);
+        c->want_out = 1;
         return;
       }
       c->alive = 0;
@@ -171,7 +172,8 @@ static void tcp_write(struct tconn *c, uint64_t idx) {
     c->owed -= (uint64_t)n;
     c->woff = (c->woff + (uint64_t)n) % (uint64_t)size;
   }
-  ep_mod(c->fd, EPOLLIN, idx);
+  if (c->want_out) ep_mod(c->fd, EPOLLIN, idx);
+  c->want_out = 0;
 }
 
 static void tcp_send(struct tconn *c, uint64_t k, uint64_t now, uint64_t idx) {

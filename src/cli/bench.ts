@@ -84,6 +84,8 @@ export function benchCommand(setExitCode: (code: number) => void): Command {
     });
 }
 
+/** Client CPU (% of one core) above which the human output warns that the client may be the bottleneck. */
+const CLIENT_BUSY = 90;
 const TCP_DEFAULT_TIMEOUT = 10; // seconds: a stuck TCP connection, not one slow reply
 
 async function bench(flags: BenchFlags): Promise<number> {
@@ -144,7 +146,7 @@ async function bench(flags: BenchFlags): Promise<number> {
   return result.errors.total > 0 ? EXIT_FAILURE : EXIT_OK;
 }
 
-/** Notes for a person reading the result: lost datagrams that look like the server's rate limit. */
+/** A note for a person reading the result: lost datagrams that look like the server's rate limit. */
 function hints(r: BenchResult, o: NormalizedBenchOptions): string[] {
   const out: string[] = [];
   // `upcase serve` allows 1000 datagrams/s per source address with a burst of 1000:
@@ -156,9 +158,6 @@ function hints(r: BenchResult, o: NormalizedBenchOptions): string[] {
         `its per-source rate limit (--udp-rate-limit, default ${SERVER_DEFAULTS.udpRateLimit}/s) drops the rest: ` +
         'run `upcase serve --udp-rate-limit 0` for benchmarking.',
     );
-  }
-  if (r.cpu.percentOfOneCore >= 90) {
-    out.push(`the client used ${r.cpu.percentOfOneCore}% of a core: it may be the bottleneck (fewer connections, or run several clients).`);
   }
   return out;
 }
@@ -177,7 +176,7 @@ export function formatResult(r: BenchResult): string {
     `  throughput  ${num(r.throughput.mbPerSec, 2)} MB/s of requests  (wire: ${num(r.throughput.sentBytesPerSec / 1e6, 2)} MB/s out, ${num(r.throughput.receivedBytesPerSec / 1e6, 2)} MB/s in)`,
     `  latency     p50 ${num(r.latency.p50, 1)} µs  p90 ${num(r.latency.p90, 1)} µs  p99 ${num(r.latency.p99, 1)} µs  p99.9 ${num(r.latency.p99_9, 1)} µs  max ${num(r.latency.max, 1)} µs`,
     `  errors      ${num(e.total)}  (mismatch ${e.mismatch}, timeout ${e.timeout}, closed ${e.closed}, unexpected ${e.unexpected}, socket ${e.socket}${e.late > 0 ? `; late replies ${e.late}` : ''})`,
-    `  client CPU  ${num(r.cpu.percentOfOneCore, 1)}% of one core`,
+    `  client CPU  ${num(r.cpu.percentOfOneCore, 1)}% of one core${r.cpu.percentOfOneCore >= CLIENT_BUSY ? ' (the client itself may be the bottleneck)' : ''}`,
   ];
   return `${lines.join('\n')}\n`;
 }
