@@ -123,6 +123,8 @@ class UdpSocketLoad {
   private readonly state: Uint8Array;
   /** Datagram buffers, each holding a body after room for the sequence number. */
   private readonly buffers: Buffer[] = [];
+  /** Buffer b holds body (b + bufferOffset) mod variants, so sockets start on different bodies. */
+  private readonly bufferOffset: number;
   /** Open loop: next sequence number to send, oldest one not yet settled, intended time of seq 0. */
   private head = 0;
   private tail = 0;
@@ -164,8 +166,6 @@ class UdpSocketLoad {
     });
   }
 
-  /** Body of slot/ring entry i is (i + bufferOffset) mod variants. */
-  private readonly bufferOffset: number;
 
   connect(): Promise<void> {
     const { port } = this.d.options;
