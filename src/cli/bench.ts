@@ -146,13 +146,15 @@ async function bench(flags: BenchFlags): Promise<number> {
   return result.errors.total > 0 ? EXIT_FAILURE : EXIT_OK;
 }
 
-/** A note for a person reading the result: lost datagrams that look like the server's rate limit. */
+/** Notes for a person reading the result: no UDP server, or lost datagrams that look like the server's rate limit. */
 function hints(r: BenchResult, o: NormalizedBenchOptions): string[] {
   const out: string[] = [];
   // `upcase serve` allows 1000 datagrams/s per source address with a burst of 1000:
   // a run that loses datagrams while getting about that many replies has probably hit it.
   const okRate = r.requests.ok / Math.max(0.001, o.warmup + r.duration);
-  if (r.transport === 'udp' && r.errors.timeout > 0 && okRate < 2.5 * SERVER_DEFAULTS.udpRateLimit) {
+  if (r.transport === 'udp' && r.errors.timeout > 0 && r.requests.ok === 0) {
+    out.push(`no UDP reply at all from ${r.host}:${r.port}: is a server listening there over UDP (and on that address family)?`);
+  } else if (r.transport === 'udp' && r.errors.timeout > 0 && okRate < 2.5 * SERVER_DEFAULTS.udpRateLimit) {
     out.push(
       `${r.errors.timeout} UDP requests got no reply at about ${Math.round(okRate)} replies/s. If the server is \`upcase serve\`, ` +
         `its per-source rate limit (--udp-rate-limit, default ${SERVER_DEFAULTS.udpRateLimit}/s) drops the rest: ` +

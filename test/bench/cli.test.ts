@@ -111,6 +111,11 @@ describe('upcase bench (CLI)', () => {
     assert.equal(refused.code, 1);
     assert.match(refused.stderr, /cannot connect to 127\.0\.0\.1:\d+ \(tcp\)/);
 
+    const silent = await run(['--udp', '-p', free, '-d', '0.2', '--warmup', '0', '--timeout', '100ms', '--json']);
+    assert.equal(silent.code, 1);
+    assert.ok(JSON.parse(silent.stdout).errors.timeout > 0);
+    assert.match(silent.stderr, /no UDP reply at all from 127\.0\.0\.1:\d+/);
+
     // The default per-source rate limit of upcase serve drops most of a fast UDP run: errors, exit 1, and a hint.
     const limited = await startServer({ host: '127.0.0.1', port: 0, udpRateLimit: 50, udpRateBurst: 50, tcp: false });
     try {
