@@ -88,3 +88,4 @@ export {
   type ClientOptions,
   type PingOptions,
 } from './client/options.js';
+export * from './bench/index.js';
