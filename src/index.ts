@@ -98,3 +98,4 @@ export {
   type TlsClientOptions,
   type PingOptions,
 } from './client/options.js';
+export * from './bench/index.js';

@@ -1,6 +1,7 @@
 import { Command, CommanderError } from 'commander';
 import { readFileSync } from 'node:fs';
 import { EXIT_OK, EXIT_USAGE } from './common.js';
+import { benchCommand } from './bench.js';
 import { clientCommand } from './client.js';
 import { pingCommand } from './ping.js';
 import { serveCommand } from './serve.js';
@@ -26,7 +27,8 @@ export async function main(argv: string[]): Promise<number> {
     .exitOverride()
     .addCommand(serveCommand(setExitCode))
     .addCommand(clientCommand(setExitCode))
-    .addCommand(pingCommand(setExitCode));
+    .addCommand(pingCommand(setExitCode))
+    .addCommand(benchCommand(setExitCode));
   for (const command of program.commands) {
     // A usage error shows the command's usage line, not only a pointer to --help.
     command.exitOverride().showHelpAfterError(`Usage: upcase ${command.name()} ${command.usage()}

@@ -111,10 +111,12 @@ export function handleConnection(stream: Duplex, options: ConnectionOptions): vo
   }
 
   stream.on('data', (chunk: Buffer) => {
-    touch();
     stats[bytesIn] += chunk.length;
     const out = upcaser.push(chunk, pushOptions);
-    if (out.length === 0) return;
+    if (out.length === 0) {
+      touch();
+      return;
+    }
     stats[bytesOut] += out.length;
     // Write completion counts as traffic for the idle timer, but a completion
     // callback costs a tick per reply, so ask for one only when earlier writes are
@@ -128,6 +130,9 @@ export function handleConnection(stream: Duplex, options: ConnectionOptions): vo
       stream.pause();
       armStall();
     }
+    // The read and the reply handed over are traffic. Refreshed after armStall, so
+    // that with equal timeouts a stalled client meets the write timeout first.
+    touch();
   });
 
   stream.on('drain', () => {

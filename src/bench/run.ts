@@ -1,0 +1,245 @@
+import { LatencyHistogram, type LatencySummary, type PercentilePoint } from './histogram.js';
+import { normalizeBenchOptions, type BenchOptions, type BenchTransport, type PayloadKind } from './options.js';
+import { PAYLOAD_VARIANTS, SEQ_DIGITS, makePayloads } from './payload.js';
+import { Tally, snapshot, type LoadDriver, type TallySnapshot } from './tally.js';
+import { TcpDriver } from './tcp.js';
+import { UdpDriver } from './udp.js';
+
+/** One per-second sample of the measured window. */
+export interface TimelineSample {
+  /** Seconds since the start of the measured window, at the end of the sample. */
+  t: number;
+  requestsPerSec: number;
+  /** Request bytes answered correctly, in MB (10^6 bytes) per second. */
+  mbPerSec: number;
+  /** Errors counted during the sample. */
+  errors: number;
+}
+
+/** The result of {@link runBench}; `--json` prints it as is. */
+export interface BenchResult {
+  transport: BenchTransport;
+  host: string;
+  port: number;
+  /** `closed-loop`, or `fixed-rate` with `--rate`. */
+  mode: 'closed-loop' | 'fixed-rate';
+  connections: number;
+  pipeline: number;
+  /** Request size in bytes (over UDP, the sequence number included). */
+  size: number;
+  payload: PayloadKind;
+  /** Target requests per second (fixed-rate), or null. */
+  rate: number | null;
+  /** Seconds: warmup, timeout as configured; duration as measured. */
+  warmup: number;
+  timeout: number;
+  duration: number;
+  /** True when the run ended before its duration (aborted, or every connection lost). */
+  endedEarly: boolean;
+  throughput: {
+    /** Requests answered correctly per second in the measured window. */
+    requestsPerSec: number;
+    /** Request bytes answered correctly, MB (10^6 bytes) per second. */
+    mbPerSec: number;
+    /** Bytes written and read per second, on the wire as the sockets saw them. */
+    sentBytesPerSec: number;
+    receivedBytesPerSec: number;
+  };
+  /** Microseconds, from the send (closed loop) or the intended send time (fixed rate) to the last reply byte. */
+  latency: LatencySummary & { unit: 'us' };
+  requests: {
+    /** Requests sent over the whole run (warmup and drain included). */
+    sent: number;
+    /** Requests answered correctly over the whole run. */
+    ok: number;
+    /** Requests answered correctly inside the measured window. */
+    measured: number;
+  };
+  /** Over the whole run. `total` is the sum of all but `late`. */
+  errors: {
+    total: number;
+    mismatch: number;
+    timeout: number;
+    closed: number;
+    unexpected: number;
+    socket: number;
+    /** UDP replies that came after their request timed out (already counted as timeouts). */
+    late: number;
+  };
+  /** The bench process's own CPU use during the measured window. */
+  cpu: {
+    userSec: number;
+    systemSec: number;
+    /** (user + system) / wall time × 100: near 100 means the client itself may be the bottleneck. */
+    percentOfOneCore: number;
+  };
+  timeline: TimelineSample[];
+  /** The latency percentile distribution (µs), for plotting. */
+  percentiles: PercentilePoint[];
+}
+
+const MAX_SCAN_INTERVAL_MS = 100;
+
+function delay(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal.aborted) return resolve();
+    const done = (): void => {
+      clearTimeout(timer);
+      signal.removeEventListener('abort', done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    signal.addEventListener('abort', done);
+  });
+}
+
+/** Variants of the payload: 16, fewer for large requests so memory stays near 8 MiB a copy. */
+function variantsFor(size: number): number {
+  let k = PAYLOAD_VARIANTS;
+  while (k > 1 && k * size > 8 * 1024 * 1024) k /= 2;
+  return k;
+}
+
+/**
+ * Runs one load test against an upcase server (or any uppercase echo) and
+ * resolves to its figures. Rejects with a `NetworkError` (`UPCASE_ERR_CONNECT`)
+ * if it cannot connect, or an `InvalidArgumentError` for bad options. Wrong
+ * replies, timeouts and lost datagrams do not reject: they are counted in
+ * `errors`.
+ */
+export async function runBench(options: BenchOptions = {}): Promise<BenchResult> {
+  const o = normalizeBenchOptions(options);
+  const udp = o.transport === 'udp';
+  const payloads = makePayloads(o.payload, udp ? o.size - SEQ_DIGITS : o.size, variantsFor(o.size));
+  const histogram = await LatencyHistogram.create();
+  const tally = new Tally(histogram);
+  const timers: NodeJS.Timeout[] = [];
+  const stop = new AbortController();
+  const onAbort = (): void => stop.abort();
+  let driver: LoadDriver | null = null;
+  try {
+    driver = udp ? new UdpDriver(o, tally, payloads) : new TcpDriver(o, tally, payloads);
+    await driver.open();
+    const d = driver;
+    o.signal?.addEventListener('abort', onAbort);
+    if (o.signal?.aborted) stop.abort();
+
+    const t0 = performance.now();
+    d.start(t0);
+    if (o.rate > 0) timers.push(setInterval(() => d.tick(performance.now()), 1));
+    timers.push(
+      setInterval(
+        () => {
+          d.scan(performance.now());
+          if (d.alive() === 0) stop.abort();
+        },
+        Math.min(MAX_SCAN_INTERVAL_MS, Math.max(1, (o.timeout * 1000) / 4)),
+      ),
+    );
+
+    const timeline: TimelineSample[] = [];
+    let windowStart = Infinity;
+    let last = { at: t0, ok: 0, errors: 0 };
+    const sample = (): void => {
+      const now = performance.now();
+      const dt = (now - last.at) / 1000;
+      const errors = tally.errors;
+      const rate = dt > 0 ? (tally.ok - last.ok) / dt : 0;
+      if (tally.recording && now > windowStart) {
+        timeline.push({
+          t: round((now - windowStart) / 1000, 3),
+          requestsPerSec: round(rate, 1),
+          mbPerSec: round((rate * o.size) / 1e6, 3),
+          errors: errors - last.errors,
+        });
+      }
+      o.onProgress?.({ elapsed: (now - t0) / 1000, warmingUp: !tally.recording && now < windowStart, rate, errors });
+      last = { at: now, ok: tally.ok, errors };
+    };
+    const sampler = setInterval(sample, 1000);
+    timers.push(sampler);
+
+    await delay(o.warmup * 1000, stop.signal);
+    // The measured window: latencies, counters and CPU between these two points.
+    windowStart = performance.now();
+    const startCounts: TallySnapshot = snapshot(tally);
+    const cpuStart = process.cpuUsage();
+    tally.recording = true;
+    last = { at: windowStart, ok: tally.ok, errors: tally.errors };
+    sampler.refresh();
+    await delay(o.duration * 1000, stop.signal);
+    const windowEnd = performance.now();
+    const cpu = process.cpuUsage(cpuStart);
+    const endCounts = snapshot(tally);
+    if (windowEnd - last.at > 100) sample();
+    tally.recording = false;
+    const endedEarly = stop.signal.aborted;
+    d.stopSending();
+
+    // Let the requests in flight settle (answered or timed out) before closing.
+    const drainUntil = performance.now() + o.timeout * 1000 + MAX_SCAN_INTERVAL_MS;
+    while (d.inFlight() > 0 && d.alive() > 0 && performance.now() < drainUntil) {
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    }
+    for (const t of timers) clearInterval(t);
+    timers.length = 0;
+    await d.close();
+
+    const seconds = (windowEnd - windowStart) / 1000;
+    const measured = endCounts.ok - startCounts.ok;
+    const cpuSec = (cpu.user + cpu.system) / 1e6;
+    return {
+      transport: o.transport,
+      host: o.host,
+      port: o.port,
+      mode: o.rate > 0 ? 'fixed-rate' : 'closed-loop',
+      connections: o.connections,
+      pipeline: o.pipeline,
+      size: o.size,
+      payload: o.payload,
+      rate: o.rate > 0 ? o.rate : null,
+      warmup: o.warmup,
+      timeout: o.timeout,
+      duration: round(seconds, 3),
+      endedEarly,
+      throughput: {
+        requestsPerSec: perSec(measured, seconds),
+        mbPerSec: round(perSec(measured * o.size, seconds) / 1e6, 3),
+        sentBytesPerSec: perSec(endCounts.bytesSent - startCounts.bytesSent, seconds),
+        receivedBytesPerSec: perSec(endCounts.bytesReceived - startCounts.bytesReceived, seconds),
+      },
+      latency: { unit: 'us', ...histogram.summary() },
+      requests: { sent: tally.sent, ok: tally.ok, measured },
+      errors: {
+        total: tally.errors,
+        mismatch: tally.mismatch,
+        timeout: tally.timeout,
+        closed: tally.closed,
+        unexpected: tally.unexpected,
+        socket: tally.socket,
+        late: tally.late,
+      },
+      cpu: {
+        userSec: round(cpu.user / 1e6, 3),
+        systemSec: round(cpu.system / 1e6, 3),
+        percentOfOneCore: seconds > 0 ? round((cpuSec / seconds) * 100, 1) : 0,
+      },
+      timeline,
+      percentiles: histogram.distribution().map((p) => ({ percentile: round(p.percentile, 6), value: round(p.value, 3) })),
+    };
+  } finally {
+    for (const t of timers) clearInterval(t);
+    o.signal?.removeEventListener('abort', onAbort);
+    if (driver !== null) await driver.close();
+    histogram.destroy();
+  }
+}
+
+function perSec(count: number, seconds: number): number {
+  return seconds > 0 ? round(count / seconds, 1) : 0;
+}
+
+function round(value: number, digits: number): number {
+  const f = 10 ** digits;
+  return Math.round(value * f) / f;
+}

@@ -1,0 +1,200 @@
+import { Command, InvalidArgumentError as CommanderArgError, Option } from 'commander';
+import { reportFormat, writeReport } from '../bench/chart.js';
+import { BENCH_DEFAULTS, normalizeBenchOptions, type BenchOptions, type BenchProgress, type NormalizedBenchOptions } from '../bench/options.js';
+import { runBench, type BenchResult } from '../bench/run.js';
+import { InvalidArgumentError, UpcaseError } from '../errors.js';
+import { SERVER_DEFAULTS } from '../options.js';
+import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE, errorMessage, parseHost, parseInteger, parsePort } from './common.js';
+
+interface BenchFlags {
+  tcp?: boolean;
+  udp?: boolean;
+  host: string;
+  port: number;
+  connections?: number;
+  duration: number;
+  size: number;
+  pipeline?: number;
+  rate: number;
+  warmup: number;
+  timeout?: number;
+  payload: 'ascii' | 'utf8';
+  json?: boolean;
+  report?: string;
+}
+
+const UNITS: Record<string, number> = { ms: 0.001, s: 1, m: 60, h: 3600 };
+
+/** `10`, `10s`, `500ms`, `2m`, `1.5h` → seconds. */
+export function parseDuration(name: string) {
+  return (value: string): number => {
+    const m = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$/.exec(value);
+    if (m === null) throw new CommanderArgError(`Expected \`${name}\` to be a duration like 10s, 500ms or 2m, got \`${value}\``);
+    return Number(m[1]) * UNITS[m[2] ?? 's']!;
+  };
+}
+
+const SIZE_UNITS: Record<string, number> = { '': 1, b: 1, k: 1024, kb: 1024, kib: 1024, m: 1024 ** 2, mb: 1024 ** 2, mib: 1024 ** 2 };
+
+/** `64`, `1k`, `64KiB`, `1M` → bytes (binary multiples). */
+export function parseSize(name: string) {
+  return (value: string): number => {
+    const m = /^\s*(\d+)\s*([a-z]*)\s*$/i.exec(value);
+    const unit = m === null ? undefined : SIZE_UNITS[m[2]!.toLowerCase()];
+    if (m === null || unit === undefined) throw new CommanderArgError(`Expected \`${name}\` to be a size in bytes like 64, 1k or 1M, got \`${value}\``);
+    return Number(m[1]) * unit;
+  };
+}
+
+/** `5000`, `10k`, `1.5M` → requests per second (decimal multiples). */
+function parseRate(value: string): number {
+  const m = /^\s*(\d+(?:\.\d+)?)\s*([kKmM]?)\s*$/.exec(value);
+  if (m === null) throw new CommanderArgError(`Expected \`--rate\` to be a number of requests per second like 5000 or 10k, got \`${value}\``);
+  const unit = m[2] === '' ? 1 : m[2]!.toLowerCase() === 'k' ? 1e3 : 1e6;
+  return Number(m[1]) * unit;
+}
+
+export function benchCommand(setExitCode: (code: number) => void): Command {
+  return new Command('bench')
+    .description('load-test an upcase server over TCP or UDP, verifying every reply')
+    .addOption(new Option('--tcp', 'TCP request/response (default)').conflicts('udp'))
+    .addOption(new Option('--udp', 'UDP datagrams; each request carries a sequence number').conflicts('tcp'))
+    .addOption(new Option('--host <host>', 'server address').argParser(parseHost('--host')).default(BENCH_DEFAULTS.host))
+    .addOption(new Option('-p, --port <port>', 'server port').argParser(parsePort('--port')).default(SERVER_DEFAULTS.port))
+    .addOption(
+      new Option('-c, --connections <n>', `TCP connections or UDP sockets (default: ${BENCH_DEFAULTS.tcpConnections} for TCP, ${BENCH_DEFAULTS.udpConnections} for UDP)`).argParser(
+        parseInteger('--connections', 1, 100_000),
+      ),
+    )
+    .addOption(new Option('-d, --duration <time>', 'time to measure, after the warmup: 10s, 500ms, 2m').argParser(parseDuration('--duration')).default(BENCH_DEFAULTS.duration, '10s'))
+    .addOption(new Option('-s, --size <bytes>', 'request size: 64, 1k, 1M').argParser(parseSize('--size')).default(BENCH_DEFAULTS.size))
+    .addOption(
+      new Option('--pipeline <n>', `requests in flight per connection or socket (default: ${BENCH_DEFAULTS.tcpPipeline} for TCP, ${BENCH_DEFAULTS.udpPipeline} for UDP); with --rate, the cap per TCP connection`).argParser(
+        parseInteger('--pipeline', 1, 65_536),
+      ),
+    )
+    .addOption(new Option('--rate <r>', 'fixed total rate in requests/s (open loop; latency from each intended send time); 0 = closed loop').argParser(parseRate).default(0))
+    .addOption(new Option('--warmup <time>', 'load before recording starts').argParser(parseDuration('--warmup')).default(BENCH_DEFAULTS.warmup, '1s'))
+    .addOption(new Option('--timeout <time>', 'a request with no reply this long is an error (default: 1s UDP, 10s TCP)').argParser(parseDuration('--timeout')))
+    .addOption(new Option('--payload <kind>', 'request text: ascii, or utf8 (about 30% non-ASCII characters)').choices(['ascii', 'utf8']).default(BENCH_DEFAULTS.payload))
+    .addOption(new Option('--json', 'print one JSON object with every figure, and nothing else'))
+    .addOption(new Option('--report <file>', 'write a chart of latency percentiles and throughput: .svg, .png or .html'))
+    .action(async (flags: BenchFlags) => {
+      setExitCode(await bench(flags));
+    });
+}
+
+/** Client CPU (% of one core) above which the human output warns that the client may be the bottleneck. */
+const CLIENT_BUSY = 90;
+const TCP_DEFAULT_TIMEOUT = 10; // seconds: a stuck TCP connection, not one slow reply
+
+async function bench(flags: BenchFlags): Promise<number> {
+  const transport = flags.udp === true ? 'udp' : 'tcp';
+  const options: BenchOptions = {
+    transport,
+    host: flags.host,
+    port: flags.port,
+    connections: flags.connections,
+    duration: flags.duration,
+    size: flags.size,
+    pipeline: flags.pipeline,
+    rate: flags.rate,
+    warmup: flags.warmup,
+    payload: flags.payload,
+    timeout: flags.timeout ?? (transport === 'tcp' ? TCP_DEFAULT_TIMEOUT : BENCH_DEFAULTS.timeout),
+  };
+  let normalized: NormalizedBenchOptions;
+  try {
+    normalized = normalizeBenchOptions(options);
+    if (flags.report !== undefined) reportFormat(flags.report);
+  } catch (err) {
+    if (err instanceof InvalidArgumentError) {
+      process.stderr.write(`upcase bench: ${err.message}\n(run with --help for usage)\n`);
+      return EXIT_USAGE;
+    }
+    throw err;
+  }
+
+  const progress = process.stderr.isTTY === true && flags.json !== true ? new ProgressLine() : null;
+  const controller = new AbortController();
+  const onSignal = (): void => controller.abort();
+  process.once('SIGINT', onSignal);
+  let result: BenchResult;
+  try {
+    result = await runBench({ ...options, signal: controller.signal, onProgress: progress === null ? undefined : (p) => progress.show(p) });
+  } catch (err) {
+    progress?.clear();
+    process.stderr.write(`upcase bench: ${errorMessage(err)}\n`);
+    return err instanceof UpcaseError && err.code === 'UPCASE_ERR_INVALID_ARG' ? EXIT_USAGE : EXIT_FAILURE;
+  } finally {
+    process.off('SIGINT', onSignal);
+  }
+  progress?.clear();
+
+  if (flags.json === true) process.stdout.write(`${JSON.stringify(result)}\n`);
+  else process.stdout.write(formatResult(result));
+  for (const hint of hints(result, normalized)) process.stderr.write(`upcase bench: ${hint}\n`);
+
+  if (flags.report !== undefined) {
+    try {
+      await writeReport(result, flags.report);
+    } catch (err) {
+      process.stderr.write(`upcase bench: cannot write report ${flags.report}: ${errorMessage(err)}\n`);
+      return EXIT_FAILURE;
+    }
+  }
+  return result.errors.total > 0 ? EXIT_FAILURE : EXIT_OK;
+}
+
+/** Notes for a person reading the result: no UDP server, or lost datagrams that look like the server's rate limit. */
+function hints(r: BenchResult, o: NormalizedBenchOptions): string[] {
+  const out: string[] = [];
+  // `upcase serve` allows 1000 datagrams/s per source address with a burst of 1000:
+  // a run that loses datagrams while getting about that many replies has probably hit it.
+  const okRate = r.requests.ok / Math.max(0.001, o.warmup + r.duration);
+  if (r.transport === 'udp' && r.errors.timeout > 0 && r.requests.ok === 0) {
+    out.push(`no UDP reply at all from ${r.host}:${r.port}: is a server listening there over UDP (and on that address family)?`);
+  } else if (r.transport === 'udp' && r.errors.timeout > 0 && okRate < 2.5 * SERVER_DEFAULTS.udpRateLimit) {
+    out.push(
+      `${r.errors.timeout} UDP requests got no reply at about ${Math.round(okRate)} replies/s. If the server is \`upcase serve\`, ` +
+        `its per-source rate limit (--udp-rate-limit, default ${SERVER_DEFAULTS.udpRateLimit}/s) drops the rest: ` +
+        'run `upcase serve --udp-rate-limit 0` for benchmarking.',
+    );
+  }
+  return out;
+}
+
+function num(n: number, digits = 0): string {
+  return n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits });
+}
+
+export function formatResult(r: BenchResult): string {
+  const load = r.transport === 'udp' ? `${r.connections} socket(s) × ${r.pipeline} in flight` : `${r.connections} connection(s) × ${r.pipeline} in flight`;
+  const mode = r.rate === null ? 'closed loop' : `fixed rate ${num(r.rate)}/s`;
+  const e = r.errors;
+  const lines = [
+    `upcase bench: ${r.transport.toUpperCase()} ${r.host}:${r.port}, ${load}, ${r.size} B ${r.payload} requests, ${mode}`,
+    `  requests    ${num(r.throughput.requestsPerSec, 1)}/s  (${num(r.requests.measured)} answered correctly in ${r.duration.toFixed(2)} s${r.endedEarly ? ', ended early' : ''})`,
+    `  throughput  ${num(r.throughput.mbPerSec, 2)} MB/s of requests  (wire: ${num(r.throughput.sentBytesPerSec / 1e6, 2)} MB/s out, ${num(r.throughput.receivedBytesPerSec / 1e6, 2)} MB/s in)`,
+    `  latency     p50 ${num(r.latency.p50, 1)} µs  p90 ${num(r.latency.p90, 1)} µs  p99 ${num(r.latency.p99, 1)} µs  p99.9 ${num(r.latency.p99_9, 1)} µs  max ${num(r.latency.max, 1)} µs`,
+    `  errors      ${num(e.total)}  (mismatch ${e.mismatch}, timeout ${e.timeout}, closed ${e.closed}, unexpected ${e.unexpected}, socket ${e.socket}${e.late > 0 ? `; late replies ${e.late}` : ''})`,
+    `  client CPU  ${num(r.cpu.percentOfOneCore, 1)}% of one core${r.cpu.percentOfOneCore >= CLIENT_BUSY ? ' (the client itself may be the bottleneck)' : ''}`,
+  ];
+  return `${lines.join('\n')}\n`;
+}
+
+/** One status line on stderr, rewritten in place once per second. */
+class ProgressLine {
+  private shown = false;
+
+  show(p: BenchProgress): void {
+    const phase = p.warmingUp ? 'warmup ' : 'running';
+    process.stderr.write(`\r\x1b[2K  ${p.elapsed.toFixed(0).padStart(4)}s ${phase}  ${num(p.rate)} req/s  errors ${num(p.errors)}`);
+    this.shown = true;
+  }
+
+  clear(): void {
+    if (this.shown) process.stderr.write('\r\x1b[2K');
+    this.shown = false;
+  }
+}
