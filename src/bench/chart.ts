@@ -97,7 +97,7 @@ function percentileLabel(decade: number): string {
 export function describe(r: BenchResult): string {
   const load = r.transport === 'udp' ? `${r.connections} socket(s) × ${r.pipeline} in flight` : `${r.connections} conn × ${r.pipeline} in flight`;
   const mode = r.rate === null ? 'closed loop' : `fixed rate ${fmt(r.rate)}/s`;
-  return `${r.transport.toUpperCase()} ${r.host}:${r.port}, ${load} × ${r.size} B ${r.payload}, ${mode}, ${r.duration}s`;
+  return `${r.tls ? 'TLS' : r.transport.toUpperCase()} ${r.host}:${r.port}, ${load} × ${r.size} B ${r.payload}, ${mode}, ${r.duration}s`;
 }
 
 /**

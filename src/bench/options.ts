@@ -1,5 +1,6 @@
+import { normalizeTlsClientOptions, type NormalizedTlsClientOptions, type TlsClientOptions } from '../client/options.js';
 import { InvalidArgumentError } from '../errors.js';
-import { checkHost, checkInteger, checkNumber, checkPort } from '../options.js';
+import { checkHost, checkInteger, checkNumber, checkPort, SERVER_DEFAULTS } from '../options.js';
 import { SEQ_DIGITS } from './payload.js';
 
 export type BenchTransport = 'tcp' | 'udp';
@@ -27,8 +28,15 @@ export interface BenchOptions {
   transport?: BenchTransport;
   /** Server address. Default `127.0.0.1`. */
   host?: string;
-  /** Server port. Default 12000. */
+  /** Server port. Default 12000, or 12443 with `tls`. */
   port?: number;
+  /**
+   * TCP only: each connection speaks TLS and verifies the server's certificate
+   * (`true`: against the system's CAs; or `{ ca, servername, insecure }` as for
+   * the client). Connecting, handshakes included, happens before the clock starts.
+   * Default false.
+   */
+  tls?: boolean | TlsClientOptions;
   /** TCP connections, or UDP sockets. Default 64 for TCP, 1 for UDP. */
   connections?: number;
   /** Seconds to measure, after the warmup. Default 10. */
@@ -58,6 +66,8 @@ export interface NormalizedBenchOptions {
   transport: BenchTransport;
   host: string;
   port: number;
+  /** Null without TLS. */
+  tls: NormalizedTlsClientOptions | null;
   connections: number;
   duration: number;
   size: number;
@@ -104,12 +114,15 @@ export function normalizeBenchOptions(options: BenchOptions = {}): NormalizedBen
       : udp
         ? checkInteger('size', o.size, MIN_UDP_REQUEST, MAX_UDP_REQUEST, 'bytes per datagram')
         : checkInteger('size', o.size, 1, MAX_TCP_REQUEST, 'bytes');
+  const tls = normalizeTlsClientOptions(o.tls);
+  if (tls !== null && udp) throw new InvalidArgumentError('tls', 'false over UDP (TLS runs over TCP)', o.tls);
   const onProgress = o.onProgress;
   if (onProgress !== undefined && typeof onProgress !== 'function') throw new InvalidArgumentError('onProgress', 'a function', onProgress);
   return {
     transport,
     host: o.host === undefined ? BENCH_DEFAULTS.host : checkHost('host', o.host),
-    port: o.port === undefined ? BENCH_DEFAULTS.port : checkPort('port', o.port),
+    port: o.port === undefined ? (tls === null ? BENCH_DEFAULTS.port : SERVER_DEFAULTS.tlsPort) : checkPort('port', o.port),
+    tls,
     connections:
       o.connections === undefined
         ? udp

@@ -19,6 +19,8 @@ export interface TimelineSample {
 /** The result of {@link runBench}; `--json` prints it as is. */
 export interface BenchResult {
   transport: BenchTransport;
+  /** True when the TCP connections spoke TLS. */
+  tls: boolean;
   host: string;
   port: number;
   /** `closed-loop`, or `fixed-rate` with `--rate`. */
@@ -190,6 +192,7 @@ export async function runBench(options: BenchOptions = {}): Promise<BenchResult>
     const cpuSec = (cpu.user + cpu.system) / 1e6;
     return {
       transport: o.transport,
+      tls: o.tls !== null,
       host: o.host,
       port: o.port,
       mode: o.rate > 0 ? 'fixed-rate' : 'closed-loop',

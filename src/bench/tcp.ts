@@ -1,5 +1,8 @@
 import net from 'node:net';
-import { NetworkError, formatHostPort } from '../errors.js';
+import { connectTls } from '../client/tls.js';
+import type { NormalizedTlsClientOptions } from '../client/options.js';
+import { NetworkError, UpcaseError, formatHostPort } from '../errors.js';
+import { readPem } from '../tls/credentials.js';
 import type { NormalizedBenchOptions } from './options.js';
 import type { PayloadSet } from './payload.js';
 import type { LoadDriver, Tally } from './tally.js';
@@ -22,6 +25,8 @@ export class TcpDriver implements LoadDriver {
   /** Open loop: milliseconds between the intended send times of one connection's requests. */
   readonly interval: number;
   readonly timeoutMs: number;
+  /** With TLS: the options for every connection (the CA read once, as a Buffer). */
+  tls: NormalizedTlsClientOptions | null = null;
   sending = false;
 
   constructor(
@@ -43,10 +48,14 @@ export class TcpDriver implements LoadDriver {
   }
 
   async open(): Promise<void> {
+    const { tls } = this.options;
+    if (tls !== null) this.tls = { ...tls, ca: tls.ca === undefined ? undefined : await readPem(tls.ca, 'CA file') };
     try {
       await Promise.all(this.conns.map((c) => c.connect()));
     } catch (err) {
       for (const c of this.conns) c.kill();
+      // TLS failures (TlsError, with the reason) and TLS connect errors are already worded.
+      if (err instanceof UpcaseError) throw err;
       const { host, port } = this.options;
       const code = (err as NodeJS.ErrnoException).code ?? '';
       throw new NetworkError(
@@ -114,6 +123,7 @@ export class TcpDriver implements LoadDriver {
 class TcpConnection {
   socket: net.Socket | null = null;
   alive = false;
+  private killed = false;
   /** Requests sent and answered (reply complete) on this connection. */
   sent = 0;
   answered = 0;
@@ -136,8 +146,21 @@ class TcpConnection {
     this.onData = (chunk) => this.receive(chunk);
   }
 
-  connect(): Promise<void> {
+  async connect(): Promise<void> {
     const { host, port } = this.d.options;
+    const { tls } = this.d;
+    if (tls !== null) {
+      // Resolves once the handshake is done and the certificate verified.
+      const socket = await connectTls({ host, port, timeout: this.d.timeoutMs, retries: 0, tls });
+      if (this.killed) {
+        // Another connection failed meanwhile and the run was given up.
+        socket.destroy();
+        return;
+      }
+      this.socket = socket;
+      this.opened(socket);
+      return;
+    }
     return new Promise((resolve, reject) => {
       const socket = net.connect({ host, port, noDelay: true });
       this.socket = socket;
@@ -145,20 +168,24 @@ class TcpConnection {
       socket.once('error', onError);
       socket.once('connect', () => {
         socket.off('error', onError);
-        this.alive = true;
-        socket.on('data', this.onData);
-        socket.on('error', () => {
-          this.d.tally.socket++;
-        });
-        socket.on('close', () => {
-          if (!this.alive) return;
-          // The server closed or reset the connection with requests in flight.
-          this.alive = false;
-          this.d.tally.closed += this.sent - this.answered;
-          this.answered = this.sent;
-        });
+        this.opened(socket);
         resolve();
       });
+    });
+  }
+
+  private opened(socket: net.Socket): void {
+    this.alive = true;
+    socket.on('data', this.onData);
+    socket.on('error', () => {
+      this.d.tally.socket++;
+    });
+    socket.on('close', () => {
+      if (!this.alive) return;
+      // The server closed or reset the connection with requests in flight.
+      this.alive = false;
+      this.d.tally.closed += this.sent - this.answered;
+      this.answered = this.sent;
     });
   }
 
@@ -257,6 +284,7 @@ class TcpConnection {
 
   /** Closes without counting anything; resolves once the socket is closed. */
   kill(): Promise<void> {
+    this.killed = true;
     this.alive = false;
     this.answered = this.sent;
     const socket = this.socket;

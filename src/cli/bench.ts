@@ -10,7 +10,11 @@ interface BenchFlags {
   tcp?: boolean;
   udp?: boolean;
   host: string;
-  port: number;
+  port?: number;
+  tls?: boolean;
+  ca?: string;
+  servername?: string;
+  insecure?: boolean;
   connections?: number;
   duration: number;
   size: number;
@@ -58,9 +62,17 @@ export function benchCommand(setExitCode: (code: number) => void): Command {
   return new Command('bench')
     .description('load-test an upcase server over TCP or UDP, verifying every reply')
     .addOption(new Option('--tcp', 'TCP request/response (default)').conflicts('udp'))
-    .addOption(new Option('--udp', 'UDP datagrams; each request carries a sequence number').conflicts('tcp'))
+    .addOption(new Option('--udp', 'UDP datagrams; each request carries a sequence number').conflicts(['tcp', 'tls']))
+    .addOption(new Option('--tls', 'TCP over TLS: every connection verifies the server certificate (handshakes happen before the clock starts)'))
+    .addOption(new Option('--ca <file>', 'with --tls: trust the CA certificate(s) in this PEM file instead of the system store'))
+    .addOption(new Option('--servername <name>', 'with --tls: the name the certificate must carry (default: --host)').argParser(parseHost('--servername')))
+    .addOption(new Option('--insecure', 'with --tls: do not verify the certificate'))
     .addOption(new Option('--host <host>', 'server address').argParser(parseHost('--host')).default(BENCH_DEFAULTS.host))
-    .addOption(new Option('-p, --port <port>', 'server port').argParser(parsePort('--port')).default(SERVER_DEFAULTS.port))
+    .addOption(
+      new Option('-p, --port <port>', 'server port')
+        .argParser(parsePort('--port'))
+        .default(undefined, `${SERVER_DEFAULTS.port}, or ${SERVER_DEFAULTS.tlsPort} with --tls`),
+    )
     .addOption(
       new Option('-c, --connections <n>', `TCP connections or UDP sockets (default: ${BENCH_DEFAULTS.tcpConnections} for TCP, ${BENCH_DEFAULTS.udpConnections} for UDP)`).argParser(
         parseInteger('--connections', 1, 100_000),
@@ -79,7 +91,10 @@ export function benchCommand(setExitCode: (code: number) => void): Command {
     .addOption(new Option('--payload <kind>', 'request text: ascii, or utf8 (about 30% non-ASCII characters)').choices(['ascii', 'utf8']).default(BENCH_DEFAULTS.payload))
     .addOption(new Option('--json', 'print one JSON object with every figure, and nothing else'))
     .addOption(new Option('--report <file>', 'write a chart of latency percentiles and throughput: .svg, .png or .html'))
-    .action(async (flags: BenchFlags) => {
+    .action(async (flags: BenchFlags, command: Command) => {
+      const tlsOnly = (['ca', 'servername', 'insecure'] as const).filter((k) => flags[k] !== undefined);
+      if (flags.tls !== true && tlsOnly.length > 0) command.error(`error: --${tlsOnly[0]} needs --tls`, { exitCode: EXIT_USAGE });
+      if (flags.insecure === true) process.stderr.write('upcase bench: warning: --insecure: the server certificate is not verified\n');
       setExitCode(await bench(flags));
     });
 }
@@ -94,6 +109,7 @@ async function bench(flags: BenchFlags): Promise<number> {
     transport,
     host: flags.host,
     port: flags.port,
+    tls: flags.tls === true ? { ca: flags.ca, servername: flags.servername, insecure: flags.insecure === true } : undefined,
     connections: flags.connections,
     duration: flags.duration,
     size: flags.size,
@@ -173,7 +189,7 @@ export function formatResult(r: BenchResult): string {
   const mode = r.rate === null ? 'closed loop' : `fixed rate ${num(r.rate)}/s`;
   const e = r.errors;
   const lines = [
-    `upcase bench: ${r.transport.toUpperCase()} ${r.host}:${r.port}, ${load}, ${r.size} B ${r.payload} requests, ${mode}`,
+    `upcase bench: ${r.tls ? 'TLS' : r.transport.toUpperCase()} ${r.host}:${r.port}, ${load}, ${r.size} B ${r.payload} requests, ${mode}`,
     `  requests    ${num(r.throughput.requestsPerSec, 1)}/s  (${num(r.requests.measured)} answered correctly in ${r.duration.toFixed(2)} s${r.endedEarly ? ', ended early' : ''})`,
     `  throughput  ${num(r.throughput.mbPerSec, 2)} MB/s of requests  (wire: ${num(r.throughput.sentBytesPerSec / 1e6, 2)} MB/s out, ${num(r.throughput.receivedBytesPerSec / 1e6, 2)} MB/s in)`,
     `  latency     p50 ${num(r.latency.p50, 1)} µs  p90 ${num(r.latency.p90, 1)} µs  p99 ${num(r.latency.p99, 1)} µs  p99.9 ${num(r.latency.p99_9, 1)} µs  max ${num(r.latency.max, 1)} µs`,

@@ -79,7 +79,8 @@ export function normalizeClientOptions(options: ClientOptions, transport: 'tcp' 
   };
 }
 
-function normalizeTlsClientOptions(value: unknown): NormalizedTlsClientOptions | null {
+/** `tls` as given (boolean or object) → checked options, or null for no TLS. */
+export function normalizeTlsClientOptions(value: unknown): NormalizedTlsClientOptions | null {
   if (value === undefined || value === false) return null;
   if (value === true) return { ca: undefined, servername: undefined, insecure: false };
   if (typeof value !== 'object' || value === null || Buffer.isBuffer(value)) {

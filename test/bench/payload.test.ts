@@ -52,7 +52,7 @@ test('durations and sizes parse with units', () => {
 
 test('the SVG chart escapes text and plots the percentile axis in decades', () => {
   const svg = renderSvg({
-    transport: 'tcp', host: '<h>', port: 1, mode: 'closed-loop', connections: 1, pipeline: 1, size: 64, payload: 'ascii', rate: null,
+    transport: 'tcp', tls: false, host: '<h>', port: 1, mode: 'closed-loop', connections: 1, pipeline: 1, size: 64, payload: 'ascii', rate: null,
     warmup: 0, timeout: 1, duration: 2, endedEarly: false,
     throughput: { requestsPerSec: 10, mbPerSec: 0, sentBytesPerSec: 640, receivedBytesPerSec: 640 },
     latency: { unit: 'us', count: 1000, min: 1, mean: 2, stdev: 1, p50: 2, p90: 3, p99: 4, p99_9: 5, max: 6 },
