@@ -64,14 +64,32 @@ function buildCaseTable(): Int32Array {
 }
 
 /**
- * Uppercases `buf[start, end)` in place until the first character whose
- * uppercase changes length; returns its index (or `end` when done). Bytes that
- * are not part of a well-formed sequence are left as they are, one at a time,
- * exactly as `surrogateescape` treats them. The range is complete input: a
- * sequence cut by `end` is ill-formed here.
+ * Positions of characters whose uppercase changes length, found by
+ * {@link upcaseInPlace}. One shared list: the codec never runs concurrently.
  */
-export function upcaseInPlaceUntilSpecial(buf: Uint8Array, start: number, end: number): number {
+export const specialPositions = { at: new Int32Array(1024), count: 0 };
+
+function recordSpecial(i: number): void {
+  const list = specialPositions;
+  if (list.count === list.at.length) {
+    const bigger = new Int32Array(list.at.length * 2);
+    bigger.set(list.at);
+    list.at = bigger;
+  }
+  list.at[list.count++] = i;
+}
+
+/**
+ * Uppercases `buf[start, end)` in place, except for characters whose uppercase
+ * changes length (`ß` → `SS`): those are left as they are and their positions
+ * listed in {@link specialPositions}. Returns how many there are. Bytes that are
+ * not part of a well-formed sequence are left as they are, one at a time, exactly
+ * as `surrogateescape` treats them. The range is complete input: a sequence cut
+ * by `end` is ill-formed here.
+ */
+export function upcaseInPlace(buf: Uint8Array, start: number, end: number): number {
   const table = caseTable ?? (caseTable = buildCaseTable());
+  specialPositions.count = 0;
   let i = start;
   while (i < end) {
     const b0 = buf[i]!;
@@ -87,7 +105,11 @@ export function upcaseInPlaceUntilSpecial(buf: Uint8Array, start: number, end: n
         continue;
       }
       const u = table[((b0 & 0x1f) << 6) | (b1 & 0x3f)]!;
-      if (u < 0) return i;
+      if (u < 0) {
+        recordSpecial(i);
+        i += 2;
+        continue;
+      }
       buf[i] = 0xc0 | (u >> 6);
       buf[i + 1] = 0x80 | (u & 0x3f);
       i += 2;
@@ -105,7 +127,11 @@ export function upcaseInPlaceUntilSpecial(buf: Uint8Array, start: number, end: n
         continue;
       }
       const u = table[((b0 & 0x0f) << 12) | ((b1 & 0x3f) << 6) | (b2 & 0x3f)]!;
-      if (u < 0) return i;
+      if (u < 0) {
+        recordSpecial(i);
+        i += 3;
+        continue;
+      }
       buf[i] = 0xe0 | (u >> 12);
       buf[i + 1] = 0x80 | ((u >> 6) & 0x3f);
       buf[i + 2] = 0x80 | (u & 0x3f);
@@ -125,9 +151,12 @@ export function upcaseInPlaceUntilSpecial(buf: Uint8Array, start: number, end: n
         continue;
       }
       const cp = ((b0 & 0x07) << 18) | ((b1 & 0x3f) << 12) | ((b2 & 0x3f) << 6) | (b3 & 0x3f);
-      if (cp >= TABLE_SIZE) return i;
-      const u = table[cp]!;
-      if (u < 0) return i;
+      const u = cp < TABLE_SIZE ? table[cp]! : -1;
+      if (u < 0) {
+        recordSpecial(i);
+        i += 4;
+        continue;
+      }
       if (u !== cp) {
         buf[i] = 0xf0 | (u >> 18);
         buf[i + 1] = 0x80 | ((u >> 12) & 0x3f);
@@ -139,5 +168,79 @@ export function upcaseInPlaceUntilSpecial(buf: Uint8Array, start: number, end: n
       i++; // F5..FF never appear in UTF-8
     }
   }
-  return end;
+  return specialPositions.count;
+}
+
+// The uppercase bytes of every character the in-place table cannot take (its
+// uppercase changes length or is several code points: `ß` → `SS`), built with the
+// table; characters beyond U+1FFFF are added on first use, up to a bound.
+let specials: Map<number, Uint8Array> | null = null;
+let specialsBuilt = 0;
+const MAX_LAZY_SPECIALS = 4096;
+
+function specialBytes(cp: number): Uint8Array {
+  if (specials === null) {
+    const table = caseTable ?? (caseTable = buildCaseTable());
+    specials = new Map();
+    for (let c = 0x80; c < TABLE_SIZE; c++) {
+      if (table[c]! < 0 && (c < 0xd800 || c > 0xdfff)) specials.set(c, Buffer.from(String.fromCodePoint(c).toUpperCase(), 'utf8'));
+    }
+    specialsBuilt = specials.size;
+  }
+  let bytes = specials.get(cp);
+  if (bytes === undefined) {
+    bytes = Buffer.from(String.fromCodePoint(cp).toUpperCase(), 'utf8');
+    if (specials.size < specialsBuilt + MAX_LAZY_SPECIALS) specials.set(cp, bytes);
+  }
+  return bytes;
+}
+
+/** The code point of the well-formed sequence of `n` bytes at `buf[i]`. */
+function decode(buf: Uint8Array, i: number, n: number): number {
+  const b0 = buf[i]!;
+  if (n === 2) return ((b0 & 0x1f) << 6) | (buf[i + 1]! & 0x3f);
+  if (n === 3) return ((b0 & 0x0f) << 12) | ((buf[i + 1]! & 0x3f) << 6) | (buf[i + 2]! & 0x3f);
+  return ((b0 & 0x07) << 18) | ((buf[i + 1]! & 0x3f) << 12) | ((buf[i + 2]! & 0x3f) << 6) | (buf[i + 3]! & 0x3f);
+}
+
+function sequenceBytes(lead: number): number {
+  return lead < 0xe0 ? 2 : lead < 0xf0 ? 3 : 4;
+}
+
+// Spans shorter than this are copied by a loop: a call into C++ costs more.
+const SHORT_COPY = 64;
+
+function copyBytes(src: Uint8Array, from: number, to: number, dst: Uint8Array, at: number): number {
+  const n = to - from;
+  if (n >= SHORT_COPY) dst.set(src.subarray(from, to), at);
+  else for (let k = 0; k < n; k++) dst[at + k] = src[from + k]!;
+  return n;
+}
+
+/**
+ * After {@link upcaseInPlace} on `buf[start, end)` found `count` characters
+ * whose uppercase changes length: the whole uppercased range in a new buffer of
+ * the exact size, those characters replaced by their uppercase.
+ */
+export function spliceSpecials(buf: Uint8Array, start: number, end: number): Buffer {
+  const { at, count } = specialPositions;
+  let size = end - start;
+  for (let k = 0; k < count; k++) {
+    const p = at[k]!;
+    const n = sequenceBytes(buf[p]!);
+    size += specialBytes(decode(buf, p, n)).length - n;
+  }
+  const out = Buffer.allocUnsafe(size);
+  let o = 0;
+  let from = start;
+  for (let k = 0; k < count; k++) {
+    const p = at[k]!;
+    const n = sequenceBytes(buf[p]!);
+    o += copyBytes(buf, from, p, out, o);
+    const bytes = specialBytes(decode(buf, p, n));
+    for (let b = 0; b < bytes.length; b++) out[o++] = bytes[b]!;
+    from = p + n;
+  }
+  copyBytes(buf, from, end, out, o);
+  return out;
 }

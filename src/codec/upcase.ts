@@ -1,6 +1,6 @@
 import { isAscii } from 'node:buffer';
 import { Transform, type TransformCallback } from 'node:stream';
-import { upcaseAsciiInPlace, upcaseInPlaceUntilSpecial } from './fast.js';
+import { spliceSpecials, upcaseAsciiInPlace, upcaseInPlace } from './fast.js';
 import { incompleteTailStart, sequenceLength } from './utf8.js';
 
 /**
@@ -42,91 +42,13 @@ function upcaseRange(buf: Buffer, start: number, end: number, prefix: Buffer | n
   return prefix === null ? out : Buffer.concat([prefix, out], prefix.length + out.length);
 }
 
-// After this many length-changing characters in one range, the rest goes down the
-// string path in one piece: cheaper than a small allocation per character.
-const MAX_SPECIALS_PER_RANGE = 16;
-
-/** Uppercases non-ASCII input in place, taking the string path only where a character changes length. */
-function upcaseMixed(buf: Buffer, start: number, end: number): Buffer {
-  let stop = upcaseInPlaceUntilSpecial(buf, start, end);
-  if (stop === end) return buf.subarray(start, end);
-  const pieces: Buffer[] = [];
-  let size = 0;
-  let from = start;
-  for (let specials = 0; ; specials++) {
-    if (stop > from) {
-      pieces.push(buf.subarray(from, stop));
-      size += stop - from;
-    }
-    if (stop === end) break;
-    if (specials === MAX_SPECIALS_PER_RANGE) {
-      const rest = upcaseGeneral(buf, stop, end);
-      pieces.push(rest);
-      size += rest.length;
-      break;
-    }
-    // upcaseInPlaceUntilSpecial stops only at a well-formed character.
-    const n = sequenceLength(buf, stop, end);
-    const special = Buffer.from(buf.toString('utf8', stop, stop + n).toUpperCase(), 'utf8');
-    pieces.push(special);
-    size += special.length;
-    from = stop + n;
-    stop = upcaseInPlaceUntilSpecial(buf, from, end);
-  }
-  return Buffer.concat(pieces, size);
-}
-
 /**
- * The general case: spans of well-formed text are uppercased as strings, runs of
- * ill-formed bytes are copied as they are (surrogateescape round-trips them).
+ * Uppercases non-ASCII input in place; only if some characters change length is
+ * a new buffer of the exact size assembled around them.
  */
-function upcaseGeneral(buf: Buffer, start: number, end: number, prefix: Buffer | null = null): Buffer {
-  // pieces: an uppercased string for well-formed text, or [from, to) of raw bytes.
-  const pieces: Array<string | number> = [];
-  let size = prefix === null ? 0 : prefix.length;
-  let spanStart = start;
-  let i = start;
-  while (i < end) {
-    if (buf[i]! < 0x80) {
-      i++;
-      continue;
-    }
-    const n = sequenceLength(buf, i, end);
-    if (n > 0) {
-      i += n;
-      continue;
-    }
-    if (i > spanStart) {
-      const upper = buf.toString('utf8', spanStart, i).toUpperCase();
-      pieces.push(upper);
-      size += Buffer.byteLength(upper, 'utf8');
-    }
-    let j = i + 1;
-    // Continuation bytes never start a sequence, so a run of them is one piece.
-    while (j < end && buf[j]! >= 0x80 && sequenceLength(buf, j, end) <= 0) j++;
-    pieces.push(i, j);
-    size += j - i;
-    i = j;
-    spanStart = j;
-  }
-  if (end > spanStart) {
-    const upper = buf.toString('utf8', spanStart, end).toUpperCase();
-    pieces.push(upper);
-    size += Buffer.byteLength(upper, 'utf8');
-  }
-  const out = Buffer.allocUnsafe(size);
-  let o = 0;
-  if (prefix !== null) o += prefix.copy(out, 0);
-  for (let k = 0; k < pieces.length; k++) {
-    const piece = pieces[k]!;
-    if (typeof piece === 'string') {
-      o += out.write(piece, o, 'utf8');
-    } else {
-      const to = pieces[++k] as number;
-      o += buf.copy(out, o, piece, to);
-    }
-  }
-  return out;
+function upcaseMixed(buf: Buffer, start: number, end: number): Buffer {
+  if (upcaseInPlace(buf, start, end) === 0) return buf.subarray(start, end);
+  return spliceSpecials(buf, start, end);
 }
 
 function toBuffer(input: Uint8Array | string): Buffer {
