@@ -110,7 +110,7 @@ export const UDP_TRANSPORTS: readonly UdpTransportChoice[] = ['auto', 'native', 
 /** Defaults for a server exposed to the internet; docs/security.md gives the reason for each. */
 export const SERVER_DEFAULTS = {
   port: 12000,
-  maxConnections: 1024, // connections (worst case ~250 KiB of buffers each: ~256 MiB in total)
+  maxConnections: 1024, // connections (worst case ~330 KiB of buffers each: ~330 MiB in total)
   idleTimeout: 60, // seconds
   writeTimeout: 30, // seconds
   udpRateLimit: 100, // datagrams per second per source address (burst: the same number)

@@ -224,7 +224,9 @@ export class UpcaseServer extends EventEmitter {
 
   /** A TCP listener; `transport` 'tls' hands its connections to the TLS layer after the PROXY header, if any. */
   private listenTcp(address: string, port: number, transport: 'tcp' | 'tls' = 'tcp'): Promise<net.Server> {
-    const server = net.createServer({ allowHalfOpen: true, noDelay: true }, (socket) => this.onConnection(socket, transport));
+    // 64 KiB socket buffers (Node's default is 16 KiB): with a 64 KiB read, a 16 KiB
+    // high-water mark pauses reading after nearly every reply in bulk transfers.
+    const server = net.createServer({ allowHalfOpen: true, noDelay: true, highWaterMark: 64 * 1024 }, (socket) => this.onConnection(socket, transport));
     server.maxConnections = this.options.maxConnections;
     // Node closes the accepted handle at once, then emits 'drop'.
     server.on('drop', (info?: { remoteAddress?: string; remotePort?: number }) => this.refused(transport, info?.remoteAddress));
