@@ -6,10 +6,20 @@
  * stop the pass, and the caller takes the string path for just that character.
  */
 
+const SWAR_MIN = 256;
+
 /** ASCII-only uppercase of `buf[start, end)` in place, a 32-bit word at a time where aligned. */
 export function upcaseAsciiInPlace(buf: Uint8Array, start: number, end: number): void {
   let i = start;
   const base = buf.byteOffset;
+  if (end - start < SWAR_MIN) {
+    // A word view costs an allocation: not worth it for a short message.
+    for (; i < end; i++) {
+      const c = buf[i]!;
+      buf[i] = (c - 0x61) >>> 0 < 26 ? c ^ 0x20 : c;
+    }
+    return;
+  }
   while (i < end && ((base + i) & 3) !== 0) {
     const c = buf[i]!;
     buf[i] = (c - 0x61) >>> 0 < 26 ? c ^ 0x20 : c;

@@ -32,10 +32,9 @@ function upcaseRange(buf: Buffer, start: number, end: number, prefix: Buffer | n
     from = 0;
     to = end - start;
   }
-  let out: Buffer;
-  if (isAscii(target.subarray(from, to))) {
+  let out: Buffer = from === 0 && to === target.length ? target : target.subarray(from, to);
+  if (isAscii(out)) {
     upcaseAsciiInPlace(target, from, to);
-    out = target.subarray(from, to);
   } else {
     out = upcaseMixed(target, from, to);
   }
@@ -94,7 +93,14 @@ export class Upcaser {
 
   /** Uppercases the next chunk of the stream. The result may be empty. */
   push(chunk: Uint8Array, options?: PushOptions): Buffer {
-    let buf = toBuffer(chunk);
+    const buf = toBuffer(chunk);
+    const n = buf.length;
+    // The common case on a socket: nothing held, an owned chunk, all ASCII (its last
+    // byte being ASCII, no character can be cut at the end).
+    if (this.pendingLength === 0 && n > 0 && buf[n - 1]! < 0x80 && options?.inPlace === true && isAscii(buf)) {
+      upcaseAsciiInPlace(buf, 0, n);
+      return buf;
+    }
     let start = 0;
     let prefix: Buffer | null = null;
     if (this.pendingLength > 0) {
