@@ -41,7 +41,7 @@ function testConfig(listenPort: number, serverPort: number): string {
 
 test('HAProxy send-proxy-v2 passes the client address to --proxy-protocol; its LOCAL health checks are accepted', { skip: haproxy === null && process.env.CI !== 'true' ? 'haproxy is not installed' : false, timeout: 60_000 }, async (t) => {
   // Only reached without it under CI, where .ci/run installs it: say so rather than skip.
-  assert.ok(haproxy !== null, `${'haproxy'} is not installed, and CI must run this test (.ci/run installs it)`);
+  assert.ok(haproxy !== null, 'haproxy is not installed, and CI must run this test (.ci/run installs it)');
   const logs: LogLine[] = [];
   const sink = new Writable({
     write(chunk: Buffer, _enc, cb) {
