@@ -30,6 +30,7 @@ export interface ServeFlags {
   idleTimeout: number;
   writeTimeout: number;
   udpRateLimit: number;
+  udpRateBurst?: number;
   udpAllowLowPorts: boolean;
   dropRate: number;
   drainTimeout: number;
@@ -84,9 +85,14 @@ function serveOptions(): Command {
         .default(SERVER_DEFAULTS.writeTimeout),
     )
     .addOption(
-      envOption('--udp-rate-limit <n>', 'UDP datagrams per second per source address (IPv6: per /64), burst the same; 0 = no limit', 'UPCASE_UDP_RATE_LIMIT')
+      envOption('--udp-rate-limit <n>', 'UDP datagrams per second per source address (IPv6: per /64); 0 = no limit', 'UPCASE_UDP_RATE_LIMIT')
         .argParser(parseNumber('--udp-rate-limit', 0, 1e9, 'a non-negative number of datagrams per second'))
         .default(SERVER_DEFAULTS.udpRateLimit),
+    )
+    .addOption(
+      envOption('--udp-rate-burst <n>', 'datagrams a source may send at once before --udp-rate-limit applies', 'UPCASE_UDP_RATE_BURST')
+        .argParser(parseNumber('--udp-rate-burst', 1, 1e9, 'a number of datagrams >= 1'))
+        .default(undefined, 'the rate limit, at least 1'),
     )
     .addOption(envOption('--udp-allow-low-ports', 'reply to UDP source ports below 1024 (off by default: stops loops with echo, chargen, DNS, NTP)', 'UPCASE_UDP_ALLOW_LOW_PORTS').default(false))
     .addOption(
@@ -240,6 +246,7 @@ function serverOptions(flags: ServeFlags, logger: Logger): ServerOptions {
     idleTimeout: flags.idleTimeout,
     writeTimeout: flags.writeTimeout,
     udpRateLimit: flags.udpRateLimit,
+    udpRateBurst: flags.udpRateBurst,
     udpAllowLowPorts: flags.udpAllowLowPorts,
     dropRate: flags.dropRate,
     drainTimeout: flags.drainTimeout,

@@ -154,8 +154,8 @@ export class UpcaseServer extends EventEmitter {
     }
     this.fitConnectionLimit();
     this.stateValue = 'listening';
-    const { idleTimeout, writeTimeout, udpRateLimit, udpAllowLowPorts } = this.options;
-    const limits = { maxConnections: this.maxConnectionsValue, idleTimeout, writeTimeout, udpRateLimit, udpAllowLowPorts };
+    const { idleTimeout, writeTimeout, udpRateLimit, udpRateBurst, udpAllowLowPorts } = this.options;
+    const limits = { maxConnections: this.maxConnectionsValue, idleTimeout, writeTimeout, udpRateLimit, udpRateBurst, udpAllowLowPorts };
     const udpTransport = this.udpTransport ?? undefined;
     this.logger.info({ ...this.bound, transports: this.bound.transports.join('+'), udpTransport, ...limits }, 'listening');
     if (this.tls !== null) this.logCertificate(this.tls.credentials, 'tls certificate loaded');

@@ -1,6 +1,7 @@
 /** The limit flags of `upcase serve` as a user sets them: flags, environment, and the log that confirms them. */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import dgram from 'node:dgram';
 import { describe, test } from 'node:test';
 import { waitFor } from '../helpers/clients.js';
 import { BIN, spawnServer } from '../helpers/server-process.js';
@@ -44,6 +45,24 @@ describe('upcase serve limits', () => {
     );
   });
 
+  test('--udp-rate-burst sets the bucket size (default: the rate), and a burst past it gets no reply', async () => {
+    assert.equal((await listeningLine(['--udp-rate-limit', '50'])).udpRateBurst, 50);
+    assert.equal((await listeningLine([], { UPCASE_UDP_RATE_BURST: '7' })).udpRateBurst, 7);
+    const server = await spawnServer(['--udp-rate-limit', '1', '--udp-rate-burst', '3']);
+    try {
+      const socket = dgram.createSocket('udp4');
+      await new Promise<void>((resolve) => socket.bind(0, '127.0.0.1', resolve));
+      const replies: string[] = [];
+      socket.on('message', (msg: Buffer) => replies.push(msg.toString()));
+      for (let i = 0; i < 10; i++) socket.send(`burst ${i}`, server.port, '127.0.0.1');
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      socket.close();
+      assert.deepEqual(replies, ['BURST 0', 'BURST 1', 'BURST 2']);
+    } finally {
+      await server.stop();
+    }
+  });
+
   test('UPCASE_UDP_ALLOW_LOW_PORTS is read by value: 0 and false keep the guard on', async () => {
     assert.equal((await listeningLine([], { UPCASE_UDP_ALLOW_LOW_PORTS: '0' })).udpAllowLowPorts, false);
     assert.equal((await listeningLine([], { UPCASE_UDP_ALLOW_LOW_PORTS: 'false' })).udpAllowLowPorts, false);
@@ -55,6 +74,7 @@ describe('upcase serve limits', () => {
       [['--max-connections', '0'], {}, /max-connections/],
       [['--idle-timeout', '-1'], {}, /idle-timeout/],
       [['--udp-rate-limit', 'lots'], {}, /udp-rate-limit/],
+      [['--udp-rate-burst', '0'], {}, /udp-rate-burst/],
       [[], { UPCASE_UDP_ALLOW_LOW_PORTS: 'maybe' }, /UPCASE_UDP_ALLOW_LOW_PORTS/],
     ] as const) {
       const run = spawnSync(process.execPath, [BIN, 'serve', '--host', '127.0.0.1', '--port', '0', ...args], {
