@@ -23,12 +23,17 @@ function toNumber(value: string): number | string {
   return value.trim() === '' || Number.isNaN(n) ? value : n;
 }
 
-export const parsePort = (name: string) => (value: string) => parsed(() => checkPort(name, toNumber(value)));
+/** A whole number written in decimal digits, or the text itself (so `0x10` or `1e3` is refused as typed). */
+function toInteger(value: string): number | string {
+  return /^\s*-?\d+\s*$/.test(value) ? Number(value) : value;
+}
+
+export const parsePort = (name: string) => (value: string) => parsed(() => checkPort(name, toInteger(value)));
 export const parseHost = (name: string) => (value: string) => parsed(() => checkHost(name, value));
 export const parseInteger =
   (name: string, min: number, max?: number, unit?: string) =>
   (value: string): number =>
-    parsed(() => checkInteger(name, toNumber(value), min, max, unit));
+    parsed(() => checkInteger(name, toInteger(value), min, max, unit));
 export const parseNumber =
   (name: string, min: number, max: number, what: string) =>
   (value: string): number =>
@@ -39,7 +44,7 @@ export const parseNumber =
 export const parseWorkers =
   (name: string) =>
   (value: string): number | 'auto' =>
-    value.trim().toLowerCase() === 'auto' ? 'auto' : parsed(() => checkInteger(name, toNumber(value), 1, 1024, 'or auto'));
+    value.trim().toLowerCase() === 'auto' ? 'auto' : parsed(() => checkInteger(name, toInteger(value), 1, 1024, 'or auto'));
 
 /**
  * A boolean from an environment variable: true/false, 1/0, yes/no, on/off (any
