@@ -3,7 +3,8 @@
  * bytes where they are, which is possible whenever a character's uppercase has
  * the same UTF-8 length (all of ASCII, and most of Latin, Greek, Cyrillic, …).
  * Characters whose uppercase changes length (`ß` → `SS`, `ΐ` → 3 code points)
- * stop the pass, and the caller takes the string path for just that character.
+ * are listed by the pass and spliced in afterwards from precomputed bytes
+ * ({@link spliceSpecials}).
  */
 
 const SWAR_MIN = 256;
@@ -48,8 +49,9 @@ export function upcaseAsciiInPlace(buf: Uint8Array, start: number, end: number):
  * For code points below U+20000: the uppercase code point when it is a single
  * code point of the same UTF-8 length (often the code point itself), else -1.
  * Built once, lazily, from `String.prototype.toUpperCase()` itself, so it can
- * never disagree with the string path. Planes 2 and up have no case mappings
- * but are sent down the string path anyway, so that stays true by construction.
+ * never disagree with it. Planes 2 and up have no case mappings, but their
+ * characters are treated as special anyway (uppercased through a string once,
+ * then cached), so that stays true by construction.
  */
 let caseTable: Int32Array | null = null;
 const TABLE_SIZE = 0x20000;

@@ -108,6 +108,25 @@ describe('handleConnection timeouts', () => {
     peer.destroy();
   });
 
+  test('progress of a lone reply written without a completion callback still counts as traffic', async () => {
+    // The only reply goes into an empty write queue, so it is written without a callback
+    // (the common, cheap case); the peer takes it late, inside the idle period.
+    const peer = new Peer();
+    const { stats, closed } = serve(peer, { idleTimeoutMs: 300 });
+    peer.reading = false;
+    const start = performance.now();
+    peer.push(Buffer.from('lone'));
+    await new Promise((r) => setTimeout(r, 250));
+    peer.resumeReading();
+    await new Promise((r) => setTimeout(r, 200));
+    assert.equal(peer.destroyed, false, 'closed at the first expiry although the reply made progress');
+    assert.equal(stats.idleTimeouts, 0);
+    const at = await closed;
+    assert.equal(stats.idleTimeouts, 1);
+    assert.ok(at - start >= 550 && at - start <= 1000, `closed after ${(at - start).toFixed(0)} ms, want about 600`);
+    assert.equal(peer.output(), 'LONE');
+  });
+
   test('a stream that cannot be reset (TLS) is destroyed instead, without throwing', async () => {
     const peer = new Peer(4);
     (peer as unknown as { resetAndDestroy: () => void }).resetAndDestroy = () => {
