@@ -63,6 +63,12 @@ export interface ServerOptions {
    */
   udpTransport?: UdpTransportChoice;
   /**
+   * TCP transport for plain (not TLS) connections: `native` (served by the C addon
+   * after node:net accepts them), `stream` (net.Socket streams), or `auto` (native
+   * when it was built). Both behave identically. Default `auto`.
+   */
+  tcpTransport?: TcpTransportChoice;
+  /**
    * TLS certificate, PEM: a file path, or the PEM itself as a Buffer. May hold the
    * chain (server certificate first, then intermediates). Together with `tlsKey`
    * it turns on a TCP-over-TLS listener on `tlsPort`. Default: no TLS.
@@ -96,6 +102,7 @@ export interface NormalizedServerOptions {
   trustedProxies: string[];
   proxyHeaderTimeout: number;
   udpTransport: UdpTransportChoice;
+  tcpTransport: TcpTransportChoice;
   /** Path or PEM Buffer; undefined when TLS is off (then `tlsKey` is undefined too). */
   tlsCert: string | Buffer | undefined;
   tlsKey: string | Buffer | undefined;
@@ -106,6 +113,8 @@ export interface NormalizedServerOptions {
 
 export type UdpTransportChoice = 'auto' | 'native' | 'dgram';
 export const UDP_TRANSPORTS: readonly UdpTransportChoice[] = ['auto', 'native', 'dgram'];
+export type TcpTransportChoice = 'auto' | 'native' | 'stream';
+export const TCP_TRANSPORTS: readonly TcpTransportChoice[] = ['auto', 'native', 'stream'];
 
 /** Defaults for a server exposed to the internet; docs/security.md gives the reason for each. */
 export const SERVER_DEFAULTS = {
@@ -234,6 +243,7 @@ export function normalizeServerOptions(options: ServerOptions = {}): NormalizedS
         ? SERVER_DEFAULTS.proxyHeaderTimeout
         : checkNumber('proxyHeaderTimeout', o.proxyHeaderTimeout, 0.001, 3600, 'a number of seconds from 0.001 to 3600'),
     udpTransport: o.udpTransport === undefined ? 'auto' : checkChoice('udpTransport', o.udpTransport, UDP_TRANSPORTS),
+    tcpTransport: o.tcpTransport === undefined ? 'auto' : checkChoice('tcpTransport', o.tcpTransport, TCP_TRANSPORTS),
     tlsCert: o.tlsCert === undefined ? undefined : checkPemSource('tlsCert', o.tlsCert),
     tlsKey: o.tlsKey === undefined ? undefined : checkPemSource('tlsKey', o.tlsKey),
     tlsPort: o.tlsPort === undefined ? SERVER_DEFAULTS.tlsPort : checkPort('tlsPort', o.tlsPort),

@@ -47,7 +47,8 @@ export function upcaseAsciiInPlace(buf: Uint8Array, start: number, end: number):
 
 /**
  * For code points below U+20000: the uppercase code point when it is a single
- * code point of the same UTF-8 length (often the code point itself), else -1.
+ * code point of the same UTF-8 length (often the code point itself), else
+ * negative: `-1 - k` for the k-th "special" (see {@link caseTables}).
  * Built once, lazily, from `String.prototype.toUpperCase()` itself, so it can
  * never disagree with it. Planes 2 and up have no case mappings, but their
  * characters are treated as special anyway (uppercased through a string once,
@@ -55,24 +56,58 @@ export function upcaseAsciiInPlace(buf: Uint8Array, start: number, end: number):
  */
 let caseTable: Int32Array | null = null;
 const TABLE_SIZE = 0x20000;
+// Surrogates never decode from well-formed UTF-8; their entry points at no special.
+const NO_SPECIAL = -0x7fffffff;
 
 function utf8Length(cp: number): number {
   return cp < 0x80 ? 1 : cp < 0x800 ? 2 : cp < 0x10000 ? 3 : 4;
 }
 
-function buildCaseTable(): Int32Array {
+/**
+ * The case data in flat arrays, for the native codec (native/codec.c):
+ * `table` as above; special k's uppercase is
+ * `specialBytes[specialOffsets[k], specialOffsets[k + 1])`. `maxGrowth` is the
+ * largest ratio of an uppercase's UTF-8 length to its character's.
+ */
+export interface CaseTables {
+  table: Int32Array;
+  specialOffsets: Int32Array;
+  specialBytes: Uint8Array;
+  maxGrowth: number;
+}
+
+let tables: CaseTables | null = null;
+
+export function caseTables(): CaseTables {
+  if (tables !== null) return tables;
   const table = new Int32Array(TABLE_SIZE);
+  const offsets = [0];
+  const bytes: number[] = [];
+  let maxGrowth = 1;
   for (let cp = 0; cp < TABLE_SIZE; cp++) {
     if (cp >= 0xd800 && cp <= 0xdfff) {
-      table[cp] = -1;
+      table[cp] = NO_SPECIAL;
       continue;
     }
     const upper = String.fromCodePoint(cp).toUpperCase();
     const u = upper.codePointAt(0)!;
     const single = upper.length === (u > 0xffff ? 2 : 1);
-    table[cp] = single && utf8Length(u) === utf8Length(cp) ? u : -1;
+    if (single && utf8Length(u) === utf8Length(cp)) {
+      table[cp] = u;
+      continue;
+    }
+    const encoded = Buffer.from(upper, 'utf8');
+    table[cp] = -offsets.length; // -1 - k, k = offsets.length - 1
+    for (const b of encoded) bytes.push(b);
+    offsets.push(bytes.length);
+    maxGrowth = Math.max(maxGrowth, encoded.length / utf8Length(cp));
   }
-  return table;
+  tables = { table, specialOffsets: Int32Array.from(offsets), specialBytes: Uint8Array.from(bytes), maxGrowth };
+  return tables;
+}
+
+function buildCaseTable(): Int32Array {
+  return caseTables().table;
 }
 
 /**

@@ -9,6 +9,7 @@ import { normalizeServerOptions, type NormalizedServerOptions, type ServerOption
 import { readProxyHeader, type ProxyHeaderResult } from '../proxy/accept.js';
 import { parseCidr, TrustList } from '../proxy/trust.js';
 import { handleConnection } from '../tcp/connection.js';
+import { loadNativeTcp, NativeTcpTransport, type NativeCloseReason, type NativeTcpCounters } from '../tcp/native.js';
 import { type CertificateInfo, loadTlsCredentials, type PemSource, type TlsCredentials } from '../tls/credentials.js';
 import { TlsAcceptor } from '../tls/server.js';
 import { createDatagramHandler, DatagramPolicy, type DatagramOptions } from '../udp/handler.js';
@@ -68,7 +69,10 @@ export class UpcaseServer extends EventEmitter {
   /** Where the TLS certificate and key come from; reloadTls() reads them again. */
   private tlsSources: { cert: PemSource; key: PemSource } | null = null;
   private udpSocket: UdpListener | null = null;
-  private readonly connections = new Set<net.Socket>();
+  /** Serves plain TCP connections when the native TCP transport is in use. */
+  private nativeTcp: NativeTcpTransport | null = null;
+  /** Open TCP connections: sockets, or natively served connections. */
+  private readonly connections = new Set<{ destroy(): void }>();
   private bound: ServerAddress | null = null;
   private stateValue: ServerState = 'new';
   private closing: Promise<void> | null = null;
@@ -134,6 +138,9 @@ export class UpcaseServer extends EventEmitter {
       const credentials = await loadTlsCredentials(this.tlsSources.cert, this.tlsSources.key);
       this.tls = new TlsAcceptor({ credentials, handshakeTimeoutMs: this.options.tlsHandshakeTimeout * 1000 });
     }
+    if (this.options.tcp && this.options.tcpTransport === 'native' && loadNativeTcp() === null) {
+      throw new UpcaseError('UPCASE_ERR_INVALID_ARG', 'the native TCP transport is not built here (run `npm run build:native`); use tcpTransport `auto` or `stream`');
+    }
     const hosts = host === undefined ? DEFAULT_HOSTS : [await resolveHost(host, port, this.options.tcp ? 'tcp' : 'udp')];
     let lastError: unknown;
     for (const address of hosts) {
@@ -157,7 +164,8 @@ export class UpcaseServer extends EventEmitter {
     const { idleTimeout, writeTimeout, udpRateLimit, udpRateBurst, udpAllowLowPorts } = this.options;
     const limits = { maxConnections: this.maxConnectionsValue, idleTimeout, writeTimeout, udpRateLimit, udpRateBurst, udpAllowLowPorts };
     const udpTransport = this.udpTransport ?? undefined;
-    this.logger.info({ ...this.bound, transports: this.bound.transports.join('+'), udpTransport, ...limits }, 'listening');
+    const tcpTransport = this.tcpTransport ?? undefined;
+    this.logger.info({ ...this.bound, transports: this.bound.transports.join('+'), tcpTransport, udpTransport, ...limits }, 'listening');
     if (this.tls !== null) this.logCertificate(this.tls.credentials, 'tls certificate loaded');
     this.emit('listening', this.bound);
     return this.bound;
@@ -197,6 +205,7 @@ export class UpcaseServer extends EventEmitter {
         if (!tcp && !udp) actualPort = tlsPort;
       }
       this.tcpServer = tcpServer;
+      if (tcpServer !== null) this.nativeTcp = this.createNativeTcp();
       const transports: ServerAddress['transports'] = [];
       if (tcp) transports.push('tcp');
       if (udp) transports.push('udp');
@@ -245,6 +254,23 @@ export class UpcaseServer extends EventEmitter {
         resolve(server);
       });
     });
+  }
+
+  /** The native TCP transport if chosen and built; its byte counts join the stats. */
+  private createNativeTcp(): NativeTcpTransport | null {
+    const choice = this.options.tcpTransport;
+    const binding = choice === 'stream' ? null : loadNativeTcp();
+    if (binding === null) return null;
+    const { idleTimeout, writeTimeout } = this.options;
+    const transport = new NativeTcpTransport(binding, { idleTimeoutMs: idleTimeout * 1000, writeTimeoutMs: writeTimeout * 1000 });
+    addNativeCounters(this.stats, transport);
+    return transport;
+  }
+
+  /** Which transport serves plain TCP: `native` or `stream`, or null before listening (or without TCP). */
+  get tcpTransport(): 'native' | 'stream' | null {
+    if (this.tcpServer === null) return null;
+    return this.nativeTcp === null ? 'stream' : 'native';
   }
 
   private datagramOptions(): DatagramOptions {
@@ -361,12 +387,14 @@ export class UpcaseServer extends EventEmitter {
       remotePort: socket.remotePort,
     };
     const { idleTimeout, writeTimeout } = this.options;
-    socket.once('close', () => {
+    const closed = (connection: { destroy(): void }): void => {
       stats.connectionsOpen--;
-      this.connections.delete(socket);
+      this.connections.delete(connection);
       this.logger.debug(logFields, 'connection closed');
       if (this.stateValue === 'draining' && this.connections.size === 0) this.emit('drained');
-    });
+    };
+    const onSocketClose = (): void => closed(socket);
+    socket.once('close', onSocketClose);
     // The client, for logs and for anything keyed per address: with PROXY protocol, the
     // address from the header (any per-address TCP limit must use this, not the socket's).
     const serve = (
@@ -389,6 +417,21 @@ export class UpcaseServer extends EventEmitter {
       };
       if (transport === 'tcp' || this.tls === null) {
         this.logger.debug(logFields, 'connection open');
+        if (this.nativeTcp !== null) {
+          // The addon takes the connection over and the socket is destroyed: its
+          // 'close' is not this connection's.
+          socket.off('close', onSocketClose);
+          const native = this.nativeTcp.adopt(socket, (reason, code) => {
+            this.nativeClosed(reason, code, logFields);
+            closed(native!);
+          });
+          if (native !== null) {
+            this.connections.delete(socket);
+            this.connections.add(native);
+            return;
+          }
+          socket.once('close', onSocketClose);
+        }
         handleConnection(socket, connectionOptions);
         return;
       }
@@ -421,6 +464,19 @@ export class UpcaseServer extends EventEmitter {
       // reads those itself (the socket must stay paused, or they would flow past it).
       if (transport === 'tcp') socket.resume();
     });
+  }
+
+  /** Counts and logs how a natively served connection ended, as handleConnection does. */
+  private nativeClosed(reason: NativeCloseReason, code: string | undefined, logFields: Record<string, unknown>): void {
+    // The addon counted timeouts already (NativeTcpCounters), as they happened.
+    if (reason === 'idle') {
+      this.logger.debug({ ...logFields, code: 'UPCASE_ERR_TIMEOUT' }, 'idle timeout; closing');
+    } else if (reason === 'stall') {
+      this.logger.debug({ ...logFields, code: 'UPCASE_ERR_TIMEOUT' }, 'client left replies unread; closing');
+    } else if (reason === 'error') {
+      countError(this.stats, code);
+      this.logger.debug({ ...logFields, code, err: code }, 'connection error');
+    }
   }
 
   private rejectProxyHeader(
@@ -522,8 +578,8 @@ export class UpcaseServer extends EventEmitter {
         this.logger.warn({ connections: this.connections.size, drainTimeout: this.options.drainTimeout }, 'drain timeout: closing open connections');
       }
     }
-    for (const socket of this.connections) socket.destroy();
-    await tcpClosed;
+    for (const connection of this.connections) connection.destroy();
+    await Promise.all([tcpClosed, this.nativeTcp?.close()]);
     this.warnings.flush();
     this.stateValue = 'closed';
     if (wasListening) this.logger.info('closed');
@@ -545,6 +601,26 @@ async function resolveHost(host: string, port: number, transport: 'tcp' | 'udp')
     return address;
   } catch (err) {
     throw listenError(err, transport, host, port);
+  }
+}
+
+/** Makes the stats include what the native transport counts (they stay plain, settable numbers). */
+function addNativeCounters(stats: ServerStats, native: NativeTcpCounters): void {
+  for (const [key, read] of [
+    ['tcpBytesIn', () => native.bytesIn],
+    ['tcpBytesOut', () => native.bytesOut],
+    ['idleTimeouts', () => native.idleTimeouts],
+    ['writeTimeouts', () => native.writeTimeouts],
+  ] as const) {
+    let own = stats[key];
+    Object.defineProperty(stats, key, {
+      enumerable: true,
+      configurable: true,
+      get: () => own + read(),
+      set: (value: number) => {
+        own = value - read();
+      },
+    });
   }
 }
 

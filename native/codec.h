@@ -1,0 +1,50 @@
+// The upcase codec in C, for the native TCP transport (native/tcp_serve.c).
+//
+// It implements exactly the rule of src/codec/ (docs/protocol.md): well-formed
+// UTF-8 is uppercased, every byte that is not part of a well-formed sequence
+// passes through unchanged, and a character cut by a chunk boundary is held
+// back (at most 3 bytes) until the next chunk completes it.
+//
+// The case data is not compiled in: it is the table the TypeScript codec builds
+// from String.prototype.toUpperCase() (src/codec/fast.ts caseTables()), handed
+// over once, so both codecs can never disagree on a character.
+#ifndef UPCASE_CODEC_H
+#define UPCASE_CODEC_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+// Code points below this have a table entry; above it nothing has a case mapping.
+#define CODEC_TABLE_SIZE 0x20000
+// No character's uppercase is more than 3 times as long as the character in UTF-8
+// (ΐ: 2 bytes → 6). caseTables() checks this when it builds the table.
+#define CODEC_MAX_GROWTH 3
+
+typedef struct {
+  // For each code point: its uppercase when that is one code point of the same UTF-8
+  // length (often itself); otherwise -1 - k, where k indexes the specials below.
+  const int32_t *table;
+  // Special k's uppercase is special_bytes[special_offsets[k], special_offsets[k + 1]).
+  const int32_t *special_offsets;
+  const uint8_t *special_bytes;
+  int32_t special_count;
+} codec_tables_t;
+
+typedef struct {
+  uint8_t held[4];  // the start of a character cut by the end of the last chunk
+  uint8_t held_length;
+} codec_stream_t;
+
+// Room `out` must have for codec_push() of an n-byte chunk.
+#define CODEC_OUT_SIZE(n) ((size_t)(n) * CODEC_MAX_GROWTH + 16)
+
+// Uppercases the next chunk of a stream. `buf` is owned by the caller and may be
+// rewritten. Returns where the output is (`buf` itself when every character kept
+// its length, else `out`, which needs CODEC_OUT_SIZE(n) bytes) and sets *out_length.
+uint8_t *codec_push(const codec_tables_t *t, codec_stream_t *s, uint8_t *buf, size_t n, uint8_t *out, size_t *out_length);
+
+// Ends the stream: copies the held-back bytes (never completed, so unchanged) to
+// `out` (4 bytes) and returns how many there were.
+size_t codec_end(codec_stream_t *s, uint8_t *out);
+
+#endif
