@@ -26,6 +26,7 @@ export {
   type ServerOptions,
   type NormalizedServerOptions,
   type UdpTransportChoice,
+  type TcpTransportChoice,
 } from './options.js';
 export {
   UpcaseServer,
@@ -57,6 +58,7 @@ export { readProxyHeader, type ProxyHeaderResult } from './proxy/accept.js';
 export { handleConnection, type ConnectionOptions } from './tcp/connection.js';
 export { MAX_UDP_PAYLOAD_IPV4, MAX_UDP_PAYLOAD_IPV6, DatagramPolicy, createDatagramHandler, type DatagramOptions } from './udp/handler.js';
 export { udpTransportName } from './udp/native.js';
+export { tcpTransportName } from './tcp/native.js';
 export {
   createMetricsRegistry,
   startMetricsServer,

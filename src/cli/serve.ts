@@ -2,7 +2,7 @@ import cluster from 'node:cluster';
 import { Command, type Option } from 'commander';
 import pino, { type Logger } from 'pino';
 import { formatHostPort, InvalidArgumentError } from '../errors.js';
-import { checkCidrList, SERVER_DEFAULTS, UDP_TRANSPORTS, type ServerOptions, type UdpTransportChoice } from '../options.js';
+import { checkCidrList, SERVER_DEFAULTS, TCP_TRANSPORTS, UDP_TRANSPORTS, type ServerOptions, type TcpTransportChoice, type UdpTransportChoice } from '../options.js';
 import { ClusterPrimary, ClusterWorker, clusterWorkerPort, clusterWorkerSlot, resolveWorkerCount } from '../server/cluster.js';
 import { createMetricsRegistry, METRICS_DEFAULT_HOST, type MetricsServer, metricsUrl, startMetricsServer } from '../server/metrics.js';
 import { type ServerAddress, UpcaseServer } from '../server/server.js';
@@ -38,6 +38,7 @@ export interface ServeFlags {
   trustedProxies?: string[];
   proxyHeaderTimeout: number;
   udpTransport: UdpTransportChoice;
+  tcpTransport: TcpTransportChoice;
   tlsCert?: string;
   tlsKey?: string;
   tlsPort?: number;
@@ -121,6 +122,11 @@ function serveOptions(): Command {
     .addOption(
       envOption('--udp-transport <kind>', 'UDP transport: native (batched recvmmsg/sendmmsg addon), dgram (node:dgram) or auto', 'UPCASE_UDP_TRANSPORT')
         .choices(UDP_TRANSPORTS)
+        .default('auto'),
+    )
+    .addOption(
+      envOption('--tcp-transport <kind>', 'TCP transport: native (connections served by the C addon), stream (net.Socket) or auto', 'UPCASE_TCP_TRANSPORT')
+        .choices(TCP_TRANSPORTS)
         .default('auto'),
     )
     .addOption(
@@ -254,6 +260,7 @@ function serverOptions(flags: ServeFlags, logger: Logger): ServerOptions {
     trustedProxies: flags.trustedProxies,
     proxyHeaderTimeout: flags.proxyHeaderTimeout,
     udpTransport: flags.udpTransport,
+    tcpTransport: flags.tcpTransport,
     tlsCert: flags.tlsCert,
     tlsKey: flags.tlsKey,
     tlsPort: flags.tlsPort,

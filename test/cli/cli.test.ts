@@ -72,6 +72,8 @@ describe('upcase (no server)', { concurrency: true }, () => {
     ['--log-level loud', ['serve', '--log-level', 'loud'], {}, /--log-level.*loud/],
     ['--host ""', ['serve', '--host', ''], {}, /`--host`/],
     ['UPCASE_UDP_ALLOW_LOW_PORTS=maybe', ['serve'], { UPCASE_UDP_ALLOW_LOW_PORTS: 'maybe' }, /--udp-allow-low-ports.*`maybe`/],
+    ['--tcp-transport fast', ['serve', '--tcp-transport', 'fast'], {}, /--tcp-transport.*fast/],
+    ['UPCASE_TCP_TRANSPORT=fast', ['serve'], { UPCASE_TCP_TRANSPORT: 'fast' }, /--tcp-transport.*fast/],
   ];
   for (const [name, given, env, message] of badValues) {
     // Should a bad value ever be accepted, the server must not start on the default port 12000.

@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import dgram from 'node:dgram';
 import { after, describe, it } from 'node:test';
-import { parseLogs, scrape, spawnServe, started, until, type ServeProcess } from './ops-helpers.js';
+import { parseLogs, scrape, spawnServe, started, tcpRoundTrip, until, type ServeProcess } from './ops-helpers.js';
 
 /** `count` requests, each from its own socket (its own flow), each retried until answered. */
 async function manyFlows(port: number, count: number): Promise<string[]> {
@@ -48,6 +48,10 @@ for (const transport of ['auto', 'native'] as const) {
       const listening = parseLogs(p.stderr).filter((e) => e.msg === 'listening');
       assert.equal(listening.length, 2);
       for (const line of listening) assert.equal(line.udpTransport, transport === 'auto' ? 'dgram' : 'native');
+      // TCP in workers: node:cluster hands each worker its connections, the addon serves them.
+      for (const line of listening) assert.equal(line.tcpTransport, 'native');
+      const tcpReplies = await Promise.all(Array.from({ length: 20 }, (_, i) => tcpRoundTrip(port, `conn ${i} ß`)));
+      assert.deepEqual(tcpReplies.map(String), Array.from({ length: 20 }, (_, i) => `CONN ${i} SS`));
       await until(async () => {
         const m = await scrape(metrics!);
         return m.get('upcase_datagrams_received_total') !== undefined && m.get('upcase_datagrams_sent_total')! >= 40;

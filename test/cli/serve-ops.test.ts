@@ -128,6 +128,10 @@ describe('configuration through UPCASE_* variables', () => {
     flags = await parseServeArgs(['--no-tcp']);
     assert.equal(flags.udpAllowLowPorts, true);
     assert.equal(flags.tcp, false, 'the flag wins over UPCASE_TCP=true');
+    assert.equal(flags.tcpTransport, 'auto');
+    process.env.UPCASE_TCP_TRANSPORT = 'stream';
+    assert.equal((await parseServeArgs([])).tcpTransport, 'stream');
+    assert.equal((await parseServeArgs(['--tcp-transport', 'native'])).tcpTransport, 'native', 'the flag wins');
     process.env.UPCASE_WORKERS = 'auto';
     process.env.UPCASE_METRICS_PORT = '9464';
     flags = await parseServeArgs(['--workers', '3']);

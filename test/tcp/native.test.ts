@@ -1,0 +1,177 @@
+// The native TCP transport (native/tcp_serve.c, native/codec.c) against the
+// TypeScript one: the C codec must agree with src/codec on every input, and a
+// server must behave and count the same on either transport. The end-to-end and
+// timeout batteries (test/tcp/e2e.test.ts, test/adversarial/timeouts.test.ts) run
+// on both transports too.
+import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import net from 'node:net';
+import { describe, test } from 'node:test';
+import fc from 'fast-check';
+import { upcase } from '../../src/codec/upcase.js';
+import { startServer, type ServerOptions, type UpcaseServer } from '../../src/index.js';
+import { loadNativeTcp, nativeUpcaser, tcpTransportName } from '../../src/tcp/native.js';
+import { CODEC_CASES } from '../fixtures/codec-cases.js';
+import { bytes, splitAt } from '../helpers/arbitraries.js';
+import { tcpExchange, waitFor } from '../helpers/clients.js';
+
+function native(): NonNullable<ReturnType<typeof nativeUpcaser>> {
+  const codec = nativeUpcaser();
+  assert.ok(codec !== null, 'build/Release/upcase_tcp.node is missing: run `npm run build:native`');
+  return codec;
+}
+
+/** The native codec's output for `chunks` pushed in turn, then ended. */
+function nativeStreamed(chunks: readonly Buffer[]): Buffer {
+  const codec = native();
+  return Buffer.concat([...chunks.map((c) => codec.push(c)), codec.end()]);
+}
+
+test('the native TCP transport is built on Linux (npm ci compiles it) and is the default', () => {
+  assert.equal(process.platform, 'linux');
+  assert.notEqual(loadNativeTcp(), null, 'build/Release/upcase_tcp.node is missing: run `npm run build:native`');
+  assert.equal(tcpTransportName(), 'native');
+});
+
+describe('the C codec agrees with the TypeScript codec', () => {
+  test('every code point, alone', () => {
+    const codec = native();
+    const mismatches: string[] = [];
+    for (let cp = 0; cp <= 0x10ffff; cp++) {
+      if (cp >= 0xd800 && cp <= 0xdfff) continue;
+      const input = Buffer.from(String.fromCodePoint(cp), 'utf8');
+      const out = Buffer.concat([codec.push(input), codec.end()]);
+      if (!out.equals(upcase(input)) && mismatches.length < 10) mismatches.push(cp.toString(16));
+    }
+    assert.deepEqual(mismatches, []);
+  });
+
+  test('planes 2 and up have no case mappings (the C codec relies on it)', () => {
+    const mapped: string[] = [];
+    for (let cp = 0x20000; cp <= 0x10ffff; cp++) {
+      const c = String.fromCodePoint(cp);
+      if (c.toUpperCase() !== c && mapped.length < 10) mapped.push(cp.toString(16));
+    }
+    assert.deepEqual(mapped, []);
+  });
+
+  test('every fixture, whole and one byte at a time', () => {
+    for (const { name, input, output } of CODEC_CASES) {
+      const bytesIn = Buffer.from(input, 'hex');
+      assert.equal(nativeStreamed([bytesIn]).toString('hex'), output, name);
+      assert.equal(nativeStreamed([...bytesIn].map((b) => Buffer.of(b))).toString('hex'), output, `${name}, byte by byte`);
+    }
+  });
+
+  test('property: random bytes, random cut points', () => {
+    fc.assert(
+      fc.property(bytes(200), fc.array(fc.nat(), { maxLength: 12 }), (input, cuts) => {
+        assert.deepEqual(nativeStreamed(splitAt(input, cuts)), upcase(input));
+      }),
+      { numRuns: 3000 },
+    );
+  });
+
+  test('long chunks: ASCII words, every kind of character, ill-formed bytes, cut anywhere', () => {
+    const pieces = ['hello world ', 'straße ', 'ﬃ ', 'ΐ ', 'ŉ ', 'ı ', 'ȿ ', 'привет ', '中文 ', '𐐨😀 ', 'ǆ '].map((s) => Buffer.from(s));
+    pieces.push(Buffer.from('ff', 'hex'), Buffer.from('e282', 'hex'), Buffer.from('eda080', 'hex'), Buffer.from('f4908080', 'hex'));
+    let seed = 7;
+    const parts: Buffer[] = [];
+    for (let size = 0; size < 1 << 20; ) {
+      seed = (seed * 1103515245 + 12345) >>> 0;
+      const p = pieces[seed % pieces.length]!;
+      parts.push(p);
+      size += p.length;
+    }
+    const input = Buffer.concat(parts);
+    const cuts: number[] = [];
+    for (let at = 0; at < input.length; at += 1 + (at % 65_521)) cuts.push(at);
+    assert.ok(nativeStreamed(splitAt(input, cuts)).equals(upcase(input)));
+    assert.ok(nativeStreamed([input]).equals(upcase(input)));
+  });
+});
+
+const servers: UpcaseServer[] = [];
+
+async function server(options: ServerOptions): Promise<UpcaseServer> {
+  const s = await startServer({ host: '127.0.0.1', port: 0, udp: false, ...options });
+  servers.push(s);
+  return s;
+}
+
+describe('a server on either transport', { concurrency: false }, () => {
+  test.after(() => Promise.all(servers.splice(0).map((s) => s.close())));
+
+  test('tcpTransport picks the transport; an unknown one is rejected', async () => {
+    assert.equal((await server({})).tcpTransport, 'native');
+    assert.equal((await server({ tcpTransport: 'native' })).tcpTransport, 'native');
+    assert.equal((await server({ tcpTransport: 'stream' })).tcpTransport, 'stream');
+    assert.equal((await server({ tcp: false, udp: true })).tcpTransport, null);
+    await assert.rejects(startServer({ port: 0, tcpTransport: 'bogus' as never }), { code: 'UPCASE_ERR_INVALID_ARG' });
+  });
+
+  test('the same conversations give the same replies and the same stats', async () => {
+    const held = Buffer.from([0x61, 0xc3]); // 'a' then a lead byte the FIN leaves alone
+    const conversations = [Buffer.from('hello, straße ﬃ ΐ'), held, Buffer.alloc(0), Buffer.alloc(300_000, 'ß'), Buffer.from([0xff, 0xed, 0xa0, 0x80])];
+    const results = [];
+    for (const tcpTransport of ['native', 'stream'] as const) {
+      const s = await server({ tcpTransport });
+      const { port } = s.address();
+      const replies = [];
+      for (const input of conversations) replies.push(await tcpExchange(port, input));
+      // A client that resets its connection: counted by code, others unaffected.
+      const reset = net.connect({ port, host: '127.0.0.1' });
+      reset.on('error', () => {});
+      await once(reset, 'connect');
+      reset.write('x');
+      await once(reset, 'data');
+      reset.resetAndDestroy();
+      await waitFor(() => s.stats.connectionsOpen === 0, 'every connection closed');
+      const { tcpBytesIn, tcpBytesOut, connectionsTotal, connectionsOpen, errors } = s.stats;
+      results.push({ replies, stats: { tcpBytesIn, tcpBytesOut, connectionsTotal, connectionsOpen, errors } });
+    }
+    const [nat, stream] = results;
+    assert.deepEqual(nat!.replies, stream!.replies);
+    conversations.forEach((input, i) => assert.deepEqual(nat!.replies[i], upcase(input)));
+    assert.deepEqual(nat!.stats, stream!.stats);
+    assert.deepEqual(nat!.stats.errors, { ECONNRESET: 1 });
+  });
+
+  test('with PROXY protocol, the bytes after the header (same packet) are answered first', async () => {
+    const s = await server({ proxyProtocol: true, trustedProxies: '127.0.0.1/32' });
+    assert.equal(s.tcpTransport, 'native');
+    const header = 'PROXY TCP4 192.0.2.1 192.0.2.2 40000 12000\r\n';
+    const reply = await tcpExchange(s.address().port, Buffer.concat([Buffer.from(header), Buffer.from('hello straße'), Buffer.from([0xc3])]));
+    assert.deepEqual(reply, Buffer.concat([Buffer.from('HELLO STRASSE'), Buffer.from([0xc3])]));
+    assert.equal(s.stats.proxyAccepted, 1);
+    // Header and payload in separate writes, the payload after a pause.
+    const socket = net.connect({ port: s.address().port, host: '127.0.0.1' });
+    await once(socket, 'connect');
+    socket.write(header);
+    await new Promise((r) => setTimeout(r, 50));
+    socket.write('second ');
+    const [first] = (await once(socket, 'data')) as [Buffer];
+    assert.equal(first.toString(), 'SECOND ');
+    socket.destroy();
+  });
+
+  test('close() without drain closes natively served connections, and the counts return to 0', async () => {
+    const s = await server({});
+    const sockets = await Promise.all(
+      Array.from({ length: 20 }, async () => {
+        const socket = net.connect({ port: s.address().port, host: '127.0.0.1' });
+        socket.on('error', () => {});
+        await once(socket, 'connect');
+        socket.write('hi');
+        await once(socket, 'data');
+        return socket;
+      }),
+    );
+    assert.equal(s.connectionCount, 20);
+    const closed = sockets.map((socket) => once(socket, 'close'));
+    await s.close();
+    await Promise.all(closed);
+    assert.equal(s.connectionCount, 0);
+    assert.equal(s.stats.connectionsOpen, 0);
+  });
+});
