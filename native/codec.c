@@ -97,10 +97,10 @@ static inline int32_t lookup(const codec_tables_t *t, uint32_t cp) {
   return cp < CODEC_TABLE_SIZE ? t->table[cp] : (int32_t)cp;
 }
 
-// Uppercases buf[0, n) (complete input) in place, stopping at the first character
-// whose uppercase changes length. Returns its index, or n.
-static size_t upcase_in_place(const codec_tables_t *t, uint8_t *buf, size_t n) {
-  size_t i = 0;
+// Uppercases buf[0, n) (complete input) in place, except characters whose
+// uppercase changes length: their positions go to `specials`. Returns how many.
+static size_t upcase_in_place(const codec_tables_t *t, uint8_t *buf, size_t n, uint32_t *specials) {
+  size_t i = 0, count = 0;
   while (i < n) {
     while (i + 8 <= n) {
       uint64_t w;
@@ -123,65 +123,49 @@ static size_t upcase_in_place(const codec_tables_t *t, uint8_t *buf, size_t n) {
     }
     uint32_t cp = decode(buf + i, len);
     int32_t u = lookup(t, cp);
-    if (u < 0) return i;
-    if ((uint32_t)u != cp) encode(buf + i, len, (uint32_t)u);
+    if (u < 0) specials[count++] = (uint32_t)i;
+    else if ((uint32_t)u != cp) encode(buf + i, len, (uint32_t)u);
     i += (size_t)len;
   }
-  return n;
+  return count;
 }
 
-// Uppercases src[0, n) (complete input) into dst; returns the output length.
-static size_t upcase_copy(const codec_tables_t *t, const uint8_t *src, size_t n, uint8_t *dst) {
-  size_t i = 0, o = 0;
-  while (i < n) {
-    while (i + 8 <= n) {
-      uint64_t w;
-      memcpy(&w, src + i, 8);
-      if (w & ASCII_HIGH) break;
-      w = upper8(w);
-      memcpy(dst + o, &w, 8);
-      i += 8;
-      o += 8;
-    }
-    if (i >= n) break;
-    uint8_t b0 = src[i];
-    if (b0 < 0x80) {
-      dst[o++] = upper1(b0);
-      i++;
-      continue;
-    }
-    int len = complete_length(src + i, n - i);
-    if (len == 0) {
-      dst[o++] = b0;
-      i++;
-      continue;
-    }
-    uint32_t cp = decode(src + i, len);
-    int32_t u = lookup(t, cp);
-    if (u >= 0) {
-      encode(dst + o, len, (uint32_t)u);
-      o += (size_t)len;
-    } else {
-      int64_t k = -1 - (int64_t)u;
-      if (k < t->special_count) {
-        int32_t from = t->special_offsets[k], to = t->special_offsets[k + 1];
-        memcpy(dst + o, t->special_bytes + from, (size_t)(to - from));
-        o += (size_t)(to - from);
-      } else {
-        memcpy(dst + o, src + i, (size_t)len);  // unreachable (surrogates are never decoded)
-        o += (size_t)len;
-      }
-    }
-    i += (size_t)len;
+// The uppercase bytes of the special character (well-formed, `len` bytes) at p.
+static const uint8_t *special_bytes(const codec_tables_t *t, const uint8_t *p, int len, size_t *n) {
+  int64_t k = -1 - (int64_t)lookup(t, decode(p, len));
+  if (k < 0 || k >= t->special_count) {  // unreachable: only specials are recorded
+    *n = (size_t)len;
+    return p;
   }
-  return o;
+  *n = (size_t)(t->special_offsets[k + 1] - t->special_offsets[k]);
+  return t->special_bytes + t->special_offsets[k];
 }
 
-uint8_t *codec_push(const codec_tables_t *t, codec_stream_t *s, uint8_t *buf, size_t n, uint8_t *out, size_t *out_length) {
-  size_t start = 0, o = 0;
-  int copying = 0;
+static inline size_t lead_length(uint8_t b0) { return b0 < 0xe0 ? 2 : b0 < 0xf0 ? 3 : 4; }
+
+// After upcase_in_place() found `count` specials in buf[0, n): the whole output,
+// assembled in `out` after `prefix` bytes already there. Returns its length.
+static size_t splice(const codec_tables_t *t, const uint8_t *buf, size_t n, const uint32_t *specials, size_t count, uint8_t *out, size_t prefix) {
+  size_t o = prefix, from = 0;
+  for (size_t k = 0; k < count; k++) {
+    size_t p = specials[k], len = lead_length(buf[p]), sn;
+    memcpy(out + o, buf + from, p - from);
+    o += p - from;
+    const uint8_t *bytes = special_bytes(t, buf + p, (int)len, &sn);
+    memcpy(out + o, bytes, sn);
+    o += sn;
+    from = p + len;
+  }
+  memcpy(out + o, buf + from, n - from);
+  return o + (n - from);
+}
+
+uint8_t *codec_push(const codec_tables_t *t, codec_stream_t *s, uint8_t *buf, size_t n, const codec_scratch_t *scratch, size_t *out_length) {
+  size_t start = 0;
+  // The character held from the last chunk, completed (or given up) with this one's first bytes.
+  uint8_t prefix[16];
+  size_t prefix_length = 0;
   if (s->held_length > 0) {
-    // Complete the held character with the first bytes of this chunk.
     size_t held = s->held_length;
     size_t take = 4 - held < n ? 4 - held : n;
     memcpy(s->held + held, buf, take);
@@ -189,36 +173,41 @@ uint8_t *codec_push(const codec_tables_t *t, codec_stream_t *s, uint8_t *buf, si
     if (len == INCOMPLETE) {
       s->held_length = (uint8_t)(held + take);  // take == n: everything is held
       *out_length = 0;
-      return out;
+      return buf;
     }
     s->held_length = 0;
     if (len > 0) {
-      o = upcase_copy(t, s->held, (size_t)len, out);
+      uint32_t one;
+      if (upcase_in_place(t, s->held, (size_t)len, &one) == 0) {
+        memcpy(prefix, s->held, (size_t)len);
+        prefix_length = (size_t)len;
+      } else {
+        const uint8_t *bytes = special_bytes(t, s->held, len, &prefix_length);
+        memcpy(prefix, bytes, prefix_length);
+      }
       start = (size_t)len - held;
     } else {
       // Ill-formed: the held bytes pass through and the chunk is read from its start.
-      memcpy(out, s->held, held);
-      o = held;
+      memcpy(prefix, s->held, held);
+      prefix_length = held;
     }
-    copying = 1;
   }
   size_t tail = incomplete_tail_start(buf, start, n);
   if (tail < n) {
     memcpy(s->held, buf + tail, n - tail);
     s->held_length = (uint8_t)(n - tail);
   }
-  if (!copying) {
-    size_t k = upcase_in_place(t, buf, tail);
-    if (k == tail) {
-      *out_length = tail;
-      return buf;
-    }
-    memcpy(out, buf, k);
-    o = k;
-    start = k;
+  size_t count = upcase_in_place(t, buf + start, tail - start, scratch->specials);
+  if (count == 0) {
+    // Same lengths: the output is the chunk itself, the prefix put just before it.
+    uint8_t *begin = buf + start - prefix_length;
+    memcpy(begin, prefix, prefix_length);
+    *out_length = prefix_length + (tail - start);
+    return begin;
   }
-  *out_length = o + upcase_copy(t, buf + start, tail - start, out + o);
-  return out;
+  memcpy(scratch->out, prefix, prefix_length);
+  *out_length = splice(t, buf + start, tail - start, scratch->specials, count, scratch->out, prefix_length);
+  return scratch->out;
 }
 
 size_t codec_end(codec_stream_t *s, uint8_t *out) {

@@ -35,13 +35,24 @@ typedef struct {
   uint8_t held_length;
 } codec_stream_t;
 
-// Room `out` must have for codec_push() of an n-byte chunk.
-#define CODEC_OUT_SIZE(n) ((size_t)(n) * CODEC_MAX_GROWTH + 16)
+// Writable bytes codec_push() needs in front of `buf` (for a character completed
+// across chunks, put before the rest of the output).
+#define CODEC_HEADROOM 16
 
-// Uppercases the next chunk of a stream. `buf` is owned by the caller and may be
-// rewritten. Returns where the output is (`buf` itself when every character kept
-// its length, else `out`, which needs CODEC_OUT_SIZE(n) bytes) and sets *out_length.
-uint8_t *codec_push(const codec_tables_t *t, codec_stream_t *s, uint8_t *buf, size_t n, uint8_t *out, size_t *out_length);
+// Scratch space for codec_push() of up to n bytes: the output when characters
+// change length, and the positions of those characters.
+#define CODEC_OUT_SIZE(n) ((size_t)(n) * CODEC_MAX_GROWTH + 16)
+#define CODEC_SPECIALS_SIZE(n) ((size_t)(n) / 2 + 1)
+typedef struct {
+  uint8_t *out;        // CODEC_OUT_SIZE(n) bytes
+  uint32_t *specials;  // CODEC_SPECIALS_SIZE(n) entries
+} codec_scratch_t;
+
+// Uppercases the next chunk of a stream. `buf` is owned by the caller, may be
+// rewritten, and has CODEC_HEADROOM writable bytes before it. Returns where the
+// output is (inside `buf` or its headroom when no character changed length, else
+// `scratch->out`) and sets *out_length.
+uint8_t *codec_push(const codec_tables_t *t, codec_stream_t *s, uint8_t *buf, size_t n, const codec_scratch_t *scratch, size_t *out_length);
 
 // Ends the stream: copies the held-back bytes (never completed, so unchanged) to
 // `out` (4 bytes) and returns how many there were.

@@ -75,9 +75,12 @@ struct server {
   int32_t slot_count, *free_ids, free_count;
   int32_t open;  // connections not yet reported closed
   int closed;    // closeServer was called
-  uint8_t read_buf[READ_SIZE];
+  uint8_t read_space[CODEC_HEADROOM + READ_SIZE];  // reads land after the codec's headroom
   uint8_t out_buf[CODEC_OUT_SIZE(READ_SIZE)];
+  uint32_t specials[CODEC_SPECIALS_SIZE(READ_SIZE)];
 };
+
+#define READ_BUF(s) ((s)->read_space + CODEC_HEADROOM)
 
 // The case tables (setTables), shared by every server in the process.
 static codec_tables_t tables;
@@ -276,8 +279,8 @@ static void finish(conn_t *c) {
 }
 
 // Uppercases and answers one chunk read from the peer. Returns 1 to go on reading.
-// `scratch` has CODEC_OUT_SIZE(n) bytes.
-static int answer(conn_t *c, uint8_t *data, size_t n, uint8_t *scratch) {
+// `data` has CODEC_HEADROOM bytes before it; `scratch` is sized for n bytes.
+static int answer(conn_t *c, uint8_t *data, size_t n, const codec_scratch_t *scratch) {
   server_t *s = c->srv;
   s->counters[COUNTER_BYTES_IN] += (double)n;
   size_t out_n;
@@ -292,8 +295,9 @@ static int answer(conn_t *c, uint8_t *data, size_t n, uint8_t *scratch) {
 
 static void on_readable(conn_t *c) {
   server_t *s = c->srv;
+  const codec_scratch_t scratch = {s->out_buf, s->specials};
   for (int k = 0; k < MAX_READS_PER_EVENT; k++) {
-    ssize_t n = read(c->fd, s->read_buf, READ_SIZE);
+    ssize_t n = read(c->fd, READ_BUF(s), READ_SIZE);
     if (n < 0) {
       if (errno == EINTR) continue;
       if (errno != EAGAIN && errno != EWOULDBLOCK) conn_close(c, CLOSE_ERROR, errno);
@@ -304,7 +308,7 @@ static void on_readable(conn_t *c) {
       finish(c);
       return;
     }
-    if (!answer(c, s->read_buf, (size_t)n, s->out_buf)) return;
+    if (!answer(c, READ_BUF(s), (size_t)n, &scratch)) return;
     if (n < READ_SIZE) return;  // most likely drained; level-triggered polling says if not
   }
 }
@@ -542,16 +546,17 @@ static napi_value js_adopt(napi_env env, napi_callback_info info) {
   // Bytes read before the hand-over (what followed a PROXY header) are the stream's
   // first chunk, answered in one reply. Copied: the codec rewrites its input.
   if (initial_length > 0) {
-    uint8_t *copy = malloc(initial_length);
-    uint8_t *out = malloc(CODEC_OUT_SIZE(initial_length));
-    if (copy == NULL || out == NULL) {
+    uint8_t *copy = malloc(CODEC_HEADROOM + initial_length);
+    codec_scratch_t scratch = {malloc(CODEC_OUT_SIZE(initial_length)), malloc(CODEC_SPECIALS_SIZE(initial_length) * sizeof(uint32_t))};
+    if (copy == NULL || scratch.out == NULL || scratch.specials == NULL) {
       conn_close(c, CLOSE_ERROR, ENOMEM);
     } else {
-      memcpy(copy, initial, initial_length);
-      answer(c, copy, initial_length, out);
+      memcpy(copy + CODEC_HEADROOM, initial, initial_length);
+      answer(c, copy + CODEC_HEADROOM, initial_length, &scratch);
     }
     free(copy);
-    free(out);
+    free(scratch.out);
+    free(scratch.specials);
   }
   napi_value result;
   CHECK(napi_create_int32(env, id, &result));
@@ -625,20 +630,22 @@ static napi_value js_codec_push(napi_env env, napi_callback_info info) {
   void *data;
   size_t n;
   CHECK(napi_get_buffer_info(env, argv[1], &data, &n));
-  uint8_t *copy = malloc(n + 1);
-  uint8_t *out = malloc(CODEC_OUT_SIZE(n));
-  if (copy == NULL || out == NULL) {
+  uint8_t *copy = malloc(CODEC_HEADROOM + n);
+  codec_scratch_t scratch = {malloc(CODEC_OUT_SIZE(n)), malloc(CODEC_SPECIALS_SIZE(n) * sizeof(uint32_t))};
+  if (copy == NULL || scratch.out == NULL || scratch.specials == NULL) {
     free(copy);
-    free(out);
+    free(scratch.out);
+    free(scratch.specials);
     return throw_errno(env, "malloc", ENOMEM);
   }
-  memcpy(copy, data, n);
+  memcpy(copy + CODEC_HEADROOM, data, n);
   size_t out_n;
-  uint8_t *result = codec_push(&tables, &h->stream, copy, n, out, &out_n);
+  uint8_t *result = codec_push(&tables, &h->stream, copy + CODEC_HEADROOM, n, &scratch, &out_n);
   napi_value buffer;
   napi_status st = napi_create_buffer_copy(env, out_n, result, NULL, &buffer);
   free(copy);
-  free(out);
+  free(scratch.out);
+  free(scratch.specials);
   CHECK(st);
   return buffer;
 }
