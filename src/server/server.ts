@@ -138,9 +138,8 @@ export class UpcaseServer extends EventEmitter {
       const credentials = await loadTlsCredentials(this.tlsSources.cert, this.tlsSources.key);
       this.tls = new TlsAcceptor({ credentials, handshakeTimeoutMs: this.options.tlsHandshakeTimeout * 1000 });
     }
-    if (this.options.tcp && this.options.tcpTransport === 'native' && loadNativeTcp() === null) {
-      throw new UpcaseError('UPCASE_ERR_INVALID_ARG', 'the native TCP transport is not built here (run `npm run build:native`); use tcpTransport `auto` or `stream`');
-    }
+    // Before anything is bound, so that a failure here leaves nothing listening.
+    if (this.options.tcp && this.nativeTcp === null) this.nativeTcp = this.createNativeTcp();
     const hosts = host === undefined ? DEFAULT_HOSTS : [await resolveHost(host, port, this.options.tcp ? 'tcp' : 'udp')];
     let lastError: unknown;
     for (const address of hosts) {
@@ -205,7 +204,6 @@ export class UpcaseServer extends EventEmitter {
         if (!tcp && !udp) actualPort = tlsPort;
       }
       this.tcpServer = tcpServer;
-      if (tcpServer !== null) this.nativeTcp = this.createNativeTcp();
       const transports: ServerAddress['transports'] = [];
       if (tcp) transports.push('tcp');
       if (udp) transports.push('udp');
@@ -260,6 +258,9 @@ export class UpcaseServer extends EventEmitter {
   private createNativeTcp(): NativeTcpTransport | null {
     const choice = this.options.tcpTransport;
     const binding = choice === 'stream' ? null : loadNativeTcp();
+    if (choice === 'native' && binding === null) {
+      throw new UpcaseError('UPCASE_ERR_INVALID_ARG', 'the native TCP transport is not built here (run `npm run build:native`); use tcpTransport `auto` or `stream`');
+    }
     if (binding === null) return null;
     const { idleTimeout, writeTimeout } = this.options;
     const transport = new NativeTcpTransport(binding, { idleTimeoutMs: idleTimeout * 1000, writeTimeoutMs: writeTimeout * 1000 });

@@ -89,6 +89,15 @@ describe('upcase (no server)', { concurrency: true }, () => {
     });
   }
 
+  for (const transport of ['tcp', 'udp'] as const) {
+    test(`--${transport}-transport native without the addon (UPCASE_NATIVE=0) fails at once with the reason, binding nothing`, async () => {
+      const r = await runCli(['serve', `--${transport}-transport`, 'native', '--port', '0', '--host', '127.0.0.1'], { env: { UPCASE_NATIVE: '0' }, timeoutMs: 15_000 });
+      assert.notEqual(r.code, 0);
+      assert.match(r.stderr, new RegExp(`native ${transport.toUpperCase()} transport is not built`));
+      assert.equal(r.stdout, '', 'never ready');
+    });
+  }
+
   test('--no-tcp --no-udp exits 2 naming both', async () => {
     const r = await runCli(['serve', '--no-tcp', '--no-udp', '--port', '0', '--host', '127.0.0.1']);
     assert.equal(r.code, 2, r.stderr);

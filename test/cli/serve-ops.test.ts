@@ -11,12 +11,14 @@ import { parseServeArgs, serveCommand } from '../../src/cli/serve.js';
 import { exitWithin, parseLogs, pool, spawnServe, started, status, tcpRoundTrip, until } from './ops-helpers.js';
 
 // Running node as PID 1 of a new PID namespace needs root (or user namespaces); check once.
-const canUnshare = spawnSync('unshare', ['--pid', '--fork', 'true'], { stdio: 'ignore' }).status === 0;
+// --kill-child: should the test fail, killing `unshare` takes the server (PID 1 inside, deaf to SIGTERM) with it.
+const UNSHARE = ['unshare', '--pid', '--fork', '--kill-child'];
+const canUnshare = spawnSync(UNSHARE[0]!, [...UNSHARE.slice(1), 'true'], { stdio: 'ignore' }).status === 0;
 
 describe('graceful drain, single process' + (canUnshare ? ', as PID 1' : ''), () => {
   it('on SIGTERM: /readyz 503 first, the open connection finishes intact, exit 0', async () => {
     const p = spawnServe(['--host', '127.0.0.1', '--port', '0', '--metrics-port', '0', '--drain-timeout', '10'], {
-      prefix: canUnshare ? ['unshare', '--pid', '--fork'] : [],
+      prefix: canUnshare ? UNSHARE : [],
     });
     try {
       const { port, metrics } = await started(p);
