@@ -8,6 +8,7 @@
  *
  * TCP batches many inputs per connection: the whole byte stream of a
  * connection is the input whose uppercase must come back, however it was cut.
+ * TCP runs alternate between two servers, one per TCP transport (native, stream).
  */
 import assert from 'node:assert/strict';
 import dgram from 'node:dgram';
@@ -28,13 +29,17 @@ let tcpConversations = 0;
 let tcpResets = 0;
 let udpInputs = 0;
 let server: ServerProcess;
+/** The same server with `--tcp-transport stream`: every other TCP run goes there. */
+let streamServer: ServerProcess;
+let tcpRun = 0;
 
 before(async () => {
   // The rate limit and the connection cap have tests of their own; here they would only throttle.
-  server = await spawnServer(['--udp-rate-limit', '0', '--max-connections', '5000', '--idle-timeout', '60']);
+  const flags = ['--udp-rate-limit', '0', '--max-connections', '5000', '--idle-timeout', '60'];
+  [server, streamServer] = await Promise.all([spawnServer(flags), spawnServer([...flags, '--no-udp', '--tcp-transport', 'stream'])]);
 });
 after(async () => {
-  await server?.stop();
+  await Promise.all([server?.stop(), streamServer?.stop()]);
 });
 
 const conversation = fc.record({
@@ -193,7 +198,8 @@ describe('fuzzer: generated hostile input over real sockets', () => {
   test('TCP: any bytes, any chunking and timing, resets anywhere; output equals the oracle', async () => {
     await fc.assert(
       fc.asyncProperty(fc.array(conversation, { minLength: 40, maxLength: 48 }), async (batch) => {
-        const problems = (await Promise.all(batch.map((conv) => converse(server.port, conv)))).filter((p) => p !== null);
+        const { port } = tcpRun++ % 2 === 0 ? server : streamServer;
+        const problems = (await Promise.all(batch.map((conv) => converse(port, conv)))).filter((p) => p !== null);
         assert.deepEqual(problems, []);
         tcpInputs += batch.reduce((sum, conv) => sum + conv.inputs.length, 0);
         tcpConversations += batch.length;
@@ -201,7 +207,7 @@ describe('fuzzer: generated hostile input over real sockets', () => {
       }),
       { numRuns: TCP_RUNS, endOnFailure: true },
     );
-    assert.ok(server.alive(), 'server process exited');
+    assert.ok(server.alive() && streamServer.alive(), 'server process exited');
   });
 
   test('UDP: any bytes in windows of datagrams; each reply equals the oracle', async () => {
@@ -223,9 +229,11 @@ describe('fuzzer: generated hostile input over real sockets', () => {
   test(`at least ${MIN_TOTAL_INPUTS} inputs in total, and the server still serves`, async (t) => {
     t.diagnostic(`${tcpInputs} TCP inputs (${tcpConversations} connections, ${tcpResets} reset) + ${udpInputs} UDP datagrams`);
     assert.ok(tcpInputs + udpInputs >= MIN_TOTAL_INPUTS, `only ${tcpInputs} TCP + ${udpInputs} UDP inputs`);
-    assert.ok(server.alive(), 'server process exited');
+    assert.ok(server.alive() && streamServer.alive(), 'server process exited');
     await probe(server.port);
-    const bad = server.logLines().filter((l) => (l.level as number) >= 50);
+    const transports = [server, streamServer].map((p) => p.logLines().find((l) => l.msg === 'listening')?.tcpTransport);
+    assert.deepEqual(transports, ['native', 'stream']);
+    const bad = [...server.logLines(), ...streamServer.logLines()].filter((l) => (l.level as number) >= 50);
     assert.deepEqual(bad, []);
   });
 });
