@@ -110,6 +110,24 @@ describe('a server on either transport', { concurrency: false }, () => {
     await assert.rejects(startServer({ port: 0, tcpTransport: 'bogus' as never }), { code: 'UPCASE_ERR_INVALID_ARG' });
   });
 
+  test('connections are really served by the addon (the hand-over does not fall back to streams)', async () => {
+    const s = await server({});
+    const native = (s as unknown as { nativeTcp: { size: number } }).nativeTcp;
+    const sockets = await Promise.all(
+      Array.from({ length: 5 }, async () => {
+        const socket = net.connect({ port: s.address().port, host: '127.0.0.1' });
+        await once(socket, 'connect');
+        socket.write('x');
+        await once(socket, 'data');
+        return socket;
+      }),
+    );
+    assert.equal(native.size, 5);
+    assert.equal(s.connectionCount, 5);
+    for (const socket of sockets) socket.destroy();
+    await waitFor(() => native.size === 0 && s.connectionCount === 0, 'the connections to close');
+  });
+
   test('the same conversations give the same replies and the same stats', async () => {
     const held = Buffer.from([0x61, 0xc3]); // 'a' then a lead byte the FIN leaves alone
     const conversations = [Buffer.from('hello, straße ﬃ ΐ'), held, Buffer.alloc(0), Buffer.alloc(300_000, 'ß'), Buffer.from([0xff, 0xed, 0xa0, 0x80])];
