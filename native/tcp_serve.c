@@ -189,16 +189,17 @@ static void on_conn_closed(uv_handle_t *handle) {
   napi_env env = s->env;
   napi_handle_scope scope;
   if (napi_open_handle_scope(env, &scope) == napi_ok) {
-    napi_value argv[3];
+    napi_value argv[4];
     napi_create_int32(env, c->id, &argv[0]);
     napi_create_int32(env, c->reason, &argv[1]);
     if (c->reason == CLOSE_ERROR) {
-      const char *name = uv_err_name(-c->err);
-      napi_create_string_utf8(env, name, NAPI_AUTO_LENGTH, &argv[2]);
+      napi_create_string_utf8(env, uv_err_name(-c->err), NAPI_AUTO_LENGTH, &argv[2]);
+      napi_create_string_utf8(env, strerror(c->err), NAPI_AUTO_LENGTH, &argv[3]);
     } else {
       napi_get_undefined(env, &argv[2]);
+      napi_get_undefined(env, &argv[3]);
     }
-    call_js(s, 3, argv);
+    call_js(s, 4, argv);
     napi_close_handle_scope(env, scope);
   }
   s->slots[c->id] = NULL;
@@ -448,7 +449,7 @@ static napi_value js_set_tables(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
-// createServer(counters: Float64Array(4), idleMs, writeMs, onClose(id, reason, code)) -> handle
+// createServer(counters: Float64Array(4), idleMs, writeMs, onClose(id, reason, code, message)) -> handle
 static napi_value js_create_server(napi_env env, napi_callback_info info) {
   size_t argc = 4;
   napi_value argv[4];

@@ -422,8 +422,8 @@ export class UpcaseServer extends EventEmitter {
           // The addon takes the connection over and the socket is destroyed: its
           // 'close' is not this connection's.
           socket.off('close', onSocketClose);
-          const native = this.nativeTcp.adopt(socket, (reason, code) => {
-            this.nativeClosed(reason, code, logFields);
+          const native = this.nativeTcp.adopt(socket, (reason, code, message) => {
+            this.nativeClosed(reason, code, message, logFields);
             closed(native!);
           });
           if (native !== null) {
@@ -468,7 +468,7 @@ export class UpcaseServer extends EventEmitter {
   }
 
   /** Counts and logs how a natively served connection ended, as handleConnection does. */
-  private nativeClosed(reason: NativeCloseReason, code: string | undefined, logFields: Record<string, unknown>): void {
+  private nativeClosed(reason: NativeCloseReason, code: string | undefined, message: string | undefined, logFields: Record<string, unknown>): void {
     // The addon counted timeouts already (NativeTcpCounters), as they happened.
     if (reason === 'idle') {
       this.logger.debug({ ...logFields, code: 'UPCASE_ERR_TIMEOUT' }, 'idle timeout; closing');
@@ -476,7 +476,7 @@ export class UpcaseServer extends EventEmitter {
       this.logger.debug({ ...logFields, code: 'UPCASE_ERR_TIMEOUT' }, 'client left replies unread; closing');
     } else if (reason === 'error') {
       countError(this.stats, code);
-      this.logger.debug({ ...logFields, code, err: code }, 'connection error');
+      this.logger.debug({ ...logFields, code, err: message }, 'connection error');
     }
   }
 

@@ -26,7 +26,7 @@ interface CodecHandle {
 
 interface NativeTcpBinding {
   setTables(table: Int32Array, specialOffsets: Int32Array, specialBytes: Uint8Array): void;
-  createServer(counters: Float64Array, idleMs: number, writeMs: number, onClose: (id: number, reason: number, code: string | undefined) => void): ServerHandle;
+  createServer(counters: Float64Array, idleMs: number, writeMs: number, onClose: (id: number, reason: number, code: string | undefined, message: string | undefined) => void): ServerHandle;
   adopt(server: ServerHandle, fd: number, initial: Buffer | null): number;
   destroy(server: ServerHandle, id: number): void;
   closeServer(server: ServerHandle): void;
@@ -78,7 +78,8 @@ export interface NativeConnection {
   destroy(): void;
 }
 
-export type NativeCloseCallback = (reason: NativeCloseReason, code: string | undefined) => void;
+/** How it ended; with reason `error`, the errno name (`ECONNRESET`) and its description. */
+export type NativeCloseCallback = (reason: NativeCloseReason, code: string | undefined, message: string | undefined) => void;
 
 /** What the addon counts (at the moment it happens), for the server to add to its stats. */
 export interface NativeTcpCounters {
@@ -100,7 +101,7 @@ export class NativeTcpTransport implements NativeTcpCounters {
     private readonly binding: NativeTcpBinding,
     options: { idleTimeoutMs: number; writeTimeoutMs: number },
   ) {
-    this.handle = binding.createServer(this.counters, options.idleTimeoutMs, options.writeTimeoutMs, (id, reason, code) => this.onClose(id, reason, code));
+    this.handle = binding.createServer(this.counters, options.idleTimeoutMs, options.writeTimeoutMs, (id, reason, code, message) => this.onClose(id, reason, code, message));
   }
 
   get bytesIn(): number {
@@ -163,11 +164,11 @@ export class NativeTcpTransport implements NativeTcpCounters {
     return this.closed;
   }
 
-  private onClose(id: number, reason: number, code: string | undefined): void {
+  private onClose(id: number, reason: number, code: string | undefined, message: string | undefined): void {
     const callback = this.open.get(id);
     this.open.delete(id);
     try {
-      callback?.(REASONS[reason] ?? 'error', code);
+      callback?.(REASONS[reason] ?? 'error', code, message);
     } finally {
       if (this.open.size === 0 && this.allClosed !== null) this.allClosed();
     }

@@ -13,6 +13,7 @@ import { startServer, type ServerOptions, type UpcaseServer } from '../../src/in
 import { loadNativeTcp, nativeUpcaser, tcpTransportName } from '../../src/tcp/native.js';
 import { CODEC_CASES } from '../fixtures/codec-cases.js';
 import { bytes, splitAt } from '../helpers/arbitraries.js';
+import { captureLogger } from '../helpers/logs.js';
 import { tcpExchange, waitFor } from '../helpers/clients.js';
 
 function native(): NonNullable<ReturnType<typeof nativeUpcaser>> {
@@ -132,8 +133,9 @@ describe('a server on either transport', { concurrency: false }, () => {
     const held = Buffer.from([0x61, 0xc3]); // 'a' then a lead byte the FIN leaves alone
     const conversations = [Buffer.from('hello, straße ﬃ ΐ'), held, Buffer.alloc(0), Buffer.alloc(300_000, 'ß'), Buffer.from([0xff, 0xed, 0xa0, 0x80])];
     const results = [];
+    const logs = { native: captureLogger('debug'), stream: captureLogger('debug') };
     for (const tcpTransport of ['native', 'stream'] as const) {
-      const s = await server({ tcpTransport });
+      const s = await server({ tcpTransport, logger: logs[tcpTransport].logger });
       const { port } = s.address();
       const replies = [];
       for (const input of conversations) replies.push(await tcpExchange(port, input));
@@ -153,6 +155,13 @@ describe('a server on either transport', { concurrency: false }, () => {
     conversations.forEach((input, i) => assert.deepEqual(nat!.replies[i], upcase(input)));
     assert.deepEqual(nat!.stats, stream!.stats);
     assert.deepEqual(nat!.stats.errors, { ECONNRESET: 1 });
+    // Both log the reset the same way: its code, a readable message, and who it was.
+    for (const { lines } of Object.values(logs)) {
+      const error = lines.find((l) => l.msg === 'connection error');
+      assert.equal(error?.code, 'ECONNRESET');
+      assert.match(String(error?.err), /reset/i);
+      assert.equal(error?.remoteAddress, '127.0.0.1');
+    }
   });
 
   test('with PROXY protocol, the bytes after the header (same packet) are answered first', async () => {
