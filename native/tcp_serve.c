@@ -5,7 +5,8 @@
 // TypeScript keeps every decision that is made once per connection: it accepts
 // (node:net), applies maxConnections, PROXY protocol and logging, then hands the
 // socket over (adopt: the fd is duplicated and the net.Socket destroyed before it
-// has read anything). From there this file does what src/tcp/connection.ts does:
+// has read anything, or after a PROXY header with the bytes it read after it).
+// From there this file does what src/tcp/connection.ts does:
 //  - each read is answered with its uppercase (native/codec.c) in one write;
 //  - a reply the kernel cannot take yet is kept, and reading stops until it is
 //    written (backpressure: at most one reply is held per connection);
@@ -82,10 +83,10 @@ struct server {
 
 #define READ_BUF(s) ((s)->read_space + CODEC_HEADROOM)
 
-// The case tables (setTables), shared by every server in the process.
+// The case tables (setTables), copied once and shared by every server in the
+// process (every Node.js environment: worker threads build the same tables).
 static codec_tables_t tables;
 static int tables_set = 0;
-static napi_ref table_refs[3];
 
 #define CHECK(call)                                         \
   do {                                                      \
@@ -437,13 +438,17 @@ static napi_value js_set_tables(napi_env env, napi_callback_info info) {
     napi_throw_range_error(env, NULL, "upcase native: case tables of the wrong size");
     return NULL;
   }
+  if (tables_set) return NULL;  // built from the same toUpperCase(): identical
+  size_t sizes[3] = {length[0] * sizeof(int32_t), length[1] * sizeof(int32_t), length[2]};
+  void *copies[3];
   for (int i = 0; i < 3; i++) {
-    if (tables_set) napi_delete_reference(env, table_refs[i]);
-    CHECK(napi_create_reference(env, argv[i], 1, &table_refs[i]));
+    copies[i] = malloc(sizes[i] > 0 ? sizes[i] : 1);  // never freed: process-wide, 0.5 MiB
+    if (copies[i] == NULL) return throw_errno(env, "malloc", ENOMEM);
+    memcpy(copies[i], data[i], sizes[i]);
   }
-  tables.table = data[0];
-  tables.special_offsets = data[1];
-  tables.special_bytes = data[2];
+  tables.table = copies[0];
+  tables.special_offsets = copies[1];
+  tables.special_bytes = copies[2];
   tables.special_count = (int32_t)length[1] - 1;
   tables_set = 1;
   return NULL;

@@ -6,6 +6,7 @@
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import net from 'node:net';
+import { Worker } from 'node:worker_threads';
 import { describe, test } from 'node:test';
 import fc from 'fast-check';
 import { upcase } from '../../src/codec/upcase.js';
@@ -161,6 +162,27 @@ describe('a server on either transport', { concurrency: false }, () => {
       assert.equal(error?.code, 'ECONNRESET');
       assert.match(String(error?.err), /reset/i);
       assert.equal(error?.remoteAddress, '127.0.0.1');
+    }
+  });
+
+  test('servers in worker threads share the addon; a worker exiting leaves the main thread serving', async () => {
+    const main = await server({});
+    const dist = new URL('../../dist/index.js', import.meta.url).href;
+    const code = `
+      const { parentPort } = require('node:worker_threads');
+      import(${JSON.stringify(dist)}).then(async ({ startServer }) => {
+        const s = await startServer({ host: '127.0.0.1', port: 0, udp: false });
+        parentPort.postMessage({ port: s.address().port, transport: s.tcpTransport });
+        parentPort.once('message', () => s.close().then(() => process.exit(0)));
+      });`;
+    for (let k = 0; k < 2; k++) {
+      const worker = new Worker(code, { eval: true });
+      const [{ port, transport }] = (await once(worker, 'message')) as [{ port: number; transport: string }];
+      assert.equal(transport, 'native');
+      assert.equal((await tcpExchange(port, 'worker ß')).toString(), 'WORKER SS');
+      worker.postMessage('stop');
+      await once(worker, 'exit');
+      assert.equal((await tcpExchange(main.address().port, 'main ΐ')).toString(), upcase(Buffer.from('main ΐ')).toString());
     }
   });
 
