@@ -122,6 +122,30 @@ describe('deploy/docker/Dockerfile', () => {
     }
   });
 
+  it("the build stage has every file npm ci's install scripts need, and the image gets the native transports", () => {
+    const build = stages[0]!;
+    const copied = build.filter((i) => i.name === 'COPY' && !i.args.startsWith('--from')).flatMap((i) => i.args.split(/\s+/).slice(0, -1));
+    const has = (path: string): boolean => copied.some((source) => path === source || path.startsWith(`${source.replace(/\/$/, '')}/`));
+    const scripts = (JSON.parse(read('package.json')) as { scripts: Record<string, string> }).scripts;
+    for (const hook of ['preinstall', 'install', 'postinstall', 'prepare']) {
+      const files = (scripts[hook] ?? '').split(/\s+/).filter((word) => /\.(m?js|json)$/.test(word));
+      for (const file of files) assert.ok(has(file), `the \`${hook}\` script needs ${file}, which the build stage does not copy`);
+    }
+    // What node-gyp and the compiler read.
+    for (const file of ['binding.gyp', 'native/tcp_serve.c', 'native/codec.c', 'native/udp_batch.c']) assert.ok(has(file), `${file} is copied`);
+    assert.ok(build.some((i) => i.name === 'RUN' && /\bg\+\+|\bgcc\b|build-essential/.test(i.args)), 'a C compiler in the build stage');
+    assert.ok(final.some((i) => i.name === 'COPY' && /^--from=\S+ \/app\/build\/Release /.test(i.args)), 'the addons come from the build stage');
+    // The build context is an allow-list (Dockerfile.dockerignore): everything copied must be on it.
+    const allowed = read('deploy/docker/Dockerfile.dockerignore')
+      .split('\n')
+      .filter((line) => line.startsWith('!'))
+      .map((line) => line.slice(1).replace(/\/$/, ''));
+    for (const source of copied) {
+      const path = source.replace(/\/$/, '');
+      assert.ok(allowed.some((a) => path === a || path.startsWith(`${a}/`)), `${source} is on the .dockerignore allow-list`);
+    }
+  });
+
   it('runs as a non-root user, signal-safe, with exec-form ENTRYPOINT and CMD', async () => {
     const user = last('USER');
     assert.ok(user !== undefined && !/^(root|0)(:|$)/.test(user), `USER ${user} is not root`);
