@@ -1,6 +1,6 @@
-// The upcase codec in C: see codec.h. A line-by-line counterpart of
-// src/codec/utf8.ts (well-formedness, Unicode §3.9 Table 3-7) and
-// src/codec/fast.ts (in place where lengths allow, spliced where they do not).
+// The upcase codec in C: see codec.h. A counterpart of src/codec/utf8.ts
+// (well-formedness, Unicode §3.9 Table 3-7) and src/codec/fast.ts (in place where
+// lengths allow, spliced where they do not), with an SSE2 block path on x86-64.
 #include "codec.h"
 
 #include <string.h>
@@ -97,12 +97,12 @@ static inline int32_t lookup(const codec_tables_t *t, uint32_t cp) {
   return cp < CODEC_TABLE_SIZE ? t->table[cp] : (int32_t)cp;
 }
 
-// Uppercases buf[0, n) (complete input) in place, except characters whose
-// uppercase changes length: their positions go to `specials`. Returns how many.
-static size_t upcase_in_place(const codec_tables_t *t, uint8_t *buf, size_t n, uint32_t *specials) {
-  size_t i = 0, count = 0;
-  while (i < n) {
-    while (i + 8 <= n) {
+// Uppercases in place the characters of buf[0, n) (complete input) that start in
+// [i, stop), except those whose uppercase changes length: their positions are
+// appended to `specials` (*count of them). Returns where it stopped (>= stop).
+static size_t upcase_scalar(const codec_tables_t *t, uint8_t *buf, size_t i, size_t stop, size_t n, uint32_t *specials, size_t *count) {
+  while (i < stop) {
+    while (i + 8 <= stop) {
       uint64_t w;
       memcpy(&w, buf + i, 8);
       if (w & ASCII_HIGH) break;
@@ -110,7 +110,7 @@ static size_t upcase_in_place(const codec_tables_t *t, uint8_t *buf, size_t n, u
       memcpy(buf + i, &w, 8);
       i += 8;
     }
-    if (i >= n) break;
+    if (i >= stop) break;
     uint8_t b0 = buf[i];
     if (b0 < 0x80) {
       buf[i++] = upper1(b0);
@@ -123,12 +123,160 @@ static size_t upcase_in_place(const codec_tables_t *t, uint8_t *buf, size_t n, u
     }
     uint32_t cp = decode(buf + i, len);
     int32_t u = lookup(t, cp);
-    if (u < 0) specials[count++] = (uint32_t)i;
+    if (u < 0) specials[(*count)++] = (uint32_t)i;
     else if ((uint32_t)u != cp) encode(buf + i, len, (uint32_t)u);
     i += (size_t)len;
   }
+  return i;
+}
+
+
+#if defined(__x86_64__) || defined(_M_X64)
+#include <emmintrin.h>
+#define BLOCK 64
+
+// Bit j set where byte j of the block, masked with `mask`, equals `want`.
+static inline uint64_t class_mask(const __m128i v[4], uint8_t mask, uint8_t want) {
+  const __m128i m = _mm_set1_epi8((char)mask), w = _mm_set1_epi8((char)want);
+  uint64_t bits = 0;
+  for (int k = 0; k < 4; k++) bits |= (uint64_t)(uint16_t)_mm_movemask_epi8(_mm_cmpeq_epi8(_mm_and_si128(v[k], m), w)) << (16 * k);
+  return bits;
+}
+
+// The second byte's allowed range for each lead (Unicode Table 3-7); lo > hi for bytes
+// that cannot lead a multi-byte sequence (C0, C1, F5–FF). Filled by codec_init().
+static uint8_t SECOND_LO[256], SECOND_HI[256];
+
+static void init_second(void) {
+  for (int b = 0; b < 256; b++) {
+    uint8_t lo = 0x80, hi = 0xbf;
+    if (b < 0xc2 || b > 0xf4) lo = 0xff, hi = 0;
+    else if (b == 0xe0) lo = 0xa0;
+    else if (b == 0xed) hi = 0x9f;
+    else if (b == 0xf0) lo = 0x90;
+    else if (b == 0xf4) hi = 0x8f;
+    SECOND_LO[b] = lo;
+    SECOND_HI[b] = hi;
+  }
+}
+
+static const uint32_t KEEP_MASK[5] = {0, 0xffffff00u, 0xffff0000u, 0xff000000u, 0};
+
+// Uppercases buf[0, n) in place (see upcase_scalar), 64 bytes at a time where it can:
+// ASCII by vector, then each multi-byte character, found from the block's class
+// masks (so no character's position waits on the one before), decoded and
+// re-encoded without branches into `out`, and stored in order once the block
+// is known to be well-formed. A block with an ill-formed byte goes through the
+// scalar loop; so does the tail of the input.
+static size_t upcase_in_place(const codec_tables_t *t, uint8_t *buf, size_t n, uint32_t *specials) {
+  size_t i = 0, count = 0;
+  uint32_t at[BLOCK], out[BLOCK];
+  while (i + BLOCK + 3 <= n) {
+    __m128i v[4];
+    for (int k = 0; k < 4; k++) v[k] = _mm_loadu_si128((const __m128i *)(buf + i + 16 * k));
+    uint64_t high = 0;
+    for (int k = 0; k < 4; k++) high |= (uint64_t)(uint16_t)_mm_movemask_epi8(v[k]) << (16 * k);
+    // ASCII lowercase → uppercase; bytes >= 0x80 are negative as signed and never match.
+    for (int k = 0; k < 4; k++) {
+      __m128i lower = _mm_and_si128(_mm_cmpgt_epi8(v[k], _mm_set1_epi8('a' - 1)), _mm_cmplt_epi8(v[k], _mm_set1_epi8('z' + 1)));
+      _mm_storeu_si128((__m128i *)(buf + i + 16 * k), _mm_sub_epi8(v[k], _mm_and_si128(lower, _mm_set1_epi8(0x20))));
+    }
+    if (high == 0) {
+      i += BLOCK;
+      continue;
+    }
+    // By the lead's top bits; the exact ranges (no C0/C1/F5–F7 leads, no overlongs,
+    // surrogates or code points past U+10FFFF) are checked per character below.
+    uint64_t cont = class_mask(v, 0xc0, 0x80);
+    uint64_t lead2 = class_mask(v, 0xe0, 0xc0);
+    uint64_t lead3 = class_mask(v, 0xf0, 0xe0);
+    uint64_t lead4 = class_mask(v, 0xf8, 0xf0);
+    uint64_t leads = lead2 | lead3 | lead4;
+    // A character crossing the block's end starts the next block.
+    uint64_t crossing = (lead2 & (1ULL << 63)) | (lead3 & (3ULL << 62)) | (lead4 & (7ULL << 61));
+    size_t end = crossing ? (size_t)__builtin_ctzll(crossing) : BLOCK;
+    uint64_t live = end == BLOCK ? ~0ULL : (1ULL << end) - 1;
+    leads &= live;
+    uint64_t expected = ((lead2 | lead3 | lead4) & live) << 1 | ((lead3 | lead4) & live) << 2 | (lead4 & live) << 3;
+    // Well-formed iff every non-ASCII byte before `end` is a lead or a continuation byte
+    // its lead expects, and no lead before `end` expects one at or past it.
+    if ((expected & ~live) != 0 || ((high & live) & ~leads) != expected || (cont & live) != expected) {
+      i = upcase_scalar(t, buf, i, i + BLOCK, n, specials, &count);
+      continue;
+    }
+    int k = 0;
+    uint32_t bad = 0;
+    size_t first_special = count;
+    if (((lead3 | lead4) & live) == 0) {
+      // Only 2-byte characters (Latin, Greek, Cyrillic, … text): the short form.
+      for (uint64_t m = leads; m; m &= m - 1, k++) {
+        size_t p = i + (size_t)__builtin_ctzll(m);
+        uint32_t b0 = buf[p], b1 = buf[p + 1];
+        bad |= b0 < 0xc2;
+        uint32_t cp = ((b0 & 0x1f) << 6) | (b1 & 0x3f);
+        int32_t u = t->table[cp];
+        uint32_t special = u < 0;
+        specials[count] = (uint32_t)p;
+        count += special;
+        uint32_t uu = special ? cp : (uint32_t)u;
+        out[k] = (0xc0 | (uu >> 6)) | ((0x80 | (uu & 0x3f)) << 8);
+        at[k] = (uint32_t)p;
+      }
+      if (bad) {
+        count = first_special;
+        i = upcase_scalar(t, buf, i, i + BLOCK, n, specials, &count);
+        continue;
+      }
+      for (int j = 0; j < k; j++) memcpy(buf + at[j], &out[j], 2);
+      i += end;
+      continue;
+    }
+    for (uint64_t m = leads; m; m &= m - 1, k++) {
+      size_t p = i + (size_t)__builtin_ctzll(m);
+      uint32_t w;
+      memcpy(&w, buf + p, 4);
+      uint32_t b0 = w & 0xff, b1 = (w >> 8) & 0xff, b2 = (w >> 16) & 0xff, b3 = w >> 24;
+      uint32_t len = 2 + (b0 >= 0xe0) + (b0 >= 0xf0);
+      bad |= (b1 < SECOND_LO[b0]) | (b1 > SECOND_HI[b0]);
+      uint32_t cp2 = ((b0 & 0x1f) << 6) | (b1 & 0x3f);
+      uint32_t cp3 = ((b0 & 0x0f) << 12) | ((b1 & 0x3f) << 6) | (b2 & 0x3f);
+      uint32_t cp4 = ((b0 & 0x07) << 18) | ((b1 & 0x3f) << 12) | ((b2 & 0x3f) << 6) | (b3 & 0x3f);
+      uint32_t cp = len == 2 ? cp2 : len == 3 ? cp3 : cp4;
+      int32_t u = t->table[cp < CODEC_TABLE_SIZE ? cp : 0];
+      u = cp < CODEC_TABLE_SIZE ? u : (int32_t)cp;
+      uint32_t special = u < 0;
+      specials[count] = (uint32_t)p;
+      count += special;
+      uint32_t uu = special ? cp : (uint32_t)u;
+      uint32_t e2 = (0xc0 | (uu >> 6)) | ((0x80 | (uu & 0x3f)) << 8);
+      uint32_t e3 = (0xe0 | (uu >> 12)) | ((0x80 | ((uu >> 6) & 0x3f)) << 8) | ((0x80 | (uu & 0x3f)) << 16);
+      uint32_t e4 = (0xf0 | (uu >> 18)) | ((0x80 | ((uu >> 12) & 0x3f)) << 8) | ((0x80 | ((uu >> 6) & 0x3f)) << 16) | ((0x80u | (uu & 0x3f)) << 24);
+      uint32_t e = len == 2 ? e2 : len == 3 ? e3 : e4;
+      out[k] = (e & ~KEEP_MASK[len]) | (w & KEEP_MASK[len]);
+      at[k] = (uint32_t)p;
+    }
+    if (bad) {
+      // An ill-formed sequence after all: nothing was written yet but the (idempotent) ASCII.
+      count = first_special;
+      i = upcase_scalar(t, buf, i, i + BLOCK, n, specials, &count);
+      continue;
+    }
+    for (int j = 0; j < k; j++) memcpy(buf + at[j], &out[j], 4);
+    i += end;
+  }
+  upcase_scalar(t, buf, i, n, n, specials, &count);
   return count;
 }
+void codec_init(void) { init_second(); }
+#else
+static size_t upcase_in_place(const codec_tables_t *t, uint8_t *buf, size_t n, uint32_t *specials) {
+  size_t count = 0;
+  upcase_scalar(t, buf, 0, n, n, specials, &count);
+  return count;
+}
+
+void codec_init(void) {}
+#endif
 
 // The uppercase bytes of the special character (well-formed, `len` bytes) at p.
 static const uint8_t *special_bytes(const codec_tables_t *t, const uint8_t *p, int len, size_t *n) {

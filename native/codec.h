@@ -48,6 +48,9 @@ typedef struct {
   uint32_t *specials;  // CODEC_SPECIALS_SIZE(n) entries
 } codec_scratch_t;
 
+// Fills the codec's own constant tables; call once per process before codec_push().
+void codec_init(void);
+
 // Uppercases the next chunk of a stream. `buf` is owned by the caller, may be
 // rewritten, and has CODEC_HEADROOM writable bytes before it. Returns where the
 // output is (inside `buf` or its headroom when no character changed length, else

@@ -450,6 +450,7 @@ static napi_value js_set_tables(napi_env env, napi_callback_info info) {
   tables.special_offsets = copies[1];
   tables.special_bytes = copies[2];
   tables.special_count = (int32_t)length[1] - 1;
+  codec_init();
   tables_set = 1;
   return NULL;
 }

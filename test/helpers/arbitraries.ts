@@ -85,6 +85,23 @@ export const utf8ishBytes = (maxPieces = 40, minPieces = 0): fc.Arbitrary<Buffer
     )
     .map((pieces) => Buffer.from(pieces.flat()));
 
+/**
+ * Long, mostly well-formed text: ASCII runs and characters of every length, with
+ * now and then an ill-formed piece, so that a codec's fast paths over long
+ * stretches of valid text are exercised as well as their fallbacks.
+ */
+export const mostlyWellFormed = (minPieces: number, maxPieces: number): fc.Arbitrary<Buffer> =>
+  fc
+    .array(
+      fc.oneof(
+        { arbitrary: asciiText, weight: 12 },
+        { arbitrary: validChar, weight: 12 },
+        { arbitrary: fc.oneof(truncatedChar, knownBad, highByte), weight: 1 },
+      ),
+      { minLength: minPieces, maxLength: maxPieces, size: 'max' },
+    )
+    .map((pieces) => Buffer.from(pieces.flat()));
+
 /** Any bytes at all, or UTF-8-ish ones. */
 export const bytes = (maxPieces = 40): fc.Arbitrary<Buffer> =>
   fc.oneof(

@@ -13,7 +13,7 @@ import { upcase } from '../../src/codec/upcase.js';
 import { startServer, type ServerOptions, type UpcaseServer } from '../../src/index.js';
 import { loadNativeTcp, nativeUpcaser, tcpTransportName } from '../../src/tcp/native.js';
 import { CODEC_CASES } from '../fixtures/codec-cases.js';
-import { bytes, splitAt } from '../helpers/arbitraries.js';
+import { bytes, mostlyWellFormed, splitAt } from '../helpers/arbitraries.js';
 import { captureLogger } from '../helpers/logs.js';
 import { tcpExchange, waitFor } from '../helpers/clients.js';
 
@@ -46,6 +46,24 @@ describe('the C codec agrees with the TypeScript codec', () => {
       if (!out.equals(upcase(input)) && mismatches.length < 10) mismatches.push(cp.toString(16));
     }
     assert.deepEqual(mismatches, []);
+  });
+
+  test('every code point, in one long stream (the 64-byte block path), cut at varying points', () => {
+    const parts: Buffer[] = [];
+    for (let cp = 0; cp <= 0x10ffff; cp++) if (cp < 0xd800 || cp > 0xdfff) parts.push(Buffer.from(String.fromCodePoint(cp), 'utf8'));
+    const input = Buffer.concat(parts);
+    const cuts: number[] = [];
+    for (let at = 0, k = 0; at < input.length; k++) cuts.push((at += 65_536 - (k % 67)));
+    assert.ok(nativeStreamed(splitAt(input, cuts)).equals(upcase(input)));
+  });
+
+  test('property: long, mostly well-formed text, random cut points', () => {
+    fc.assert(
+      fc.property(mostlyWellFormed(40, 600), fc.array(fc.nat(), { maxLength: 6 }), (input, cuts) => {
+        assert.deepEqual(nativeStreamed(splitAt(input, cuts)), upcase(input));
+      }),
+      { numRuns: 1500 },
+    );
   });
 
   test('planes 2 and up have no case mappings (the C codec relies on it)', () => {
