@@ -27,6 +27,7 @@
 #include <uv.h>
 
 #include "codec.h"
+#include "napi_check.h"
 
 #define READ_SIZE 65536
 // Reads per readable event before yielding to the rest of the event loop.
@@ -87,14 +88,6 @@ struct server {
 // process (every Node.js environment: worker threads build the same tables).
 static codec_tables_t tables;
 static int tables_set = 0;
-
-#define CHECK(call)                                         \
-  do {                                                      \
-    if ((call) != napi_ok) {                                \
-      napi_throw_error(env, NULL, "upcase native: " #call); \
-      return NULL;                                          \
-    }                                                       \
-  } while (0)
 
 // ---------------------------------------------------------------- lists and timer
 

@@ -16,6 +16,8 @@
 #include <unistd.h>
 #include <uv.h>
 
+#include "napi_check.h"
+
 #define SLOTS 64
 #define SLOT_SIZE 65536
 // Batches read per readable event before yielding to the rest of the event loop.
@@ -43,14 +45,6 @@ typedef struct {
   int64_t send_errors;
   int last_send_errno;
 } batch_t;
-
-#define CHECK(call)                                              \
-  do {                                                           \
-    if ((call) != napi_ok) {                                     \
-      napi_throw_error(env, NULL, "upcase native: " #call);      \
-      return NULL;                                               \
-    }                                                            \
-  } while (0)
 
 static napi_value throw_errno(napi_env env, const char *syscall, int err) {
   napi_value msg, code, error;
