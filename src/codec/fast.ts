@@ -45,16 +45,6 @@ export function upcaseAsciiInPlace(buf: Uint8Array, start: number, end: number):
   }
 }
 
-/**
- * For code points below U+20000: the uppercase code point when it is a single
- * code point of the same UTF-8 length (often the code point itself), else
- * negative: `-1 - k` for the k-th "special" (see {@link caseTables}).
- * Built once, lazily, from `String.prototype.toUpperCase()` itself, so it can
- * never disagree with it. Planes 2 and up have no case mappings, but their
- * characters are treated as special anyway (uppercased through a string once,
- * then cached), so that stays true by construction.
- */
-let caseTable: Int32Array | null = null;
 const TABLE_SIZE = 0x20000;
 // Surrogates never decode from well-formed UTF-8; their entry points at no special.
 const NO_SPECIAL = -0x7fffffff;
@@ -64,10 +54,17 @@ function utf8Length(cp: number): number {
 }
 
 /**
- * The case data in flat arrays, for the native codec (native/codec.c):
- * `table` as above; special k's uppercase is
+ * The case data, in flat arrays shared with the native codec (native/codec.c).
+ * `table`, for code points below U+20000: the uppercase code point when it is a
+ * single code point of the same UTF-8 length (often the code point itself), else
+ * `-1 - k` for the k-th "special", whose uppercase is
  * `specialBytes[specialOffsets[k], specialOffsets[k + 1])`. `maxGrowth` is the
  * largest ratio of an uppercase's UTF-8 length to its character's.
+ *
+ * Built once, lazily, from `String.prototype.toUpperCase()` itself, so it can
+ * never disagree with it. Planes 2 and up have no case mappings, but their
+ * characters are treated as special anyway (uppercased through a string once,
+ * then cached), so that stays true by construction.
  */
 export interface CaseTables {
   table: Int32Array;
@@ -106,10 +103,6 @@ export function caseTables(): CaseTables {
   return tables;
 }
 
-function buildCaseTable(): Int32Array {
-  return caseTables().table;
-}
-
 /**
  * Positions of characters whose uppercase changes length, found by
  * {@link upcaseInPlace}. One shared list: the codec never runs concurrently.
@@ -135,7 +128,7 @@ function recordSpecial(i: number): void {
  * by `end` is ill-formed here.
  */
 export function upcaseInPlace(buf: Uint8Array, start: number, end: number): number {
-  const table = caseTable ?? (caseTable = buildCaseTable());
+  const { table } = caseTables();
   specialPositions.count = 0;
   let i = start;
   while (i < end) {
@@ -218,26 +211,25 @@ export function upcaseInPlace(buf: Uint8Array, start: number, end: number): numb
   return specialPositions.count;
 }
 
-// The uppercase bytes of every character the in-place table cannot take (its
-// uppercase changes length or is several code points: `ß` → `SS`), built with the
-// table; characters beyond U+1FFFF are added on first use, up to a bound.
-let specials: Map<number, Uint8Array> | null = null;
-let specialsBuilt = 0;
-const MAX_LAZY_SPECIALS = 4096;
+// The uppercase bytes of characters beyond U+1FFFF (none has a case mapping today, but
+// they are treated as special anyway: see caseTables), added on first use, up to a bound.
+const beyondTable = new Map<number, Uint8Array>();
+const MAX_BEYOND_TABLE = 4096;
 
+// caseTables()'s special k, as one view each (made once: the splice must not allocate).
+let specialViews: Uint8Array[] | null = null;
+
+/** The uppercase bytes of a character the in-place pass left alone (`ß` → `SS`). */
 function specialBytes(cp: number): Uint8Array {
-  if (specials === null) {
-    const table = caseTable ?? (caseTable = buildCaseTable());
-    specials = new Map();
-    for (let c = 0x80; c < TABLE_SIZE; c++) {
-      if (table[c]! < 0 && (c < 0xd800 || c > 0xdfff)) specials.set(c, Buffer.from(String.fromCodePoint(c).toUpperCase(), 'utf8'));
-    }
-    specialsBuilt = specials.size;
+  if (cp < TABLE_SIZE) {
+    const { table, specialOffsets, specialBytes: bytes } = caseTables();
+    specialViews ??= Array.from({ length: specialOffsets.length - 1 }, (_, k) => bytes.subarray(specialOffsets[k], specialOffsets[k + 1]));
+    return specialViews[-1 - table[cp]!]!;
   }
-  let bytes = specials.get(cp);
+  let bytes = beyondTable.get(cp);
   if (bytes === undefined) {
     bytes = Buffer.from(String.fromCodePoint(cp).toUpperCase(), 'utf8');
-    if (specials.size < specialsBuilt + MAX_LAZY_SPECIALS) specials.set(cp, bytes);
+    if (beyondTable.size < MAX_BEYOND_TABLE) beyondTable.set(cp, bytes);
   }
   return bytes;
 }

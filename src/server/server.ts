@@ -254,7 +254,7 @@ export class UpcaseServer extends EventEmitter {
     });
   }
 
-  /** The native TCP transport if chosen and built; its byte counts join the stats. */
+  /** The native TCP transport if chosen and built; what it counts joins the stats. */
   private createNativeTcp(): NativeTcpTransport | null {
     const choice = this.options.tcpTransport;
     const binding = choice === 'stream' ? null : loadNativeTcp();
