@@ -100,7 +100,7 @@ static inline int32_t lookup(const codec_tables_t *t, uint32_t cp) {
 // Uppercases in place the characters of buf[0, n) (complete input) that start in
 // [i, stop), except those whose uppercase changes length: their positions are
 // appended to `specials` (*count of them). Returns where it stopped (>= stop).
-static size_t upcase_scalar(const codec_tables_t *t, uint8_t *buf, size_t i, size_t stop, size_t n, uint32_t *specials, size_t *count) {
+static size_t upcase_scalar(const codec_tables_t *t, uint8_t *buf, size_t i, size_t stop, size_t n, uint32_t *specials, int32_t *kinds, size_t *count) {
   while (i < stop) {
     while (i + 8 <= stop) {
       uint64_t w;
@@ -123,7 +123,10 @@ static size_t upcase_scalar(const codec_tables_t *t, uint8_t *buf, size_t i, siz
     }
     uint32_t cp = decode(buf + i, len);
     int32_t u = lookup(t, cp);
-    if (u < 0) specials[(*count)++] = (uint32_t)i;
+    if (u < 0) {
+      specials[*count] = (uint32_t)i;
+      kinds[(*count)++] = u;
+    }
     else if ((uint32_t)u != cp) encode(buf + i, len, (uint32_t)u);
     i += (size_t)len;
   }
@@ -168,7 +171,7 @@ static const uint32_t KEEP_MASK[5] = {0, 0xffffff00u, 0xffff0000u, 0xff000000u, 
 // re-encoded without branches into `out`, and stored in order once the block
 // is known to be well-formed. A block with an ill-formed byte goes through the
 // scalar loop; so does the tail of the input.
-static size_t upcase_in_place(const codec_tables_t *t, uint8_t *buf, size_t n, uint32_t *specials) {
+static size_t upcase_in_place_sse2(const codec_tables_t *t, uint8_t *buf, size_t n, uint32_t *specials, int32_t *kinds) {
   size_t i = 0, count = 0;
   uint32_t at[BLOCK], out[BLOCK];
   while (i + BLOCK + 3 <= n) {
@@ -201,7 +204,7 @@ static size_t upcase_in_place(const codec_tables_t *t, uint8_t *buf, size_t n, u
     // Well-formed iff every non-ASCII byte before `end` is a lead or a continuation byte
     // its lead expects, and no lead before `end` expects one at or past it.
     if ((expected & ~live) != 0 || ((high & live) & ~leads) != expected || (cont & live) != expected) {
-      i = upcase_scalar(t, buf, i, i + BLOCK, n, specials, &count);
+      i = upcase_scalar(t, buf, i, i + BLOCK, n, specials, kinds, &count);
       continue;
     }
     int k = 0;
@@ -217,6 +220,7 @@ static size_t upcase_in_place(const codec_tables_t *t, uint8_t *buf, size_t n, u
         int32_t u = t->table[cp];
         uint32_t special = u < 0;
         specials[count] = (uint32_t)p;
+        kinds[count] = u;
         count += special;
         uint32_t uu = special ? cp : (uint32_t)u;
         out[k] = (0xc0 | (uu >> 6)) | ((0x80 | (uu & 0x3f)) << 8);
@@ -224,7 +228,7 @@ static size_t upcase_in_place(const codec_tables_t *t, uint8_t *buf, size_t n, u
       }
       if (bad) {
         count = first_special;
-        i = upcase_scalar(t, buf, i, i + BLOCK, n, specials, &count);
+        i = upcase_scalar(t, buf, i, i + BLOCK, n, specials, kinds, &count);
         continue;
       }
       for (int j = 0; j < k; j++) memcpy(buf + at[j], &out[j], 2);
@@ -246,6 +250,7 @@ static size_t upcase_in_place(const codec_tables_t *t, uint8_t *buf, size_t n, u
       u = cp < CODEC_TABLE_SIZE ? u : (int32_t)cp;
       uint32_t special = u < 0;
       specials[count] = (uint32_t)p;
+      kinds[count] = u;
       count += special;
       uint32_t uu = special ? cp : (uint32_t)u;
       uint32_t e2 = (0xc0 | (uu >> 6)) | ((0x80 | (uu & 0x3f)) << 8);
@@ -258,51 +263,167 @@ static size_t upcase_in_place(const codec_tables_t *t, uint8_t *buf, size_t n, u
     if (bad) {
       // An ill-formed sequence after all: nothing was written yet but the (idempotent) ASCII.
       count = first_special;
-      i = upcase_scalar(t, buf, i, i + BLOCK, n, specials, &count);
+      i = upcase_scalar(t, buf, i, i + BLOCK, n, specials, kinds, &count);
       continue;
     }
     for (int j = 0; j < k; j++) memcpy(buf + at[j], &out[j], 4);
     i += end;
   }
-  upcase_scalar(t, buf, i, n, n, specials, &count);
+  upcase_scalar(t, buf, i, n, n, specials, kinds, &count);
   return count;
 }
-void codec_init(void) { init_second(); }
+
+#include <immintrin.h>
+#define AVX512_TARGET __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,avx512vbmi,avx512vbmi2,bmi,bmi2,popcnt")))
+
+static const uint8_t IOTA[64] = {0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31,32,33,34,35,36,37,38,39,40,41,42,43,44,45,46,47,48,49,50,51,52,53,54,55,56,57,58,59,60,61,62,63};
+
+AVX512_TARGET
+static size_t upcase_in_place_avx512(const codec_tables_t *t, uint8_t *buf, size_t n, uint32_t *specials, int32_t *kinds) {
+  size_t i = 0, count = 0;
+#define B(x) _mm512_set1_epi8((char)(x))
+#define D(x) _mm512_set1_epi32((int)(x))
+  const __m512i iota = _mm512_loadu_si512(IOTA);
+  // For each 32-bit lane, the 6-bit groups of a code point, high first, as bytes 0–3
+  // (8-bit fields from bit 18, 12, 6, 0; masked to 6 bits after).
+  const __m512i groups = _mm512_set1_epi64(0x20262c3200060c12LL);
+  const __m512i second_lo = _mm512_loadu_si512(SECOND_LO + 0xc0), second_hi = _mm512_loadu_si512(SECOND_HI + 0xc0);
+  while (i + BLOCK + 3 <= n) {
+    __m512i v = _mm512_loadu_si512(buf + i);
+    __mmask64 lower = _mm512_cmplt_epu8_mask(_mm512_sub_epi8(v, B('a')), B(26));
+    __m512i upper = _mm512_mask_sub_epi8(v, lower, v, B(0x20));
+    uint64_t high = _mm512_movepi8_mask(v);
+    if (high == 0) {
+      _mm512_storeu_si512(buf + i, upper);
+      i += BLOCK;
+      continue;
+    }
+    // By value: leads C0–FF, of which E0–FF expect 2 more bytes and F0–FF 3; the exact
+    // ranges (no C0/C1/F5–FF, no overlongs, surrogates or code points past U+10FFFF) are
+    // checked on the byte after each lead, from SECOND_LO/SECOND_HI (64 entries from C0).
+    uint64_t leads_all = _mm512_cmpge_epu8_mask(v, B(0xc0));
+    uint64_t long3 = _mm512_cmpge_epu8_mask(v, B(0xe0)), long4 = _mm512_cmpge_epu8_mask(v, B(0xf0));
+    // The block ends before a character that crosses its end, and at its 17th character
+    // (one vector of 16 code points per block, so no loop and no branch on the count).
+    uint64_t crossing = (leads_all & (1ULL << 63)) | (long3 & (3ULL << 62)) | (long4 & (7ULL << 61));
+    uint64_t before = (crossing & (0 - crossing)) - 1;  // all bits when nothing crosses
+    uint64_t cut = crossing | _pdep_u64(1ULL << 16, leads_all & before);
+    size_t end = cut ? (size_t)__builtin_ctzll(cut) : BLOCK;
+    uint64_t live = _bzhi_u64(~0ULL, (unsigned)end);
+    uint64_t leads = leads_all & live;
+    uint64_t expected = leads << 1 | (long3 & live) << 2 | (long4 & live) << 3;
+    __m512i second = _mm512_loadu_si512(buf + i + 1);
+    // vpermb reads the low 6 bits of each lead: its offset from C0.
+    uint64_t bad = _mm512_mask_cmplt_epu8_mask(leads, second, _mm512_permutexvar_epi8(v, second_lo)) |
+                   _mm512_mask_cmpgt_epu8_mask(leads, second, _mm512_permutexvar_epi8(v, second_hi));
+    // Well-formed iff the continuation bytes before `end` are exactly those the leads expect,
+    // none is expected at or past `end`, and every second byte is in its lead's range.
+    if (((expected & ~live) | ((high & ~leads_all & live) ^ expected) | bad) != 0) {
+      i = upcase_scalar(t, buf, i, i + BLOCK, n, specials, kinds, &count);
+      continue;
+    }
+    __mmask16 lanes = (__mmask16)_bzhi_u32(0xffffu, (unsigned)__builtin_popcountll(leads));
+    // Each character's bytes (and what follows, unused) as one 32-bit lane, lead in byte 0.
+    __m512i at = _mm512_cvtepu8_epi32(_mm512_castsi512_si128(_mm512_maskz_compress_epi8(leads, iota)));
+    __m512i w = _mm512_permutex2var_epi8(v, _mm512_add_epi8(_mm512_mullo_epi32(at, D(0x01010101)), D(0x03020100)),
+                                         _mm512_maskz_loadu_epi8(0x7, buf + i + BLOCK));
+    __m512i lead = _mm512_and_si512(w, D(0xff));
+    __mmask16 is3 = _mm512_cmpge_epu32_mask(lead, D(0xe0)), is4 = _mm512_cmpge_epu32_mask(lead, D(0xf0));
+    // 8 × (4 − length): moves a character's bytes to the top of its lane, and back.
+    __m512i shift = _mm512_mask_mov_epi32(_mm512_mask_mov_epi32(D(16), is3, D(8)), is4, _mm512_setzero_si512());
+    __m512i payload = _mm512_mask_mov_epi32(_mm512_mask_mov_epi32(D(0x3f1f0000), is3, D(0x3f3f0f00)), is4, D(0x3f3f3f07));
+    __m512i bits = _mm512_and_si512(_mm512_sllv_epi32(w, shift), payload);
+    // Bytes 0–3 hold bits 18–20, 12–17, 6–11, 0–5 of the code point (0 where the character
+    // is shorter): two multiply-adds put them together.
+    __m512i cp = _mm512_madd_epi16(_mm512_maddubs_epi16(bits, D(0x01400140)), D(0x00011000));
+    __mmask16 in_table = _mm512_cmplt_epu32_mask(cp, D(CODEC_TABLE_SIZE)) & lanes;
+#if defined(GATHER_YMM)
+    __m256i ulo = _mm256_mmask_i32gather_epi32(_mm512_castsi512_si256(cp), (__mmask8)in_table, _mm512_castsi512_si256(cp), t->table, 4);
+    __m256i uhi = _mm256_mmask_i32gather_epi32(_mm512_extracti64x4_epi64(cp, 1), (__mmask8)(in_table >> 8), _mm512_extracti64x4_epi64(cp, 1), t->table, 4);
+    __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(ulo), uhi, 1);
+#elif defined(GATHER_SCALAR)
+    uint32_t cps[16];
+    int32_t us[16];
+    _mm512_storeu_si512(cps, _mm512_min_epu32(cp, D(CODEC_TABLE_SIZE - 1)));
+    for (int q = 0; q < 16; q++) us[q] = t->table[cps[q]];
+    __m512i u = _mm512_mask_mov_epi32(cp, in_table, _mm512_loadu_si512(us));
 #else
-static size_t upcase_in_place(const codec_tables_t *t, uint8_t *buf, size_t n, uint32_t *specials) {
+    __m512i u = _mm512_mask_i32gather_epi32(cp, in_table, cp, t->table, 4);
+#endif
+    __mmask16 special = _mm512_movepi32_mask(u) & lanes;
+    // Recorded without a branch: about half the blocks of mixed text have a special.
+    __mmask16 first = (__mmask16)_bzhi_u32(0xffffu, (unsigned)__builtin_popcount(special));
+    _mm512_mask_storeu_epi32(specials + count, first, _mm512_maskz_compress_epi32(special, _mm512_add_epi32(at, D(i))));
+    _mm512_mask_storeu_epi32(kinds + count, first, _mm512_maskz_compress_epi32(special, u));
+    count += (size_t)__builtin_popcount(special);
+    // Same length, so only the payload bits change: flip those of cp ^ uppercase (none for a special).
+    __m512i flip = _mm512_maskz_xor_epi32((__mmask16)(lanes & ~special), cp, u);
+    flip = _mm512_and_si512(_mm512_multishift_epi64_epi8(groups, flip), D(0x3f3f3f3f));
+    __m512i e = _mm512_xor_si512(w, _mm512_srlv_epi32(flip, shift));
+    // Each character's bytes, packed, back over the block's non-ASCII bytes.
+    __m512i char_bytes = _mm512_maskz_srlv_epi32(lanes, D(0xffffffff), shift);
+    __m512i packed = _mm512_maskz_compress_epi8(_mm512_test_epi8_mask(char_bytes, char_bytes), e);
+    _mm512_storeu_si512(buf + i, _mm512_mask_expand_epi8(upper, high & live, packed));
+    i += end;
+  }
+#undef B
+#undef D
+  upcase_scalar(t, buf, i, n, n, specials, kinds, &count);
+  return count;
+}
+
+static int use_avx512;
+static size_t upcase_in_place(const codec_tables_t *t, uint8_t *buf, size_t n, uint32_t *specials, int32_t *kinds) {
+  return use_avx512 ? upcase_in_place_avx512(t, buf, n, specials, kinds) : upcase_in_place_sse2(t, buf, n, specials, kinds);
+}
+#include <stdlib.h>
+void codec_init(void) {
+  init_second();
+  __builtin_cpu_init();
+  use_avx512 = __builtin_cpu_supports("avx512vbmi2") && __builtin_cpu_supports("avx512bw") && !getenv("NOAVX");
+}
+#else
+static size_t upcase_in_place(const codec_tables_t *t, uint8_t *buf, size_t n, uint32_t *specials, int32_t *kinds) {
   size_t count = 0;
-  upcase_scalar(t, buf, 0, n, n, specials, &count);
+  upcase_scalar(t, buf, 0, n, n, specials, kinds, &count);
   return count;
 }
 
 void codec_init(void) {}
 #endif
 
-// The uppercase bytes of the special character (well-formed, `len` bytes) at p.
-static const uint8_t *special_bytes(const codec_tables_t *t, const uint8_t *p, int len, size_t *n) {
-  int64_t k = -1 - (int64_t)lookup(t, decode(p, len));
-  if (k < 0 || k >= t->special_count) {  // unreachable: only specials are recorded
-    *n = (size_t)len;
-    return p;
-  }
+// The uppercase bytes of a special character, from its table entry u (< 0).
+static inline const uint8_t *special_bytes(const codec_tables_t *t, int32_t u, size_t *n) {
+  uint32_t k = (uint32_t)(-1 - (int64_t)u);
   *n = (size_t)(t->special_offsets[k + 1] - t->special_offsets[k]);
   return t->special_bytes + t->special_offsets[k];
 }
 
-static inline size_t lead_length(uint8_t b0) { return b0 < 0xe0 ? 2 : b0 < 0xf0 ? 3 : 4; }
+// Copies len bytes from src to dst: 64 at once when src_end allows reading that far,
+// then the rest. dst may be written up to 63 bytes past len (CODEC_OUT_SIZE has room).
+static inline void copy_gap(uint8_t *dst, const uint8_t *src, size_t len, const uint8_t *src_end) {
+  if (src + 64 <= src_end) {
+    memcpy(dst, src, 64);
+    if (len > 64) memcpy(dst + 64, src + 64, len - 64);
+  } else {
+    memcpy(dst, src, len);
+  }
+}
 
-// After upcase_in_place() found `count` specials in buf[0, n): the whole output,
-// assembled in `out` after `prefix` bytes already there. Returns its length.
-static size_t splice(const codec_tables_t *t, const uint8_t *buf, size_t n, const uint32_t *specials, size_t count, uint8_t *out, size_t prefix) {
+// After upcase_in_place() found `count` specials in buf[0, n) (where, and their table
+// entries): the whole output, assembled in `out` after `prefix` bytes already there.
+// Returns its length.
+static size_t splice(const codec_tables_t *t, const uint8_t *buf, size_t n, const uint32_t *specials, const int32_t *kinds, size_t count, uint8_t *out, size_t prefix) {
   size_t o = prefix, from = 0;
   for (size_t k = 0; k < count; k++) {
-    size_t p = specials[k], len = lead_length(buf[p]), sn;
-    memcpy(out + o, buf + from, p - from);
+    size_t p = specials[k], sn;
+    copy_gap(out + o, buf + from, p - from, buf + n);
     o += p - from;
-    const uint8_t *bytes = special_bytes(t, buf + p, (int)len, &sn);
-    memcpy(out + o, bytes, sn);
+    const uint8_t *bytes = special_bytes(t, kinds[k], &sn);
+    memcpy(out + o, bytes, CODEC_SPECIAL_PAD);  // sn <= 12; the bytes are padded
     o += sn;
-    from = p + len;
+    uint8_t b0 = buf[p];
+    from = p + 2 + (b0 >= 0xe0) + (b0 >= 0xf0);
   }
   memcpy(out + o, buf + from, n - from);
   return o + (n - from);
@@ -325,12 +446,13 @@ uint8_t *codec_push(const codec_tables_t *t, codec_stream_t *s, uint8_t *buf, si
     }
     s->held_length = 0;
     if (len > 0) {
-      uint32_t one;
-      if (upcase_in_place(t, s->held, (size_t)len, &one) == 0) {
+      uint32_t at;
+      int32_t kind;
+      if (upcase_in_place(t, s->held, (size_t)len, &at, &kind) == 0) {
         memcpy(prefix, s->held, (size_t)len);
         prefix_length = (size_t)len;
       } else {
-        const uint8_t *bytes = special_bytes(t, s->held, len, &prefix_length);
+        const uint8_t *bytes = special_bytes(t, kind, &prefix_length);
         memcpy(prefix, bytes, prefix_length);
       }
       start = (size_t)len - held;
@@ -345,7 +467,7 @@ uint8_t *codec_push(const codec_tables_t *t, codec_stream_t *s, uint8_t *buf, si
     memcpy(s->held, buf + tail, n - tail);
     s->held_length = (uint8_t)(n - tail);
   }
-  size_t count = upcase_in_place(t, buf + start, tail - start, scratch->specials);
+  size_t count = upcase_in_place(t, buf + start, tail - start, scratch->specials, scratch->kinds);
   if (count == 0) {
     // Same lengths: the output is the chunk itself, the prefix put just before it.
     uint8_t *begin = buf + start - prefix_length;
@@ -354,7 +476,7 @@ uint8_t *codec_push(const codec_tables_t *t, codec_stream_t *s, uint8_t *buf, si
     return begin;
   }
   memcpy(scratch->out, prefix, prefix_length);
-  *out_length = splice(t, buf + start, tail - start, scratch->specials, count, scratch->out, prefix_length);
+  *out_length = splice(t, buf + start, tail - start, scratch->specials, scratch->kinds, count, scratch->out, prefix_length);
   return scratch->out;
 }
 

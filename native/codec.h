@@ -19,6 +19,8 @@
 // No character's uppercase is more than 3 times as long as the character in UTF-8
 // (ΐ: 2 bytes → 6). caseTables() checks this when it builds the table.
 #define CODEC_MAX_GROWTH 3
+// Readable bytes after special_bytes' last, so a special is copied with one fixed-size move.
+#define CODEC_SPECIAL_PAD 16
 
 typedef struct {
   // For each code point: its uppercase when that is one code point of the same UTF-8
@@ -26,7 +28,7 @@ typedef struct {
   const int32_t *table;
   // Special k's uppercase is special_bytes[special_offsets[k], special_offsets[k + 1]).
   const int32_t *special_offsets;
-  const uint8_t *special_bytes;
+  const uint8_t *special_bytes;  // followed by CODEC_SPECIAL_PAD readable bytes
   int32_t special_count;
 } codec_tables_t;
 
@@ -40,12 +42,14 @@ typedef struct {
 #define CODEC_HEADROOM 16
 
 // Scratch space for codec_push() of up to n bytes: the output when characters
-// change length, and the positions of those characters.
-#define CODEC_OUT_SIZE(n) ((size_t)(n) * CODEC_MAX_GROWTH + 16)
+// change length (with room for copies that overshoot), and where those characters
+// are and their table entries.
+#define CODEC_OUT_SIZE(n) ((size_t)(n) * CODEC_MAX_GROWTH + 128)
 #define CODEC_SPECIALS_SIZE(n) ((size_t)(n) / 2 + 1)
 typedef struct {
   uint8_t *out;        // CODEC_OUT_SIZE(n) bytes
   uint32_t *specials;  // CODEC_SPECIALS_SIZE(n) entries
+  int32_t *kinds;      // CODEC_SPECIALS_SIZE(n) entries
 } codec_scratch_t;
 
 // Fills the codec's own constant tables; call once per process before codec_push().

@@ -80,6 +80,7 @@ struct server {
   uint8_t read_space[CODEC_HEADROOM + READ_SIZE];  // reads land after the codec's headroom
   uint8_t out_buf[CODEC_OUT_SIZE(READ_SIZE)];
   uint32_t specials[CODEC_SPECIALS_SIZE(READ_SIZE)];
+  int32_t kinds[CODEC_SPECIALS_SIZE(READ_SIZE)];
 };
 
 #define READ_BUF(s) ((s)->read_space + CODEC_HEADROOM)
@@ -274,6 +275,21 @@ static void finish(conn_t *c) {
 }
 
 // Uppercases and answers one chunk read from the peer. Returns 1 to go on reading.
+// Scratch space for one codec_push() of n bytes outside the server's own buffers;
+// on failure (0) what was allocated is freed by scratch_free() all the same.
+static int scratch_alloc(codec_scratch_t *sc, size_t n) {
+  sc->out = malloc(CODEC_OUT_SIZE(n));
+  sc->specials = malloc(CODEC_SPECIALS_SIZE(n) * sizeof(uint32_t));
+  sc->kinds = malloc(CODEC_SPECIALS_SIZE(n) * sizeof(int32_t));
+  return sc->out != NULL && sc->specials != NULL && sc->kinds != NULL;
+}
+
+static void scratch_free(codec_scratch_t *sc) {
+  free(sc->out);
+  free(sc->specials);
+  free(sc->kinds);
+}
+
 // `data` has CODEC_HEADROOM bytes before it; `scratch` is sized for n bytes.
 static int answer(conn_t *c, uint8_t *data, size_t n, const codec_scratch_t *scratch) {
   server_t *s = c->srv;
@@ -290,7 +306,7 @@ static int answer(conn_t *c, uint8_t *data, size_t n, const codec_scratch_t *scr
 
 static void on_readable(conn_t *c) {
   server_t *s = c->srv;
-  const codec_scratch_t scratch = {s->out_buf, s->specials};
+  const codec_scratch_t scratch = {s->out_buf, s->specials, s->kinds};
   for (int k = 0; k < MAX_READS_PER_EVENT; k++) {
     ssize_t n = read(c->fd, READ_BUF(s), READ_SIZE);
     if (n < 0) {
@@ -435,8 +451,9 @@ static napi_value js_set_tables(napi_env env, napi_callback_info info) {
   size_t sizes[3] = {length[0] * sizeof(int32_t), length[1] * sizeof(int32_t), length[2]};
   void *copies[3];
   for (int i = 0; i < 3; i++) {
-    copies[i] = malloc(sizes[i] > 0 ? sizes[i] : 1);  // never freed: process-wide, 0.5 MiB
-    if (copies[i] == NULL) return throw_errno(env, "malloc", ENOMEM);
+    // Never freed: process-wide, 0.5 MiB. The special bytes get the padding codec.h asks for.
+    copies[i] = calloc(1, sizes[i] + (i == 2 ? CODEC_SPECIAL_PAD : 0));
+    if (copies[i] == NULL) return throw_errno(env, "calloc", ENOMEM);
     memcpy(copies[i], data[i], sizes[i]);
   }
   tables.table = copies[0];
@@ -547,16 +564,16 @@ static napi_value js_adopt(napi_env env, napi_callback_info info) {
   // first chunk, answered in one reply. Copied: the codec rewrites its input.
   if (initial_length > 0) {
     uint8_t *copy = malloc(CODEC_HEADROOM + initial_length);
-    codec_scratch_t scratch = {malloc(CODEC_OUT_SIZE(initial_length)), malloc(CODEC_SPECIALS_SIZE(initial_length) * sizeof(uint32_t))};
-    if (copy == NULL || scratch.out == NULL || scratch.specials == NULL) {
+    codec_scratch_t scratch;
+    int ok = scratch_alloc(&scratch, initial_length);
+    if (copy == NULL || !ok) {
       conn_close(c, CLOSE_ERROR, ENOMEM);
     } else {
       memcpy(copy + CODEC_HEADROOM, initial, initial_length);
       answer(c, copy + CODEC_HEADROOM, initial_length, &scratch);
     }
     free(copy);
-    free(scratch.out);
-    free(scratch.specials);
+    scratch_free(&scratch);
   }
   napi_value result;
   CHECK(napi_create_int32(env, id, &result));
@@ -631,11 +648,11 @@ static napi_value js_codec_push(napi_env env, napi_callback_info info) {
   size_t n;
   CHECK(napi_get_buffer_info(env, argv[1], &data, &n));
   uint8_t *copy = malloc(CODEC_HEADROOM + n);
-  codec_scratch_t scratch = {malloc(CODEC_OUT_SIZE(n)), malloc(CODEC_SPECIALS_SIZE(n) * sizeof(uint32_t))};
-  if (copy == NULL || scratch.out == NULL || scratch.specials == NULL) {
+  codec_scratch_t scratch;
+  int ok = scratch_alloc(&scratch, n);
+  if (copy == NULL || !ok) {
     free(copy);
-    free(scratch.out);
-    free(scratch.specials);
+    scratch_free(&scratch);
     return throw_errno(env, "malloc", ENOMEM);
   }
   memcpy(copy + CODEC_HEADROOM, data, n);
@@ -644,8 +661,7 @@ static napi_value js_codec_push(napi_env env, napi_callback_info info) {
   napi_value buffer;
   napi_status st = napi_create_buffer_copy(env, out_n, result, NULL, &buffer);
   free(copy);
-  free(scratch.out);
-  free(scratch.specials);
+  scratch_free(&scratch);
   CHECK(st);
   return buffer;
 }
