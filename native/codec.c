@@ -5,6 +5,10 @@
 
 #include <string.h>
 
+#if defined(__x86_64__) || defined(_M_X64)
+#include <immintrin.h>
+#endif
+
 #define ASCII_HIGH 0x8080808080808080ULL
 
 // Uppercases 8 ASCII bytes at once. Per byte h (< 0x80), h + 0x1f sets bit 7 iff
@@ -135,7 +139,6 @@ static size_t upcase_scalar(const codec_tables_t *t, uint8_t *buf, size_t i, siz
 
 
 #if defined(__x86_64__) || defined(_M_X64)
-#include <emmintrin.h>
 #define BLOCK 64
 
 // Bit j set where byte j of the block, masked with `mask`, equals `want`.
@@ -273,13 +276,12 @@ static size_t upcase_in_place_sse2(const codec_tables_t *t, uint8_t *buf, size_t
   return count;
 }
 
-#include <immintrin.h>
 #define AVX512_TARGET __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,avx512vbmi,avx512vbmi2,bmi,bmi2,popcnt")))
 
 static const uint8_t IOTA[64] = {0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31,32,33,34,35,36,37,38,39,40,41,42,43,44,45,46,47,48,49,50,51,52,53,54,55,56,57,58,59,60,61,62,63};
 
 AVX512_TARGET
-static size_t upcase_in_place_avx512(const codec_tables_t *t, uint8_t *buf, size_t n, uint32_t *specials, int32_t *kinds) {
+static size_t upcase_to_avx512(const codec_tables_t *t, uint8_t *buf, uint8_t *dst, size_t n, uint32_t *specials, int32_t *kinds) {
   size_t i = 0, count = 0;
 #define B(x) _mm512_set1_epi8((char)(x))
 #define D(x) _mm512_set1_epi32((int)(x))
@@ -288,13 +290,13 @@ static size_t upcase_in_place_avx512(const codec_tables_t *t, uint8_t *buf, size
   // (8-bit fields from bit 18, 12, 6, 0; masked to 6 bits after).
   const __m512i groups = _mm512_set1_epi64(0x20262c3200060c12LL);
   const __m512i second_lo = _mm512_loadu_si512(SECOND_LO + 0xc0), second_hi = _mm512_loadu_si512(SECOND_HI + 0xc0);
-  while (i + BLOCK + 3 <= n) {
+  while (i + BLOCK <= n) {
     __m512i v = _mm512_loadu_si512(buf + i);
     __mmask64 lower = _mm512_cmplt_epu8_mask(_mm512_sub_epi8(v, B('a')), B(26));
     __m512i upper = _mm512_mask_sub_epi8(v, lower, v, B(0x20));
     uint64_t high = _mm512_movepi8_mask(v);
     if (high == 0) {
-      _mm512_storeu_si512(buf + i, upper);
+      _mm512_storeu_si512(dst + i, upper);
       i += BLOCK;
       continue;
     }
@@ -312,21 +314,24 @@ static size_t upcase_in_place_avx512(const codec_tables_t *t, uint8_t *buf, size
     uint64_t live = _bzhi_u64(~0ULL, (unsigned)end);
     uint64_t leads = leads_all & live;
     uint64_t expected = leads << 1 | (long3 & live) << 2 | (long4 & live) << 3;
-    __m512i second = _mm512_loadu_si512(buf + i + 1);
+    __m512i second = _mm512_permutexvar_epi8(_mm512_add_epi8(iota, B(1)), v);  // a live lead's is in the block
     // vpermb reads the low 6 bits of each lead: its offset from C0.
     uint64_t bad = _mm512_mask_cmplt_epu8_mask(leads, second, _mm512_permutexvar_epi8(v, second_lo)) |
                    _mm512_mask_cmpgt_epu8_mask(leads, second, _mm512_permutexvar_epi8(v, second_hi));
     // Well-formed iff the continuation bytes before `end` are exactly those the leads expect,
     // none is expected at or past `end`, and every second byte is in its lead's range.
     if (((expected & ~live) | ((high & ~leads_all & live) ^ expected) | bad) != 0) {
-      i = upcase_scalar(t, buf, i, i + BLOCK, n, specials, kinds, &count);
+      size_t j = upcase_scalar(t, buf, i, i + BLOCK, n, specials, kinds, &count);
+      memcpy(dst + i, buf + i, j - i);
+      i = j;
       continue;
     }
     __mmask16 lanes = (__mmask16)_bzhi_u32(0xffffu, (unsigned)__builtin_popcountll(leads));
     // Each character's bytes (and what follows, unused) as one 32-bit lane, lead in byte 0.
     __m512i at = _mm512_cvtepu8_epi32(_mm512_castsi512_si128(_mm512_maskz_compress_epi8(leads, iota)));
-    __m512i w = _mm512_permutex2var_epi8(v, _mm512_add_epi8(_mm512_mullo_epi32(at, D(0x01010101)), D(0x03020100)),
-                                         _mm512_maskz_loadu_epi8(0x7, buf + i + BLOCK));
+    // (A character before `end` ends before it too: its window's bytes past the block, taken
+    // modulo 64, are never used.)
+    __m512i w = _mm512_permutexvar_epi8(_mm512_add_epi8(_mm512_mullo_epi32(at, D(0x01010101)), D(0x03020100)), v);
     __m512i lead = _mm512_and_si512(w, D(0xff));
     __mmask16 is3 = _mm512_cmpge_epu32_mask(lead, D(0xe0)), is4 = _mm512_cmpge_epu32_mask(lead, D(0xf0));
     // 8 × (4 − length): moves a character's bytes to the top of its lane, and back.
@@ -337,19 +342,7 @@ static size_t upcase_in_place_avx512(const codec_tables_t *t, uint8_t *buf, size
     // is shorter): two multiply-adds put them together.
     __m512i cp = _mm512_madd_epi16(_mm512_maddubs_epi16(bits, D(0x01400140)), D(0x00011000));
     __mmask16 in_table = _mm512_cmplt_epu32_mask(cp, D(CODEC_TABLE_SIZE)) & lanes;
-#if defined(GATHER_YMM)
-    __m256i ulo = _mm256_mmask_i32gather_epi32(_mm512_castsi512_si256(cp), (__mmask8)in_table, _mm512_castsi512_si256(cp), t->table, 4);
-    __m256i uhi = _mm256_mmask_i32gather_epi32(_mm512_extracti64x4_epi64(cp, 1), (__mmask8)(in_table >> 8), _mm512_extracti64x4_epi64(cp, 1), t->table, 4);
-    __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(ulo), uhi, 1);
-#elif defined(GATHER_SCALAR)
-    uint32_t cps[16];
-    int32_t us[16];
-    _mm512_storeu_si512(cps, _mm512_min_epu32(cp, D(CODEC_TABLE_SIZE - 1)));
-    for (int q = 0; q < 16; q++) us[q] = t->table[cps[q]];
-    __m512i u = _mm512_mask_mov_epi32(cp, in_table, _mm512_loadu_si512(us));
-#else
     __m512i u = _mm512_mask_i32gather_epi32(cp, in_table, cp, t->table, 4);
-#endif
     __mmask16 special = _mm512_movepi32_mask(u) & lanes;
     // Recorded without a branch: about half the blocks of mixed text have a special.
     __mmask16 first = (__mmask16)_bzhi_u32(0xffffu, (unsigned)__builtin_popcount(special));
@@ -363,34 +356,63 @@ static size_t upcase_in_place_avx512(const codec_tables_t *t, uint8_t *buf, size
     // Each character's bytes, packed, back over the block's non-ASCII bytes.
     __m512i char_bytes = _mm512_maskz_srlv_epi32(lanes, D(0xffffffff), shift);
     __m512i packed = _mm512_maskz_compress_epi8(_mm512_test_epi8_mask(char_bytes, char_bytes), e);
-    _mm512_storeu_si512(buf + i, _mm512_mask_expand_epi8(upper, high & live, packed));
+    _mm512_storeu_si512(dst + i, _mm512_mask_expand_epi8(upper, high & live, packed));
     i += end;
   }
 #undef B
 #undef D
   upcase_scalar(t, buf, i, n, n, specials, kinds, &count);
+  memcpy(dst + i, buf + i, n - i);
   return count;
 }
 
-static int use_avx512;
-static size_t upcase_in_place(const codec_tables_t *t, uint8_t *buf, size_t n, uint32_t *specials, int32_t *kinds) {
-  return use_avx512 ? upcase_in_place_avx512(t, buf, n, specials, kinds) : upcase_in_place_sse2(t, buf, n, specials, kinds);
+static int have_avx512;
+
+// Uppercases buf[0, n) (see upcase_scalar) on the given path. The AVX-512 one writes
+// to scratch->mid: its next block's loads then never wait on the last block's store.
+// Sets *result to where the output is.
+static size_t upcase_chunk(const codec_tables_t *t, codec_path_t path, uint8_t *buf, size_t n, const codec_scratch_t *sc, uint8_t **result) {
+  if (path == CODEC_PATH_AVX512) {
+    *result = sc->mid + CODEC_HEADROOM;
+    return upcase_to_avx512(t, buf, *result, n, sc->specials, sc->kinds);
+  }
+  *result = buf;
+  if (path == CODEC_PATH_SSE2) return upcase_in_place_sse2(t, buf, n, sc->specials, sc->kinds);
+  size_t count = 0;
+  upcase_scalar(t, buf, 0, n, n, sc->specials, sc->kinds, &count);
+  return count;
 }
-#include <stdlib.h>
+
 void codec_init(void) {
   init_second();
   __builtin_cpu_init();
-  use_avx512 = __builtin_cpu_supports("avx512vbmi2") && __builtin_cpu_supports("avx512bw") && !getenv("NOAVX");
+  have_avx512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
+                __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vbmi") && __builtin_cpu_supports("avx512vbmi2") &&
+                __builtin_cpu_supports("bmi2");
 }
+
+int codec_path_available(codec_path_t path) {
+  return path == CODEC_PATH_AUTO || path == CODEC_PATH_SCALAR || path == CODEC_PATH_SSE2 || (path == CODEC_PATH_AVX512 && have_avx512);
+}
+
+static codec_path_t best_path(void) { return have_avx512 ? CODEC_PATH_AVX512 : CODEC_PATH_SSE2; }
 #else
-static size_t upcase_in_place(const codec_tables_t *t, uint8_t *buf, size_t n, uint32_t *specials, int32_t *kinds) {
+static size_t upcase_chunk(const codec_tables_t *t, codec_path_t path, uint8_t *buf, size_t n, const codec_scratch_t *sc, uint8_t **result) {
   size_t count = 0;
-  upcase_scalar(t, buf, 0, n, n, specials, kinds, &count);
+  (void)path;
+  *result = buf;
+  upcase_scalar(t, buf, 0, n, n, sc->specials, sc->kinds, &count);
   return count;
 }
 
 void codec_init(void) {}
+
+int codec_path_available(codec_path_t path) { return path == CODEC_PATH_AUTO || path == CODEC_PATH_SCALAR; }
+
+static codec_path_t best_path(void) { return CODEC_PATH_SCALAR; }
 #endif
+
+codec_path_t codec_resolve_path(codec_path_t path) { return path == CODEC_PATH_AUTO ? best_path() : path; }
 
 // The uppercase bytes of a special character, from its table entry u (< 0).
 static inline const uint8_t *special_bytes(const codec_tables_t *t, int32_t u, size_t *n) {
@@ -410,7 +432,7 @@ static inline void copy_gap(uint8_t *dst, const uint8_t *src, size_t len, const 
   }
 }
 
-// After upcase_in_place() found `count` specials in buf[0, n) (where, and their table
+// After upcase_chunk() found `count` specials in buf[0, n) (where, and their table
 // entries): the whole output, assembled in `out` after `prefix` bytes already there.
 // Returns its length.
 static size_t splice(const codec_tables_t *t, const uint8_t *buf, size_t n, const uint32_t *specials, const int32_t *kinds, size_t count, uint8_t *out, size_t prefix) {
@@ -448,7 +470,9 @@ uint8_t *codec_push(const codec_tables_t *t, codec_stream_t *s, uint8_t *buf, si
     if (len > 0) {
       uint32_t at;
       int32_t kind;
-      if (upcase_in_place(t, s->held, (size_t)len, &at, &kind) == 0) {
+      size_t count = 0;
+      upcase_scalar(t, s->held, 0, (size_t)len, (size_t)len, &at, &kind, &count);
+      if (count == 0) {
         memcpy(prefix, s->held, (size_t)len);
         prefix_length = (size_t)len;
       } else {
@@ -467,16 +491,17 @@ uint8_t *codec_push(const codec_tables_t *t, codec_stream_t *s, uint8_t *buf, si
     memcpy(s->held, buf + tail, n - tail);
     s->held_length = (uint8_t)(n - tail);
   }
-  size_t count = upcase_in_place(t, buf + start, tail - start, scratch->specials, scratch->kinds);
+  uint8_t *same;
+  size_t count = upcase_chunk(t, codec_resolve_path((codec_path_t)s->path), buf + start, tail - start, scratch, &same);
   if (count == 0) {
-    // Same lengths: the output is the chunk itself, the prefix put just before it.
-    uint8_t *begin = buf + start - prefix_length;
+    // Same lengths: the output is the uppercased chunk, the prefix put just before it.
+    uint8_t *begin = same - prefix_length;
     memcpy(begin, prefix, prefix_length);
     *out_length = prefix_length + (tail - start);
     return begin;
   }
   memcpy(scratch->out, prefix, prefix_length);
-  *out_length = splice(t, buf + start, tail - start, scratch->specials, scratch->kinds, count, scratch->out, prefix_length);
+  *out_length = splice(t, same, tail - start, scratch->specials, scratch->kinds, count, scratch->out, prefix_length);
   return scratch->out;
 }
 

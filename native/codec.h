@@ -32,9 +32,18 @@ typedef struct {
   int32_t special_count;
 } codec_tables_t;
 
+// The block paths, each exactly the same rule (the tests run every one this CPU has).
+typedef enum {
+  CODEC_PATH_AUTO = 0,    // the widest this CPU has
+  CODEC_PATH_SCALAR = 1,  // 8 bytes at a time for ASCII, then one character at a time
+  CODEC_PATH_SSE2 = 2,    // x86-64: 64-byte blocks, characters found from byte-class masks
+  CODEC_PATH_AVX512 = 3,  // x86-64 with AVX-512 VBMI2: 64-byte blocks, 16 characters per vector
+} codec_path_t;
+
 typedef struct {
   uint8_t held[4];  // the start of a character cut by the end of the last chunk
   uint8_t held_length;
+  uint8_t path;  // a codec_path_t; zero-initialized streams take the widest
 } codec_stream_t;
 
 // Writable bytes codec_push() needs in front of `buf` (for a character completed
@@ -42,23 +51,31 @@ typedef struct {
 #define CODEC_HEADROOM 16
 
 // Scratch space for codec_push() of up to n bytes: the output when characters
-// change length (with room for copies that overshoot), and where those characters
-// are and their table entries.
+// change length (with room for copies that overshoot), the output of the paths that
+// do not work in place, and where the characters that change length are and their
+// table entries.
 #define CODEC_OUT_SIZE(n) ((size_t)(n) * CODEC_MAX_GROWTH + 128)
+#define CODEC_MID_SIZE(n) ((size_t)(n) + CODEC_HEADROOM + 64)
 #define CODEC_SPECIALS_SIZE(n) ((size_t)(n) / 2 + 1)
 typedef struct {
   uint8_t *out;        // CODEC_OUT_SIZE(n) bytes
+  uint8_t *mid;        // CODEC_MID_SIZE(n) bytes
   uint32_t *specials;  // CODEC_SPECIALS_SIZE(n) entries
   int32_t *kinds;      // CODEC_SPECIALS_SIZE(n) entries
 } codec_scratch_t;
 
-// Fills the codec's own constant tables; call once per process before codec_push().
+// Fills the codec's own constant tables and checks the CPU; call once per process
+// before anything else here.
 void codec_init(void);
+
+// Whether this build and CPU have the path, and which one CODEC_PATH_AUTO means.
+int codec_path_available(codec_path_t path);
+codec_path_t codec_resolve_path(codec_path_t path);
 
 // Uppercases the next chunk of a stream. `buf` is owned by the caller, may be
 // rewritten, and has CODEC_HEADROOM writable bytes before it. Returns where the
-// output is (inside `buf` or its headroom when no character changed length, else
-// `scratch->out`) and sets *out_length.
+// output is (inside `buf` or `scratch->mid`, or their headroom, when no character
+// changed length, else `scratch->out`) and sets *out_length.
 uint8_t *codec_push(const codec_tables_t *t, codec_stream_t *s, uint8_t *buf, size_t n, const codec_scratch_t *scratch, size_t *out_length);
 
 // Ends the stream: copies the held-back bytes (never completed, so unchanged) to

@@ -79,6 +79,7 @@ struct server {
   int closed;    // closeServer was called
   uint8_t read_space[CODEC_HEADROOM + READ_SIZE];  // reads land after the codec's headroom
   uint8_t out_buf[CODEC_OUT_SIZE(READ_SIZE)];
+  uint8_t mid_buf[CODEC_MID_SIZE(READ_SIZE)];
   uint32_t specials[CODEC_SPECIALS_SIZE(READ_SIZE)];
   int32_t kinds[CODEC_SPECIALS_SIZE(READ_SIZE)];
 };
@@ -279,13 +280,15 @@ static void finish(conn_t *c) {
 // on failure (0) what was allocated is freed by scratch_free() all the same.
 static int scratch_alloc(codec_scratch_t *sc, size_t n) {
   sc->out = malloc(CODEC_OUT_SIZE(n));
+  sc->mid = malloc(CODEC_MID_SIZE(n));
   sc->specials = malloc(CODEC_SPECIALS_SIZE(n) * sizeof(uint32_t));
   sc->kinds = malloc(CODEC_SPECIALS_SIZE(n) * sizeof(int32_t));
-  return sc->out != NULL && sc->specials != NULL && sc->kinds != NULL;
+  return sc->out != NULL && sc->mid != NULL && sc->specials != NULL && sc->kinds != NULL;
 }
 
 static void scratch_free(codec_scratch_t *sc) {
   free(sc->out);
+  free(sc->mid);
   free(sc->specials);
   free(sc->kinds);
 }
@@ -306,7 +309,7 @@ static int answer(conn_t *c, uint8_t *data, size_t n, const codec_scratch_t *scr
 
 static void on_readable(conn_t *c) {
   server_t *s = c->srv;
-  const codec_scratch_t scratch = {s->out_buf, s->specials, s->kinds};
+  const codec_scratch_t scratch = {.out = s->out_buf, .mid = s->mid_buf, .specials = s->specials, .kinds = s->kinds};
   for (int k = 0; k < MAX_READS_PER_EVENT; k++) {
     ssize_t n = read(c->fd, READ_BUF(s), READ_SIZE);
     if (n < 0) {
@@ -623,15 +626,57 @@ static void free_handle(napi_env env, void *data, void *hint) {
   free(data);
 }
 
-// codecCreate() -> handle
-static napi_value js_codec_create(napi_env env, napi_callback_info info) {
+static const char *const PATH_NAMES[] = {"auto", "scalar", "sse2", "avx512"};
+#define PATH_COUNT (sizeof PATH_NAMES / sizeof PATH_NAMES[0])
+
+// codecPaths() -> [name of the path 'auto' means, ...every path this CPU has]
+static napi_value js_codec_paths(napi_env env, napi_callback_info info) {
   (void)info;
   if (!tables_set) {
     napi_throw_error(env, NULL, "upcase native: setTables() first");
     return NULL;
   }
+  napi_value list, name;
+  CHECK(napi_create_array(env, &list));
+  uint32_t k = 0;
+  CHECK(napi_create_string_utf8(env, PATH_NAMES[codec_resolve_path(CODEC_PATH_AUTO)], NAPI_AUTO_LENGTH, &name));
+  CHECK(napi_set_element(env, list, k++, name));
+  for (size_t p = 1; p < PATH_COUNT; p++) {
+    if (!codec_path_available((codec_path_t)p)) continue;
+    CHECK(napi_create_string_utf8(env, PATH_NAMES[p], NAPI_AUTO_LENGTH, &name));
+    CHECK(napi_set_element(env, list, k++, name));
+  }
+  return list;
+}
+
+// codecCreate(path = 'auto') -> handle
+static napi_value js_codec_create(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (!tables_set) {
+    napi_throw_error(env, NULL, "upcase native: setTables() first");
+    return NULL;
+  }
+  codec_path_t path = CODEC_PATH_AUTO;
+  if (argc >= 1) {
+    char name[16];
+    size_t length;
+    if (napi_get_value_string_utf8(env, argv[0], name, sizeof name, &length) != napi_ok) {
+      napi_throw_type_error(env, NULL, "upcase native: codecCreate(path?: string)");
+      return NULL;
+    }
+    size_t p = 0;
+    while (p < PATH_COUNT && strcmp(name, PATH_NAMES[p]) != 0) p++;
+    if (p == PATH_COUNT || !codec_path_available((codec_path_t)p)) {
+      napi_throw_range_error(env, NULL, "upcase native: no such codec path on this CPU");
+      return NULL;
+    }
+    path = (codec_path_t)p;
+  }
   codec_handle_t *h = calloc(1, sizeof *h);
   if (h == NULL) return throw_errno(env, "calloc", ENOMEM);
+  h->stream.path = (uint8_t)path;
   napi_value external;
   CHECK(napi_create_external(env, h, free_handle, NULL, &external));
   return external;
@@ -687,6 +732,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"adopt", NULL, js_adopt, NULL, NULL, NULL, napi_default, NULL},
       {"destroy", NULL, js_destroy, NULL, NULL, NULL, napi_default, NULL},
       {"closeServer", NULL, js_close_server, NULL, NULL, NULL, napi_default, NULL},
+      {"codecPaths", NULL, js_codec_paths, NULL, NULL, NULL, napi_default, NULL},
       {"codecCreate", NULL, js_codec_create, NULL, NULL, NULL, napi_default, NULL},
       {"codecPush", NULL, js_codec_push, NULL, NULL, NULL, napi_default, NULL},
       {"codecEnd", NULL, js_codec_end, NULL, NULL, NULL, napi_default, NULL},

@@ -30,7 +30,8 @@ interface NativeTcpBinding {
   adopt(server: ServerHandle, fd: number, initial: Buffer | null): number;
   destroy(server: ServerHandle, id: number): void;
   closeServer(server: ServerHandle): void;
-  codecCreate(): CodecHandle;
+  codecPaths(): string[];
+  codecCreate(path?: string): CodecHandle;
   codecPush(codec: CodecHandle, chunk: Buffer): Buffer;
   codecEnd(codec: CodecHandle): Buffer;
 }
@@ -176,13 +177,23 @@ export class NativeTcpTransport implements NativeTcpCounters {
 }
 
 /**
- * The native codec as a streaming {@link Upcaser}-like object, for tests that
- * hold it to the TypeScript codec. Null when the addon is not built.
+ * The C codec's block paths: first the one servers use (the widest this CPU has),
+ * then every one available (`scalar`, and on x86-64 `sse2` and, with AVX-512 VBMI2,
+ * `avx512`). Empty when the addon is not built.
  */
-export function nativeUpcaser(): { push(chunk: Buffer): Buffer; end(): Buffer } | null {
+export function nativeCodecPaths(): string[] {
+  return loadNativeTcp()?.codecPaths() ?? [];
+}
+
+/**
+ * The native codec as a streaming {@link Upcaser}-like object, for tests that
+ * hold it to the TypeScript codec: on the widest path, or on `path` (one of
+ * {@link nativeCodecPaths}). Null when the addon is not built.
+ */
+export function nativeUpcaser(path?: string): { push(chunk: Buffer): Buffer; end(): Buffer } | null {
   const binding = loadNativeTcp();
   if (binding === null) return null;
-  const codec = binding.codecCreate();
+  const codec = path === undefined ? binding.codecCreate() : binding.codecCreate(path);
   return {
     push: (chunk) => binding.codecPush(codec, chunk),
     end: () => binding.codecEnd(codec),

@@ -11,23 +11,27 @@ import { describe, test } from 'node:test';
 import fc from 'fast-check';
 import { upcase } from '../../src/codec/upcase.js';
 import { startServer, type ServerOptions, type UpcaseServer } from '../../src/index.js';
-import { loadNativeTcp, nativeUpcaser, tcpTransportName } from '../../src/tcp/native.js';
+import { readFileSync } from 'node:fs';
+import { loadNativeTcp, nativeCodecPaths, nativeUpcaser, tcpTransportName } from '../../src/tcp/native.js';
 import { CODEC_CASES } from '../fixtures/codec-cases.js';
 import { bytes, mostlyWellFormed, splitAt } from '../helpers/arbitraries.js';
 import { captureLogger } from '../helpers/logs.js';
 import { tcpExchange, waitFor } from '../helpers/clients.js';
 
-function native(): NonNullable<ReturnType<typeof nativeUpcaser>> {
-  const codec = nativeUpcaser();
+function native(path?: string): NonNullable<ReturnType<typeof nativeUpcaser>> {
+  const codec = nativeUpcaser(path);
   assert.ok(codec !== null, 'build/Release/upcase_tcp.node is missing: run `npm run build:native`');
   return codec;
 }
 
 /** The native codec's output for `chunks` pushed in turn, then ended. */
-function nativeStreamed(chunks: readonly Buffer[]): Buffer {
-  const codec = native();
+function nativeStreamed(chunks: readonly Buffer[], path?: string): Buffer {
+  const codec = native(path);
   return Buffer.concat([...chunks.map((c) => codec.push(c)), codec.end()]);
 }
+
+/** The CPU's flags, as /proc/cpuinfo lists them. */
+const cpuFlags = new Set(/^flags\s*:(.*)$/m.exec(readFileSync('/proc/cpuinfo', 'utf8'))?.[1]?.trim().split(/\s+/) ?? []);
 
 test('the native TCP transport is built on Linux (npm ci compiles it) and is the default', () => {
   assert.equal(process.platform, 'linux');
@@ -35,8 +39,22 @@ test('the native TCP transport is built on Linux (npm ci compiles it) and is the
   assert.equal(tcpTransportName(), 'native');
 });
 
+test('the C codec picks the widest block path the CPU has, and can be held to any of them', () => {
+  const [auto, ...available] = nativeCodecPaths();
+  assert.ok(available.includes('scalar'));
+  if (process.arch === 'x64') {
+    assert.ok(available.includes('sse2'));
+    const avx512 = ['avx512f', 'avx512bw', 'avx512vl', 'avx512dq', 'avx512vbmi', 'avx512_vbmi2', 'bmi2'].every((f) => cpuFlags.has(f));
+    assert.equal(available.includes('avx512'), avx512);
+    assert.equal(auto, avx512 ? 'avx512' : 'sse2');
+  } else {
+    assert.equal(auto, 'scalar');
+  }
+  assert.throws(() => nativeUpcaser('avx9000'), RangeError);
+});
+
 describe('the C codec agrees with the TypeScript codec', () => {
-  test('every code point, alone', () => {
+  test('every code point, alone (too short for any block path)', () => {
     const codec = native();
     const mismatches: string[] = [];
     for (let cp = 0; cp <= 0x10ffff; cp++) {
@@ -48,24 +66,6 @@ describe('the C codec agrees with the TypeScript codec', () => {
     assert.deepEqual(mismatches, []);
   });
 
-  test('every code point, in one long stream (the 64-byte block path), cut at varying points', () => {
-    const parts: Buffer[] = [];
-    for (let cp = 0; cp <= 0x10ffff; cp++) if (cp < 0xd800 || cp > 0xdfff) parts.push(Buffer.from(String.fromCodePoint(cp), 'utf8'));
-    const input = Buffer.concat(parts);
-    const cuts: number[] = [];
-    for (let at = 0, k = 0; at < input.length; k++) cuts.push((at += 65_536 - (k % 67)));
-    assert.ok(nativeStreamed(splitAt(input, cuts)).equals(upcase(input)));
-  });
-
-  test('property: long, mostly well-formed text, random cut points', () => {
-    fc.assert(
-      fc.property(mostlyWellFormed(40, 600), fc.array(fc.nat(), { maxLength: 6 }), (input, cuts) => {
-        assert.deepEqual(nativeStreamed(splitAt(input, cuts)), upcase(input));
-      }),
-      { numRuns: 1500 },
-    );
-  });
-
   test('planes 2 and up have no case mappings (the C codec relies on it)', () => {
     const mapped: string[] = [];
     for (let cp = 0x20000; cp <= 0x10ffff; cp++) {
@@ -75,40 +75,63 @@ describe('the C codec agrees with the TypeScript codec', () => {
     assert.deepEqual(mapped, []);
   });
 
-  test('every fixture, whole and one byte at a time', () => {
-    for (const { name, input, output } of CODEC_CASES) {
-      const bytesIn = Buffer.from(input, 'hex');
-      assert.equal(nativeStreamed([bytesIn]).toString('hex'), output, name);
-      assert.equal(nativeStreamed([...bytesIn].map((b) => Buffer.of(b))).toString('hex'), output, `${name}, byte by byte`);
-    }
-  });
+  // Each block path on its own (servers use the first): every one must follow the rule exactly.
+  for (const path of nativeCodecPaths().slice(1)) {
+    describe(`on the ${path} path`, () => {
+      test('every code point, in one long stream, cut at varying points', () => {
+        const parts: Buffer[] = [];
+        for (let cp = 0; cp <= 0x10ffff; cp++) if (cp < 0xd800 || cp > 0xdfff) parts.push(Buffer.from(String.fromCodePoint(cp), 'utf8'));
+        const input = Buffer.concat(parts);
+        const cuts: number[] = [];
+        for (let at = 0, k = 0; at < input.length; k++) cuts.push((at += 65_536 - (k % 67)));
+        assert.ok(nativeStreamed(splitAt(input, cuts), path).equals(upcase(input)));
+      });
 
-  test('property: random bytes, random cut points', () => {
-    fc.assert(
-      fc.property(bytes(200), fc.array(fc.nat(), { maxLength: 12 }), (input, cuts) => {
-        assert.deepEqual(nativeStreamed(splitAt(input, cuts)), upcase(input));
-      }),
-      { numRuns: 3000 },
-    );
-  });
+      test('property: long, mostly well-formed text, random cut points', () => {
+        fc.assert(
+          fc.property(mostlyWellFormed(40, 600), fc.array(fc.nat(), { maxLength: 6 }), (input, cuts) => {
+            assert.deepEqual(nativeStreamed(splitAt(input, cuts), path), upcase(input));
+          }),
+          { numRuns: 1500 },
+        );
+      });
 
-  test('long chunks: ASCII words, every kind of character, ill-formed bytes, cut anywhere', () => {
-    const pieces = ['hello world ', 'straße ', 'ﬃ ', 'ΐ ', 'ŉ ', 'ı ', 'ȿ ', 'привет ', '中文 ', '𐐨😀 ', 'ǆ '].map((s) => Buffer.from(s));
-    pieces.push(Buffer.from('ff', 'hex'), Buffer.from('e282', 'hex'), Buffer.from('eda080', 'hex'), Buffer.from('f4908080', 'hex'));
-    let seed = 7;
-    const parts: Buffer[] = [];
-    for (let size = 0; size < 1 << 20; ) {
-      seed = (seed * 1103515245 + 12345) >>> 0;
-      const p = pieces[seed % pieces.length]!;
-      parts.push(p);
-      size += p.length;
-    }
-    const input = Buffer.concat(parts);
-    const cuts: number[] = [];
-    for (let at = 0; at < input.length; at += 1 + (at % 65_521)) cuts.push(at);
-    assert.ok(nativeStreamed(splitAt(input, cuts)).equals(upcase(input)));
-    assert.ok(nativeStreamed([input]).equals(upcase(input)));
-  });
+      test('every fixture, whole and one byte at a time', () => {
+        for (const { name, input, output } of CODEC_CASES) {
+          const bytesIn = Buffer.from(input, 'hex');
+          assert.equal(nativeStreamed([bytesIn], path).toString('hex'), output, name);
+          assert.equal(nativeStreamed([...bytesIn].map((b) => Buffer.of(b)), path).toString('hex'), output, `${name}, byte by byte`);
+        }
+      });
+
+      test('property: random bytes, random cut points', () => {
+        fc.assert(
+          fc.property(bytes(200), fc.array(fc.nat(), { maxLength: 12 }), (input, cuts) => {
+            assert.deepEqual(nativeStreamed(splitAt(input, cuts), path), upcase(input));
+          }),
+          { numRuns: 3000 },
+        );
+      });
+
+      test('long chunks: ASCII words, every kind of character, ill-formed bytes, cut anywhere', () => {
+        const pieces = ['hello world ', 'straße ', 'ﬃ ', 'ΐ ', 'ŉ ', 'ı ', 'ȿ ', 'привет ', '中文 ', '𐐨😀 ', 'ǆ '].map((s) => Buffer.from(s));
+        pieces.push(Buffer.from('ff', 'hex'), Buffer.from('e282', 'hex'), Buffer.from('eda080', 'hex'), Buffer.from('f4908080', 'hex'));
+        let seed = 7;
+        const parts: Buffer[] = [];
+        for (let size = 0; size < 1 << 20; ) {
+          seed = (seed * 1103515245 + 12345) >>> 0;
+          const p = pieces[seed % pieces.length]!;
+          parts.push(p);
+          size += p.length;
+        }
+        const input = Buffer.concat(parts);
+        const cuts: number[] = [];
+        for (let at = 0; at < input.length; at += 1 + (at % 65_521)) cuts.push(at);
+        assert.ok(nativeStreamed(splitAt(input, cuts), path).equals(upcase(input)));
+        assert.ok(nativeStreamed([input], path).equals(upcase(input)));
+      });
+    });
+  }
 });
 
 const servers: UpcaseServer[] = [];
