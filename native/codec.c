@@ -3,6 +3,7 @@
 // lengths allow, spliced where they do not), with an SSE2 block path on x86-64.
 #include "codec.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 #if defined(__x86_64__) || defined(_M_X64)
@@ -280,91 +281,137 @@ static size_t upcase_in_place_sse2(const codec_tables_t *t, uint8_t *buf, size_t
 
 static const uint8_t IOTA[64] = {0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31,32,33,34,35,36,37,38,39,40,41,42,43,44,45,46,47,48,49,50,51,52,53,54,55,56,57,58,59,60,61,62,63};
 
+#define B(x) _mm512_set1_epi8((char)(x))
+#define D(x) _mm512_set1_epi32((int)(x))
+#define AVX512_INLINE AVX512_TARGET static inline __attribute__((always_inline))
+
+// A block between its table lookup (front) and its store (back). Each block's lookup
+// is started before the last block is finished: the gather's latency overlaps work.
+typedef struct {
+  size_t i;
+  uint64_t live, fill;  // the block's bytes, and its non-ASCII ones (where characters go)
+  __m512i upper, w, cp, u, shift, at;
+  __mmask16 lanes;
+} avx512_block_t;
+
+enum { BLOCK_ASCII, BLOCK_BAD, BLOCK_CHARS };
+
+// Classifies and validates the block at buf + i and, when it has characters to
+// uppercase (BLOCK_CHARS), decodes up to 16 of them and looks them up; b->live
+// then says where the block ends.
+AVX512_INLINE int avx512_front(const codec_tables_t *t, const uint8_t *buf, size_t i, avx512_block_t *b) {
+  const __m512i iota = _mm512_loadu_si512(IOTA);
+  __m512i v = _mm512_loadu_si512(buf + i);
+  __mmask64 lower = _mm512_cmplt_epu8_mask(_mm512_sub_epi8(v, B('a')), B(26));
+  b->i = i;
+  b->upper = _mm512_mask_sub_epi8(v, lower, v, B(0x20));
+  uint64_t high = _mm512_movepi8_mask(v);
+  if (high == 0) return BLOCK_ASCII;
+  // By value: leads C0–FF, of which E0–FF expect 2 more bytes and F0–FF 3; the exact
+  // ranges (no C0/C1/F5–FF, no overlongs, surrogates or code points past U+10FFFF) are
+  // checked on the byte after each lead, from SECOND_LO/SECOND_HI (64 entries from C0).
+  uint64_t leads_all = _mm512_cmpge_epu8_mask(v, B(0xc0));
+  uint64_t long3 = _mm512_cmpge_epu8_mask(v, B(0xe0)), long4 = _mm512_cmpge_epu8_mask(v, B(0xf0));
+  // The block ends before a character that crosses its end, and at its 17th character
+  // (one vector of 16 code points per block, so no loop and no branch on the count).
+  uint64_t crossing = (leads_all & (1ULL << 63)) | (long3 & (3ULL << 62)) | (long4 & (7ULL << 61));
+  uint64_t before = (crossing & (0 - crossing)) - 1;  // all bits when nothing crosses
+  uint64_t cut = crossing | _pdep_u64(1ULL << 16, leads_all & before);
+  uint64_t live = cut ? (cut & (0 - cut)) - 1 : ~0ULL;
+  uint64_t leads = leads_all & live;
+  uint64_t expected = leads << 1 | (long3 & live) << 2 | (long4 & live) << 3;
+  __m512i second = _mm512_permutexvar_epi8(_mm512_add_epi8(iota, B(1)), v);  // a live lead's is in the block
+  // vpermb reads the low 6 bits of each lead: its offset from C0.
+  uint64_t bad = _mm512_mask_cmplt_epu8_mask(leads, second, _mm512_permutexvar_epi8(v, _mm512_loadu_si512(SECOND_LO + 0xc0))) |
+                 _mm512_mask_cmpgt_epu8_mask(leads, second, _mm512_permutexvar_epi8(v, _mm512_loadu_si512(SECOND_HI + 0xc0)));
+  // Well-formed iff the continuation bytes before the end are exactly those the leads
+  // expect, none is expected past it, and every second byte is in its lead's range.
+  if (((expected & ~live) | ((high & ~leads_all & live) ^ expected) | bad) != 0) return BLOCK_BAD;
+  b->live = live;
+  b->fill = high & live;
+  b->lanes = (__mmask16)_bzhi_u32(0xffffu, (unsigned)__builtin_popcountll(leads));
+  // Each character's bytes (and what follows, unused) as one 32-bit lane, lead in byte 0:
+  // lane k's window is bytes starts[k] + 0, 1, 2, 3. (A character before the end ends
+  // before it too: the window's bytes past the block, taken modulo 64, are never used.)
+  __m512i starts = _mm512_maskz_compress_epi8(leads, iota);
+  const __m512i quad = _mm512_srli_epi16(_mm512_and_si512(iota, B(0x3c)), 2);  // 0,0,0,0,1,1,1,1, … 15
+  __m512i w = _mm512_permutexvar_epi8(_mm512_add_epi8(_mm512_permutexvar_epi8(quad, starts), D(0x03020100)), v);
+  b->w = w;
+  b->at = _mm512_cvtepu8_epi32(_mm512_castsi512_si128(starts));
+  __m512i lead = _mm512_and_si512(w, D(0xff));
+  __mmask16 is3 = _mm512_cmpge_epu32_mask(lead, D(0xe0)), is4 = _mm512_cmpge_epu32_mask(lead, D(0xf0));
+  // 8 × (4 − length): moves a character's bytes to the top of its lane, and back.
+  b->shift = _mm512_mask_mov_epi32(_mm512_mask_mov_epi32(D(16), is3, D(8)), is4, _mm512_setzero_si512());
+  __m512i payload = _mm512_mask_mov_epi32(_mm512_mask_mov_epi32(D(0x3f1f0000), is3, D(0x3f3f0f00)), is4, D(0x3f3f3f07));
+  __m512i bits = _mm512_and_si512(_mm512_sllv_epi32(w, b->shift), payload);
+  // Bytes 0–3 hold bits 18–20, 12–17, 6–11, 0–5 of the code point (0 where the character
+  // is shorter): two multiply-adds put them together.
+  __m512i cp = _mm512_madd_epi16(_mm512_maddubs_epi16(bits, D(0x01400140)), D(0x00011000));
+  b->cp = cp;
+  b->u = _mm512_mask_i32gather_epi32(cp, _mm512_cmplt_epu32_mask(cp, D(CODEC_TABLE_SIZE)) & b->lanes, cp, t->table, 4);
+  return BLOCK_CHARS;
+}
+
+// Records the block's specials, re-encodes its other characters and stores it.
+AVX512_INLINE void avx512_back(const avx512_block_t *b, uint8_t *dst, uint32_t *specials, int32_t *kinds, size_t *count) {
+  __mmask16 special = _mm512_movepi32_mask(b->u) & b->lanes;
+  // Recorded without a branch: about half the blocks of mixed text have a special.
+  __mmask16 first = (__mmask16)_bzhi_u32(0xffffu, (unsigned)__builtin_popcount(special));
+  _mm512_mask_storeu_epi32(specials + *count, first, _mm512_maskz_compress_epi32(special, _mm512_add_epi32(b->at, D(b->i))));
+  _mm512_mask_storeu_epi32(kinds + *count, first, _mm512_maskz_compress_epi32(special, b->u));
+  *count += (size_t)__builtin_popcount(special);
+  // Same length, so only the payload bits change: flip those of cp ^ uppercase (none for
+  // a special). For each 32-bit lane, multishift takes 8-bit fields from bits 18, 12, 6
+  // and 0 (the 6-bit groups, high first) as bytes 0–3.
+  __m512i flip = _mm512_maskz_xor_epi32((__mmask16)(b->lanes & ~special), b->cp, b->u);
+  flip = _mm512_and_si512(_mm512_multishift_epi64_epi8(_mm512_set1_epi64(0x20262c3200060c12LL), flip), D(0x3f3f3f3f));
+  __m512i e = _mm512_xor_si512(b->w, _mm512_srlv_epi32(flip, b->shift));
+  // Each character's bytes, packed, back over the block's non-ASCII bytes; only the
+  // block's own bytes are stored (the next block's may be stored already).
+  __m512i char_bytes = _mm512_maskz_srlv_epi32(b->lanes, D(0xffffffff), b->shift);
+  __m512i packed = _mm512_maskz_compress_epi8(_mm512_test_epi8_mask(char_bytes, char_bytes), e);
+  _mm512_mask_storeu_epi8(dst + b->i, b->live, _mm512_mask_expand_epi8(b->upper, b->fill, packed));
+}
+
+// Uppercases buf[0, n) into dst (see upcase_scalar) 64 bytes at a time where it can:
+// ASCII by vector; up to 16 multi-byte characters at once, found by compressing the
+// lead positions, decoded, looked up with one gather, re-encoded and expanded back
+// over the block's non-ASCII bytes. A block with an ill-formed byte goes through
+// the scalar loop; so does the tail of the input.
 AVX512_TARGET
 static size_t upcase_to_avx512(const codec_tables_t *t, uint8_t *buf, uint8_t *dst, size_t n, uint32_t *specials, int32_t *kinds) {
   size_t i = 0, count = 0;
-#define B(x) _mm512_set1_epi8((char)(x))
-#define D(x) _mm512_set1_epi32((int)(x))
-  const __m512i iota = _mm512_loadu_si512(IOTA);
-  // For each 32-bit lane, the 6-bit groups of a code point, high first, as bytes 0–3
-  // (8-bit fields from bit 18, 12, 6, 0; masked to 6 bits after).
-  const __m512i groups = _mm512_set1_epi64(0x20262c3200060c12LL);
-  const __m512i second_lo = _mm512_loadu_si512(SECOND_LO + 0xc0), second_hi = _mm512_loadu_si512(SECOND_HI + 0xc0);
+  avx512_block_t pending, next;
+  int have_pending = 0;
   while (i + BLOCK <= n) {
-    __m512i v = _mm512_loadu_si512(buf + i);
-    __mmask64 lower = _mm512_cmplt_epu8_mask(_mm512_sub_epi8(v, B('a')), B(26));
-    __m512i upper = _mm512_mask_sub_epi8(v, lower, v, B(0x20));
-    uint64_t high = _mm512_movepi8_mask(v);
-    if (high == 0) {
-      _mm512_storeu_si512(dst + i, upper);
-      i += BLOCK;
-      continue;
+    switch (avx512_front(t, buf, i, &next)) {
+      case BLOCK_ASCII:
+        _mm512_storeu_si512(dst + i, next.upper);
+        i += BLOCK;
+        break;
+      case BLOCK_BAD: {
+        if (have_pending) avx512_back(&pending, dst, specials, kinds, &count);
+        have_pending = 0;
+        size_t j = upcase_scalar(t, buf, i, i + BLOCK, n, specials, kinds, &count);
+        memcpy(dst + i, buf + i, j - i);
+        i = j;
+        break;
+      }
+      default:
+        if (have_pending) avx512_back(&pending, dst, specials, kinds, &count);
+        pending = next;
+        have_pending = 1;
+        i += (size_t)__builtin_popcountll(next.live);
     }
-    // By value: leads C0–FF, of which E0–FF expect 2 more bytes and F0–FF 3; the exact
-    // ranges (no C0/C1/F5–FF, no overlongs, surrogates or code points past U+10FFFF) are
-    // checked on the byte after each lead, from SECOND_LO/SECOND_HI (64 entries from C0).
-    uint64_t leads_all = _mm512_cmpge_epu8_mask(v, B(0xc0));
-    uint64_t long3 = _mm512_cmpge_epu8_mask(v, B(0xe0)), long4 = _mm512_cmpge_epu8_mask(v, B(0xf0));
-    // The block ends before a character that crosses its end, and at its 17th character
-    // (one vector of 16 code points per block, so no loop and no branch on the count).
-    uint64_t crossing = (leads_all & (1ULL << 63)) | (long3 & (3ULL << 62)) | (long4 & (7ULL << 61));
-    uint64_t before = (crossing & (0 - crossing)) - 1;  // all bits when nothing crosses
-    uint64_t cut = crossing | _pdep_u64(1ULL << 16, leads_all & before);
-    size_t end = cut ? (size_t)__builtin_ctzll(cut) : BLOCK;
-    uint64_t live = _bzhi_u64(~0ULL, (unsigned)end);
-    uint64_t leads = leads_all & live;
-    uint64_t expected = leads << 1 | (long3 & live) << 2 | (long4 & live) << 3;
-    __m512i second = _mm512_permutexvar_epi8(_mm512_add_epi8(iota, B(1)), v);  // a live lead's is in the block
-    // vpermb reads the low 6 bits of each lead: its offset from C0.
-    uint64_t bad = _mm512_mask_cmplt_epu8_mask(leads, second, _mm512_permutexvar_epi8(v, second_lo)) |
-                   _mm512_mask_cmpgt_epu8_mask(leads, second, _mm512_permutexvar_epi8(v, second_hi));
-    // Well-formed iff the continuation bytes before `end` are exactly those the leads expect,
-    // none is expected at or past `end`, and every second byte is in its lead's range.
-    if (((expected & ~live) | ((high & ~leads_all & live) ^ expected) | bad) != 0) {
-      size_t j = upcase_scalar(t, buf, i, i + BLOCK, n, specials, kinds, &count);
-      memcpy(dst + i, buf + i, j - i);
-      i = j;
-      continue;
-    }
-    __mmask16 lanes = (__mmask16)_bzhi_u32(0xffffu, (unsigned)__builtin_popcountll(leads));
-    // Each character's bytes (and what follows, unused) as one 32-bit lane, lead in byte 0.
-    __m512i at = _mm512_cvtepu8_epi32(_mm512_castsi512_si128(_mm512_maskz_compress_epi8(leads, iota)));
-    // (A character before `end` ends before it too: its window's bytes past the block, taken
-    // modulo 64, are never used.)
-    __m512i w = _mm512_permutexvar_epi8(_mm512_add_epi8(_mm512_mullo_epi32(at, D(0x01010101)), D(0x03020100)), v);
-    __m512i lead = _mm512_and_si512(w, D(0xff));
-    __mmask16 is3 = _mm512_cmpge_epu32_mask(lead, D(0xe0)), is4 = _mm512_cmpge_epu32_mask(lead, D(0xf0));
-    // 8 × (4 − length): moves a character's bytes to the top of its lane, and back.
-    __m512i shift = _mm512_mask_mov_epi32(_mm512_mask_mov_epi32(D(16), is3, D(8)), is4, _mm512_setzero_si512());
-    __m512i payload = _mm512_mask_mov_epi32(_mm512_mask_mov_epi32(D(0x3f1f0000), is3, D(0x3f3f0f00)), is4, D(0x3f3f3f07));
-    __m512i bits = _mm512_and_si512(_mm512_sllv_epi32(w, shift), payload);
-    // Bytes 0–3 hold bits 18–20, 12–17, 6–11, 0–5 of the code point (0 where the character
-    // is shorter): two multiply-adds put them together.
-    __m512i cp = _mm512_madd_epi16(_mm512_maddubs_epi16(bits, D(0x01400140)), D(0x00011000));
-    __mmask16 in_table = _mm512_cmplt_epu32_mask(cp, D(CODEC_TABLE_SIZE)) & lanes;
-    __m512i u = _mm512_mask_i32gather_epi32(cp, in_table, cp, t->table, 4);
-    __mmask16 special = _mm512_movepi32_mask(u) & lanes;
-    // Recorded without a branch: about half the blocks of mixed text have a special.
-    __mmask16 first = (__mmask16)_bzhi_u32(0xffffu, (unsigned)__builtin_popcount(special));
-    _mm512_mask_storeu_epi32(specials + count, first, _mm512_maskz_compress_epi32(special, _mm512_add_epi32(at, D(i))));
-    _mm512_mask_storeu_epi32(kinds + count, first, _mm512_maskz_compress_epi32(special, u));
-    count += (size_t)__builtin_popcount(special);
-    // Same length, so only the payload bits change: flip those of cp ^ uppercase (none for a special).
-    __m512i flip = _mm512_maskz_xor_epi32((__mmask16)(lanes & ~special), cp, u);
-    flip = _mm512_and_si512(_mm512_multishift_epi64_epi8(groups, flip), D(0x3f3f3f3f));
-    __m512i e = _mm512_xor_si512(w, _mm512_srlv_epi32(flip, shift));
-    // Each character's bytes, packed, back over the block's non-ASCII bytes.
-    __m512i char_bytes = _mm512_maskz_srlv_epi32(lanes, D(0xffffffff), shift);
-    __m512i packed = _mm512_maskz_compress_epi8(_mm512_test_epi8_mask(char_bytes, char_bytes), e);
-    _mm512_storeu_si512(dst + i, _mm512_mask_expand_epi8(upper, high & live, packed));
-    i += end;
   }
-#undef B
-#undef D
+  if (have_pending) avx512_back(&pending, dst, specials, kinds, &count);
   upcase_scalar(t, buf, i, n, n, specials, kinds, &count);
   memcpy(dst + i, buf + i, n - i);
   return count;
 }
+#undef B
+#undef D
+#undef AVX512_INLINE
 
 static int have_avx512;
 
@@ -414,11 +461,9 @@ static codec_path_t best_path(void) { return CODEC_PATH_SCALAR; }
 
 codec_path_t codec_resolve_path(codec_path_t path) { return path == CODEC_PATH_AUTO ? best_path() : path; }
 
-// The uppercase bytes of a special character, from its table entry u (< 0).
-static inline const uint8_t *special_bytes(const codec_tables_t *t, int32_t u, size_t *n) {
-  uint32_t k = (uint32_t)(-1 - (int64_t)u);
-  *n = (size_t)(t->special_offsets[k + 1] - t->special_offsets[k]);
-  return t->special_bytes + t->special_offsets[k];
+// The record (codec.h) of a special character, from its table entry u (< 0).
+static inline const uint8_t *special_record(const codec_tables_t *t, int32_t u) {
+  return t->specials + (size_t)(-1 - (int64_t)u) * CODEC_RECORD_SIZE;
 }
 
 // Copies len bytes from src to dst: 64 at once when src_end allows reading that far,
@@ -438,18 +483,18 @@ static inline void copy_gap(uint8_t *dst, const uint8_t *src, size_t len, const 
 static size_t splice(const codec_tables_t *t, const uint8_t *buf, size_t n, const uint32_t *specials, const int32_t *kinds, size_t count, uint8_t *out, size_t prefix) {
   size_t o = prefix, from = 0;
   for (size_t k = 0; k < count; k++) {
-    size_t p = specials[k], sn;
+    size_t p = specials[k];
     copy_gap(out + o, buf + from, p - from, buf + n);
     o += p - from;
-    const uint8_t *bytes = special_bytes(t, kinds[k], &sn);
-    memcpy(out + o, bytes, CODEC_SPECIAL_PAD);  // sn <= 12; the bytes are padded
-    o += sn;
-    uint8_t b0 = buf[p];
-    from = p + 2 + (b0 >= 0xe0) + (b0 >= 0xf0);
+    const uint8_t *record = special_record(t, kinds[k]);
+    memcpy(out + o, record, CODEC_RECORD_SIZE);  // the uppercase, then 4 bytes overwritten next
+    o += record[15];
+    from = p + record[14];
   }
   memcpy(out + o, buf + from, n - from);
   return o + (n - from);
 }
+
 
 uint8_t *codec_push(const codec_tables_t *t, codec_stream_t *s, uint8_t *buf, size_t n, const codec_scratch_t *scratch, size_t *out_length) {
   size_t start = 0;
@@ -476,8 +521,9 @@ uint8_t *codec_push(const codec_tables_t *t, codec_stream_t *s, uint8_t *buf, si
         memcpy(prefix, s->held, (size_t)len);
         prefix_length = (size_t)len;
       } else {
-        const uint8_t *bytes = special_bytes(t, kind, &prefix_length);
-        memcpy(prefix, bytes, prefix_length);
+        const uint8_t *record = special_record(t, kind);
+        prefix_length = record[15];
+        memcpy(prefix, record, prefix_length);
       }
       start = (size_t)len - held;
     } else {
@@ -503,6 +549,48 @@ uint8_t *codec_push(const codec_tables_t *t, codec_stream_t *s, uint8_t *buf, si
   memcpy(scratch->out, prefix, prefix_length);
   *out_length = splice(t, same, tail - start, scratch->specials, scratch->kinds, count, scratch->out, prefix_length);
   return scratch->out;
+}
+
+static inline int utf8_length(uint32_t cp) { return cp < 0x80 ? 1 : cp < 0x800 ? 2 : cp < 0x10000 ? 3 : 4; }
+
+int codec_build_tables(codec_tables_t *t, const int32_t *table, const int32_t *offsets, size_t special_count, const uint8_t *bytes, size_t bytes_length) {
+  if (special_count > (size_t)INT32_MAX / 2 || offsets[0] != 0) return 0;
+  for (size_t k = 0; k < special_count; k++) {
+    if (offsets[k + 1] < offsets[k] || (size_t)offsets[k + 1] > bytes_length || offsets[k + 1] - offsets[k] > 4 * CODEC_MAX_GROWTH) return 0;
+  }
+  int32_t *copy = malloc(CODEC_TABLE_SIZE * sizeof(int32_t));
+  uint8_t *records = calloc(special_count > 0 ? special_count : 1, CODEC_RECORD_SIZE);
+  int ok = copy != NULL && records != NULL;
+  for (uint32_t cp = 0; ok && cp < CODEC_TABLE_SIZE; cp++) {
+    int32_t u = copy[cp] = table[cp];
+    if (cp >= 0xd800 && cp <= 0xdfff) continue;  // never decoded from well-formed UTF-8
+    if (u >= 0) {
+      // The block paths write an uppercase over its character: same length, or else special.
+      ok = u <= 0x10ffff && (u < 0xd800 || u > 0xdfff) && utf8_length((uint32_t)u) == utf8_length(cp);
+      continue;
+    }
+    size_t k = (size_t)(-1 - (int64_t)u);
+    if (k >= special_count) {
+      ok = 0;
+      break;
+    }
+    uint8_t *record = records + k * CODEC_RECORD_SIZE;
+    int n = utf8_length(cp);
+    ok = (record[14] == 0 || record[14] == n) && (size_t)(offsets[k + 1] - offsets[k]) <= (size_t)n * CODEC_MAX_GROWTH;
+    if (!ok) break;
+    record[14] = (uint8_t)n;
+    record[15] = (uint8_t)(offsets[k + 1] - offsets[k]);
+    memcpy(record, bytes + offsets[k], record[15]);
+  }
+  if (!ok) {
+    free(copy);
+    free(records);
+    return 0;
+  }
+  t->table = copy;
+  t->specials = records;
+  t->special_count = (int32_t)special_count;
+  return 1;
 }
 
 size_t codec_end(codec_stream_t *s, uint8_t *out) {

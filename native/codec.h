@@ -17,20 +17,26 @@
 // Code points below this have a table entry; above it nothing has a case mapping.
 #define CODEC_TABLE_SIZE 0x20000
 // No character's uppercase is more than 3 times as long as the character in UTF-8
-// (ΐ: 2 bytes → 6). caseTables() checks this when it builds the table.
+// (ΐ: 2 bytes → 6). codec_build_tables() checks this.
 #define CODEC_MAX_GROWTH 3
-// Readable bytes after special_bytes' last, so a special is copied with one fixed-size move.
-#define CODEC_SPECIAL_PAD 16
+// A special character's record: its uppercase from byte 0 (at most 12 bytes), the
+// UTF-8 length of the character at byte 14 and of its uppercase at byte 15.
+#define CODEC_RECORD_SIZE 16
 
 typedef struct {
   // For each code point: its uppercase when that is one code point of the same UTF-8
-  // length (often itself); otherwise -1 - k, where k indexes the specials below.
-  const int32_t *table;
-  // Special k's uppercase is special_bytes[special_offsets[k], special_offsets[k + 1]).
-  const int32_t *special_offsets;
-  const uint8_t *special_bytes;  // followed by CODEC_SPECIAL_PAD readable bytes
+  // length (often itself); otherwise -1 - k, where k indexes the special records.
+  int32_t *table;
+  uint8_t *specials;  // special_count records of CODEC_RECORD_SIZE bytes
   int32_t special_count;
 } codec_tables_t;
+
+// Builds `t` from the arrays of src/codec/fast.ts caseTables() (copied: the caller's
+// may go): `table` (CODEC_TABLE_SIZE entries), and special k's uppercase as
+// bytes[offsets[k], offsets[k + 1]). Checks everything the codec relies on (lengths,
+// ranges, every entry's target) and returns 0, building nothing, if something is off
+// or memory runs out.
+int codec_build_tables(codec_tables_t *t, const int32_t *table, const int32_t *offsets, size_t special_count, const uint8_t *bytes, size_t bytes_length);
 
 // The block paths, each exactly the same rule (the tests run every one this CPU has).
 typedef enum {

@@ -90,6 +90,10 @@ struct server {
 // process (every Node.js environment: worker threads build the same tables).
 static codec_tables_t tables;
 static int tables_set = 0;
+static uv_once_t tables_once = UV_ONCE_INIT;
+static uv_mutex_t tables_lock;
+
+static void init_tables_lock(void) { uv_mutex_init(&tables_lock); }
 
 // ---------------------------------------------------------------- lists and timer
 
@@ -450,21 +454,18 @@ static napi_value js_set_tables(napi_env env, napi_callback_info info) {
     napi_throw_range_error(env, NULL, "upcase native: case tables of the wrong size");
     return NULL;
   }
-  if (tables_set) return NULL;  // built from the same toUpperCase(): identical
-  size_t sizes[3] = {length[0] * sizeof(int32_t), length[1] * sizeof(int32_t), length[2]};
-  void *copies[3];
-  for (int i = 0; i < 3; i++) {
-    // Never freed: process-wide, 0.5 MiB. The special bytes get the padding codec.h asks for.
-    copies[i] = calloc(1, sizes[i] + (i == 2 ? CODEC_SPECIAL_PAD : 0));
-    if (copies[i] == NULL) return throw_errno(env, "calloc", ENOMEM);
-    memcpy(copies[i], data[i], sizes[i]);
+  // Built once per process: every environment (worker threads too) builds the same
+  // tables from the same toUpperCase(), and the first to get here copies them into
+  // memory the addon owns (never freed, 0.5 MiB), which all of them then share.
+  uv_once(&tables_once, init_tables_lock);
+  uv_mutex_lock(&tables_lock);
+  if (!tables_set) {
+    codec_init();
+    tables_set = codec_build_tables(&tables, data[0], data[1], length[1] - 1, data[2], length[2]);
   }
-  tables.table = copies[0];
-  tables.special_offsets = copies[1];
-  tables.special_bytes = copies[2];
-  tables.special_count = (int32_t)length[1] - 1;
-  codec_init();
-  tables_set = 1;
+  int ok = tables_set;
+  uv_mutex_unlock(&tables_lock);
+  if (!ok) napi_throw_range_error(env, NULL, "upcase native: case tables the codec cannot use (or out of memory)");
   return NULL;
 }
 
