@@ -1,6 +1,7 @@
 // The upcase codec in C: see codec.h. A counterpart of src/codec/utf8.ts
-// (well-formedness, Unicode §3.9 Table 3-7) and src/codec/fast.ts (in place where
-// lengths allow, spliced where they do not), with an SSE2 block path on x86-64.
+// (well-formedness, Unicode §3.9 Table 3-7) and src/codec/fast.ts (uppercased where
+// lengths allow, the characters whose uppercase changes length spliced in after),
+// with block paths for x86-64: SSE2, and AVX-512 VBMI2 where the CPU has it.
 #include "codec.h"
 
 #include <stdlib.h>
@@ -366,11 +367,12 @@ AVX512_INLINE void avx512_back(const avx512_block_t *b, uint8_t *dst, uint32_t *
   __m512i flip = _mm512_maskz_xor_epi32((__mmask16)(b->lanes & ~special), b->cp, b->u);
   flip = _mm512_and_si512(_mm512_multishift_epi64_epi8(_mm512_set1_epi64(0x20262c3200060c12LL), flip), D(0x3f3f3f3f));
   __m512i e = _mm512_xor_si512(b->w, _mm512_srlv_epi32(flip, b->shift));
-  // Each character's bytes, packed, back over the block's non-ASCII bytes; only the
-  // block's own bytes are stored (the next block's may be stored already).
+  // Each character's bytes, packed, back over the block's non-ASCII bytes. All 64 are
+  // stored: when the block ends early, the next one starts with a lead (not pure ASCII,
+  // so not stored before this one) and rewrites the bytes past the end after this.
   __m512i char_bytes = _mm512_maskz_srlv_epi32(b->lanes, D(0xffffffff), b->shift);
   __m512i packed = _mm512_maskz_compress_epi8(_mm512_test_epi8_mask(char_bytes, char_bytes), e);
-  _mm512_mask_storeu_epi8(dst + b->i, b->live, _mm512_mask_expand_epi8(b->upper, b->fill, packed));
+  _mm512_storeu_si512(dst + b->i, _mm512_mask_expand_epi8(b->upper, b->fill, packed));
 }
 
 // Uppercases buf[0, n) into dst (see upcase_scalar) 64 bytes at a time where it can:

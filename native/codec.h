@@ -61,7 +61,7 @@ typedef struct {
 // do not work in place, and where the characters that change length are and their
 // table entries.
 #define CODEC_OUT_SIZE(n) ((size_t)(n) * CODEC_MAX_GROWTH + 256)
-#define CODEC_MID_SIZE(n) ((size_t)(n) + CODEC_HEADROOM + 64)
+#define CODEC_MID_SIZE(n) ((size_t)(n) + CODEC_HEADROOM)
 #define CODEC_SPECIALS_SIZE(n) ((size_t)(n) / 2 + 1)
 typedef struct {
   uint8_t *out;        // CODEC_OUT_SIZE(n) bytes

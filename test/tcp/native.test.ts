@@ -145,6 +145,16 @@ async function server(options: ServerOptions): Promise<UpcaseServer> {
 describe('a server on either transport', { concurrency: false }, () => {
   test.after(() => Promise.all(servers.splice(0).map((s) => s.close())));
 
+  test('the listening line names the TCP transport and, on native, the codec path', async () => {
+    const logs = { native: captureLogger('info'), stream: captureLogger('info') };
+    for (const tcpTransport of ['native', 'stream'] as const) await server({ tcpTransport, logger: logs[tcpTransport].logger });
+    const listening = (tcpTransport: 'native' | 'stream') => logs[tcpTransport].lines.find((l) => l.msg === 'listening');
+    assert.equal(listening('native')?.tcpTransport, 'native');
+    assert.equal(listening('native')?.tcpCodec, nativeCodecPaths()[0]);
+    assert.equal(listening('stream')?.tcpTransport, 'stream');
+    assert.equal(listening('stream')?.tcpCodec, undefined);
+  });
+
   test('tcpTransport picks the transport; an unknown one is rejected', async () => {
     assert.equal((await server({})).tcpTransport, 'native');
     assert.equal((await server({ tcpTransport: 'native' })).tcpTransport, 'native');
