@@ -279,7 +279,6 @@ static void finish(conn_t *c) {
   conn_close(c, CLOSE_END, 0);
 }
 
-// Uppercases and answers one chunk read from the peer. Returns 1 to go on reading.
 // Scratch space for one codec_push() of n bytes outside the server's own buffers;
 // on failure (0) what was allocated is freed by scratch_free() all the same.
 static int scratch_alloc(codec_scratch_t *sc, size_t n) {
@@ -297,6 +296,7 @@ static void scratch_free(codec_scratch_t *sc) {
   free(sc->kinds);
 }
 
+// Uppercases and answers one chunk read from the peer. Returns 1 to go on reading.
 // `data` has CODEC_HEADROOM bytes before it; `scratch` is sized for n bytes.
 static int answer(conn_t *c, uint8_t *data, size_t n, const codec_scratch_t *scratch) {
   server_t *s = c->srv;
