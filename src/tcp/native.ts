@@ -63,7 +63,12 @@ export function loadNativeTcp(): NativeTcpBinding | null {
   const tables = caseTables();
   // A future Unicode with a longer uppercase than the C buffers allow: use streams.
   if (tables.maxGrowth > NATIVE_MAX_GROWTH) return cached;
-  binding.setTables(tables.table, tables.specialOffsets, tables.specialBytes);
+  try {
+    // The addon checks the tables before it takes them (a table it cannot use: streams).
+    binding.setTables(tables.table, tables.specialOffsets, tables.specialBytes);
+  } catch {
+    return cached;
+  }
   cached = binding;
   return cached;
 }

@@ -11,7 +11,9 @@ import { describe, test } from 'node:test';
 import fc from 'fast-check';
 import { upcase } from '../../src/codec/upcase.js';
 import { startServer, type ServerOptions, type UpcaseServer } from '../../src/index.js';
+import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { loadNativeTcp, nativeCodecPaths, nativeUpcaser, tcpTransportName } from '../../src/tcp/native.js';
 import { CODEC_CASES } from '../fixtures/codec-cases.js';
 import { bytes, mostlyWellFormed, splitAt } from '../helpers/arbitraries.js';
@@ -51,6 +53,34 @@ test('the C codec picks the widest block path the CPU has, and can be held to an
     assert.equal(auto, 'scalar');
   }
   assert.throws(() => nativeUpcaser('avx9000'), RangeError);
+});
+
+test('the addon checks the case tables before it takes them, and refuses what its codec cannot use', () => {
+  // In a process of its own: the first tables accepted are kept for the process.
+  const addon = fileURLToPath(new URL('../../build/Release/upcase_tcp.node', import.meta.url));
+  const script = `
+    const b = require(${JSON.stringify(addon)});
+    const identity = () => Int32Array.from({ length: 0x20000 }, (_, cp) => cp);
+    const none = [new Int32Array([0]), new Uint8Array(0)];
+    const attempts = {
+      longer: [Object.assign(identity(), { 0x61: 0x100 }), ...none],          // 'a' → a 2-byte character
+      surrogate: [Object.assign(identity(), { 0x4e00: 0xd800 }), ...none],    // to a surrogate
+      beyond: [Object.assign(identity(), { 0xdf: -2 }), new Int32Array([0, 2]), new Uint8Array(2)], // special 1 of 1
+      growth: [Object.assign(identity(), { 0x41: -1 }), new Int32Array([0, 4]), new Uint8Array(4)],  // 1 byte → 4
+      shared: [Object.assign(identity(), { 0x41: -1, 0x100: -1 }), new Int32Array([0, 2]), new Uint8Array(2)], // 1 and 2 bytes
+      good: [identity(), ...none],
+    };
+    const out = {};
+    for (const [name, args] of Object.entries(attempts)) {
+      try { b.setTables(...args); out[name] = 'taken'; } catch (e) { out[name] = e.constructor.name + ': ' + e.message; }
+    }
+    const codec = b.codecCreate();
+    out.after = b.codecPush(codec, Buffer.from('abcé')).toString(); // ASCII is the codec's own; é is the table's
+    console.log(JSON.stringify(out));
+  `;
+  const result = JSON.parse(execFileSync(process.execPath, ['-e', script], { encoding: 'utf8' })) as Record<string, string>;
+  const refused = 'RangeError: upcase native: case tables the codec cannot use (or out of memory)';
+  assert.deepEqual(result, { longer: refused, surrogate: refused, beyond: refused, growth: refused, shared: refused, good: 'taken', after: 'ABCé' });
 });
 
 describe('the C codec agrees with the TypeScript codec', () => {
