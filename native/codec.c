@@ -104,8 +104,9 @@ static inline int32_t lookup(const codec_tables_t *t, uint32_t cp) {
 }
 
 // Uppercases in place the characters of buf[0, n) (complete input) that start in
-// [i, stop), except those whose uppercase changes length: their positions are
-// appended to `specials` (*count of them). Returns where it stopped (>= stop).
+// [i, stop), except those whose uppercase changes length: their positions and table
+// entries are appended to `specials` and `kinds` (*count of them). Returns where it
+// stopped (>= stop).
 static size_t upcase_scalar(const codec_tables_t *t, uint8_t *buf, size_t i, size_t stop, size_t n, uint32_t *specials, int32_t *kinds, size_t *count) {
   while (i < stop) {
     while (i + 8 <= stop) {
