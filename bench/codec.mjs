@@ -13,7 +13,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { makeBody } from '../dist/bench/payload.js';
+import { makeBody, prng } from '../dist/bench/payload.js';
 import { caseTables } from '../dist/codec/fast.js';
 import { upcase, Upcaser } from '../dist/codec/upcase.js';
 import { nativeCodecPaths } from '../dist/tcp/native.js';
@@ -22,18 +22,6 @@ const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 const SIZE = 2 << 20;
 const CHUNK = 64 * 1024;
 const json = process.argv.includes('--json');
-
-/** A small deterministic PRNG (mulberry32). */
-function prng(seed) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** Words of 2–9 letters drawn from `letters`, separated by spaces: `size` bytes of whole characters. */
 function words(letters, size, seed) {

@@ -469,15 +469,18 @@ static napi_value js_set_tables(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+// Whether setTables() has succeeded in this process; throws when it has not.
+static int tables_ready(napi_env env) {
+  if (!tables_set) napi_throw_error(env, NULL, "upcase native: setTables() first");
+  return tables_set;
+}
+
 // createServer(counters: Float64Array(4), idleMs, writeMs, onClose(id, reason, code, message)) -> handle
 static napi_value js_create_server(napi_env env, napi_callback_info info) {
   size_t argc = 4;
   napi_value argv[4];
   CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (!tables_set) {
-    napi_throw_error(env, NULL, "upcase native: setTables() first");
-    return NULL;
-  }
+  if (!tables_ready(env)) return NULL;
   napi_typedarray_type type;
   size_t length;
   void *counters;
@@ -633,10 +636,7 @@ static const char *const PATH_NAMES[] = {"auto", "scalar", "sse2", "avx512"};
 // codecPaths() -> [name of the path 'auto' means, ...every path this CPU has]
 static napi_value js_codec_paths(napi_env env, napi_callback_info info) {
   (void)info;
-  if (!tables_set) {
-    napi_throw_error(env, NULL, "upcase native: setTables() first");
-    return NULL;
-  }
+  if (!tables_ready(env)) return NULL;
   napi_value list, name;
   CHECK(napi_create_array(env, &list));
   uint32_t k = 0;
@@ -655,10 +655,7 @@ static napi_value js_codec_create(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value argv[1];
   CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (!tables_set) {
-    napi_throw_error(env, NULL, "upcase native: setTables() first");
-    return NULL;
-  }
+  if (!tables_ready(env)) return NULL;
   codec_path_t path = CODEC_PATH_AUTO;
   if (argc >= 1) {
     char name[16];

@@ -21,7 +21,7 @@ const NON_ASCII = ['é', 'ß', 'ñ', 'ø', 'ç', 'ü', 'ж', 'я', 'λ', 'ω', '
 export const NON_ASCII_SHARE = 0.3;
 
 /** A small deterministic PRNG (mulberry32), so runs are repeatable. */
-function prng(seed: number): () => number {
+export function prng(seed: number): () => number {
   let a = seed >>> 0;
   return () => {
     a = (a + 0x6d2b79f5) >>> 0;
