@@ -14,9 +14,9 @@ import os from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { makeBody, prng } from '../dist/bench/payload.js';
-import { caseTables } from '../dist/codec/fast.js';
 import { upcase, Upcaser } from '../dist/codec/upcase.js';
 import { nativeCodecPaths } from '../dist/tcp/native.js';
+import { writeCaseTables } from '../scripts/case-tables.mjs';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 const SIZE = 2 << 20;
@@ -60,10 +60,7 @@ try {
   const exe = join(work, 'codec-bench');
   if (paths.length > 0) {
     execFileSync('cc', ['-O2', '-o', exe, join(ROOT, 'bench', 'codec', 'codec-bench.c'), join(ROOT, 'native', 'codec.c')], { stdio: 'inherit' });
-    const { table, specialOffsets, specialBytes } = caseTables();
-    writeFileSync(join(work, 'table.bin'), table);
-    writeFileSync(join(work, 'offsets.bin'), specialOffsets);
-    writeFileSync(join(work, 'bytes.bin'), specialBytes);
+    writeCaseTables(work);
   }
   for (const [name, description, make] of PAYLOADS) {
     const input = make();

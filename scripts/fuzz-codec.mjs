@@ -9,12 +9,12 @@
 // Needs `cc` with the sanitizer runtimes (gcc's libasan and libubsan). Exits with the fuzzer's
 // status: 0 when every path agreed, 1 at the first difference (with the seed to replay it).
 import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { caseTables } from '../dist/codec/fast.js';
+import { writeCaseTables } from './case-tables.mjs';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 const { values } = parseArgs({ options: { iterations: { type: 'string', default: '40000' }, seed: { type: 'string' } } });
@@ -33,10 +33,7 @@ try {
     ['-O1', '-g', '-fsanitize=address,undefined', '-fno-sanitize-recover=all', '-o', exe, join(ROOT, 'test', 'native', 'codec-fuzz.c'), join(ROOT, 'native', 'codec.c')],
     { stdio: 'inherit' },
   );
-  const { table, specialOffsets, specialBytes } = caseTables();
-  writeFileSync(join(work, 'table.bin'), table);
-  writeFileSync(join(work, 'offsets.bin'), specialOffsets);
-  writeFileSync(join(work, 'bytes.bin'), specialBytes);
+  writeCaseTables(work);
   console.error(`fuzz-codec: ${iterations} streams, seed ${seed}`);
   // The case tables live as long as the process: not a leak worth reporting.
   const env = { ...process.env, ASAN_OPTIONS: 'detect_leaks=0', UBSAN_OPTIONS: 'print_stacktrace=1' };

@@ -18,27 +18,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "../../native/codec.h"
-
-static void *slurp(const char *dir, const char *name, size_t *n) {
-  char path[4096];
-  snprintf(path, sizeof path, "%s/%s", dir, name);
-  FILE *f = fopen(path, "rb");
-  if (f == NULL) {
-    perror(path);
-    exit(2);
-  }
-  fseek(f, 0, SEEK_END);
-  *n = (size_t)ftell(f);
-  fseek(f, 0, SEEK_SET);
-  void *b = calloc(1, *n + 64);
-  if (b == NULL || fread(b, 1, *n, f) != *n) {
-    perror(path);
-    exit(2);
-  }
-  fclose(f);
-  return b;
-}
+#include "tables.h"
 
 static double now(void) {
   struct timespec t;
@@ -57,28 +37,24 @@ int main(int argc, char **argv) {
   int path = 0;
   for (int p = 1; p < 4; p++)
     if (strcmp(path_name, names[p]) == 0) path = p;
-  codec_init();
+  codec_tables_t t;
+  if (!load_case_tables(dir, &t)) {
+    fprintf(stderr, "codec-bench: the tables were refused\n");
+    return 2;
+  }
   if (path == 0 || !codec_path_available((codec_path_t)path) || chunk < 16) {
     fprintf(stderr, "codec-bench: no path %s on this CPU (or a chunk under 16 bytes)\n", path_name);
     return 3;
   }
-  size_t tn, on, bn, n, en;
-  int32_t *table = slurp(dir, "table.bin", &tn), *offsets = slurp(dir, "offsets.bin", &on);
-  uint8_t *bytes = slurp(dir, "bytes.bin", &bn);
-  codec_tables_t t;
-  if (tn != CODEC_TABLE_SIZE * 4 || !codec_build_tables(&t, table, offsets, on / 4 - 1, bytes, bn)) {
-    fprintf(stderr, "codec-bench: the tables were refused\n");
-    return 2;
-  }
+  size_t n, en;
   char in_name[256], out_name[256];
   snprintf(in_name, sizeof in_name, "%s.in", payload);
   snprintf(out_name, sizeof out_name, "%s.out", payload);
   uint8_t *src = slurp(dir, in_name, &n), *expected = slurp(dir, out_name, &en);
   uint8_t *space = malloc(CODEC_HEADROOM + chunk), *buf = space + CODEC_HEADROOM;
-  codec_scratch_t sc = {malloc(CODEC_OUT_SIZE(chunk)), malloc(CODEC_MID_SIZE(chunk)), malloc(CODEC_SPECIALS_SIZE(chunk) * 4),
-                        malloc(CODEC_SPECIALS_SIZE(chunk) * 4)};
+  codec_scratch_t sc = scratch_for(chunk);
   uint8_t *all = malloc(en + 16);
-  if (space == NULL || sc.out == NULL || sc.mid == NULL || sc.specials == NULL || sc.kinds == NULL || all == NULL) return 2;
+  if (space == NULL || all == NULL) return 2;
   codec_stream_t s = {.path = (uint8_t)path};
 
   size_t total = 0, piece = chunk - 7;

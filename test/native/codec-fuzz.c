@@ -20,7 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../../native/codec.h"
+#include "../../bench/codec/tables.h"
 
 static uint64_t state;
 static uint64_t next(void) {  // xorshift64
@@ -28,23 +28,6 @@ static uint64_t next(void) {  // xorshift64
   state ^= state >> 7;
   state ^= state << 17;
   return state;
-}
-
-static void *slurp(const char *dir, const char *name, size_t *n) {
-  char path[4096];
-  snprintf(path, sizeof path, "%s/%s", dir, name);
-  FILE *f = fopen(path, "rb");
-  if (f == NULL) {
-    perror(path);
-    exit(2);
-  }
-  fseek(f, 0, SEEK_END);
-  *n = (size_t)ftell(f);
-  fseek(f, 0, SEEK_SET);
-  void *b = malloc(*n > 0 ? *n : 1);
-  if (b == NULL || fread(b, 1, *n, f) != *n) exit(2);
-  fclose(f);
-  return b;
 }
 
 // The stream through one path, in random chunks drawn from `seed`; returns the output length.
@@ -57,19 +40,15 @@ static size_t run(const codec_tables_t *t, codec_path_t path, const uint8_t *in,
     size_t k = 1 + next() % (next() % 2 ? 300 : 70000);
     if (k > n - off) k = n - off;
     uint8_t *space = malloc(CODEC_HEADROOM + k);
-    codec_scratch_t sc = {malloc(CODEC_OUT_SIZE(k)), malloc(CODEC_MID_SIZE(k)), malloc(CODEC_SPECIALS_SIZE(k) * sizeof(uint32_t)),
-                          malloc(CODEC_SPECIALS_SIZE(k) * sizeof(int32_t))};
-    if (space == NULL || sc.out == NULL || sc.mid == NULL || sc.specials == NULL || sc.kinds == NULL) exit(2);
+    codec_scratch_t sc = scratch_for(k);
+    if (space == NULL) exit(2);
     memcpy(space + CODEC_HEADROOM, in + off, k);
     size_t length;
     uint8_t *result = codec_push(t, &s, space + CODEC_HEADROOM, k, &sc, &length);
     memcpy(out + total, result, length);
     total += length;
     free(space);
-    free(sc.out);
-    free(sc.mid);
-    free(sc.specials);
-    free(sc.kinds);
+    scratch_release(&sc);
     off += k;
   }
   total += codec_end(&s, out + total);
@@ -84,12 +63,8 @@ int main(int argc, char **argv) {
   }
   long iterations = atol(argv[2]);
   state = strtoull(argv[3], NULL, 10) | 1;
-  size_t tn, on, bn;
-  int32_t *table = slurp(argv[1], "table.bin", &tn), *offsets = slurp(argv[1], "offsets.bin", &on);
-  uint8_t *bytes = slurp(argv[1], "bytes.bin", &bn);
-  codec_init();
   codec_tables_t t;
-  if (tn != CODEC_TABLE_SIZE * 4 || on < 4 || !codec_build_tables(&t, table, offsets, on / 4 - 1, bytes, bn)) {
+  if (!load_case_tables(argv[1], &t)) {
     fprintf(stderr, "codec-fuzz: the tables were refused\n");
     return 2;
   }
