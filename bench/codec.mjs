@@ -48,18 +48,25 @@ const PAYLOADS = [
   ['german', 'Latin words, ~4% ä ö ü ß (ß → SS changes length)', () => words(LATIN.repeat(6) + 'äöüß', SIZE, 11)],
   ['russian', 'Cyrillic words (2-byte letters)', () => words('абвгдеёжзийклмнопрстуфхцчшщъыьэюя', SIZE, 12)],
   ['greek', 'Greek words with accents (2-byte letters)', () => words('αβγδεζηθικλμνξοπρστυφχψωάέήίόύώ', SIZE, 13)],
-  ['chinese', 'CJK ideographs (3 bytes, no case) between spaces', () => words('的一是不了人我在有他这中大来上国个到说们为子和你地出道也时年', SIZE, 14)],
+  [
+    'chinese',
+    'CJK ideographs (3 bytes, no case) between spaces',
+    () => words('的一是不了人我在有他这中大来上国个到说们为子和你地出道也时年', SIZE, 14),
+  ],
 ];
 
 const paths = nativeCodecPaths().slice(1);
-if (paths.length === 0) console.error('bench:codec: the native addon is not built (npm run build:native): only the TypeScript codec is measured');
+if (paths.length === 0)
+  console.error('bench:codec: the native addon is not built (npm run build:native): only the TypeScript codec is measured');
 
 const work = mkdtempSync(join(os.tmpdir(), 'upcase-codec-'));
 const rows = [];
 try {
   const exe = join(work, 'codec-bench');
   if (paths.length > 0) {
-    execFileSync('cc', ['-O2', '-o', exe, join(ROOT, 'bench', 'codec', 'codec-bench.c'), join(ROOT, 'native', 'codec.c')], { stdio: 'inherit' });
+    execFileSync('cc', ['-O2', '-o', exe, join(ROOT, 'bench', 'codec', 'codec-bench.c'), join(ROOT, 'native', 'codec.c')], {
+      stdio: 'inherit',
+    });
     writeCaseTables(work);
   }
   for (const [name, description, make] of PAYLOADS) {
@@ -102,8 +109,11 @@ if (json) {
   console.log(JSON.stringify({ cpu: os.cpus()[0]?.model, chunk: CHUNK, bytes: SIZE, auto: nativeCodecPaths()[0] ?? null, rows }, null, 2));
 } else {
   const cols = ['typescript', ...paths];
-  console.log(`MB/s of input, best of 15 passes over 2 MiB in ${CHUNK / 1024} KiB chunks; ${os.cpus()[0]?.model ?? 'unknown CPU'}; servers use: ${nativeCodecPaths()[0] ?? 'TypeScript'}\n`);
+  console.log(
+    `MB/s of input, best of 15 passes over 2 MiB in ${CHUNK / 1024} KiB chunks; ${os.cpus()[0]?.model ?? 'unknown CPU'}; servers use: ${nativeCodecPaths()[0] ?? 'TypeScript'}\n`,
+  );
   console.log(`| payload | ${cols.join(' | ')} | text |`);
   console.log(`|---|${cols.map(() => '---:').join('|')}|---|`);
-  for (const row of rows) console.log(`| ${row.payload} | ${cols.map((c) => row[c].toLocaleString('en-US')).join(' | ')} | ${row.description} |`);
+  for (const row of rows)
+    console.log(`| ${row.payload} | ${cols.map((c) => row[c].toLocaleString('en-US')).join(' | ')} | ${row.description} |`);
 }

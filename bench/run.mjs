@@ -49,7 +49,13 @@ function parseArgs(argv) {
 
 const flags = parseArgs(process.argv.slice(2));
 if (flags.help) {
-  process.stdout.write(readFileSync(fileURLToPath(import.meta.url), 'utf8').split('\n').filter((l) => l.startsWith('//')).slice(0, 20).join('\n') + '\n');
+  process.stdout.write(
+    readFileSync(fileURLToPath(import.meta.url), 'utf8')
+      .split('\n')
+      .filter((l) => l.startsWith('//'))
+      .slice(0, 20)
+      .join('\n') + '\n',
+  );
   process.exit(0);
 }
 const quick = flags.quick === true;
@@ -114,7 +120,10 @@ function run(cmd, args, { timeoutMs, input } = {}) {
 }
 
 function lastJson(text) {
-  const lines = text.trim().split('\n').filter((l) => l.startsWith('{'));
+  const lines = text
+    .trim()
+    .split('\n')
+    .filter((l) => l.startsWith('{'));
   if (lines.length === 0) return null;
   try {
     return JSON.parse(lines.at(-1));
@@ -192,7 +201,9 @@ function rssKb(pid) {
 
 function version(cmd, args) {
   try {
-    return execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).split('\n')[0].trim();
+    return execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] })
+      .split('\n')[0]
+      .trim();
   } catch {
     return 'n/a';
   }
@@ -262,24 +273,57 @@ async function startPeers() {
     proc: await startPeer(
       'upcase serve',
       process.execPath,
-      [BIN, 'serve', '--host', '127.0.0.1', '--port', String(port), '--udp-rate-limit', '0', '--max-connections', '20000', '--log-level', 'warn'],
+      [
+        BIN,
+        'serve',
+        '--host',
+        '127.0.0.1',
+        '--port',
+        String(port),
+        '--udp-rate-limit',
+        '0',
+        '--max-connections',
+        '20000',
+        '--log-level',
+        'warn',
+      ],
       port,
       { readyText: 'ready to receive' },
     ),
   };
   if (want('naive')) {
     port = await freePort();
-    started.naive = { port, proc: await startPeer('naive', process.execPath, [join(ROOT, 'bench', 'peers', 'naive.mjs'), String(port)], port, { readyText: 'ready' }) };
+    started.naive = {
+      port,
+      proc: await startPeer('naive', process.execPath, [join(ROOT, 'bench', 'peers', 'naive.mjs'), String(port)], port, {
+        readyText: 'ready',
+      }),
+    };
   }
   if (want('python') && hasPython) {
     port = await freePort();
-    const tcp = await startPeer('python tcp', 'python3', ['-u', join(ROOT, 'bench', 'peers', 'textbook_tcp_server.py'), String(port)], port, { readyText: 'ready' });
-    const udp = await startPeer('python udp', 'python3', ['-u', join(ROOT, 'bench', 'peers', 'textbook_udp_server.py'), String(port)], port, { readyText: 'ready' });
+    const tcp = await startPeer(
+      'python tcp',
+      'python3',
+      ['-u', join(ROOT, 'bench', 'peers', 'textbook_tcp_server.py'), String(port)],
+      port,
+      { readyText: 'ready' },
+    );
+    const udp = await startPeer(
+      'python udp',
+      'python3',
+      ['-u', join(ROOT, 'bench', 'peers', 'textbook_udp_server.py'), String(port)],
+      port,
+      { readyText: 'ready' },
+    );
     started.python = { port, proc: udp, procs: { tcp, udp } };
   }
   if (want('socat') && hasSocat) {
     port = await freePort();
-    started.socat = { port, proc: await startPeer('socat', 'socat', [`TCP-LISTEN:${port},bind=127.0.0.1,fork,reuseaddr`, 'EXEC:tr a-z A-Z'], port) };
+    started.socat = {
+      port,
+      proc: await startPeer('socat', 'socat', [`TCP-LISTEN:${port},bind=127.0.0.1,fork,reuseaddr`, 'EXEC:tr a-z A-Z'], port),
+    };
   }
   port = await freePort();
   started.c = { port, proc: await startPeer('epoll-upcase', EPOLL, [String(port)], port, { readyText: 'ready' }) };
@@ -295,12 +339,23 @@ const runTimeout = (extra = 0) => (D + W + 30 + extra) * 1000;
 /** `upcase bench --json` against a port; the last round of the upcase peer also writes a chart. */
 async function upcaseBench(port, args, chart) {
   const extra = chart ? ['--report', chart] : [];
-  const r = await run(process.execPath, [BIN, 'bench', '-p', String(port), '-d', String(D), '--warmup', String(W), '--json', ...args, ...extra], {
-    timeoutMs: runTimeout(),
-  });
+  const r = await run(
+    process.execPath,
+    [BIN, 'bench', '-p', String(port), '-d', String(D), '--warmup', String(W), '--json', ...args, ...extra],
+    {
+      timeoutMs: runTimeout(),
+    },
+  );
   const j = lastJson(r.stdout);
   if (j === null) return { failed: `upcase bench exited ${r.code ?? r.signal}: ${r.stderr.trim().slice(0, 200)}` };
-  return { value: j.throughput.requestsPerSec, p50: j.latency.p50, p99: j.latency.p99, errors: j.errors.total, cpu: j.cpu.percentOfOneCore, raw: j };
+  return {
+    value: j.throughput.requestsPerSec,
+    p50: j.latency.p50,
+    p99: j.latency.p99,
+    errors: j.errors.total,
+    cpu: j.cpu.percentOfOneCore,
+    raw: j,
+  };
 }
 
 async function loadgen(args, timeoutMs = runTimeout()) {
@@ -395,7 +450,19 @@ const WORKLOADS = [
 
 async function bulk(p, kind) {
   const j = await loadgen(
-    ['bulk', '-p', String(p.port), '-B', String(kind === 'utf8' ? config.bulkUtf8Bytes : config.bulkBytes), '--pattern', patterns[kind].pattern, '--expect', patterns[kind].expect, '-d', '120'],
+    [
+      'bulk',
+      '-p',
+      String(p.port),
+      '-B',
+      String(kind === 'utf8' ? config.bulkUtf8Bytes : config.bulkBytes),
+      '--pattern',
+      patterns[kind].pattern,
+      '--expect',
+      patterns[kind].expect,
+      '-d',
+      '120',
+    ],
     150_000,
   );
   if (j.failed) return j;
@@ -576,14 +643,19 @@ md.push(`## Figures`);
 md.push('');
 md.push(`| workload | unit | ${activePeers.map((p) => p.title).join(' | ')} |`);
 md.push(`|---|---|${activePeers.map(() => '---:').join('|')}|`);
-for (const w of workloads) md.push(`| ${w.title} | ${w.unit}${w.higher ? '' : ' (lower is better)'} | ${activePeers.map((p) => cellText(w, p.id)).join(' | ')} |`);
+for (const w of workloads)
+  md.push(`| ${w.title} | ${w.unit}${w.higher ? '' : ' (lower is better)'} | ${activePeers.map((p) => cellText(w, p.id)).join(' | ')} |`);
 md.push('');
 md.push(`## Ratios`);
 md.push('');
-md.push('Each ratio is value ÷ value of the same workload in the same run. For req/s, MB/s and conn/s higher is better; for RSS/conn and latency lower is better.');
+md.push(
+  'Each ratio is value ÷ value of the same workload in the same run. For req/s, MB/s and conn/s higher is better; for RSS/conn and latency lower is better.',
+);
 md.push('');
 const others = activePeers.filter((p) => p.id !== 'upcase' && p.id !== 'c');
-md.push(`| workload | upcase ÷ C ceiling | ${others.map((p) => `upcase ÷ ${p.title}`).join(' | ')} | ${others.map((p) => `${p.title} ÷ C ceiling`).join(' | ')} |`);
+md.push(
+  `| workload | upcase ÷ C ceiling | ${others.map((p) => `upcase ÷ ${p.title}`).join(' | ')} | ${others.map((p) => `${p.title} ÷ C ceiling`).join(' | ')} |`,
+);
 md.push(`|---|---:|${others.map(() => '---:').join('|')}|${others.map(() => '---:').join('|')}|`);
 for (const w of workloads) {
   const u = figure(w, 'upcase');
@@ -625,7 +697,11 @@ if (has('idle-conns')) {
   const runs = results['idle-conns']?.upcase?.loadgen ?? [];
   const open = Math.min(...runs.map((r) => r.open ?? 0));
   const kb = figure(W_['idle-conns'], 'upcase');
-  t(`${config.idleConns.toLocaleString('en-US')} connections open at once, all served, ≤ 3 KB RSS each`, `${open} open, ${fmt(kb)} KB each`, open === config.idleConns && kb <= 3);
+  t(
+    `${config.idleConns.toLocaleString('en-US')} connections open at once, all served, ≤ 3 KB RSS each`,
+    `${open} open, ${fmt(kb)} KB each`,
+    open === config.idleConns && kb <= 3,
+  );
 }
 if (has('ping-pong')) {
   const r = figure(W_['ping-pong'], 'upcase') / figure(W_['ping-pong'], 'c');
@@ -652,9 +728,13 @@ for (const w of workloads.filter((x) => x.bench)) {
 if (cross.length > 0) {
   md.push('## Cross-check: `upcase bench` vs the C load generator');
   md.push('');
-  md.push('Same workload, same server, same rounds. The load generator\'s own CPU use (% of one core) shows whether it may have been the bottleneck.');
+  md.push(
+    "Same workload, same server, same rounds. The load generator's own CPU use (% of one core) shows whether it may have been the bottleneck.",
+  );
   md.push('');
-  md.push('| workload | server | C loadgen | upcase bench | ratio | p50 µs (C / upcase bench) | p99 µs (C / upcase bench) | client CPU % (C / upcase bench) | errors (C / upcase bench) |');
+  md.push(
+    '| workload | server | C loadgen | upcase bench | ratio | p50 µs (C / upcase bench) | p99 µs (C / upcase bench) | client CPU % (C / upcase bench) | errors (C / upcase bench) |',
+  );
   md.push('|---|---|---:|---:|---:|---:|---:|---:|---:|');
   for (const { w, peer, a, b } of cross) {
     md.push(
@@ -670,7 +750,10 @@ if (notes.length > 0) {
   md.push('');
 }
 const failures = [];
-for (const w of workloads) for (const p of activePeers) for (const tool of ['loadgen', 'upcase-bench']) for (const f of summary[w.id][p.id]?.[tool]?.failed ?? []) failures.push(`${w.id} ${p.id} ${tool}: ${f}`);
+for (const w of workloads)
+  for (const p of activePeers)
+    for (const tool of ['loadgen', 'upcase-bench'])
+      for (const f of summary[w.id][p.id]?.[tool]?.failed ?? []) failures.push(`${w.id} ${p.id} ${tool}: ${f}`);
 if (failures.length > 0) {
   md.push('## Failed runs');
   md.push('');
@@ -678,7 +761,9 @@ if (failures.length > 0) {
   md.push('');
 }
 const minutes = ((Date.now() - started) / 60_000).toFixed(1);
-md.push(`Suite wall time: ${minutes} min. Rerun: \`npm run bench\` (\`-- --quick\` for a smoke run). Charts of the last round's upcase runs: ${relative(ROOT, config.out)}/upcase-*.svg.`);
+md.push(
+  `Suite wall time: ${minutes} min. Rerun: \`npm run bench\` (\`-- --quick\` for a smoke run). Charts of the last round's upcase runs: ${relative(ROOT, config.out)}/upcase-*.svg.`,
+);
 md.push('');
 
 const markdown = md.join('\n');

@@ -30,7 +30,16 @@ try {
   const exe = join(work, 'codec-fuzz');
   execFileSync(
     'cc',
-    ['-O1', '-g', '-fsanitize=address,undefined', '-fno-sanitize-recover=all', '-o', exe, join(ROOT, 'test', 'native', 'codec-fuzz.c'), join(ROOT, 'native', 'codec.c')],
+    [
+      '-O1',
+      '-g',
+      '-fsanitize=address,undefined',
+      '-fno-sanitize-recover=all',
+      '-o',
+      exe,
+      join(ROOT, 'test', 'native', 'codec-fuzz.c'),
+      join(ROOT, 'native', 'codec.c'),
+    ],
     { stdio: 'inherit' },
   );
   writeCaseTables(work);

@@ -230,8 +230,7 @@ export function normalizeServerOptions(options: ServerOptions = {}): NormalizedS
         ? Math.max(1, udpRateLimit) // a bucket smaller than one datagram would answer nothing
         : checkNumber('udpRateBurst', o.udpRateBurst, 1, 1e9, 'a number of datagrams >= 1'),
     udpAllowLowPorts: o.udpAllowLowPorts === undefined ? false : checkBoolean('udpAllowLowPorts', o.udpAllowLowPorts),
-    dropRate:
-      o.dropRate === undefined ? SERVER_DEFAULTS.dropRate : checkNumber('dropRate', o.dropRate, 0, 1, 'a probability from 0 to 1'),
+    dropRate: o.dropRate === undefined ? SERVER_DEFAULTS.dropRate : checkNumber('dropRate', o.dropRate, 0, 1, 'a probability from 0 to 1'),
     drainTimeout:
       o.drainTimeout === undefined
         ? SERVER_DEFAULTS.drainTimeout

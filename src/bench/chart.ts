@@ -83,7 +83,8 @@ function panel(p: Panel): string {
     if (s.points.length === 0) continue;
     const d = s.points.map(([x, y], i) => `${i === 0 ? 'M' : 'L'}${sx(x).toFixed(1)},${sy(y).toFixed(1)}`).join(' ');
     out.push(`<path d="${d}" fill="none" stroke="${s.color}" stroke-width="2"/>`);
-    if (s.dots) for (const [x, y] of s.points) out.push(`<circle cx="${sx(x).toFixed(1)}" cy="${sy(y).toFixed(1)}" r="3" fill="${s.color}"/>`);
+    if (s.dots)
+      for (const [x, y] of s.points) out.push(`<circle cx="${sx(x).toFixed(1)}" cy="${sy(y).toFixed(1)}" r="3" fill="${s.color}"/>`);
   }
   return out.join('\n');
 }
@@ -95,7 +96,8 @@ function percentileLabel(decade: number): string {
 
 /** A one-line description of the run, for titles. */
 export function describe(r: BenchResult): string {
-  const load = r.transport === 'udp' ? `${r.connections} socket(s) × ${r.pipeline} in flight` : `${r.connections} conn × ${r.pipeline} in flight`;
+  const load =
+    r.transport === 'udp' ? `${r.connections} socket(s) × ${r.pipeline} in flight` : `${r.connections} conn × ${r.pipeline} in flight`;
   const mode = r.rate === null ? 'closed loop' : `fixed rate ${fmt(r.rate)}/s`;
   return `${r.tls ? 'TLS' : r.transport.toUpperCase()} ${r.host}:${r.port}, ${load} × ${r.size} B ${r.payload}, ${mode}, ${r.duration}s`;
 }
@@ -162,8 +164,14 @@ export function renderHtml(r: BenchResult): string {
   const rows: Array<[string, string]> = [
     ['requests/s', String(r.throughput.requestsPerSec)],
     ['MB/s', String(r.throughput.mbPerSec)],
-    ['latency p50 / p90 / p99 / p99.9 / max (µs)', `${r.latency.p50} / ${r.latency.p90} / ${r.latency.p99} / ${r.latency.p99_9} / ${r.latency.max}`],
-    ['errors (mismatch, timeout, closed, unexpected, socket)', `${r.errors.total} (${r.errors.mismatch}, ${r.errors.timeout}, ${r.errors.closed}, ${r.errors.unexpected}, ${r.errors.socket})`],
+    [
+      'latency p50 / p90 / p99 / p99.9 / max (µs)',
+      `${r.latency.p50} / ${r.latency.p90} / ${r.latency.p99} / ${r.latency.p99_9} / ${r.latency.max}`,
+    ],
+    [
+      'errors (mismatch, timeout, closed, unexpected, socket)',
+      `${r.errors.total} (${r.errors.mismatch}, ${r.errors.timeout}, ${r.errors.closed}, ${r.errors.unexpected}, ${r.errors.socket})`,
+    ],
     ['client CPU (% of one core)', String(r.cpu.percentOfOneCore)],
   ];
   return `<!doctype html>
@@ -187,7 +195,9 @@ export async function renderPng(r: BenchResult): Promise<Buffer> {
   try {
     ({ Resvg } = await import('@resvg/resvg-js'));
   } catch (err) {
-    throw new UpcaseError('UPCASE_ERR_INVALID_ARG', 'PNG reports need the @resvg/resvg-js package; write .svg or .html instead', { cause: err });
+    throw new UpcaseError('UPCASE_ERR_INVALID_ARG', 'PNG reports need the @resvg/resvg-js package; write .svg or .html instead', {
+      cause: err,
+    });
   }
   const resvg = new Resvg(renderSvg(r), {
     background: 'white',

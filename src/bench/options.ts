@@ -129,7 +129,10 @@ export function normalizeBenchOptions(options: BenchOptions = {}): NormalizedBen
           ? BENCH_DEFAULTS.udpConnections
           : BENCH_DEFAULTS.tcpConnections
         : checkInteger('connections', o.connections, 1, 100_000, 'connections'),
-    duration: o.duration === undefined ? BENCH_DEFAULTS.duration : checkNumber('duration', o.duration, 0.01, 86_400, 'a number of seconds from 0.01 to 86400'),
+    duration:
+      o.duration === undefined
+        ? BENCH_DEFAULTS.duration
+        : checkNumber('duration', o.duration, 0.01, 86_400, 'a number of seconds from 0.01 to 86400'),
     size,
     pipeline:
       o.pipeline === undefined
@@ -140,7 +143,10 @@ export function normalizeBenchOptions(options: BenchOptions = {}): NormalizedBen
     rate: o.rate === undefined ? BENCH_DEFAULTS.rate : checkNumber('rate', o.rate, 0, 1e8, 'a non-negative number of requests per second'),
     warmup: o.warmup === undefined ? BENCH_DEFAULTS.warmup : checkNumber('warmup', o.warmup, 0, 3600, 'a number of seconds from 0 to 3600'),
     payload,
-    timeout: o.timeout === undefined ? BENCH_DEFAULTS.timeout : checkNumber('timeout', o.timeout, 0.001, 3600, 'a number of seconds from 0.001 to 3600'),
+    timeout:
+      o.timeout === undefined
+        ? BENCH_DEFAULTS.timeout
+        : checkNumber('timeout', o.timeout, 0.001, 3600, 'a number of seconds from 0.001 to 3600'),
     onProgress,
     signal: o.signal,
   };

@@ -55,7 +55,11 @@ export class UdpDriver implements LoadDriver {
     this.interval = this.openLoop ? (1000 * options.connections) / options.rate : 0;
     this.timeoutMs = options.timeout * 1000;
     if (!this.openLoop && options.pipeline * options.size * options.connections > MAX_BUFFER_BYTES) {
-      throw new InvalidArgumentError('pipeline', `at most ${MAX_BUFFER_BYTES} bytes in flight (connections × pipeline × size)`, options.pipeline);
+      throw new InvalidArgumentError(
+        'pipeline',
+        `at most ${MAX_BUFFER_BYTES} bytes in flight (connections × pipeline × size)`,
+        options.pipeline,
+      );
     }
   }
 
@@ -142,7 +146,8 @@ class UdpSocketLoad {
     if (d.openLoop) {
       const perSocket = options.rate / options.connections;
       this.slots = nextPow2(Math.max(1024, Math.ceil(perSocket * (options.timeout + 1)) + 1));
-      if (this.slots > 1 << 24) throw new InvalidArgumentError('rate', 'at most 16M requests in flight per socket over the timeout', options.rate);
+      if (this.slots > 1 << 24)
+        throw new InvalidArgumentError('rate', 'at most 16M requests in flight per socket over the timeout', options.rate);
       buffers = nextPow2(Math.max(variants, Math.min(this.slots, Math.floor(OPEN_LOOP_BUFFER_BYTES / size))));
       // variants is a power of two (see makePayloads): buffer b holds body b mod variants = seq mod variants.
       while (buffers > this.slots) buffers /= 2;
@@ -165,7 +170,6 @@ class UdpSocketLoad {
       d.tally.socket++;
     });
   }
-
 
   connect(): Promise<void> {
     const { port } = this.d.options;

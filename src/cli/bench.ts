@@ -1,6 +1,12 @@
 import { Command, InvalidArgumentError as CommanderArgError, Option } from 'commander';
 import { reportFormat, writeReport } from '../bench/chart.js';
-import { BENCH_DEFAULTS, normalizeBenchOptions, type BenchOptions, type BenchProgress, type NormalizedBenchOptions } from '../bench/options.js';
+import {
+  BENCH_DEFAULTS,
+  normalizeBenchOptions,
+  type BenchOptions,
+  type BenchProgress,
+  type NormalizedBenchOptions,
+} from '../bench/options.js';
 import { runBench, type BenchResult } from '../bench/run.js';
 import { InvalidArgumentError, UpcaseError } from '../errors.js';
 import { SERVER_DEFAULTS } from '../options.js';
@@ -45,7 +51,8 @@ export function parseSize(name: string) {
   return (value: string): number => {
     const m = /^\s*(\d+)\s*([a-z]*)\s*$/i.exec(value);
     const unit = m === null ? undefined : SIZE_UNITS[m[2]!.toLowerCase()];
-    if (m === null || unit === undefined) throw new CommanderArgError(`Expected \`${name}\` to be a size in bytes like 64, 1k or 1M, got \`${value}\``);
+    if (m === null || unit === undefined)
+      throw new CommanderArgError(`Expected \`${name}\` to be a size in bytes like 64, 1k or 1M, got \`${value}\``);
     return Number(m[1]) * unit;
   };
 }
@@ -53,7 +60,8 @@ export function parseSize(name: string) {
 /** `5000`, `10k`, `1.5M` → requests per second (decimal multiples). */
 function parseRate(value: string): number {
   const m = /^\s*(\d+(?:\.\d+)?)\s*([kKmM]?)\s*$/.exec(value);
-  if (m === null) throw new CommanderArgError(`Expected \`--rate\` to be a number of requests per second like 5000 or 10k, got \`${value}\``);
+  if (m === null)
+    throw new CommanderArgError(`Expected \`--rate\` to be a number of requests per second like 5000 or 10k, got \`${value}\``);
   const unit = m[2] === '' ? 1 : m[2]!.toLowerCase() === 'k' ? 1e3 : 1e6;
   return Number(m[1]) * unit;
 }
@@ -63,9 +71,15 @@ export function benchCommand(setExitCode: (code: number) => void): Command {
     .description('load-test an upcase server over TCP or UDP, verifying every reply')
     .addOption(new Option('--tcp', 'TCP request/response (default)').conflicts('udp'))
     .addOption(new Option('--udp', 'UDP datagrams; each request carries a sequence number').conflicts(['tcp', 'tls']))
-    .addOption(new Option('--tls', 'TCP over TLS: every connection verifies the server certificate (handshakes happen before the clock starts)'))
+    .addOption(
+      new Option('--tls', 'TCP over TLS: every connection verifies the server certificate (handshakes happen before the clock starts)'),
+    )
     .addOption(new Option('--ca <file>', 'with --tls: trust the CA certificate(s) in this PEM file instead of the system store'))
-    .addOption(new Option('--servername <name>', 'with --tls: the name the certificate must carry (default: --host)').argParser(parseHost('--servername')))
+    .addOption(
+      new Option('--servername <name>', 'with --tls: the name the certificate must carry (default: --host)').argParser(
+        parseHost('--servername'),
+      ),
+    )
     .addOption(new Option('--insecure', 'with --tls: do not verify the certificate'))
     .addOption(new Option('--host <host>', 'server address').argParser(parseHost('--host')).default(BENCH_DEFAULTS.host))
     .addOption(
@@ -74,21 +88,43 @@ export function benchCommand(setExitCode: (code: number) => void): Command {
         .default(undefined, `${SERVER_DEFAULTS.port}, or ${SERVER_DEFAULTS.tlsPort} with --tls`),
     )
     .addOption(
-      new Option('-c, --connections <n>', `TCP connections or UDP sockets (default: ${BENCH_DEFAULTS.tcpConnections} for TCP, ${BENCH_DEFAULTS.udpConnections} for UDP)`).argParser(
-        parseInteger('--connections', 1, 100_000),
-      ),
+      new Option(
+        '-c, --connections <n>',
+        `TCP connections or UDP sockets (default: ${BENCH_DEFAULTS.tcpConnections} for TCP, ${BENCH_DEFAULTS.udpConnections} for UDP)`,
+      ).argParser(parseInteger('--connections', 1, 100_000)),
     )
-    .addOption(new Option('-d, --duration <time>', 'time to measure, after the warmup: 10s, 500ms, 2m').argParser(parseDuration('--duration')).default(BENCH_DEFAULTS.duration, '10s'))
+    .addOption(
+      new Option('-d, --duration <time>', 'time to measure, after the warmup: 10s, 500ms, 2m')
+        .argParser(parseDuration('--duration'))
+        .default(BENCH_DEFAULTS.duration, '10s'),
+    )
     .addOption(new Option('-s, --size <bytes>', 'request size: 64, 1k, 1M').argParser(parseSize('--size')).default(BENCH_DEFAULTS.size))
     .addOption(
-      new Option('--pipeline <n>', `requests in flight per connection or socket (default: ${BENCH_DEFAULTS.tcpPipeline} for TCP, ${BENCH_DEFAULTS.udpPipeline} for UDP); with --rate, the cap per TCP connection`).argParser(
-        parseInteger('--pipeline', 1, 65_536),
+      new Option(
+        '--pipeline <n>',
+        `requests in flight per connection or socket (default: ${BENCH_DEFAULTS.tcpPipeline} for TCP, ${BENCH_DEFAULTS.udpPipeline} for UDP); with --rate, the cap per TCP connection`,
+      ).argParser(parseInteger('--pipeline', 1, 65_536)),
+    )
+    .addOption(
+      new Option('--rate <r>', 'fixed total rate in requests/s (open loop; latency from each intended send time); 0 = closed loop')
+        .argParser(parseRate)
+        .default(0),
+    )
+    .addOption(
+      new Option('--warmup <time>', 'load before recording starts')
+        .argParser(parseDuration('--warmup'))
+        .default(BENCH_DEFAULTS.warmup, '1s'),
+    )
+    .addOption(
+      new Option('--timeout <time>', 'a request with no reply this long is an error (default: 1s UDP, 10s TCP)').argParser(
+        parseDuration('--timeout'),
       ),
     )
-    .addOption(new Option('--rate <r>', 'fixed total rate in requests/s (open loop; latency from each intended send time); 0 = closed loop').argParser(parseRate).default(0))
-    .addOption(new Option('--warmup <time>', 'load before recording starts').argParser(parseDuration('--warmup')).default(BENCH_DEFAULTS.warmup, '1s'))
-    .addOption(new Option('--timeout <time>', 'a request with no reply this long is an error (default: 1s UDP, 10s TCP)').argParser(parseDuration('--timeout')))
-    .addOption(new Option('--payload <kind>', 'request text: ascii, or utf8 (about 30% non-ASCII characters)').choices(['ascii', 'utf8']).default(BENCH_DEFAULTS.payload))
+    .addOption(
+      new Option('--payload <kind>', 'request text: ascii, or utf8 (about 30% non-ASCII characters)')
+        .choices(['ascii', 'utf8'])
+        .default(BENCH_DEFAULTS.payload),
+    )
     .addOption(new Option('--json', 'print one JSON object with every figure, and nothing else'))
     .addOption(new Option('--report <file>', 'write a chart of latency percentiles and throughput: .svg, .png or .html'))
     .action(async (flags: BenchFlags, command: Command) => {
@@ -185,7 +221,10 @@ function num(n: number, digits = 0): string {
 }
 
 export function formatResult(r: BenchResult): string {
-  const load = r.transport === 'udp' ? `${r.connections} socket(s) × ${r.pipeline} in flight` : `${r.connections} connection(s) × ${r.pipeline} in flight`;
+  const load =
+    r.transport === 'udp'
+      ? `${r.connections} socket(s) × ${r.pipeline} in flight`
+      : `${r.connections} connection(s) × ${r.pipeline} in flight`;
   const mode = r.rate === null ? 'closed loop' : `fixed rate ${num(r.rate)}/s`;
   const e = r.errors;
   const lines = [

@@ -41,7 +41,11 @@ export function clientCommand(setExitCode: (code: number) => void): Command {
     .addOption(new Option('--udp', 'use UDP').conflicts(['tcp', 'tls']))
     .addOption(new Option('--tls', 'TCP over TLS; the server certificate is verified'))
     .addOption(new Option('--ca <file>', 'with --tls: trust the CA certificate(s) in this PEM file instead of the system store'))
-    .addOption(new Option('--servername <name>', 'with --tls: the name the certificate must carry (default: --host)').argParser(parseHost('--servername')))
+    .addOption(
+      new Option('--servername <name>', 'with --tls: the name the certificate must carry (default: --host)').argParser(
+        parseHost('--servername'),
+      ),
+    )
     .addOption(new Option('--insecure', 'with --tls: do not verify the certificate (testing only)'))
     .addOption(new Option('--host <host>', 'server host').argParser(parseHost('--host')).default(CLIENT_DEFAULTS.host))
     .addOption(

@@ -39,7 +39,6 @@ export const parseNumber =
   (value: string): number =>
     parsed(() => checkNumber(name, toNumber(value), min, max, what));
 
-
 /** `--workers`: `auto` (one per CPU) or an integer from 1 to 1024. */
 export const parseWorkers =
   (name: string) =>

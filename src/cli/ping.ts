@@ -18,7 +18,11 @@ export function pingCommand(setExitCode: (code: number) => void): Command {
     .description("a UDP pinger in the style of ping(8) (the textbook's pinger lab): RTT per reply, loss and rtt statistics")
     .argument('[host]', 'server host', parseHost('host'), CLIENT_DEFAULTS.host)
     .addOption(new Option('-p, --port <port>', 'server port').argParser(parseInteger('--port', 1, 65535)).default(CLIENT_DEFAULTS.port))
-    .addOption(new Option('-c, --count <n>', 'stop after n pings; 0 = until Ctrl-C').argParser(parseInteger('--count', 0)).default(PING_DEFAULTS.count))
+    .addOption(
+      new Option('-c, --count <n>', 'stop after n pings; 0 = until Ctrl-C')
+        .argParser(parseInteger('--count', 0))
+        .default(PING_DEFAULTS.count),
+    )
     .addOption(
       new Option('-i, --interval <sec>', 'seconds between pings, as ping(8)')
         .argParser(parseNumber('--interval', PING_DEFAULTS.minInterval, 2_147_483, 'a number of seconds >= 0.001'))

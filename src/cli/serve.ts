@@ -2,7 +2,15 @@ import cluster from 'node:cluster';
 import { Command, type Option } from 'commander';
 import pino, { type Logger } from 'pino';
 import { formatHostPort, InvalidArgumentError } from '../errors.js';
-import { checkCidrList, SERVER_DEFAULTS, TCP_TRANSPORTS, UDP_TRANSPORTS, type ServerOptions, type TcpTransportChoice, type UdpTransportChoice } from '../options.js';
+import {
+  checkCidrList,
+  SERVER_DEFAULTS,
+  TCP_TRANSPORTS,
+  UDP_TRANSPORTS,
+  type ServerOptions,
+  type TcpTransportChoice,
+  type UdpTransportChoice,
+} from '../options.js';
 import { ClusterPrimary, ClusterWorker, clusterWorkerPort, clusterWorkerSlot, resolveWorkerCount } from '../server/cluster.js';
 import { createMetricsRegistry, METRICS_DEFAULT_HOST, type MetricsServer, metricsUrl, startMetricsServer } from '../server/metrics.js';
 import { type ServerAddress, UpcaseServer } from '../server/server.js';
@@ -66,12 +74,24 @@ function serveOptions(): Command {
   return new Command('serve')
     .description('run the upcase server: TCP and UDP on one port')
     .configureHelp({ optionDescription: describeOption })
-    .addOption(envOption('--host <host>', 'address to listen on', 'UPCASE_HOST').argParser(parseHost('--host')).default(undefined, ':: dual-stack, else 0.0.0.0'))
-    .addOption(envOption('-p, --port <port>', 'port for TCP and UDP; 0 picks a free one', 'UPCASE_PORT').argParser(parsePort('--port')).default(SERVER_DEFAULTS.port))
+    .addOption(
+      envOption('--host <host>', 'address to listen on', 'UPCASE_HOST')
+        .argParser(parseHost('--host'))
+        .default(undefined, ':: dual-stack, else 0.0.0.0'),
+    )
+    .addOption(
+      envOption('-p, --port <port>', 'port for TCP and UDP; 0 picks a free one', 'UPCASE_PORT')
+        .argParser(parsePort('--port'))
+        .default(SERVER_DEFAULTS.port),
+    )
     .addOption(envOption('--no-tcp', 'do not serve TCP', 'UPCASE_TCP').default(true, 'TCP on'))
     .addOption(envOption('--no-udp', 'do not serve UDP', 'UPCASE_UDP').default(true, 'UDP on'))
     .addOption(
-      envOption('--max-connections <n>', 'open TCP connections at most; more are closed at once (lowered to fit ulimit -n)', 'UPCASE_MAX_CONNECTIONS')
+      envOption(
+        '--max-connections <n>',
+        'open TCP connections at most; more are closed at once (lowered to fit ulimit -n)',
+        'UPCASE_MAX_CONNECTIONS',
+      )
         .argParser(parseInteger('--max-connections', 1, 10_000_000))
         .default(SERVER_DEFAULTS.maxConnections),
     )
@@ -86,7 +106,11 @@ function serveOptions(): Command {
         .default(SERVER_DEFAULTS.writeTimeout),
     )
     .addOption(
-      envOption('--udp-rate-limit <n>', 'UDP datagrams per second per source address (IPv6: per /64); 0 = no limit', 'UPCASE_UDP_RATE_LIMIT')
+      envOption(
+        '--udp-rate-limit <n>',
+        'UDP datagrams per second per source address (IPv6: per /64); 0 = no limit',
+        'UPCASE_UDP_RATE_LIMIT',
+      )
         .argParser(parseNumber('--udp-rate-limit', 0, 1e9, 'a non-negative number of datagrams per second'))
         .default(SERVER_DEFAULTS.udpRateLimit),
     )
@@ -95,7 +119,13 @@ function serveOptions(): Command {
         .argParser(parseNumber('--udp-rate-burst', 1, 1e9, 'a number of datagrams >= 1'))
         .default(undefined, 'the rate limit, at least 1'),
     )
-    .addOption(envOption('--udp-allow-low-ports', 'reply to UDP source ports below 1024 (off by default: stops loops with echo, chargen, DNS, NTP)', 'UPCASE_UDP_ALLOW_LOW_PORTS').default(false))
+    .addOption(
+      envOption(
+        '--udp-allow-low-ports',
+        'reply to UDP source ports below 1024 (off by default: stops loops with echo, chargen, DNS, NTP)',
+        'UPCASE_UDP_ALLOW_LOW_PORTS',
+      ).default(false),
+    )
     .addOption(
       envOption('--drop-rate <p>', 'drop this fraction of UDP requests on purpose, to simulate loss', 'UPCASE_DROP_RATE')
         .argParser(parseNumber('--drop-rate', 0, 1, 'a probability from 0 to 1'))
@@ -107,42 +137,69 @@ function serveOptions(): Command {
         .default(SERVER_DEFAULTS.drainTimeout),
     )
     .addOption(
-      envOption('--proxy-protocol', 'expect a PROXY protocol v1/v2 header on every TCP connection (behind nginx or HAProxy)', 'UPCASE_PROXY_PROTOCOL').default(false),
+      envOption(
+        '--proxy-protocol',
+        'expect a PROXY protocol v1/v2 header on every TCP connection (behind nginx or HAProxy)',
+        'UPCASE_PROXY_PROTOCOL',
+      ).default(false),
     )
     .addOption(
-      envOption('--trusted-proxies <cidrs>', 'with --proxy-protocol: comma-separated CIDR blocks allowed to connect', 'UPCASE_TRUSTED_PROXIES')
+      envOption(
+        '--trusted-proxies <cidrs>',
+        'with --proxy-protocol: comma-separated CIDR blocks allowed to connect',
+        'UPCASE_TRUSTED_PROXIES',
+      )
         .argParser((value: string) => parsed(() => checkCidrList('--trusted-proxies', value)))
         .default(undefined, SERVER_DEFAULTS.trustedProxies.join(',')),
     )
     .addOption(
-      envOption('--proxy-header-timeout <sec>', 'with --proxy-protocol: close a connection without a complete header after this long', 'UPCASE_PROXY_HEADER_TIMEOUT')
+      envOption(
+        '--proxy-header-timeout <sec>',
+        'with --proxy-protocol: close a connection without a complete header after this long',
+        'UPCASE_PROXY_HEADER_TIMEOUT',
+      )
         .argParser(parseNumber('--proxy-header-timeout', 0.001, 3600, 'a number of seconds from 0.001 to 3600'))
         .default(SERVER_DEFAULTS.proxyHeaderTimeout),
     )
     .addOption(
-      envOption('--udp-transport <kind>', 'UDP transport: native (batched recvmmsg/sendmmsg addon), dgram (node:dgram) or auto', 'UPCASE_UDP_TRANSPORT')
+      envOption(
+        '--udp-transport <kind>',
+        'UDP transport: native (batched recvmmsg/sendmmsg addon), dgram (node:dgram) or auto',
+        'UPCASE_UDP_TRANSPORT',
+      )
         .choices(UDP_TRANSPORTS)
         .default('auto'),
     )
     .addOption(
-      envOption('--tcp-transport <kind>', 'TCP transport: native (connections served by the C addon), stream (net.Socket) or auto', 'UPCASE_TCP_TRANSPORT')
+      envOption(
+        '--tcp-transport <kind>',
+        'TCP transport: native (connections served by the C addon), stream (net.Socket) or auto',
+        'UPCASE_TCP_TRANSPORT',
+      )
         .choices(TCP_TRANSPORTS)
         .default('auto'),
     )
     .addOption(
-      envOption('--tls-cert <file>', 'TLS certificate (PEM, chain allowed); with --tls-key, serves TCP over TLS on --tls-port', 'UPCASE_TLS_CERT').default(
-        undefined,
-        'no TLS',
-      ),
+      envOption(
+        '--tls-cert <file>',
+        'TLS certificate (PEM, chain allowed); with --tls-key, serves TCP over TLS on --tls-port',
+        'UPCASE_TLS_CERT',
+      ).default(undefined, 'no TLS'),
     )
-    .addOption(envOption('--tls-key <file>', 'TLS private key (PEM, unencrypted) for --tls-cert', 'UPCASE_TLS_KEY').default(undefined, 'no TLS'))
+    .addOption(
+      envOption('--tls-key <file>', 'TLS private key (PEM, unencrypted) for --tls-cert', 'UPCASE_TLS_KEY').default(undefined, 'no TLS'),
+    )
     .addOption(
       envOption('--tls-port <port>', 'with --tls-cert: port for TCP over TLS; 0 picks a free one', 'UPCASE_TLS_PORT')
         .argParser(parsePort('--tls-port'))
         .default(undefined, String(SERVER_DEFAULTS.tlsPort)),
     )
     .addOption(
-      envOption('--tls-handshake-timeout <sec>', 'with --tls-cert: close a TLS connection whose handshake takes longer', 'UPCASE_TLS_HANDSHAKE_TIMEOUT')
+      envOption(
+        '--tls-handshake-timeout <sec>',
+        'with --tls-cert: close a TLS connection whose handshake takes longer',
+        'UPCASE_TLS_HANDSHAKE_TIMEOUT',
+      )
         .argParser(parseNumber('--tls-handshake-timeout', 0.001, 3600, 'a number of seconds from 0.001 to 3600'))
         .default(undefined, String(SERVER_DEFAULTS.tlsHandshakeTimeout)),
     )
@@ -152,11 +209,19 @@ function serveOptions(): Command {
         .default(1),
     )
     .addOption(
-      envOption('--metrics-port <port>', 'serve /metrics, /healthz and /readyz over HTTP on this port; 0 picks a free one', 'UPCASE_METRICS_PORT')
+      envOption(
+        '--metrics-port <port>',
+        'serve /metrics, /healthz and /readyz over HTTP on this port; 0 picks a free one',
+        'UPCASE_METRICS_PORT',
+      )
         .argParser(parsePort('--metrics-port'))
         .default(undefined, 'off'),
     )
-    .addOption(envOption('--metrics-host <host>', 'address of the metrics endpoint', 'UPCASE_METRICS_HOST').argParser(parseHost('--metrics-host')).default(METRICS_DEFAULT_HOST))
+    .addOption(
+      envOption('--metrics-host <host>', 'address of the metrics endpoint', 'UPCASE_METRICS_HOST')
+        .argParser(parseHost('--metrics-host'))
+        .default(METRICS_DEFAULT_HOST),
+    )
     .addOption(envOption('--log-level <level>', 'log level', 'UPCASE_LOG_LEVEL').choices(LOG_LEVELS).default('info'));
 }
 
@@ -185,10 +250,13 @@ function applyBooleanEnv(command: Command): void {
     const raw = process.env[env] ?? '';
     const value = parseBooleanEnv(raw);
     if (value === undefined) {
-      command.error(`error: option '${flag}' value '${raw}' from env '${env}' is invalid. Expected \`${env}\` to be true or false, got \`${raw}\``, {
-        exitCode: EXIT_USAGE,
-        code: 'commander.invalidArgument',
-      });
+      command.error(
+        `error: option '${flag}' value '${raw}' from env '${env}' is invalid. Expected \`${env}\` to be true or false, got \`${raw}\``,
+        {
+          exitCode: EXIT_USAGE,
+          code: 'commander.invalidArgument',
+        },
+      );
     }
     command.setOptionValueWithSource(key, value, 'env');
   }
@@ -296,7 +364,11 @@ async function serveSingle(flags: ServeFlags, logger: Logger): Promise<number> {
   }
   // The handlers go in before the ready line: whoever reads that line may signal at once.
   // A signal during start-up makes close() abort listen(): a clean stop.
-  const stop = onSignals(logger, () => server.close({ drain: true }), () => {});
+  const stop = onSignals(
+    logger,
+    () => server.close({ drain: true }),
+    () => {},
+  );
   const stopReloading = flags.tlsCert === undefined ? () => {} : onHangup(logger, () => server.reloadTls());
   let metrics: MetricsServer | null = null;
   try {
@@ -326,7 +398,11 @@ async function serveSingle(flags: ServeFlags, logger: Logger): Promise<number> {
 async function servePrimary(flags: ServeFlags, workers: number, logger: Logger): Promise<number> {
   const primary = new ClusterPrimary({ workers, server: serverOptions(flags, logger), logger });
   let metrics: MetricsServer | null = null;
-  const stop = onSignals(logger, () => primary.close(), () => primary.kill());
+  const stop = onSignals(
+    logger,
+    () => primary.close(),
+    () => primary.kill(),
+  );
   // Each worker has its own TLS listener and reloads its own certificate.
   const forwardHangup = (): void => {
     for (const pid of primary.workerPids()) {

@@ -11,7 +11,12 @@ interface OpenSslError extends NodeJS.ErrnoException {
 }
 
 /** What OpenSSL says when the other end is not speaking TLS (for one, our plain port echoing the ClientHello uppercased). */
-const NOT_TLS = new Set(['ERR_SSL_WRONG_VERSION_NUMBER', 'ERR_SSL_PACKET_LENGTH_TOO_LONG', 'ERR_SSL_UNEXPECTED_MESSAGE', 'ERR_SSL_RECORD_LAYER_FAILURE']);
+const NOT_TLS = new Set([
+  'ERR_SSL_WRONG_VERSION_NUMBER',
+  'ERR_SSL_PACKET_LENGTH_TOO_LONG',
+  'ERR_SSL_UNEXPECTED_MESSAGE',
+  'ERR_SSL_RECORD_LAYER_FAILURE',
+]);
 
 /** Why a handshake failed, in words: Node's message for verification errors, OpenSSL's reason otherwise. */
 function handshakeReason(err: OpenSslError): string {
@@ -57,7 +62,9 @@ export async function connectTls(o: NormalizedClientOptions): Promise<tls.TLSSoc
     const timer = setTimeout(() => {
       socket.destroy();
       const during = tcpConnected ? 'the TLS handshake with' : 'connecting to';
-      reject(new TimeoutError(`timed out ${during} ${target} (tls) after ${o.timeout} ms`, { transport: 'tls', address: o.host, port: o.port }));
+      reject(
+        new TimeoutError(`timed out ${during} ${target} (tls) after ${o.timeout} ms`, { transport: 'tls', address: o.host, port: o.port }),
+      );
     }, o.timeout);
     timer.unref();
     const onError = (err: OpenSslError): void => {

@@ -131,7 +131,13 @@ export class UdpClient {
       });
       const attempt = (): void => {
         if (tries > retries) {
-          settle(new TimeoutError(`no reply from ${formatHostPort(host, port)} (udp) after ${tries} ${tries === 1 ? 'try' : 'tries'}`, { transport: 'udp', address: host, port }));
+          settle(
+            new TimeoutError(`no reply from ${formatHostPort(host, port)} (udp) after ${tries} ${tries === 1 ? 'try' : 'tries'}`, {
+              transport: 'udp',
+              address: host,
+              port,
+            }),
+          );
           return;
         }
         tries++;

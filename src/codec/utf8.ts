@@ -25,11 +25,13 @@ export function sequenceLength(buf: Uint8Array, i: number, end: number): number 
     len = 2;
   } else if (b0 < 0xf0) {
     len = 3;
-    if (b0 === 0xe0) lo = 0xa0; // no overlongs
+    if (b0 === 0xe0)
+      lo = 0xa0; // no overlongs
     else if (b0 === 0xed) hi = 0x9f; // no UTF-16 surrogates
   } else if (b0 < 0xf5) {
     len = 4;
-    if (b0 === 0xf0) lo = 0x90; // no overlongs
+    if (b0 === 0xf0)
+      lo = 0x90; // no overlongs
     else if (b0 === 0xf4) hi = 0x8f; // nothing above U+10FFFF
   } else {
     return 0;

@@ -60,7 +60,13 @@ export function readProxyHeader(stream: Duplex, timeoutMs: number, done: (result
     finish({ ok: false, reason: 'truncated', message: `connection ended after ${received} bytes of a PROXY header`, bytes: received });
   };
   const onError = (error: NodeJS.ErrnoException): void => {
-    finish({ ok: false, reason: 'truncated', message: `connection failed (${error.code ?? error.message}) before a complete PROXY header`, bytes: received, error });
+    finish({
+      ok: false,
+      reason: 'truncated',
+      message: `connection failed (${error.code ?? error.message}) before a complete PROXY header`,
+      bytes: received,
+      error,
+    });
   };
 
   const timer = setTimeout(() => {

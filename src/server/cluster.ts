@@ -2,7 +2,15 @@ import cluster, { type Worker } from 'node:cluster';
 import { EventEmitter, once } from 'node:events';
 import os from 'node:os';
 import type { Logger } from 'pino';
-import { AggregatorRegistry, collectDefaultMetrics, Counter, Gauge, type MetricObjectWithValues, type MetricValue, Registry } from 'prom-client';
+import {
+  AggregatorRegistry,
+  collectDefaultMetrics,
+  Counter,
+  Gauge,
+  type MetricObjectWithValues,
+  type MetricValue,
+  Registry,
+} from 'prom-client';
 import { UpcaseError } from '../errors.js';
 import { checkInteger, SERVER_DEFAULTS, type ServerOptions } from '../options.js';
 import { RateLimitedLog, silentLogger } from './log.js';
@@ -258,7 +266,9 @@ export class ClusterPrimary extends EventEmitter implements MetricsSource {
       case 'listen-error':
         this.logger.error({ worker: slot.index, workerPid: worker.process.pid, code: message.code }, message.message);
         if (this.startup !== null) {
-          this.startup.reject(new UpcaseError(message.code === 'UPCASE_ERR_LISTEN' ? 'UPCASE_ERR_LISTEN' : 'UPCASE_ERR_WORKER', message.message));
+          this.startup.reject(
+            new UpcaseError(message.code === 'UPCASE_ERR_LISTEN' ? 'UPCASE_ERR_LISTEN' : 'UPCASE_ERR_WORKER', message.message),
+          );
           this.startup = null;
         }
         break;
@@ -284,9 +294,7 @@ export class ClusterPrimary extends EventEmitter implements MetricsSource {
       return;
     }
     if (this.startup !== null) {
-      this.startup.reject(
-        new UpcaseError('UPCASE_ERR_WORKER', `worker ${slot.index} exited during startup (${signal ?? `code ${code}`})`),
-      );
+      this.startup.reject(new UpcaseError('UPCASE_ERR_WORKER', `worker ${slot.index} exited during startup (${signal ?? `code ${code}`})`));
       this.startup = null;
       return;
     }
@@ -376,11 +384,14 @@ export class ClusterPrimary extends EventEmitter implements MetricsSource {
       }
       const drainTimeout = this.options.server?.drainTimeout ?? SERVER_DEFAULTS.drainTimeout;
       const grace = this.options.shutdownGrace ?? 5;
-      const timer = setTimeout(() => {
-        this.forcedValue = true;
-        this.logger.warn({ workers: this.workerPids().length }, 'workers did not exit in time; killing them');
-        this.kill();
-      }, (drainTimeout + grace) * 1000);
+      const timer = setTimeout(
+        () => {
+          this.forcedValue = true;
+          this.logger.warn({ workers: this.workerPids().length }, 'workers did not exit in time; killing them');
+          this.kill();
+        },
+        (drainTimeout + grace) * 1000,
+      );
       timer.unref();
       await allExited;
       clearTimeout(timer);

@@ -34,7 +34,13 @@ export interface MetricsSource {
 /** Creates a registry whose `upcase_*` metrics read `stats` at scrape time. */
 export function createMetricsRegistry(options: MetricsRegistryOptions): Registry {
   const registry = options.registry ?? new Registry();
-  const read = typeof options.stats === 'function' ? options.stats : ((stats) => () => stats)(options.stats);
+  const read =
+    typeof options.stats === 'function'
+      ? options.stats
+      : (
+          (stats) => () =>
+            stats
+        )(options.stats);
   const registers = [registry];
 
   new Gauge({
@@ -71,7 +77,11 @@ export function createMetricsRegistry(options: MetricsRegistryOptions): Registry
   };
 
   counter('upcase_connections_total', 'TCP connections accepted.', (s) => s.connectionsTotal);
-  counter('upcase_connections_refused_total', 'TCP connections closed at once because --max-connections was reached.', (s) => s.connectionsRefused);
+  counter(
+    'upcase_connections_refused_total',
+    'TCP connections closed at once because --max-connections was reached.',
+    (s) => s.connectionsRefused,
+  );
   labelled('upcase_bytes_received_total', 'Payload bytes received, by transport.', 'transport', (s) => [
     ['tcp', s.tcpBytesIn],
     ['udp', s.udpBytesIn],
@@ -83,14 +93,22 @@ export function createMetricsRegistry(options: MetricsRegistryOptions): Registry
     ['tls', s.tlsBytesOut],
   ]);
   counter('upcase_tls_handshakes_total', 'TLS handshakes completed.', (s) => s.tlsHandshakes);
-  counter('upcase_tls_handshake_errors_total', 'TLS handshakes that failed (plaintext, timeout, reset; codes in upcase_errors_total).', (s) => s.tlsHandshakeErrors);
+  counter(
+    'upcase_tls_handshake_errors_total',
+    'TLS handshakes that failed (plaintext, timeout, reset; codes in upcase_errors_total).',
+    (s) => s.tlsHandshakeErrors,
+  );
   counter('upcase_datagrams_received_total', 'UDP request datagrams received.', (s) => s.udpDatagramsIn);
   counter('upcase_datagrams_sent_total', 'UDP reply datagrams sent.', (s) => s.udpDatagramsOut);
   labelled('upcase_udp_drops_total', 'UDP requests that got no reply, by reason.', 'reason', (s) =>
     UDP_DROP_REASONS.map((reason) => [reason, s.udpDrops[reason]]),
   );
   labelled('upcase_errors_total', 'Errors by code (OS code such as ECONNRESET, or UPCASE_ERR_*).', 'code', (s) => Object.entries(s.errors));
-  counter('upcase_proxy_accepted_total', 'TCP connections whose PROXY protocol header was accepted (--proxy-protocol).', (s) => s.proxyAccepted);
+  counter(
+    'upcase_proxy_accepted_total',
+    'TCP connections whose PROXY protocol header was accepted (--proxy-protocol).',
+    (s) => s.proxyAccepted,
+  );
   labelled('upcase_proxy_rejected_total', 'TCP connections closed for their PROXY protocol header, by reason.', 'reason', (s) =>
     PROXY_REJECT_REASONS.map((reason) => [reason, s.proxyRejected[reason]]),
   );
@@ -204,7 +222,11 @@ export class MetricsServer {
         this.options.source.metrics().then(
           (body) => res.writeHead(200, { 'Content-Type': this.options.source.contentType }).end(body),
           (err: Error) => {
-            this.warnings.warn('metrics:collect', { code: (err as NodeJS.ErrnoException).code, err: err.message }, 'metrics collection failed');
+            this.warnings.warn(
+              'metrics:collect',
+              { code: (err as NodeJS.ErrnoException).code, err: err.message },
+              'metrics collection failed',
+            );
             res.writeHead(500, { 'Content-Type': 'text/plain' }).end('metrics collection failed\n');
           },
         );

@@ -84,9 +84,7 @@ export class UpcaseServer extends EventEmitter {
     this.options = normalizeServerOptions(options);
     this.logger = this.options.logger ?? silentLogger();
     this.warnings = new RateLimitedLog(this.logger);
-    this.trustedProxies = this.options.proxyProtocol
-      ? new TrustList(this.options.trustedProxies.map((c) => parseCidr(c)!))
-      : null;
+    this.trustedProxies = this.options.proxyProtocol ? new TrustList(this.options.trustedProxies.map((c) => parseCidr(c)!)) : null;
     const { tlsCert, tlsKey } = this.options;
     if (tlsCert !== undefined && tlsKey !== undefined) this.tlsSources = { cert: tlsCert, key: tlsKey };
     this.maxConnectionsValue = this.options.maxConnections;
@@ -166,7 +164,10 @@ export class UpcaseServer extends EventEmitter {
     const tcpTransport = this.tcpTransport ?? undefined;
     // The C codec's block path (avx512, sse2, scalar): what bulk throughput depends on.
     const tcpCodec = tcpTransport === 'native' ? nativeCodecPaths()[0] : undefined;
-    this.logger.info({ ...this.bound, transports: this.bound.transports.join('+'), tcpTransport, tcpCodec, udpTransport, ...limits }, 'listening');
+    this.logger.info(
+      { ...this.bound, transports: this.bound.transports.join('+'), tcpTransport, tcpCodec, udpTransport, ...limits },
+      'listening',
+    );
     if (this.tls !== null) this.logCertificate(this.tls.credentials, 'tls certificate loaded');
     this.emit('listening', this.bound);
     return this.bound;
@@ -235,7 +236,9 @@ export class UpcaseServer extends EventEmitter {
   private listenTcp(address: string, port: number, transport: 'tcp' | 'tls' = 'tcp'): Promise<net.Server> {
     // 64 KiB socket buffers (Node's default is 16 KiB): with a 64 KiB read, a 16 KiB
     // high-water mark pauses reading after nearly every reply in bulk transfers.
-    const server = net.createServer({ allowHalfOpen: true, noDelay: true, highWaterMark: 64 * 1024 }, (socket) => this.onConnection(socket, transport));
+    const server = net.createServer({ allowHalfOpen: true, noDelay: true, highWaterMark: 64 * 1024 }, (socket) =>
+      this.onConnection(socket, transport),
+    );
     server.maxConnections = this.options.maxConnections;
     // Node closes the accepted handle at once, then emits 'drop'.
     server.on('drop', (info?: { remoteAddress?: string; remotePort?: number }) => this.refused(transport, info?.remoteAddress));
@@ -261,7 +264,10 @@ export class UpcaseServer extends EventEmitter {
     const choice = this.options.tcpTransport;
     const binding = choice === 'stream' ? null : loadNativeTcp();
     if (choice === 'native' && binding === null) {
-      throw new UpcaseError('UPCASE_ERR_INVALID_ARG', 'the native TCP transport is not built here (run `npm run build:native`); use tcpTransport `auto` or `stream`');
+      throw new UpcaseError(
+        'UPCASE_ERR_INVALID_ARG',
+        'the native TCP transport is not built here (run `npm run build:native`); use tcpTransport `auto` or `stream`',
+      );
     }
     if (binding === null) return null;
     const { idleTimeout, writeTimeout } = this.options;
@@ -300,7 +306,10 @@ export class UpcaseServer extends EventEmitter {
     const inWorker = cluster.isWorker;
     const native = choice === 'dgram' || (choice === 'auto' && inWorker) ? null : loadNativeUdp();
     if (choice === 'native' && native === null) {
-      throw new UpcaseError('UPCASE_ERR_INVALID_ARG', 'the native UDP transport is not built here (run `npm run build:native`); use udpTransport `auto` or `dgram`');
+      throw new UpcaseError(
+        'UPCASE_ERR_INVALID_ARG',
+        'the native UDP transport is not built here (run `npm run build:native`); use udpTransport `auto` or `dgram`',
+      );
     }
     if (native !== null) {
       try {
@@ -470,7 +479,12 @@ export class UpcaseServer extends EventEmitter {
   }
 
   /** Counts and logs how a natively served connection ended, as handleConnection does. */
-  private nativeClosed(reason: NativeCloseReason, code: string | undefined, message: string | undefined, logFields: Record<string, unknown>): void {
+  private nativeClosed(
+    reason: NativeCloseReason,
+    code: string | undefined,
+    message: string | undefined,
+    logFields: Record<string, unknown>,
+  ): void {
     // The addon counted timeouts already (NativeTcpCounters), as they happened.
     if (reason === 'idle') {
       this.logger.debug({ ...logFields, code: 'UPCASE_ERR_TIMEOUT' }, 'idle timeout; closing');
@@ -514,7 +528,14 @@ export class UpcaseServer extends EventEmitter {
   private logCertificate(credentials: TlsCredentials, message: string): void {
     const { certificate: c, certName } = credentials;
     this.logger.info(
-      { cert: certName, subject: c.subject, issuer: c.issuer, serialNumber: c.serialNumber, fingerprint256: c.fingerprint256, validTo: c.validTo.toISOString() },
+      {
+        cert: certName,
+        subject: c.subject,
+        issuer: c.issuer,
+        serialNumber: c.serialNumber,
+        fingerprint256: c.fingerprint256,
+        validTo: c.validTo.toISOString(),
+      },
       message,
     );
     const now = Date.now();
@@ -538,7 +559,10 @@ export class UpcaseServer extends EventEmitter {
   async reloadTls(sources?: { cert: PemSource; key: PemSource }): Promise<CertificateInfo> {
     const next = sources ?? this.tlsSources;
     if (this.tls === null || next === null || this.stateValue !== 'listening') {
-      throw new UpcaseError('UPCASE_ERR_CLOSED', `cannot reload TLS: ${this.tls === null ? 'TLS is not on' : `the server is ${this.stateValue}`}`);
+      throw new UpcaseError(
+        'UPCASE_ERR_CLOSED',
+        `cannot reload TLS: ${this.tls === null ? 'TLS is not on' : `the server is ${this.stateValue}`}`,
+      );
     }
     const credentials = await loadTlsCredentials(next.cert, next.key);
     this.tls.setCredentials(credentials);
@@ -578,7 +602,10 @@ export class UpcaseServer extends EventEmitter {
       await once(this, 'drained');
       clearTimeout(timer);
       if (this.connections.size > 0) {
-        this.logger.warn({ connections: this.connections.size, drainTimeout: this.options.drainTimeout }, 'drain timeout: closing open connections');
+        this.logger.warn(
+          { connections: this.connections.size, drainTimeout: this.options.drainTimeout },
+          'drain timeout: closing open connections',
+        );
       }
     }
     for (const connection of this.connections) connection.destroy();

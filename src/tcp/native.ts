@@ -26,7 +26,12 @@ interface CodecHandle {
 
 interface NativeTcpBinding {
   setTables(table: Int32Array, specialOffsets: Int32Array, specialBytes: Uint8Array): void;
-  createServer(counters: Float64Array, idleMs: number, writeMs: number, onClose: (id: number, reason: number, code: string | undefined, message: string | undefined) => void): ServerHandle;
+  createServer(
+    counters: Float64Array,
+    idleMs: number,
+    writeMs: number,
+    onClose: (id: number, reason: number, code: string | undefined, message: string | undefined) => void,
+  ): ServerHandle;
   adopt(server: ServerHandle, fd: number, initial: Buffer | null): number;
   destroy(server: ServerHandle, id: number): void;
   closeServer(server: ServerHandle): void;
@@ -107,7 +112,9 @@ export class NativeTcpTransport implements NativeTcpCounters {
     private readonly binding: NativeTcpBinding,
     options: { idleTimeoutMs: number; writeTimeoutMs: number },
   ) {
-    this.handle = binding.createServer(this.counters, options.idleTimeoutMs, options.writeTimeoutMs, (id, reason, code, message) => this.onClose(id, reason, code, message));
+    this.handle = binding.createServer(this.counters, options.idleTimeoutMs, options.writeTimeoutMs, (id, reason, code, message) =>
+      this.onClose(id, reason, code, message),
+    );
   }
 
   get bytesIn(): number {

@@ -70,7 +70,8 @@ export class DatagramPolicy {
     if (port === 0) return this.drop('port_zero', address, port, 'warn');
     if (port < LOWEST_REPLY_PORT && !this.options.udpAllowLowPorts) return this.drop('low_port', address, port, 'warn');
     if (port === this.localPort) return this.drop('loop', address, port, 'warn');
-    if (this.limiter !== null && !this.limiter.take(sourceKey(address), this.clock())) return this.drop('rate_limited', address, port, 'warn');
+    if (this.limiter !== null && !this.limiter.take(sourceKey(address), this.clock()))
+      return this.drop('rate_limited', address, port, 'warn');
     if (this.options.dropRate > 0 && Math.random() < this.options.dropRate) return this.drop('simulated', address, port, 'debug');
     const reply = upcaseOwned(msg);
     if (reply.length > maxPayload) {

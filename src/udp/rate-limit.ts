@@ -85,8 +85,7 @@ export function sourceKey(address: string): string {
   const zoneAt = address.indexOf('%');
   const zone = zoneAt === -1 ? '' : address.slice(zoneAt);
   const bare = (zoneAt === -1 ? address : address.slice(0, zoneAt)).toLowerCase();
-  const groups = (part: string): string[] =>
-    part === '' ? [] : part.split(':').flatMap((g) => (g.includes('.') ? ['v4', 'v4'] : [g])); // a dotted quad is 2 groups
+  const groups = (part: string): string[] => (part === '' ? [] : part.split(':').flatMap((g) => (g.includes('.') ? ['v4', 'v4'] : [g]))); // a dotted quad is 2 groups
   const gap = bare.indexOf('::');
   let all: string[];
   if (gap === -1) {

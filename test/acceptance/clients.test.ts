@@ -18,8 +18,21 @@ const MIB = 1024 * 1024;
 /** 64 MiB of mixed text: ASCII, ß/ﬃ/ǆ/ΐ (which change length), Greek, Cyrillic, emoji, and invalid bytes. */
 async function writeMixedFile(path: string, size: number): Promise<void> {
   const tokens = [
-    'hello ', 'world\n', 'straße ', 'ﬃ ', 'ǆ ', 'ΐ ', 'Ωμέγα ', 'привет ', '😀 ', 'x',
-    Buffer.from([0xff]), Buffer.from([0xc3]), Buffer.from([0xed, 0xa0, 0x80]), Buffer.from([0xe2, 0x82]), Buffer.from([0xf0, 0x9f]),
+    'hello ',
+    'world\n',
+    'straße ',
+    'ﬃ ',
+    'ǆ ',
+    'ΐ ',
+    'Ωμέγα ',
+    'привет ',
+    '😀 ',
+    'x',
+    Buffer.from([0xff]),
+    Buffer.from([0xc3]),
+    Buffer.from([0xed, 0xa0, 0x80]),
+    Buffer.from([0xe2, 0x82]),
+    Buffer.from([0xf0, 0x9f]),
   ].map((t) => (typeof t === 'string' ? Buffer.from(t) : t));
   let seed = 42;
   const random = (): number => (seed = (seed * 1103515245 + 12345) & 0x7fffffff) / 0x80000000;
@@ -65,30 +78,38 @@ describe('acceptance: upcase client < file, byte-exact and flat memory', () => {
     const actual = join(dir, 'actual.bin');
     await writeMixedFile(input, 64 * MIB);
     // The oracle: Python's surrogateescape upper() (docs/protocol.md).
-    const oracle = await run('python3', [
-      '-c',
-      "import sys; open(sys.argv[2],'wb').write(open(sys.argv[1],'rb').read().decode('utf-8','surrogateescape').upper().encode('utf-8','surrogateescape'))",
-      input,
-      expected,
-    ], { timeoutMs: 60_000 });
+    const oracle = await run(
+      'python3',
+      [
+        '-c',
+        "import sys; open(sys.argv[2],'wb').write(open(sys.argv[1],'rb').read().decode('utf-8','surrogateescape').upper().encode('utf-8','surrogateescape'))",
+        input,
+        expected,
+      ],
+      { timeoutMs: 60_000 },
+    );
     assert.equal(oracle.code, 0, oracle.stderr);
     // `upcase client < in > out`, its peak RSS measured by the parent (ru_maxrss is in KiB on Linux).
-    const measured = await run('python3', [
-      '-c',
-      'import resource, subprocess, sys\n' +
-        "r = subprocess.run(sys.argv[3:], stdin=open(sys.argv[1], 'rb'), stdout=open(sys.argv[2], 'wb'))\n" +
-        'print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)\n' +
-        'sys.exit(r.returncode)',
-      input,
-      actual,
-      process.execPath,
-      UPCASE_BIN,
-      'client',
-      '--host',
-      '127.0.0.1',
-      '--port',
-      String(serve.port),
-    ], { timeoutMs: 90_000 });
+    const measured = await run(
+      'python3',
+      [
+        '-c',
+        'import resource, subprocess, sys\n' +
+          "r = subprocess.run(sys.argv[3:], stdin=open(sys.argv[1], 'rb'), stdout=open(sys.argv[2], 'wb'))\n" +
+          'print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)\n' +
+          'sys.exit(r.returncode)',
+        input,
+        actual,
+        process.execPath,
+        UPCASE_BIN,
+        'client',
+        '--host',
+        '127.0.0.1',
+        '--port',
+        String(serve.port),
+      ],
+      { timeoutMs: 90_000 },
+    );
     assert.equal(measured.code, 0, measured.stderr);
     assert.equal(measured.stderr, '');
     assert.equal(await sha256(actual), await sha256(expected));
@@ -107,10 +128,13 @@ describe('acceptance: a UDP server that drops 30% of requests', () => {
   test('upcase client --udp still gets every reply, in order', async () => {
     const input = Array.from({ length: 50 }, (_, i) => `line ${i + 1}: straße`).join('\n') + '\n';
     // 13 tries: a line fails only if all 13 are dropped, 0.3^13 ≈ 1.6e-7.
-    const r = await upcaseCli(['client', '--udp', '--host', '127.0.0.1', '--port', String(serve.port), '--timeout', '150', '--retries', '12'], {
-      input,
-      timeoutMs: 60_000,
-    });
+    const r = await upcaseCli(
+      ['client', '--udp', '--host', '127.0.0.1', '--port', String(serve.port), '--timeout', '150', '--retries', '12'],
+      {
+        input,
+        timeoutMs: 60_000,
+      },
+    );
     assert.equal(r.stdout.toString(), input.toUpperCase());
     assert.equal(r.code, 0, r.stderr);
   });
@@ -119,12 +143,17 @@ describe('acceptance: a UDP server that drops 30% of requests', () => {
     const client = new UdpClient({ host: '127.0.0.1', port: serve.port, timeout: 150, retries: 12 });
     t.after(() => client.close());
     const replies = await Promise.all(Array.from({ length: 50 }, (_, i) => client.request(`m${i}`)));
-    assert.deepEqual(replies.map(String), Array.from({ length: 50 }, (_, i) => `M${i}`));
+    assert.deepEqual(
+      replies.map(String),
+      Array.from({ length: 50 }, (_, i) => `M${i}`),
+    );
     assert.ok(client.stats.tries > 50, `only ${client.stats.tries} tries`);
   });
 
   test('upcase ping -c 200 -i 0.005 -W 200 reports a loss near 30%', async () => {
-    const r = await upcaseCli(['ping', '127.0.0.1', '--port', String(serve.port), '-c', '200', '-i', '0.005', '-W', '200'], { timeoutMs: 30_000 });
+    const r = await upcaseCli(['ping', '127.0.0.1', '--port', String(serve.port), '-c', '200', '-i', '0.005', '-W', '200'], {
+      timeoutMs: 30_000,
+    });
     const lines = r.stdout.toString().trimEnd().split('\n');
     const replies = lines.filter((l) => / bytes from 127\.0\.0\.1:\d+: seq=\d+ time=/.test(l)).length;
     const timeouts = lines.filter((l) => /^Request timed out \(seq=\d+\)$/.test(l)).length;

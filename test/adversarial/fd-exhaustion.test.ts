@@ -85,7 +85,9 @@ describe(`prlimit --nofile=${NOFILE}`, () => {
       assert.equal(refused(), 100 - effective);
 
       const { cpu, attempts } = await cpuWhileKnocking(server.pid, server.port);
-      t.diagnostic(`effective max connections ${effective}; server CPU ${(cpu * 100).toFixed(1)}% of a core during ${attempts} refused attempts`);
+      t.diagnostic(
+        `effective max connections ${effective}; server CPU ${(cpu * 100).toFixed(1)}% of a core during ${attempts} refused attempts`,
+      );
       assert.ok(cpu < 0.5, `server used ${(cpu * 100).toFixed(0)}% of a core: a busy loop?`);
       assert.ok(server.alive(), 'server died');
 
@@ -149,7 +151,8 @@ describe(`prlimit --nofile=${NOFILE}`, () => {
     const server = await startServer({ host: '127.0.0.1', port: 0, udp: false, logger: captured.logger });
     try {
       const listener = (server as unknown as { tcpServer: net.Server }).tcpServer;
-      for (let i = 0; i < 100; i++) listener.emit('error', Object.assign(new Error('accept EMFILE'), { code: 'EMFILE', syscall: 'accept' }));
+      for (let i = 0; i < 100; i++)
+        listener.emit('error', Object.assign(new Error('accept EMFILE'), { code: 'EMFILE', syscall: 'accept' }));
       for (let i = 0; i < 3; i++) listener.emit('error', Object.assign(new Error('accept ENFILE'), { code: 'ENFILE', syscall: 'accept' }));
       assert.equal(server.stats.errors.EMFILE, 100);
       assert.equal(server.stats.errors.ENFILE, 3);

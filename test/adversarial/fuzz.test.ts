@@ -184,7 +184,10 @@ async function udpRound(port: number, payloads: Buffer[]): Promise<string[]> {
         const reply = replies.get(id);
         const oracle = upcase(requests[id]!);
         if (reply === undefined) problems.push(`no reply after 6 tries to ${requests[id]!.toString('hex')}`);
-        else if (!reply.equals(oracle)) problems.push(`udp reply differs\n input ${requests[id]!.toString('hex')}\n want  ${oracle.toString('hex')}\n got   ${reply.toString('hex')}`);
+        else if (!reply.equals(oracle))
+          problems.push(
+            `udp reply differs\n input ${requests[id]!.toString('hex')}\n want  ${oracle.toString('hex')}\n got   ${reply.toString('hex')}`,
+          );
       }
       if (problems.length > 0) break;
     }
@@ -214,7 +217,13 @@ describe('fuzzer: generated hostile input over real sockets', () => {
     const datagram = fc.oneof(
       { weight: 18, arbitrary: input },
       { weight: 1, arbitrary: fc.array(input, { minLength: 50, maxLength: 400 }).map((inputs) => Buffer.concat(inputs)) },
-      { weight: 1, arbitrary: fc.integer({ min: 0, max: 4000 }).chain((n) => fc.uint8Array({ minLength: n, maxLength: n })).map((a) => Buffer.from(a)) },
+      {
+        weight: 1,
+        arbitrary: fc
+          .integer({ min: 0, max: 4000 })
+          .chain((n) => fc.uint8Array({ minLength: n, maxLength: n }))
+          .map((a) => Buffer.from(a)),
+      },
     );
     await fc.assert(
       fc.asyncProperty(fc.array(datagram, { minLength: 3000, maxLength: 3000 }), async (payloads) => {

@@ -16,12 +16,18 @@ const CANARY = 'zqxjcanary-payload-7f3k';
 
 test('at trace level, no log line contains payload bytes', async () => {
   const server = await spawnServer([
-    '--log-level', 'trace',
-    '--idle-timeout', '1',
-    '--write-timeout', '1',
-    '--max-connections', '3',
-    '--udp-rate-limit', '5',
-    '--drain-timeout', '0',
+    '--log-level',
+    'trace',
+    '--idle-timeout',
+    '1',
+    '--write-timeout',
+    '1',
+    '--max-connections',
+    '3',
+    '--udp-rate-limit',
+    '5',
+    '--drain-timeout',
+    '0',
   ]);
   const port = server.port;
   try {
@@ -77,11 +83,25 @@ test('at trace level, no log line contains payload bytes', async () => {
   const log = server.log();
   const messages = new Set(server.logLines().map((l) => l.msg));
   // The paths above were really logged...
-  for (const expected of ['connection open', 'connection error', 'idle timeout; closing', 'client left replies unread; closing', 'connection refused: max connections reached', 'udp request dropped']) {
+  for (const expected of [
+    'connection open',
+    'connection error',
+    'idle timeout; closing',
+    'client left replies unread; closing',
+    'connection refused: max connections reached',
+    'udp request dropped',
+  ]) {
     assert.ok(messages.has(expected), `no "${expected}" line; got ${[...messages].join(', ')}`);
   }
   // ...and none of them carries payload, in any form.
-  for (const form of [CANARY, CANARY.toUpperCase(), Buffer.from(CANARY).toString('hex'), Buffer.from(CANARY).toString('base64').slice(0, 16), 'canary', 'CANARY']) {
+  for (const form of [
+    CANARY,
+    CANARY.toUpperCase(),
+    Buffer.from(CANARY).toString('hex'),
+    Buffer.from(CANARY).toString('base64').slice(0, 16),
+    'canary',
+    'CANARY',
+  ]) {
     assert.ok(!log.includes(form), `the log contains ${JSON.stringify(form)}`);
   }
 });

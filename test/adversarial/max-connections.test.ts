@@ -40,7 +40,8 @@ function attempt(port: number, count: number): Attempt[] {
   });
 }
 
-const refusedLines = (lines: Array<Record<string, unknown>>) => lines.filter((l) => l.msg === 'connection refused: max connections reached');
+const refusedLines = (lines: Array<Record<string, unknown>>) =>
+  lines.filter((l) => l.msg === 'connection refused: max connections reached');
 /** A line without `suppressed` stands for itself; a summary line for the warnings it swallowed. */
 const accounted = (lines: Array<Record<string, unknown>>) => lines.reduce((sum, l) => sum + ((l.suppressed as number | undefined) ?? 1), 0);
 

@@ -62,7 +62,9 @@ test('two non-reading clients try to send 1 GiB each: RSS grows < 64 MiB and oth
       assert.ok(result.sent < 256 * MiB, `the server took ${result.sent / MiB} MiB from a client that does not read`);
     }
     const growth = peak - baseline;
-    t.diagnostic(`sent ${hostile.map(({ result }) => (result.sent / MiB).toFixed(1)).join(' + ')} MiB; RSS ${(baseline / MiB).toFixed(1)} → peak ${(peak / MiB).toFixed(1)} MiB; ${probes} probes served`);
+    t.diagnostic(
+      `sent ${hostile.map(({ result }) => (result.sent / MiB).toFixed(1)).join(' + ')} MiB; RSS ${(baseline / MiB).toFixed(1)} → peak ${(peak / MiB).toFixed(1)} MiB; ${probes} probes served`,
+    );
     assert.ok(growth < 64 * MiB, `RSS grew by ${(growth / MiB).toFixed(1)} MiB`);
     assert.ok(probes >= 5, `only ${probes} other clients were served meanwhile`);
     assert.ok(server.alive());

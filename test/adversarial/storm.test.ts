@@ -72,7 +72,9 @@ test(`${TOTAL} connections reset mid-stream: the server survives and its fds ret
   };
   const started = performance.now();
   await Promise.all(Array.from({ length: CONCURRENCY }, worker));
-  t.diagnostic(`${TOTAL} resets in ${((performance.now() - started) / 1000).toFixed(1)} s; fds at baseline ${baseline}, right after ${openFds(server.pid)}`);
+  t.diagnostic(
+    `${TOTAL} resets in ${((performance.now() - started) / 1000).toFixed(1)} s; fds at baseline ${baseline}, right after ${openFds(server.pid)}`,
+  );
   assert.ok(server.alive(), 'server process died');
   await waitFor(() => openFds(server.pid) <= baseline, `fds back to ${baseline} (now ${openFds(server.pid)})`, 20_000, 100);
   await probe(server.port);

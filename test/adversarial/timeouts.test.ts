@@ -18,7 +18,10 @@ const IDLE_S = 3;
 type Connect = (port: number) => Promise<net.Socket>;
 
 /** Runs `body` with a fresh server and a `connect` whose sockets are all destroyed afterwards. */
-async function withServer(options: Parameters<typeof startServer>[0], body: (server: UpcaseServer, connect: Connect) => Promise<void>): Promise<void> {
+async function withServer(
+  options: Parameters<typeof startServer>[0],
+  body: (server: UpcaseServer, connect: Connect) => Promise<void>,
+): Promise<void> {
   const server = await startServer({ host: '127.0.0.1', port: 0, udp: false, ...options });
   if (options?.tcpTransport !== undefined) assert.equal(server.tcpTransport, options.tcpTransport);
   const clients = new Set<net.Socket>();
@@ -160,7 +163,10 @@ for (const tcpTransport of TRANSPORTS) {
         const socket = await connected;
         const elapsed = ((await side.closed) - side.lastActivity) / 1000;
         // The stall timer starts at the last read whose reply could not be written.
-        assert.ok(elapsed >= W * 0.9 && elapsed <= W + 3, `reset ${elapsed.toFixed(3)} s after the server's last activity, want ${W} (bounded)`);
+        assert.ok(
+          elapsed >= W * 0.9 && elapsed <= W + 3,
+          `reset ${elapsed.toFixed(3)} s after the server's last activity, want ${W} (bounded)`,
+        );
         assert.ok(socket.destroyed, 'the client was never cut off');
         assert.equal(server.stats.writeTimeouts, 1);
         assert.equal(server.stats.idleTimeouts, 0);
@@ -177,7 +183,10 @@ for (const tcpTransport of TRANSPORTS) {
         const socket = await connected;
         const elapsed = ((await side.closed) - side.lastActivity) / 1000;
         // net.Socket#setTimeout would let the first expiry pass here and close at up to 2×.
-        assert.ok(elapsed >= IDLE_S * 0.9 && elapsed <= IDLE_S * 1.1, `closed ${elapsed.toFixed(3)} s after the server's last activity, want ${IDLE_S} ±10%`);
+        assert.ok(
+          elapsed >= IDLE_S * 0.9 && elapsed <= IDLE_S * 1.1,
+          `closed ${elapsed.toFixed(3)} s after the server's last activity, want ${IDLE_S} ±10%`,
+        );
         assert.ok(socket.destroyed, 'the client was never cut off');
         assert.equal(server.stats.idleTimeouts, 1);
         assert.equal(server.stats.writeTimeouts, 0);

@@ -28,7 +28,9 @@ async function burst(port: number, count: number, waitMs = 500): Promise<{ answe
   socket.on('message', () => answered++);
   const payload = Buffer.from('burst');
   const t0 = performance.now();
-  await Promise.all(Array.from({ length: count }, () => new Promise<void>((resolve) => socket.send(payload, port, '127.0.0.1', () => resolve()))));
+  await Promise.all(
+    Array.from({ length: count }, () => new Promise<void>((resolve) => socket.send(payload, port, '127.0.0.1', () => resolve()))),
+  );
   const sendMs = performance.now() - t0;
   await delay(waitMs);
   socket.close();

@@ -44,7 +44,21 @@ describe('upcase bench (CLI)', () => {
     assert.equal(stderr, '');
     assert.equal(stdout.trim().split('\n').length, 1);
     const r = JSON.parse(stdout);
-    for (const key of ['transport', 'host', 'port', 'mode', 'connections', 'pipeline', 'size', 'payload', 'rate', 'warmup', 'timeout', 'duration', 'endedEarly']) {
+    for (const key of [
+      'transport',
+      'host',
+      'port',
+      'mode',
+      'connections',
+      'pipeline',
+      'size',
+      'payload',
+      'rate',
+      'warmup',
+      'timeout',
+      'duration',
+      'endedEarly',
+    ]) {
       assert.ok(key in r, key);
     }
     assert.deepEqual(Object.keys(r.throughput).sort(), ['mbPerSec', 'receivedBytesPerSec', 'requestsPerSec', 'sentBytesPerSec']);

@@ -52,15 +52,35 @@ test('durations and sizes parse with units', () => {
 
 test('the SVG chart escapes text and plots the percentile axis in decades', () => {
   const svg = renderSvg({
-    transport: 'tcp', tls: false, host: '<h>', port: 1, mode: 'closed-loop', connections: 1, pipeline: 1, size: 64, payload: 'ascii', rate: null,
-    warmup: 0, timeout: 1, duration: 2, endedEarly: false,
+    transport: 'tcp',
+    tls: false,
+    host: '<h>',
+    port: 1,
+    mode: 'closed-loop',
+    connections: 1,
+    pipeline: 1,
+    size: 64,
+    payload: 'ascii',
+    rate: null,
+    warmup: 0,
+    timeout: 1,
+    duration: 2,
+    endedEarly: false,
     throughput: { requestsPerSec: 10, mbPerSec: 0, sentBytesPerSec: 640, receivedBytesPerSec: 640 },
     latency: { unit: 'us', count: 1000, min: 1, mean: 2, stdev: 1, p50: 2, p90: 3, p99: 4, p99_9: 5, max: 6 },
     requests: { sent: 20, ok: 20, measured: 20 },
     errors: { total: 0, mismatch: 0, timeout: 0, closed: 0, unexpected: 0, socket: 0, late: 0 },
     cpu: { userSec: 0, systemSec: 0, percentOfOneCore: 1 },
-    timeline: [{ t: 1, requestsPerSec: 10, mbPerSec: 0, errors: 0 }, { t: 2, requestsPerSec: 10, mbPerSec: 0, errors: 1 }],
-    percentiles: [{ percentile: 0, value: 1 }, { percentile: 90, value: 3 }, { percentile: 99, value: 4 }, { percentile: 100, value: 6 }],
+    timeline: [
+      { t: 1, requestsPerSec: 10, mbPerSec: 0, errors: 0 },
+      { t: 2, requestsPerSec: 10, mbPerSec: 0, errors: 1 },
+    ],
+    percentiles: [
+      { percentile: 0, value: 1 },
+      { percentile: 90, value: 3 },
+      { percentile: 99, value: 4 },
+      { percentile: 100, value: 6 },
+    ],
   });
   assert.match(svg, /&lt;h&gt;/);
   assert.doesNotMatch(svg, /<h>/);

@@ -91,7 +91,10 @@ describe('upcase (no server)', { concurrency: true }, () => {
 
   for (const transport of ['tcp', 'udp'] as const) {
     test(`--${transport}-transport native without the addon (UPCASE_NATIVE=0) fails at once with the reason, binding nothing`, async () => {
-      const r = await runCli(['serve', `--${transport}-transport`, 'native', '--port', '0', '--host', '127.0.0.1'], { env: { UPCASE_NATIVE: '0' }, timeoutMs: 15_000 });
+      const r = await runCli(['serve', `--${transport}-transport`, 'native', '--port', '0', '--host', '127.0.0.1'], {
+        env: { UPCASE_NATIVE: '0' },
+        timeoutMs: 15_000,
+      });
       assert.notEqual(r.code, 0);
       assert.match(r.stderr, new RegExp(`native ${transport.toUpperCase()} transport is not built`));
       assert.equal(r.stdout, '', 'never ready');
@@ -148,7 +151,10 @@ describe('upcase serve', { concurrency: true }, () => {
           }),
       ),
     );
-    assert.deepEqual(results, runs.map(() => [0, null]));
+    assert.deepEqual(
+      results,
+      runs.map(() => [0, null]),
+    );
   });
 
   test('SIGTERM with an open connection: drains it, then exits 0', async (t) => {
@@ -183,7 +189,10 @@ describe('upcase serve', { concurrency: true }, () => {
     const serve = await ServeProcess.start(['--host', '127.0.0.1', '--port', '0', '--log-level', 'silent']);
     t.after(() => serve.kill());
     // The prompt has no newline, so it prefixes the printed reply.
-    assert.equal(await textbookClient('TCPClient.py', serve.port, 'hello, straße'), 'Input lowercase sentenceFrom server:  HELLO, STRASSE\n');
+    assert.equal(
+      await textbookClient('TCPClient.py', serve.port, 'hello, straße'),
+      'Input lowercase sentenceFrom server:  HELLO, STRASSE\n',
+    );
     assert.equal(await textbookClient('UDPClient.py', serve.port, 'hello, ﬃ'), 'Input lowercase sentenceHELLO, FFI\n');
     await serve.stop();
   });

@@ -84,7 +84,10 @@ describe('upcase client errors', () => {
     const port = await pickFixedPort('tcp');
     const r = await upcaseCli(['client', '--host', '127.0.0.1', '--port', String(port), 'hi']);
     assert.equal(r.stdout.length, 0);
-    assert.equal(r.stderr, `upcase: cannot connect to 127.0.0.1:${port} (tcp): connection refused (nothing is listening there) (ECONNREFUSED)\n`);
+    assert.equal(
+      r.stderr,
+      `upcase: cannot connect to 127.0.0.1:${port} (tcp): connection refused (nothing is listening there) (ECONNREFUSED)\n`,
+    );
     assert.equal(r.code, 1);
   });
 
@@ -101,7 +104,19 @@ describe('upcase client errors', () => {
   test('UDP, --retries 0: one try', async (t) => {
     const silent = await fakeUdpServer();
     t.after(() => silent.close());
-    const r = await upcaseCli(['client', '--udp', '--host', '127.0.0.1', '--port', String(silent.port), '--timeout', '50', '--retries', '0', 'hi']);
+    const r = await upcaseCli([
+      'client',
+      '--udp',
+      '--host',
+      '127.0.0.1',
+      '--port',
+      String(silent.port),
+      '--timeout',
+      '50',
+      '--retries',
+      '0',
+      'hi',
+    ]);
     assert.equal(r.stderr, `upcase: no reply from 127.0.0.1:${silent.port} (udp) after 1 try\n`);
     assert.equal(silent.received.length, 1);
   });
@@ -109,7 +124,10 @@ describe('upcase client errors', () => {
   test('UDP, nothing listening: refused at once (port unreachable)', async () => {
     const port = await deadUdpPort();
     const r = await upcaseCli(['client', '--udp', '--host', '127.0.0.1', '--port', String(port), 'hi']);
-    assert.equal(r.stderr, `upcase: cannot connect to 127.0.0.1:${port} (udp): connection refused (nothing is listening there) (ECONNREFUSED)\n`);
+    assert.equal(
+      r.stderr,
+      `upcase: cannot connect to 127.0.0.1:${port} (udp): connection refused (nothing is listening there) (ECONNREFUSED)\n`,
+    );
     assert.equal(r.code, 1);
   });
 
@@ -125,7 +143,18 @@ describe('upcase client errors', () => {
       }
     });
     t.after(() => fake.close());
-    const r = await upcaseCli(['client', '--udp', '--host', '127.0.0.1', '--port', String(fake.port), '--timeout', '150', 'first', 'second']);
+    const r = await upcaseCli([
+      'client',
+      '--udp',
+      '--host',
+      '127.0.0.1',
+      '--port',
+      String(fake.port),
+      '--timeout',
+      '150',
+      'first',
+      'second',
+    ]);
     assert.equal(r.stdout.toString(), 'FIRST\nSECOND\n');
     assert.equal(r.code, 0);
   });
@@ -166,7 +195,9 @@ describe('upcase client, piped TCP, when the server closes first', () => {
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     t.after(() => new Promise((resolve) => server.close(resolve)));
     const { port } = server.address() as net.AddressInfo;
-    const child = spawn(process.execPath, [UPCASE_BIN, 'client', '--host', '127.0.0.1', '--port', String(port)], { stdio: ['pipe', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [UPCASE_BIN, 'client', '--host', '127.0.0.1', '--port', String(port)], {
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
     t.after(() => child.kill('SIGKILL'));
     child.stdin.on('error', () => {});
     child.stdin.write('hello'); // and never end it

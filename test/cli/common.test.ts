@@ -15,7 +15,11 @@ describe('CLI value parsers', () => {
     assert.equal(parse('0'), 0);
     assert.equal(parse('65535'), 65535);
     for (const v of ['abc', '', ' ', '65536', '-1', '1e3x', '0x', '0x10', '1e3', '80.0', '+80']) {
-      assert.throws(() => parse(v), (err: unknown) => err instanceof CommanderArgError && err.message.includes(`got \`${v}\``), v);
+      assert.throws(
+        () => parse(v),
+        (err: unknown) => err instanceof CommanderArgError && err.message.includes(`got \`${v}\``),
+        v,
+      );
     }
   });
 });

@@ -116,13 +116,15 @@ export async function exitWithin(p: ServeProcess, ms: number): Promise<{ code: n
 
 /** Every stderr line as JSON; throws on a line that is not JSON. */
 export function parseLogs(lines: string[]): Array<Record<string, unknown>> {
-  return lines.filter((l) => l.trim() !== '').map((l) => {
-    try {
-      return JSON.parse(l) as Record<string, unknown>;
-    } catch {
-      throw new Error(`log line is not JSON: ${l}`);
-    }
-  });
+  return lines
+    .filter((l) => l.trim() !== '')
+    .map((l) => {
+      try {
+        return JSON.parse(l) as Record<string, unknown>;
+      } catch {
+        throw new Error(`log line is not JSON: ${l}`);
+      }
+    });
 }
 
 /** Starts a server with metrics and returns the ports from its stdout lines. */

@@ -56,14 +56,20 @@ describe('upcase ping', () => {
     const r = await upcaseCli(['ping', '127.0.0.1', '--port', String(port), '-i', '0.02'], {
       onSpawn: (child) => {
         child.stdout!.on('data', (c: Buffer) => {
-          replies += c.toString().split('\n').filter((l) => REPLY.test(l)).length;
+          replies += c
+            .toString()
+            .split('\n')
+            .filter((l) => REPLY.test(l)).length;
           if (replies >= 3 && !interrupted) interrupted = child.kill('SIGINT');
         });
       },
     });
     const out = r.stdout.toString();
     assert.match(out, new RegExp(`^--- 127\\.0\\.0\\.1:${port} upcase ping statistics ---$`, 'm'));
-    const stats = out.split('\n').map((l) => STATS.exec(l)).find((m) => m !== null);
+    const stats = out
+      .split('\n')
+      .map((l) => STATS.exec(l))
+      .find((m) => m !== null);
     assert.ok(stats, out);
     assert.ok(Number(stats[2]) >= 3);
     assert.match(out, RTT_LINE);
@@ -71,7 +77,14 @@ describe('upcase ping', () => {
   });
 
   test('usage errors exit 2', async () => {
-    for (const args of [['-s', '8'], ['-s', '70000'], ['-i', '0'], ['-c', '-1'], ['-W', '0'], ['--port', '0']]) {
+    for (const args of [
+      ['-s', '8'],
+      ['-s', '70000'],
+      ['-i', '0'],
+      ['-c', '-1'],
+      ['-W', '0'],
+      ['--port', '0'],
+    ]) {
       const r = await upcaseCli(['ping', '127.0.0.1', ...args]);
       assert.equal(r.code, 2, `${args.join(' ')}: ${r.stderr}`);
       assert.equal(r.stdout.length, 0);
@@ -86,7 +99,11 @@ describe('upcase ping against a rate-limited server', () => {
     const serve = await startServe(['--udp-rate-limit', '20', '--no-tcp']);
     t.after(() => serve.stop());
     const r = await upcaseCli(['ping', '127.0.0.1', '--port', String(serve.port), '-c', '80', '-i', '0.002', '-W', '200']);
-    const stats = r.stdout.toString().split('\n').map((l) => STATS.exec(l)).find((m) => m !== null);
+    const stats = r.stdout
+      .toString()
+      .split('\n')
+      .map((l) => STATS.exec(l))
+      .find((m) => m !== null);
     assert.ok(stats, r.stdout.toString());
     // A burst of 20, then about 20/s for the ~0.2 s of the run.
     assert.ok(Number(stats[2]) >= 20 && Number(stats[2]) < 60, stats[0]);

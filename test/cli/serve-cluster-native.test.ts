@@ -41,17 +41,36 @@ for (const transport of ['auto', 'native'] as const) {
     });
 
     it('answers every flow, and the workers run the expected transport', async () => {
-      p = spawnServe(['--host', '127.0.0.1', '--port', '0', '--workers', '2', '--metrics-port', '0', '--udp-transport', transport, '--udp-rate-limit', '0']);
+      p = spawnServe([
+        '--host',
+        '127.0.0.1',
+        '--port',
+        '0',
+        '--workers',
+        '2',
+        '--metrics-port',
+        '0',
+        '--udp-transport',
+        transport,
+        '--udp-rate-limit',
+        '0',
+      ]);
       const { port, metrics } = await started(p);
       const replies = await manyFlows(port, 40);
-      assert.deepEqual(replies, Array.from({ length: 40 }, (_, i) => `FLOW ${i} SS`));
+      assert.deepEqual(
+        replies,
+        Array.from({ length: 40 }, (_, i) => `FLOW ${i} SS`),
+      );
       const listening = parseLogs(p.stderr).filter((e) => e.msg === 'listening');
       assert.equal(listening.length, 2);
       for (const line of listening) assert.equal(line.udpTransport, transport === 'auto' ? 'dgram' : 'native');
       // TCP in workers: node:cluster hands each worker its connections, the addon serves them.
       for (const line of listening) assert.equal(line.tcpTransport, 'native');
       const tcpReplies = await Promise.all(Array.from({ length: 20 }, (_, i) => tcpRoundTrip(port, `conn ${i} ß`)));
-      assert.deepEqual(tcpReplies.map(String), Array.from({ length: 20 }, (_, i) => `CONN ${i} SS`));
+      assert.deepEqual(
+        tcpReplies.map(String),
+        Array.from({ length: 20 }, (_, i) => `CONN ${i} SS`),
+      );
       await until(async () => {
         const m = await scrape(metrics!);
         return m.get('upcase_datagrams_received_total') !== undefined && m.get('upcase_datagrams_sent_total')! >= 40;

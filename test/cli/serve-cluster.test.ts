@@ -4,7 +4,19 @@ import assert from 'node:assert/strict';
 import net from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { upcase } from '../../src/codec/upcase.js';
-import { exitWithin, parseLogs, pool, scrape, type ServeProcess, spawnServe, started, status, tcpRoundTrip, udpRoundTrip, until } from './ops-helpers.js';
+import {
+  exitWithin,
+  parseLogs,
+  pool,
+  scrape,
+  type ServeProcess,
+  spawnServe,
+  started,
+  status,
+  tcpRoundTrip,
+  udpRoundTrip,
+  until,
+} from './ops-helpers.js';
 
 // Distinctive payload text: it must never show up in the logs, in either case.
 const MARK = 'zebra-payload-8675309';
@@ -16,7 +28,20 @@ describe('serve --workers 2', () => {
   const DRAIN = 3; // seconds
 
   before(async () => {
-    p = spawnServe(['--host', '127.0.0.1', '--port', '0', '--workers', '2', '--metrics-port', '0', '--log-level', 'debug', '--drain-timeout', String(DRAIN)]);
+    p = spawnServe([
+      '--host',
+      '127.0.0.1',
+      '--port',
+      '0',
+      '--workers',
+      '2',
+      '--metrics-port',
+      '0',
+      '--log-level',
+      'debug',
+      '--drain-timeout',
+      String(DRAIN),
+    ]);
     const s = await started(p);
     port = s.port;
     metrics = s.metrics!;
@@ -114,7 +139,12 @@ describe('serve --workers 2', () => {
     })();
 
     // In-flight: 20 connections, each sending 10 chunks 100 ms apart, then half-closing.
-    const inflight = Array.from({ length: 20 }, (_, c) => sendSlowly(port, Array.from({ length: 10 }, (_, i) => `${MARK} conn ${c} chunk ${i}; `)));
+    const inflight = Array.from({ length: 20 }, (_, c) =>
+      sendSlowly(
+        port,
+        Array.from({ length: 10 }, (_, i) => `${MARK} conn ${c} chunk ${i}; `),
+      ),
+    );
     await Promise.all(inflight.map((f) => f.firstReply));
     // An idle connection: it never finishes, so the drain timeout must end it.
     const idle = net.connect({ host: '127.0.0.1', port });
@@ -157,8 +187,14 @@ describe('serve --workers 2', () => {
     const before = readiness.filter((s) => s.at < signalledAt);
     const afterSignal = readiness.filter((s) => s.at > signalledAt);
     assert.ok(before.length > 0 && before.every((s) => s.ready === 200), 'ready before the signal');
-    assert.ok(afterSignal.some((s) => s.ready === 503), '/readyz turned 503 during the drain');
-    assert.ok(afterSignal.every((s) => s.health === 200), '/healthz stays 200 while the process lives');
+    assert.ok(
+      afterSignal.some((s) => s.ready === 503),
+      '/readyz turned 503 during the drain',
+    );
+    assert.ok(
+      afterSignal.every((s) => s.health === 200),
+      '/healthz stays 200 while the process lives',
+    );
     // Once readiness is false it stays false.
     const first503 = readiness.findIndex((s) => s.ready === 503);
     assert.ok(readiness.slice(first503).every((s) => s.ready === 503));

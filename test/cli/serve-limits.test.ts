@@ -28,17 +28,24 @@ async function listeningLine(args: string[], env: Record<string, string> = {}): 
 describe('upcase serve limits', () => {
   test('defaults for an exposed server', async () => {
     const { listening: line, lowered } = await startLines([]);
-    assert.deepEqual(
-      [line.idleTimeout, line.writeTimeout, line.udpRateLimit, line.udpAllowLowPorts],
-      [60, 30, 100, false],
-    );
+    assert.deepEqual([line.idleTimeout, line.writeTimeout, line.udpRateLimit, line.udpAllowLowPorts], [60, 30, 100, false]);
     // 1024, unless this machine's open-file limit cannot hold that many; then it says so.
     if (lowered === undefined) assert.equal(line.maxConnections, 1024);
     else assert.ok(lowered.maxConnections === 1024 && (lowered.effective as number) < 1024 && lowered.effective === line.maxConnections);
   });
 
   test('flags set every limit', async () => {
-    const line = await listeningLine(['--max-connections', '7', '--idle-timeout', '2.5', '--write-timeout', '0', '--udp-rate-limit', '0', '--udp-allow-low-ports']);
+    const line = await listeningLine([
+      '--max-connections',
+      '7',
+      '--idle-timeout',
+      '2.5',
+      '--write-timeout',
+      '0',
+      '--udp-rate-limit',
+      '0',
+      '--udp-allow-low-ports',
+    ]);
     assert.deepEqual(
       [line.maxConnections, line.idleTimeout, line.writeTimeout, line.udpRateLimit, line.udpAllowLowPorts],
       [7, 2.5, 0, 0, true],

@@ -99,7 +99,11 @@ describe('configuration through UPCASE_* variables', () => {
       const stderr = p.stderr.join('\n');
       assert.equal(exit.code, 2, `${JSON.stringify(c)}: exit ${exit.code}\n${stderr}`);
       for (const re of c.expect) assert.match(stderr, re, JSON.stringify(c));
-      assert.deepEqual(p.stdout.filter((l) => l !== ''), [], 'never ready');
+      assert.deepEqual(
+        p.stdout.filter((l) => l !== ''),
+        [],
+        'never ready',
+      );
     });
   });
 
@@ -110,7 +114,10 @@ describe('configuration through UPCASE_* variables', () => {
     const port = (taken.address() as net.AddressInfo).port;
     const p = spawnServe(['--host', '127.0.0.1', '--port', String(port), '--workers', '2']);
     assert.equal((await exitWithin(p, 15_000)).code, 1);
-    assert.match(p.stderr.join('\n'), new RegExp(`upcase: cannot listen on 127\\.0\\.0\\.1:${port} \\(tcp\\): address already in use \\(EADDRINUSE\\)`));
+    assert.match(
+      p.stderr.join('\n'),
+      new RegExp(`upcase: cannot listen on 127\\.0\\.0\\.1:${port} \\(tcp\\): address already in use \\(EADDRINUSE\\)`),
+    );
   });
 
   it('parses boolean variables by value (UPCASE_UDP_ALLOW_LOW_PORTS=false stays off)', async (t) => {

@@ -186,7 +186,9 @@ export interface FakeUdpServer {
 }
 
 /** A raw UDP socket on 127.0.0.1 that calls `onMessage` for each datagram: a server that behaves as a test needs. */
-export async function fakeUdpServer(onMessage: (msg: Buffer, rinfo: dgram.RemoteInfo, socket: dgram.Socket) => void = () => {}): Promise<FakeUdpServer> {
+export async function fakeUdpServer(
+  onMessage: (msg: Buffer, rinfo: dgram.RemoteInfo, socket: dgram.Socket) => void = () => {},
+): Promise<FakeUdpServer> {
   const socket = dgram.createSocket('udp4');
   const received: FakeUdpServer['received'] = [];
   socket.on('message', (msg, rinfo) => {

@@ -6,7 +6,7 @@ import { startServer, type UpcaseServer } from '../../src/server/server.js';
 import { deadUdpPort, fakeUdpServer } from './helpers.js';
 
 describe('ping statistics', () => {
-  test('mdev is ping(8)\'s: sqrt(mean(rtt²) − mean(rtt)²)', () => {
+  test("mdev is ping(8)'s: sqrt(mean(rtt²) − mean(rtt)²)", () => {
     const rtts = [0.5, 1.25, 3, 0.75, 2];
     const stats = new RttStats();
     for (const r of rtts) stats.add(r);
@@ -31,11 +31,23 @@ describe('ping statistics', () => {
 
   test('rate-limit heuristic: a clean start then heavy loss, at speed', () => {
     const base: PingSummary = {
-      transmitted: 100, received: 40, errors: 0, loss: 60, time: 200, rtt: null, late: 0, firstLoss: 41, lostAfterFirstLoss: 60,
+      transmitted: 100,
+      received: 40,
+      errors: 0,
+      loss: 60,
+      time: 200,
+      rtt: null,
+      late: 0,
+      firstLoss: 41,
+      lostAfterFirstLoss: 60,
     };
     assert.equal(looksRateLimited(base, 0.002), true);
     assert.equal(looksRateLimited(base, 1), false, 'slow pings');
-    assert.equal(looksRateLimited({ ...base, firstLoss: 3, received: 70, lostAfterFirstLoss: 30 }, 0.002), false, 'random loss from the start');
+    assert.equal(
+      looksRateLimited({ ...base, firstLoss: 3, received: 70, lostAfterFirstLoss: 30 }, 0.002),
+      false,
+      'random loss from the start',
+    );
     assert.equal(looksRateLimited({ ...base, firstLoss: null, received: 100, lostAfterFirstLoss: 0 }, 0.002), false, 'no loss');
   });
 });

@@ -76,7 +76,10 @@ describe('tcpRequest against misbehaving servers', () => {
     // the queue, further SYNs are dropped and connect() hangs.
     const py = await startProcess(
       'python3',
-      ['-c', "import socket,time\ns=socket.socket(); s.bind(('127.0.0.1',0)); s.listen(0)\nprint(s.getsockname()[1], flush=True); time.sleep(60)"],
+      [
+        '-c',
+        "import socket,time\ns=socket.socket(); s.bind(('127.0.0.1',0)); s.listen(0)\nprint(s.getsockname()[1], flush=True); time.sleep(60)",
+      ],
       /^(\d+)\n/,
     );
     t.after(() => py.stop());
@@ -185,14 +188,19 @@ describe('tcpStream', () => {
   test('after the end of input, server silence is UPCASE_ERR_TIMEOUT', async (t) => {
     const raw = await rawServer((socket) => socket.resume());
     t.after(() => raw.close());
-    await assert.rejects(tcpStream(Readable.from([Buffer.from('hi')]), new PassThrough(), { host: '127.0.0.1', port: raw.port, timeout: 150 }), {
-      code: 'UPCASE_ERR_TIMEOUT',
-      message: `no reply from 127.0.0.1:${raw.port} (tcp) for 150 ms`,
-    });
+    await assert.rejects(
+      tcpStream(Readable.from([Buffer.from('hi')]), new PassThrough(), { host: '127.0.0.1', port: raw.port, timeout: 150 }),
+      {
+        code: 'UPCASE_ERR_TIMEOUT',
+        message: `no reply from 127.0.0.1:${raw.port} (tcp) for 150 ms`,
+      },
+    );
   });
 
   test('a refused connection is UPCASE_ERR_CONNECT', async () => {
     const dead = await deadTcpPort();
-    await assert.rejects(tcpStream(Readable.from([]), new PassThrough(), { host: '127.0.0.1', port: dead }), { code: 'UPCASE_ERR_CONNECT' });
+    await assert.rejects(tcpStream(Readable.from([]), new PassThrough(), { host: '127.0.0.1', port: dead }), {
+      code: 'UPCASE_ERR_CONNECT',
+    });
   });
 });

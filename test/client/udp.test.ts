@@ -29,7 +29,10 @@ describe('UdpClient against the upcase server', () => {
     t.after(() => client.close());
     const messages = ['alpha', 'straße', '', 'ﬃ and ǆ', Buffer.from([0x61, 0xff, 0x62])];
     const replies = await Promise.all(messages.map((m) => client.request(m)));
-    assert.deepEqual(replies, messages.map((m) => upcase(m)));
+    assert.deepEqual(
+      replies,
+      messages.map((m) => upcase(m)),
+    );
     assert.deepEqual(client.stats, { requests: 5, tries: 5, late: 0 });
   });
 

@@ -190,7 +190,13 @@ describe('property: any chunking equals one-shot', () => {
     fc.assert(
       fc.property(bytes(30), (input) => {
         const expected = upcase(input);
-        assert.deepEqual(streamed([...input].map((b) => Buffer.of(b)), true), expected);
+        assert.deepEqual(
+          streamed(
+            [...input].map((b) => Buffer.of(b)),
+            true,
+          ),
+          expected,
+        );
       }),
       { numRuns: 1000 },
     );

@@ -25,7 +25,11 @@ async function pythonTable(): Promise<PythonTable> {
     else if (kind === 'cn') {
       const [from, to] = a!.split('-').map((x) => parseInt(x, 16));
       unassigned.fill(1, from!, to! + 1);
-    } else if (kind === 'up') upper.set(parseInt(a!, 16), b!.split(',').map((x) => parseInt(x, 16)));
+    } else if (kind === 'up')
+      upper.set(
+        parseInt(a!, 16),
+        b!.split(',').map((x) => parseInt(x, 16)),
+      );
   }
   return { version, isUnassigned: (cp) => unassigned[cp] === 1, upper };
 }
@@ -60,9 +64,17 @@ test('every code point: upcase() of its UTF-8 equals Python chr(c).upper()', asy
     else mismatches.push(detail);
   }
 
-  t.diagnostic(`Node ${process.versions.node}: Unicode ${process.versions.unicode} (ICU ${process.versions.icu}); Python unicodedata ${py.version}`);
+  t.diagnostic(
+    `Node ${process.versions.node}: Unicode ${process.versions.unicode} (ICU ${process.versions.icu}); Python unicodedata ${py.version}`,
+  );
   t.diagnostic(`${compared} code points compared; ${excludedUnassigned} differ because the code point is unassigned in one version`);
-  t.diagnostic(`${excludedNewTarget.length} differ because Node maps to a character newer than Python's Unicode: ${excludedNewTarget.join('; ')}`);
+  t.diagnostic(
+    `${excludedNewTarget.length} differ because Node maps to a character newer than Python's Unicode: ${excludedNewTarget.join('; ')}`,
+  );
   assert.equal(compared, 0x110000 - 0x800);
-  assert.deepEqual(mismatches.slice(0, 20), [], `${mismatches.length} code points differ from Python for reasons other than Unicode version`);
+  assert.deepEqual(
+    mismatches.slice(0, 20),
+    [],
+    `${mismatches.length} code points differ from Python for reasons other than Unicode version`,
+  );
 });

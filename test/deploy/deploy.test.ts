@@ -47,7 +47,8 @@ describe('deploy/systemd/upcase.service', () => {
         assert.deepEqual(complaints, [], 'systemd-analyze verify complained');
         // The hardening as systemd itself scores it: exposure 0 (locked down) to 10 (exposed), threshold in tenths.
         const security = spawnSync('systemd-analyze', ['security', '--offline=yes', '--threshold=25', copy], { encoding: 'utf8' });
-        if (!/unrecognized option|unknown option/i.test(security.stderr)) assert.equal(security.status, 0, security.stdout + security.stderr);
+        if (!/unrecognized option|unknown option/i.test(security.stderr))
+          assert.equal(security.status, 0, security.stdout + security.stderr);
       } finally {
         rmSync(dir, { recursive: true, force: true });
       }
@@ -56,12 +57,41 @@ describe('deploy/systemd/upcase.service', () => {
     const known: Record<string, string[]> = {
       Unit: ['Description', 'Documentation', 'After', 'Wants', 'Requires', 'Before'],
       Service: [
-        'Type', 'ExecStart', 'EnvironmentFile', 'Environment', 'KillSignal', 'KillMode', 'TimeoutStopSec', 'Restart', 'RestartSec',
-        'LimitNOFILE', 'DynamicUser', 'CapabilityBoundingSet', 'AmbientCapabilities', 'NoNewPrivileges', 'ProtectSystem',
-        'ProtectHome', 'PrivateTmp', 'PrivateDevices', 'ProtectKernelTunables', 'ProtectKernelModules', 'ProtectKernelLogs',
-        'ProtectControlGroups', 'ProtectClock', 'ProtectHostname', 'ProtectProc', 'RestrictAddressFamilies', 'RestrictNamespaces',
-        'RestrictRealtime', 'RestrictSUIDSGID', 'LockPersonality', 'SystemCallArchitectures', 'SystemCallFilter',
-        'SystemCallErrorNumber', 'MemoryDenyWriteExecute', 'UMask',
+        'Type',
+        'ExecStart',
+        'EnvironmentFile',
+        'Environment',
+        'KillSignal',
+        'KillMode',
+        'TimeoutStopSec',
+        'Restart',
+        'RestartSec',
+        'LimitNOFILE',
+        'DynamicUser',
+        'CapabilityBoundingSet',
+        'AmbientCapabilities',
+        'NoNewPrivileges',
+        'ProtectSystem',
+        'ProtectHome',
+        'PrivateTmp',
+        'PrivateDevices',
+        'ProtectKernelTunables',
+        'ProtectKernelModules',
+        'ProtectKernelLogs',
+        'ProtectControlGroups',
+        'ProtectClock',
+        'ProtectHostname',
+        'ProtectProc',
+        'RestrictAddressFamilies',
+        'RestrictNamespaces',
+        'RestrictRealtime',
+        'RestrictSUIDSGID',
+        'LockPersonality',
+        'SystemCallArchitectures',
+        'SystemCallFilter',
+        'SystemCallErrorNumber',
+        'MemoryDenyWriteExecute',
+        'UMask',
       ],
       Install: ['WantedBy'],
     };
@@ -112,8 +142,14 @@ describe('deploy/docker/Dockerfile', () => {
   it('builds in stages from node:20-slim and installs only runtime dependencies in the image', () => {
     assert.ok(stages.length >= 2, 'multi-stage');
     for (const stage of stages) assert.match(stage[0].args, /^node:20-slim\b/);
-    assert.ok(final.some((i) => i.name === 'RUN' && /npm ci\b.*--omit=dev/.test(i.args)), 'npm ci --omit=dev in the final stage');
-    assert.ok(final.some((i) => i.name === 'COPY' && /^--from=\S+ \/app\/dist /.test(i.args)), 'dist/ comes from the build stage');
+    assert.ok(
+      final.some((i) => i.name === 'RUN' && /npm ci\b.*--omit=dev/.test(i.args)),
+      'npm ci --omit=dev in the final stage',
+    );
+    assert.ok(
+      final.some((i) => i.name === 'COPY' && /^--from=\S+ \/app\/dist /.test(i.args)),
+      'dist/ comes from the build stage',
+    );
     assert.ok(stages[0].some((i) => i.name === 'RUN' && /npm (ci|run build)/.test(i.args)));
     // Everything copied from the build context exists in the repository.
     for (const copy of instructions.filter((i) => i.name === 'COPY' && !i.args.startsWith('--from'))) {
@@ -132,9 +168,16 @@ describe('deploy/docker/Dockerfile', () => {
       for (const file of files) assert.ok(has(file), `the \`${hook}\` script needs ${file}, which the build stage does not copy`);
     }
     // What node-gyp and the compiler read.
-    for (const file of ['binding.gyp', 'native/tcp_serve.c', 'native/codec.c', 'native/udp_batch.c']) assert.ok(has(file), `${file} is copied`);
-    assert.ok(build.some((i) => i.name === 'RUN' && /\bg\+\+|\bgcc\b|build-essential/.test(i.args)), 'a C compiler in the build stage');
-    assert.ok(final.some((i) => i.name === 'COPY' && /^--from=\S+ \/app\/build\/Release /.test(i.args)), 'the addons come from the build stage');
+    for (const file of ['binding.gyp', 'native/tcp_serve.c', 'native/codec.c', 'native/udp_batch.c'])
+      assert.ok(has(file), `${file} is copied`);
+    assert.ok(
+      build.some((i) => i.name === 'RUN' && /\bg\+\+|\bgcc\b|build-essential/.test(i.args)),
+      'a C compiler in the build stage',
+    );
+    assert.ok(
+      final.some((i) => i.name === 'COPY' && /^--from=\S+ \/app\/build\/Release /.test(i.args)),
+      'the addons come from the build stage',
+    );
     // The build context is an allow-list (Dockerfile.dockerignore): everything copied must be on it.
     const allowed = read('deploy/docker/Dockerfile.dockerignore')
       .split('\n')
@@ -142,7 +185,10 @@ describe('deploy/docker/Dockerfile', () => {
       .map((line) => line.slice(1).replace(/\/$/, ''));
     for (const source of copied) {
       const path = source.replace(/\/$/, '');
-      assert.ok(allowed.some((a) => path === a || path.startsWith(`${a}/`)), `${source} is on the .dockerignore allow-list`);
+      assert.ok(
+        allowed.some((a) => path === a || path.startsWith(`${a}/`)),
+        `${source} is on the .dockerignore allow-list`,
+      );
     }
   });
 
@@ -244,7 +290,9 @@ type K8s = any;
 
 function containerPort(container: K8s, port: string | number, protocol: string): { containerPort: number } {
   const ports = container.ports as Array<{ name?: string; containerPort: number; protocol?: string }>;
-  const found = ports.find((p) => (typeof port === 'number' ? p.containerPort === port : p.name === port) && (p.protocol ?? 'TCP') === protocol);
+  const found = ports.find(
+    (p) => (typeof port === 'number' ? p.containerPort === port : p.name === port) && (p.protocol ?? 'TCP') === protocol,
+  );
   assert.ok(found, `container port ${port}/${protocol}`);
   return found;
 }

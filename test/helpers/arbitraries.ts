@@ -2,8 +2,8 @@ import fc from 'fast-check';
 
 /** Code points chosen because their uppercase is interesting (grows, shrinks, changes length in bytes). */
 const CASED = [
-  0x61, 0x7a, 0xdf, 0xb5, 0xff, 0x131, 0x149, 0x17f, 0x1c5, 0x1f0, 0x390, 0x3b0, 0x3c2, 0x587, 0x10d0, 0x1e96,
-  0x1f80, 0x1fb3, 0x2c65, 0xa7c0, 0xfb00, 0xfb03, 0xfb13, 0xff41, 0x10428, 0x104d8, 0x10cc0, 0x118c0, 0x16e60, 0x1e922,
+  0x61, 0x7a, 0xdf, 0xb5, 0xff, 0x131, 0x149, 0x17f, 0x1c5, 0x1f0, 0x390, 0x3b0, 0x3c2, 0x587, 0x10d0, 0x1e96, 0x1f80, 0x1fb3, 0x2c65,
+  0xa7c0, 0xfb00, 0xfb03, 0xfb13, 0xff41, 0x10428, 0x104d8, 0x10cc0, 0x118c0, 0x16e60, 0x1e922,
 ];
 
 function utf8(cp: number): number[] {
@@ -25,18 +25,15 @@ function codePointOfLength(len: 1 | 2 | 3 | 4): fc.Arbitrary<number> {
 }
 
 const validChar = fc
-  .oneof(
-    fc.constantFrom(...CASED),
-    codePointOfLength(1),
-    codePointOfLength(2),
-    codePointOfLength(3),
-    codePointOfLength(4),
-  )
+  .oneof(fc.constantFrom(...CASED), codePointOfLength(1), codePointOfLength(2), codePointOfLength(3), codePointOfLength(4))
   .map(utf8);
 
 /** A well-formed multi-byte sequence with 1..n-1 of its bytes cut off the end. */
 const truncatedChar = fc
-  .tuple(fc.oneof(codePointOfLength(2), codePointOfLength(3), codePointOfLength(4), fc.constantFrom(...CASED.filter((c) => c > 0x7f))), fc.nat())
+  .tuple(
+    fc.oneof(codePointOfLength(2), codePointOfLength(3), codePointOfLength(4), fc.constantFrom(...CASED.filter((c) => c > 0x7f))),
+    fc.nat(),
+  )
   .map(([cp, k]) => {
     const bytes = utf8(cp);
     return bytes.slice(0, 1 + (k % (bytes.length - 1)));

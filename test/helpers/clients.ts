@@ -117,8 +117,14 @@ export async function floodWithoutReading(
     sent += chunk.length;
     lastProgress = performance.now();
     const drained = await Promise.race([
-      once(socket, 'drain').then(() => true, () => false),
-      once(socket, 'close').then(() => false, () => false),
+      once(socket, 'drain').then(
+        () => true,
+        () => false,
+      ),
+      once(socket, 'close').then(
+        () => false,
+        () => false,
+      ),
       delay(quietMs, false, { ref: false }),
     ]);
     if (!drained) return { sent, lastProgress, stalled: !socket.destroyed };

@@ -5,7 +5,9 @@ const hex = (s: string): Buffer => Buffer.from(s.replace(/\s+/g, ''), 'hex');
 
 /** Characters whose uppercase changes length, and byte sequences that are not UTF-8. */
 export const TRICKY: readonly Buffer[] = [
-  ...['ß', 'ΐ', 'ΰ', 'ﬃ', 'ŉ', 'ǰ', 'İ', 'ı', 'ᾳ', 'ꭰ', '𐐨', '𞤢', 'ͅ', 'ﬆ', 'µ', 'ÿ', 'é', 'e\u0301', '😀', '\u0000', '\r\n'].map((s) => Buffer.from(s)),
+  ...['ß', 'ΐ', 'ΰ', 'ﬃ', 'ŉ', 'ǰ', 'İ', 'ı', 'ᾳ', 'ꭰ', '𐐨', '𞤢', 'ͅ', 'ﬆ', 'µ', 'ÿ', 'é', 'e\u0301', '😀', '\u0000', '\r\n'].map((s) =>
+    Buffer.from(s),
+  ),
   hex('80'), // lone continuation byte
   hex('bf bf'),
   hex('c0 80'), // overlong NUL

@@ -6,7 +6,10 @@ import { startServer, type UpcaseServer } from '../../src/server/server.js';
 import type { ServerOptions } from '../../src/options.js';
 
 /** A server on 127.0.0.1, a free port, closed when the test ends. */
-export async function serverFor(t: TestContext | { after: (fn: () => unknown) => void }, options: ServerOptions = {}): Promise<UpcaseServer> {
+export async function serverFor(
+  t: TestContext | { after: (fn: () => unknown) => void },
+  options: ServerOptions = {},
+): Promise<UpcaseServer> {
   const server = await startServer({ host: '127.0.0.1', port: 0, ...options });
   t.after(() => server.close());
   return server;
@@ -73,14 +76,22 @@ export class TcpClient {
 
   /** Waits until at least `n` bytes have arrived in total. */
   async waitForBytes(n: number, ms = 10_000): Promise<Buffer> {
-    await within(ms, `${n} bytes (have ${this.size})`, this.until(() => this.size >= n || this.closed));
+    await within(
+      ms,
+      `${n} bytes (have ${this.size})`,
+      this.until(() => this.size >= n || this.closed),
+    );
     if (this.size < n) throw new Error(`connection closed after ${this.size} of ${n} bytes${this.error ? `: ${this.error.message}` : ''}`);
     return this.received;
   }
 
   /** Waits for the socket to close (the server's FIN ends our side too, unless allowHalfOpen). */
   async waitForClose(ms = 10_000): Promise<Buffer> {
-    await within(ms, 'connection close', this.until(() => this.closed));
+    await within(
+      ms,
+      'connection close',
+      this.until(() => this.closed),
+    );
     return this.received;
   }
 
@@ -207,7 +218,11 @@ export function waitForDrain(socket: net.Socket, ms: number): Promise<'drain' | 
 
 /** Polls `condition` every 10 ms until it holds; fails after `ms`. */
 export async function until(condition: () => boolean, what: string, ms = 5_000): Promise<void> {
-  await within(ms, what, (async () => {
-    while (!condition()) await delay(10);
-  })());
+  await within(
+    ms,
+    what,
+    (async () => {
+      while (!condition()) await delay(10);
+    })(),
+  );
 }

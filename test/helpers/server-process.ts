@@ -60,7 +60,10 @@ export async function spawnServer(args: string[] = [], options: SpawnOptions = {
     options.nofile === undefined
       ? [process.execPath, nodeArgs]
       : ['prlimit', [`--nofile=${options.nofile}:${options.nofile}`, process.execPath, ...nodeArgs]];
-  const child = spawn(command, commandArgs, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, UPCASE_LOG_LEVEL: undefined, ...options.env } });
+  const child = spawn(command, commandArgs, {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, UPCASE_LOG_LEVEL: undefined, ...options.env },
+  });
   reapOnExit(child);
   let stderr = '';
   child.stderr!.setEncoding('utf8');

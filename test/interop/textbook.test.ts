@@ -9,7 +9,12 @@ import { run, type Started, startOnFreePort, startServe, TEXTBOOK, upcaseCli } f
 describe("upcase client against the textbook's TCPServer.py", () => {
   let server: Started;
   before(async () => {
-    server = await startOnFreePort('tcp', 'python3', (port) => ['-u', `${TEXTBOOK}TCPServer.py`, String(port)], /The server is ready to receive\n/);
+    server = await startOnFreePort(
+      'tcp',
+      'python3',
+      (port) => ['-u', `${TEXTBOOK}TCPServer.py`, String(port)],
+      /The server is ready to receive\n/,
+    );
   });
   after(() => server.stop());
 
@@ -33,7 +38,8 @@ describe("upcase client against the textbook's TCPServer.py", () => {
     const reply = r.stdout.toString();
     assert.ok(reply.length > 1 && reply.length <= 1025 && /^A+\n$/.test(reply), reply);
     // Either the close reaches us as an end (complete, but short) or as a reset.
-    if (r.code === 0) assert.match(r.stderr, /^upcase: warning: the reply has \d+ of the 3000 bytes expected; the server truncated the message\n$/);
+    if (r.code === 0)
+      assert.match(r.stderr, /^upcase: warning: the reply has \d+ of the 3000 bytes expected; the server truncated the message\n$/);
     else assert.match(r.stderr, /^upcase: connection reset by 127\.0\.0\.1:\d+ \(tcp\) after \d+ reply bytes/);
   });
 });
@@ -41,7 +47,12 @@ describe("upcase client against the textbook's TCPServer.py", () => {
 describe("upcase client --udp against the textbook's UDPServer.py", () => {
   let server: Started;
   before(async () => {
-    server = await startOnFreePort('udp', 'python3', (port) => ['-u', `${TEXTBOOK}UDPServer.py`, String(port)], /The server is ready to receive\n/);
+    server = await startOnFreePort(
+      'udp',
+      'python3',
+      (port) => ['-u', `${TEXTBOOK}UDPServer.py`, String(port)],
+      /The server is ready to receive\n/,
+    );
   });
   after(() => server.stop());
 

@@ -2,13 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import fc from 'fast-check';
 import { ProxyProtocolError } from '../../src/errors.js';
-import {
-  parseProxyHeader,
-  PROXY_V1_MAX_LENGTH,
-  PROXY_V2_MAX_LENGTH,
-  ProxyHeaderReader,
-  type ProxyHeader,
-} from '../../src/proxy/header.js';
+import { parseProxyHeader, PROXY_V1_MAX_LENGTH, PROXY_V2_MAX_LENGTH, ProxyHeaderReader, type ProxyHeader } from '../../src/proxy/header.js';
 import { INVALID, largestV2, VALID } from '../fixtures/proxy-headers.js';
 
 const PAYLOAD = Buffer.from('hello, straße\n');
@@ -108,8 +102,14 @@ describe('parseProxyHeader: invalid headers are refused with a reason', () => {
 
   test('error messages name the offending field without echoing unbounded input', () => {
     assert.throws(() => parseProxyHeader(Buffer.from('PROXY TCP4 192.168.0.1 192.168.0.11 65536 443\r\n')), /source port "65536"/);
-    assert.throws(() => parseProxyHeader(Buffer.from('PROXY TCP4 300.1.1.1 192.168.0.11 1 443\r\n')), /source "300.1.1.1" is not an IPv4 address/);
-    assert.throws(() => parseProxyHeader(Buffer.from(`PROXY ${'A'.repeat(90)}\r\n`)), (err: Error) => err.message.length < 120);
+    assert.throws(
+      () => parseProxyHeader(Buffer.from('PROXY TCP4 300.1.1.1 192.168.0.11 1 443\r\n')),
+      /source "300.1.1.1" is not an IPv4 address/,
+    );
+    assert.throws(
+      () => parseProxyHeader(Buffer.from(`PROXY ${'A'.repeat(90)}\r\n`)),
+      (err: Error) => err.message.length < 120,
+    );
   });
 });
 

@@ -14,7 +14,20 @@ describe('parseCidr', () => {
   });
 
   test('refuses what is not a CIDR block', () => {
-    for (const bad of ['', '10.0.0.0/33', '::/129', '10.0.0.0/', '10.0.0.0/08', '10.0.0.0/-1', '10.0.0/8', 'localhost', '10.0.0.0/8/8', 'fe80::1%eth0/64', ' 10.0.0.0/8', '01.0.0.0/8']) {
+    for (const bad of [
+      '',
+      '10.0.0.0/33',
+      '::/129',
+      '10.0.0.0/',
+      '10.0.0.0/08',
+      '10.0.0.0/-1',
+      '10.0.0/8',
+      'localhost',
+      '10.0.0.0/8/8',
+      'fe80::1%eth0/64',
+      ' 10.0.0.0/8',
+      '01.0.0.0/8',
+    ]) {
       assert.equal(parseCidr(bad), null, bad);
     }
   });
@@ -63,7 +76,10 @@ describe('server options: proxyProtocol, trustedProxies, proxyHeaderTimeout', ()
   });
 
   test('an array or a comma-separated string, normalized to address/prefix', () => {
-    assert.deepEqual(normalizeServerOptions({ proxyProtocol: true, trustedProxies: ['10.0.0.0/8', '::1'] }).trustedProxies, ['10.0.0.0/8', '::1/128']);
+    assert.deepEqual(normalizeServerOptions({ proxyProtocol: true, trustedProxies: ['10.0.0.0/8', '::1'] }).trustedProxies, [
+      '10.0.0.0/8',
+      '::1/128',
+    ]);
     assert.deepEqual(normalizeServerOptions({ proxyProtocol: true, trustedProxies: '10.0.0.0/8, 192.168.0.1' }).trustedProxies, [
       '10.0.0.0/8',
       '192.168.0.1/32',
@@ -77,7 +93,9 @@ describe('server options: proxyProtocol, trustedProxies, proxyHeaderTimeout', ()
     });
     assert.throws(() => normalizeServerOptions({ proxyProtocol: true, trustedProxies: [] }), { code: 'UPCASE_ERR_INVALID_ARG' });
     assert.throws(() => normalizeServerOptions({ proxyProtocol: true, trustedProxies: '' }), { code: 'UPCASE_ERR_INVALID_ARG' });
-    assert.throws(() => normalizeServerOptions({ proxyProtocol: 'yes' as unknown as boolean }), { message: /`proxyProtocol` to be a boolean/ });
+    assert.throws(() => normalizeServerOptions({ proxyProtocol: 'yes' as unknown as boolean }), {
+      message: /`proxyProtocol` to be a boolean/,
+    });
     assert.throws(() => normalizeServerOptions({ proxyProtocol: true, proxyHeaderTimeout: 0 }), { message: /`proxyHeaderTimeout`/ });
   });
 

@@ -13,11 +13,25 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { test } from 'node:test';
 import pino from 'pino';
 import { startServer } from '../../src/server/server.js';
-import { CLIENT_ADDRESS, findExecutable, freePort, type LogLine, requestText, ROOT, run, stopProcess, tcpRequest, tcpSession, waitForTcp } from './lib.js';
+import {
+  CLIENT_ADDRESS,
+  findExecutable,
+  freePort,
+  type LogLine,
+  requestText,
+  ROOT,
+  run,
+  stopProcess,
+  tcpRequest,
+  tcpSession,
+  waitForTcp,
+} from './lib.js';
 
 const haproxy = findExecutable('haproxy');
 if (haproxy === null) {
-  process.stderr.write('\nscaleout/haproxy: SKIPPED — haproxy is not installed. Install it with `apt-get install haproxy` (.ci/run does this when it can).\n\n');
+  process.stderr.write(
+    '\nscaleout/haproxy: SKIPPED — haproxy is not installed. Install it with `apt-get install haproxy` (.ci/run does this when it can).\n\n',
+  );
 }
 
 /** deploy/haproxy/upcase.cfg with test ports, no user switch, fewer connections, faster checks, and a unique-ID TLV in the header. */
@@ -39,7 +53,10 @@ function testConfig(listenPort: number, serverPort: number): string {
   return cfg;
 }
 
-test('HAProxy send-proxy-v2 passes the client address to --proxy-protocol; its LOCAL health checks are accepted', { skip: haproxy === null && process.env.CI !== 'true' ? 'haproxy is not installed' : false, timeout: 60_000 }, async (t) => {
+test('HAProxy send-proxy-v2 passes the client address to --proxy-protocol; its LOCAL health checks are accepted', {
+  skip: haproxy === null && process.env.CI !== 'true' ? 'haproxy is not installed' : false,
+  timeout: 60_000,
+}, async (t) => {
   // Only reached without it under CI, where .ci/run installs it: say so rather than skip.
   assert.ok(haproxy !== null, 'haproxy is not installed, and CI must run this test (.ci/run installs it)');
   const logs: LogLine[] = [];

@@ -88,7 +88,11 @@ function sessions(dir: string): Array<{ protocol: string; status: string; upstre
     .map((line) => {
       const [, protocol, status, ...rest] = line.split(' ');
       // $upstream_addr lists every instance tried: "a, b" (a failed, b served).
-      const upstream = rest.slice(0, rest.length - 3).join(' ').split(', ').pop()!;
+      const upstream = rest
+        .slice(0, rest.length - 3)
+        .join(' ')
+        .split(', ')
+        .pop()!;
       return { protocol: protocol!, status: status!, upstream, bytesOut: Number(rest[rest.length - 2]) };
     });
 }
@@ -97,7 +101,10 @@ function summary(name: string, r: LoadResult): string {
   return `${name}: ${r.attempts} attempts, ${r.firstAttemptFailures.length} first-attempt failures, ${r.failed.length} failed`;
 }
 
-test('nginx balances TCP and UDP over 3 instances, passes client addresses by PROXY protocol, and routes around a killed instance', { skip: missing !== null && process.env.CI !== 'true' ? `${missing} is not installed` : false, timeout: 90_000 }, async (t) => {
+test('nginx balances TCP and UDP over 3 instances, passes client addresses by PROXY protocol, and routes around a killed instance', {
+  skip: missing !== null && process.env.CI !== 'true' ? `${missing} is not installed` : false,
+  timeout: 90_000,
+}, async (t) => {
   // Only reached without it under CI, where .ci/run installs it: say so rather than skip.
   assert.ok(missing === null, `${missing} is not installed, and CI must run this test (.ci/run installs it)`);
   const deadline = Date.now() + 75_000;
@@ -214,10 +221,7 @@ test('nginx balances TCP and UDP over 3 instances, passes client addresses by PR
     assert.ok(share.tcp >= TCP_SESSIONS * 0.05, `instance ${i} served ${share.tcp} TCP connections`);
     assert.ok(share.udp >= UDP_REQUESTS * 0.05, `instance ${i} served ${share.udp} UDP requests`);
   }
-  assert.ok(
-    shares.reduce((n, s) => n + s.tcp, 0) >= TCP_SESSIONS,
-    'every TCP request was served by some instance',
-  );
+  assert.ok(shares.reduce((n, s) => n + s.tcp, 0) >= TCP_SESSIONS, 'every TCP request was served by some instance');
 
   // The instances' own logs show the real client (127.0.0.2), not nginx (127.0.0.1).
   for (const [i, instance] of instances.entries()) {
@@ -229,5 +233,4 @@ test('nginx balances TCP and UDP over 3 instances, passes client addresses by PR
   }
   const refused = instances[0]!.logs().filter((l) => l.msg === 'connection refused: peer is not a trusted proxy');
   assert.equal(refused[0]?.remoteAddress, CLIENT_ADDRESS, 'the direct connection was refused as untrusted');
-
 });

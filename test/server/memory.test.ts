@@ -68,7 +68,9 @@ test('a client that writes and never reads does not grow the server RSS', async 
   peak = Math.max(peak, rss(serve.pid));
   clearInterval(sampler);
   const growth = peak - baseline;
-  t.diagnostic(`server RSS: baseline ${(baseline / MiB).toFixed(1)} MiB, peak ${(peak / MiB).toFixed(1)} MiB, growth ${(growth / MiB).toFixed(1)} MiB`);
+  t.diagnostic(
+    `server RSS: baseline ${(baseline / MiB).toFixed(1)} MiB, peak ${(peak / MiB).toFixed(1)} MiB, growth ${(growth / MiB).toFixed(1)} MiB`,
+  );
   assert.ok(growth < 16 * MiB, `server RSS grew by ${(growth / MiB).toFixed(1)} MiB`);
 
   hog.destroy();

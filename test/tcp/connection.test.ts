@@ -59,7 +59,10 @@ describe('handleConnection timeouts', () => {
     peer.push(Buffer.from('owed reply'));
     peer.push(null);
     const start = performance.now();
-    const at = await Promise.race([closed, new Promise<number>((_, reject) => setTimeout(() => reject(new Error('not closed in 5 s')), 5000))]);
+    const at = await Promise.race([
+      closed,
+      new Promise<number>((_, reject) => setTimeout(() => reject(new Error('not closed in 5 s')), 5000)),
+    ]);
     assert.ok(at - start >= 150, `closed after ${at - start} ms`);
     assert.equal(stats.writeTimeouts, 1);
     assert.equal(peer.output(), 'OWED REPLY');

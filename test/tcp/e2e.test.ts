@@ -178,22 +178,26 @@ for (const tcpTransport of ['native', 'stream'] as const) {
       const { port } = server.address();
       const clients: TcpClient[] = [];
       t.after(() => clients.forEach((c) => c.destroy()));
-      await within(30_000, '1,000 connections', (async () => {
-        // Connect in waves of 100 so the SYN backlog is never the test's bottleneck.
-        for (let wave = 0; wave < 10; wave++) {
-          clients.push(...(await Promise.all(Array.from({ length: 100 }, () => TcpClient.connect(port)))));
-        }
-        // Every connection is open at once; now each sends its own message and reads its reply.
-        const messages = clients.map((_, i) => `client ${i}: straße ﬃ ${'x'.repeat(i % 50)}`);
-        await Promise.all(clients.map((c, i) => c.write(messages[i]!)));
-        await Promise.all(
-          clients.map(async (c, i) => {
-            const expected = upcase(messages[i]!);
-            const got = await c.waitForBytes(expected.length, 30_000);
-            assert.ok(got.equals(expected), `client ${i} got ${got.toString()}`);
-          }),
-        );
-      })());
+      await within(
+        30_000,
+        '1,000 connections',
+        (async () => {
+          // Connect in waves of 100 so the SYN backlog is never the test's bottleneck.
+          for (let wave = 0; wave < 10; wave++) {
+            clients.push(...(await Promise.all(Array.from({ length: 100 }, () => TcpClient.connect(port)))));
+          }
+          // Every connection is open at once; now each sends its own message and reads its reply.
+          const messages = clients.map((_, i) => `client ${i}: straße ﬃ ${'x'.repeat(i % 50)}`);
+          await Promise.all(clients.map((c, i) => c.write(messages[i]!)));
+          await Promise.all(
+            clients.map(async (c, i) => {
+              const expected = upcase(messages[i]!);
+              const got = await c.waitForBytes(expected.length, 30_000);
+              assert.ok(got.equals(expected), `client ${i} got ${got.toString()}`);
+            }),
+          );
+        })(),
+      );
       assert.equal(server.connectionCount, 1000);
       assert.equal(server.stats.connectionsTotal, 1000);
       for (const c of clients) c.socket.end();

@@ -32,7 +32,6 @@ function nativeStreamed(chunks: readonly Buffer[], path?: string): Buffer {
   return Buffer.concat([...chunks.map((c) => codec.push(c)), codec.end()]);
 }
 
-
 test('the native TCP transport is built on Linux (npm ci compiles it) and is the default', () => {
   assert.equal(process.platform, 'linux');
   assert.notEqual(loadNativeTcp(), null, 'build/Release/upcase_tcp.node is missing: run `npm run build:native`');
@@ -70,7 +69,15 @@ test('the addon checks the case tables before it takes them, and refuses what it
   `;
   const result = JSON.parse(execFileSync(process.execPath, ['-e', script], { encoding: 'utf8' })) as Record<string, string>;
   const refused = 'RangeError: upcase native: case tables the codec cannot use (or out of memory)';
-  assert.deepEqual(result, { longer: refused, surrogate: refused, beyond: refused, growth: refused, shared: refused, good: 'taken', after: 'ABCé' });
+  assert.deepEqual(result, {
+    longer: refused,
+    surrogate: refused,
+    beyond: refused,
+    growth: refused,
+    shared: refused,
+    good: 'taken',
+    after: 'ABCé',
+  });
 });
 
 describe('the C codec agrees with the TypeScript codec', () => {
@@ -120,7 +127,14 @@ describe('the C codec agrees with the TypeScript codec', () => {
         for (const { name, input, output } of CODEC_CASES) {
           const bytesIn = Buffer.from(input, 'hex');
           assert.equal(nativeStreamed([bytesIn], path).toString('hex'), output, name);
-          assert.equal(nativeStreamed([...bytesIn].map((b) => Buffer.of(b)), path).toString('hex'), output, `${name}, byte by byte`);
+          assert.equal(
+            nativeStreamed(
+              [...bytesIn].map((b) => Buffer.of(b)),
+              path,
+            ).toString('hex'),
+            output,
+            `${name}, byte by byte`,
+          );
         }
       });
 
@@ -134,7 +148,9 @@ describe('the C codec agrees with the TypeScript codec', () => {
       });
 
       test('long chunks: ASCII words, every kind of character, ill-formed bytes, cut anywhere', () => {
-        const pieces = ['hello world ', 'straße ', 'ﬃ ', 'ΐ ', 'ŉ ', 'ı ', 'ȿ ', 'привет ', '中文 ', '𐐨😀 ', 'ǆ '].map((s) => Buffer.from(s));
+        const pieces = ['hello world ', 'straße ', 'ﬃ ', 'ΐ ', 'ŉ ', 'ı ', 'ȿ ', 'привет ', '中文 ', '𐐨😀 ', 'ǆ '].map((s) =>
+          Buffer.from(s),
+        );
         pieces.push(Buffer.from('ff', 'hex'), Buffer.from('e282', 'hex'), Buffer.from('eda080', 'hex'), Buffer.from('f4908080', 'hex'));
         let seed = 7;
         const parts: Buffer[] = [];
@@ -203,7 +219,13 @@ describe('a server on either transport', { concurrency: false }, () => {
 
   test('the same conversations give the same replies and the same stats', async () => {
     const held = Buffer.from([0x61, 0xc3]); // 'a' then a lead byte the FIN leaves alone
-    const conversations = [Buffer.from('hello, straße ﬃ ΐ'), held, Buffer.alloc(0), Buffer.alloc(300_000, 'ß'), Buffer.from([0xff, 0xed, 0xa0, 0x80])];
+    const conversations = [
+      Buffer.from('hello, straße ﬃ ΐ'),
+      held,
+      Buffer.alloc(0),
+      Buffer.alloc(300_000, 'ß'),
+      Buffer.from([0xff, 0xed, 0xa0, 0x80]),
+    ];
     const results = [];
     const logs = { native: captureLogger('debug'), stream: captureLogger('debug') };
     for (const tcpTransport of ['native', 'stream'] as const) {
@@ -261,7 +283,10 @@ describe('a server on either transport', { concurrency: false }, () => {
     const s = await server({ proxyProtocol: true, trustedProxies: '127.0.0.1/32' });
     assert.equal(s.tcpTransport, 'native');
     const header = 'PROXY TCP4 192.0.2.1 192.0.2.2 40000 12000\r\n';
-    const reply = await tcpExchange(s.address().port, Buffer.concat([Buffer.from(header), Buffer.from('hello straße'), Buffer.from([0xc3])]));
+    const reply = await tcpExchange(
+      s.address().port,
+      Buffer.concat([Buffer.from(header), Buffer.from('hello straße'), Buffer.from([0xc3])]),
+    );
     assert.deepEqual(reply, Buffer.concat([Buffer.from('HELLO STRASSE'), Buffer.from([0xc3])]));
     assert.equal(s.stats.proxyAccepted, 1);
     // Header and payload in separate writes, the payload after a pause.

@@ -28,12 +28,18 @@ describe('upcase bench over TLS', () => {
   test('a certificate that does not verify stops the run with the reason', async (t) => {
     const server = await serverFor(t, { tlsCert: pki.expired.cert, tlsKey: pki.expired.key, tlsPort: 0, udp: false });
     const port = server.address().tlsPort!;
-    await assert.rejects(runBench({ host: '127.0.0.1', port, tls: { ca: pki.ca }, connections: 2, duration: 0.2, warmup: 0 }), (err: unknown) => {
-      assert.ok(err instanceof TlsError);
-      assert.equal(err.tlsCode, 'CERT_HAS_EXPIRED');
-      return true;
+    await assert.rejects(
+      runBench({ host: '127.0.0.1', port, tls: { ca: pki.ca }, connections: 2, duration: 0.2, warmup: 0 }),
+      (err: unknown) => {
+        assert.ok(err instanceof TlsError);
+        assert.equal(err.tlsCode, 'CERT_HAS_EXPIRED');
+        return true;
+      },
+    );
+    await assert.rejects(runBench({ transport: 'udp', tls: true }), {
+      code: 'UPCASE_ERR_INVALID_ARG',
+      message: /`tls` to be false over UDP/,
     });
-    await assert.rejects(runBench({ transport: 'udp', tls: true }), { code: 'UPCASE_ERR_INVALID_ARG', message: /`tls` to be false over UDP/ });
   });
 
   test('CLI: --tls --ca runs and says TLS; failures exit 1 with the reason; --ca needs --tls; --tls excludes --udp', async (t) => {
@@ -48,7 +54,10 @@ describe('upcase bench over TLS', () => {
     assert.equal(ok.code, 0, ok.stderr);
     assert.match(ok.stdout, new RegExp(`^upcase bench: TLS localhost:${port}, 2 connection\\(s\\)`));
     assert.equal(wrongCa.code, 1);
-    assert.equal(wrongCa.stderr, `upcase bench: TLS to 127.0.0.1:${port} failed: unable to verify the first certificate (UNABLE_TO_VERIFY_LEAF_SIGNATURE)\n`);
+    assert.equal(
+      wrongCa.stderr,
+      `upcase bench: TLS to 127.0.0.1:${port} failed: unable to verify the first certificate (UNABLE_TO_VERIFY_LEAF_SIGNATURE)\n`,
+    );
     assert.equal(noTls.code, 2);
     assert.match(noTls.stderr, /^error: --ca needs --tls$/m);
     assert.equal(udp.code, 2);

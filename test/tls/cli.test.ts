@@ -22,7 +22,19 @@ const READY = /^The server is ready to receive on tcp\+udp 127\.0\.0\.1:(\d+), t
 
 /** `upcase serve` with TLS on free ports; resolves with the process and its TLS port. */
 async function serveTls(t: { after: (fn: () => unknown) => void }, cert = pki.server.cert, key = pki.server.key, extra: string[] = []) {
-  const proc = await ServeProcess.start(['--host', '127.0.0.1', '--port', '0', '--tls-port', '0', '--tls-cert', cert, '--tls-key', key, ...extra]);
+  const proc = await ServeProcess.start([
+    '--host',
+    '127.0.0.1',
+    '--port',
+    '0',
+    '--tls-port',
+    '0',
+    '--tls-cert',
+    cert,
+    '--tls-key',
+    key,
+    ...extra,
+  ]);
   t.after(() => proc.kill());
   const m = READY.exec(proc.readyLine);
   assert.ok(m, proc.readyLine);
@@ -64,16 +76,27 @@ describe('upcase serve with TLS', () => {
 
   test('acceptance: openssl s_client and ncat --ssl, verifying against the private CA; TLS 1.1 is refused', async (t) => {
     const { tlsPort } = await serveTls(t);
-    const sClient = await converse('openssl', ['s_client', '-connect', `127.0.0.1:${tlsPort}`, '-CAfile', pki.ca, '-quiet'], 'hello from openssl\n', 'HELLO FROM OPENSSL');
+    const sClient = await converse(
+      'openssl',
+      ['s_client', '-connect', `127.0.0.1:${tlsPort}`, '-CAfile', pki.ca, '-quiet'],
+      'hello from openssl\n',
+      'HELLO FROM OPENSSL',
+    );
     assert.match(sClient.stdout, /^HELLO FROM OPENSSL\n/);
     assert.match(sClient.stderr, /verify return:1/);
 
     assert.ok(hasCommand('ncat'), 'ncat is needed (apt-get install ncat; .ci/run installs it)');
-    const ncat = await run('ncat', ['--ssl', '--ssl-trustfile', pki.ca, '--ssl-verify', 'localhost', String(tlsPort)], { input: 'hello from ncat\n' });
+    const ncat = await run('ncat', ['--ssl', '--ssl-trustfile', pki.ca, '--ssl-verify', 'localhost', String(tlsPort)], {
+      input: 'hello from ncat\n',
+    });
     assert.equal(ncat.stdout.toString(), 'HELLO FROM NCAT\n');
     assert.equal(ncat.code, 0);
 
-    const old = spawnSync('openssl', ['s_client', '-connect', `127.0.0.1:${tlsPort}`, '-tls1_1'], { input: '', encoding: 'utf8', timeout: 10_000 });
+    const old = spawnSync('openssl', ['s_client', '-connect', `127.0.0.1:${tlsPort}`, '-tls1_1'], {
+      input: '',
+      encoding: 'utf8',
+      timeout: 10_000,
+    });
     assert.notEqual(old.status, 0);
     assert.match(old.stdout + old.stderr, /alert protocol version|no protocols available/);
   });
@@ -96,11 +119,17 @@ describe('upcase serve with TLS', () => {
     const missing = pki.path('missing.pem');
     const cases: Array<[string, string, string]> = [
       [missing, pki.server.key, `upcase: cannot read TLS certificate ${missing}: no such file (ENOENT)\n`],
-      [pki.server.key, pki.server.key, `upcase: TLS certificate ${pki.server.key} is not a PEM certificate (no -----BEGIN CERTIFICATE----- line)\n`],
+      [
+        pki.server.key,
+        pki.server.key,
+        `upcase: TLS certificate ${pki.server.key} is not a PEM certificate (no -----BEGIN CERTIFICATE----- line)\n`,
+      ],
       [pki.server.cert, pki.server2.key, `upcase: TLS key ${pki.server2.key} does not match certificate ${pki.server.cert}\n`],
     ];
     const results = await Promise.all(
-      cases.map(([cert, key]) => runCli(['serve', '--host', '127.0.0.1', '--port', '0', '--tls-port', '0', '--tls-cert', cert, '--tls-key', key])),
+      cases.map(([cert, key]) =>
+        runCli(['serve', '--host', '127.0.0.1', '--port', '0', '--tls-port', '0', '--tls-cert', cert, '--tls-key', key]),
+      ),
     );
     results.forEach((r, i) => {
       assert.equal(r.stderr, cases[i]![2]);
@@ -146,9 +175,13 @@ describe('upcase serve with TLS', () => {
     copyFileSync(pki.server2.cert, cert);
     copyFileSync(pki.server2.key, key);
     proc.child.kill('SIGHUP');
-    await within(10_000, 'the new certificate', (async () => {
-      while ((await serial()) !== '2002') await new Promise((r) => setTimeout(r, 50));
-    })());
+    await within(
+      10_000,
+      'the new certificate',
+      (async () => {
+        while ((await serial()) !== '2002') await new Promise((r) => setTimeout(r, 50));
+      })(),
+    );
     open.socket.end('two');
     assert.equal((await open.waitForClose()).toString(), 'ONE TWO');
 
@@ -193,10 +226,16 @@ describe('upcase client --tls', () => {
     assert.equal(expired.code, 1);
     const { tlsPort } = await serveTls(t);
     const wrongCa = await runCli(['client', '--tls', '--ca', pki.otherCa, '--host', '127.0.0.1', '-p', String(tlsPort), 'x']);
-    assert.equal(wrongCa.stderr, `upcase: TLS to 127.0.0.1:${tlsPort} failed: unable to verify the first certificate (UNABLE_TO_VERIFY_LEAF_SIGNATURE)\n`);
+    assert.equal(
+      wrongCa.stderr,
+      `upcase: TLS to 127.0.0.1:${tlsPort} failed: unable to verify the first certificate (UNABLE_TO_VERIFY_LEAF_SIGNATURE)\n`,
+    );
     assert.equal(wrongCa.code, 1);
     const wrongName = await runCli(['client', '--tls', '--ca', pki.ca, '--servername', 'other.example', '-p', String(tlsPort), 'x']);
-    assert.match(wrongName.stderr, /^upcase: TLS to localhost:\d+ failed: Hostname\/IP does not match certificate's altnames: Host: other\.example\. is not in the cert's altnames: DNS:localhost, IP Address:127\.0\.0\.1 \(ERR_TLS_CERT_ALTNAME_INVALID\)\n$/);
+    assert.match(
+      wrongName.stderr,
+      /^upcase: TLS to localhost:\d+ failed: Hostname\/IP does not match certificate's altnames: Host: other\.example\. is not in the cert's altnames: DNS:localhost, IP Address:127\.0\.0\.1 \(ERR_TLS_CERT_ALTNAME_INVALID\)\n$/,
+    );
   });
 
   test('--insecure skips verification and says so; --ca etc. need --tls; --tls excludes --udp', async (t) => {

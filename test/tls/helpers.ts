@@ -43,9 +43,13 @@ export class Collector {
 
   /** Waits until `n` bytes have come (fails on close or after `ms`). */
   async waitForBytes(n: number, ms = 10_000): Promise<Buffer> {
-    await within(ms, `${n} bytes (have ${this.size})`, (async () => {
-      while (this.size < n && !this.closed && !this.ended) await new Promise((r) => setTimeout(r, 5));
-    })());
+    await within(
+      ms,
+      `${n} bytes (have ${this.size})`,
+      (async () => {
+        while (this.size < n && !this.closed && !this.ended) await new Promise((r) => setTimeout(r, 5));
+      })(),
+    );
     if (this.size < n) throw new Error(`closed after ${this.size} of ${n} bytes${this.error ? `: ${this.error.message}` : ''}`);
     return this.received;
   }
@@ -78,12 +82,16 @@ export async function tlsConnect(port: number, options: TlsConnectOptions): Prom
     allowHalfOpen: true,
   } as tls.ConnectionOptions);
   const collector = new Collector(socket);
-  await within(10_000, `TLS connect to ${port}`, Promise.race([
-    once(socket, 'secureConnect'),
-    once(socket, 'close').then(() => {
-      throw collector.error ?? new Error('closed before the handshake');
-    }),
-  ]));
+  await within(
+    10_000,
+    `TLS connect to ${port}`,
+    Promise.race([
+      once(socket, 'secureConnect'),
+      once(socket, 'close').then(() => {
+        throw collector.error ?? new Error('closed before the handshake');
+      }),
+    ]),
+  );
   return collector as Collector & { socket: tls.TLSSocket };
 }
 

@@ -20,7 +20,9 @@ const STREAM_MODULE = '/usr/lib/nginx/modules/ngx_stream_module.so';
 const nginx = findExecutable('nginx');
 const missing = nginx === null ? 'the nginx binary' : existsSync(STREAM_MODULE) ? null : STREAM_MODULE;
 if (missing !== null) {
-  process.stderr.write(`\ntls/nginx: SKIPPED — ${missing} is not installed (apt-get install nginx-light libnginx-mod-stream; .ci/run does this).\n\n`);
+  process.stderr.write(
+    `\ntls/nginx: SKIPPED — ${missing} is not installed (apt-get install nginx-light libnginx-mod-stream; .ci/run does this).\n\n`,
+  );
 }
 
 let pki: TestPki;
@@ -55,16 +57,23 @@ async function exchange(port: number, text: string): Promise<{ reply: string; se
   const options = { host: '127.0.0.1', port, localAddress: CLIENT_ADDRESS, ca: readFileSync(pki.ca), servername: 'localhost' };
   const socket = tls.connect(options as tls.ConnectionOptions);
   const client = new Collector(socket);
-  await within(10_000, `TLS to ${port}`, new Promise((resolve, reject) => {
-    socket.once('secureConnect', resolve);
-    socket.once('error', reject);
-  }));
+  await within(
+    10_000,
+    `TLS to ${port}`,
+    new Promise((resolve, reject) => {
+      socket.once('secureConnect', resolve);
+      socket.once('error', reject);
+    }),
+  );
   const serial = socket.getPeerCertificate().serialNumber;
   socket.end(text);
   return { reply: (await client.waitForClose()).toString(), serial };
 }
 
-test('nginx in front: TLS termination and TLS passthrough, client addresses by PROXY protocol', { skip: missing !== null && process.env.CI !== 'true' ? `${missing} is not installed` : false, timeout: 60_000 }, async (t) => {
+test('nginx in front: TLS termination and TLS passthrough, client addresses by PROXY protocol', {
+  skip: missing !== null && process.env.CI !== 'true' ? `${missing} is not installed` : false,
+  timeout: 60_000,
+}, async (t) => {
   // Only reached without it under CI, where .ci/run installs it: say so rather than skip.
   assert.ok(missing === null, `${missing} is not installed, and CI must run this test (.ci/run installs it)`);
   const dir = mkdtempSync(join(tmpdir(), 'upcase-nginx-tls-'));
@@ -75,9 +84,22 @@ test('nginx in front: TLS termination and TLS passthrough, client addresses by P
   });
   // upcase's own certificate is server2 (serial 2002); nginx's is server (1001).
   const upcase = await ServeProcess.start([
-    '--host', '127.0.0.1', '--port', '0', '--no-udp', '--tls-port', '0',
-    '--tls-cert', pki.server2.cert, '--tls-key', pki.server2.key,
-    '--proxy-protocol', '--trusted-proxies', '127.0.0.1/32', '--log-level', 'debug',
+    '--host',
+    '127.0.0.1',
+    '--port',
+    '0',
+    '--no-udp',
+    '--tls-port',
+    '0',
+    '--tls-cert',
+    pki.server2.cert,
+    '--tls-key',
+    pki.server2.key,
+    '--proxy-protocol',
+    '--trusted-proxies',
+    '127.0.0.1/32',
+    '--log-level',
+    'debug',
   ]);
   t.after(() => upcase.kill());
   const m = /on tcp 127\.0\.0\.1:(\d+), tls 127\.0\.0\.1:(\d+)$/.exec(upcase.readyLine);
@@ -104,5 +126,13 @@ test('nginx in front: TLS termination and TLS passthrough, client addresses by P
       .map((l) => JSON.parse(l) as Record<string, unknown>)
       .filter((l) => l.msg === 'connection open' && l.remoteAddress === CLIENT_ADDRESS);
   await until(() => opened().length >= 2, 'both connection-open log lines', 10_000);
-  assert.deepEqual(opened().map((l) => [l.transport, l.proxyAddress]).sort(), [['tcp', '127.0.0.1'], ['tls', '127.0.0.1']]);
+  assert.deepEqual(
+    opened()
+      .map((l) => [l.transport, l.proxyAddress])
+      .sort(),
+    [
+      ['tcp', '127.0.0.1'],
+      ['tls', '127.0.0.1'],
+    ],
+  );
 });

@@ -83,7 +83,26 @@ function newKey(dir: string, name: string): string {
 
 function newCa(dir: string, name: string, cn: string): void {
   newKey(dir, name);
-  openssl(['req', '-x509', '-new', '-config', 'req.cnf', '-extensions', 'v3_ca', '-key', `${name}.key`, '-subj', `/CN=${cn}`, '-days', '30', '-out', `${name}.pem`], dir);
+  openssl(
+    [
+      'req',
+      '-x509',
+      '-new',
+      '-config',
+      'req.cnf',
+      '-extensions',
+      'v3_ca',
+      '-key',
+      `${name}.key`,
+      '-subj',
+      `/CN=${cn}`,
+      '-days',
+      '30',
+      '-out',
+      `${name}.pem`,
+    ],
+    dir,
+  );
 }
 
 function csr(dir: string, name: string): void {
@@ -95,7 +114,26 @@ function signed(dir: string, name: string, san: string, serial: string): KeyPair
   csr(dir, name);
   writeFileSync(join(dir, `${name}.ext`), serverExtensions(san));
   openssl(
-    ['x509', '-req', '-in', `${name}.csr`, '-CA', 'ca.pem', '-CAkey', 'ca.key', '-set_serial', serial, '-days', '30', '-extfile', `${name}.ext`, '-extensions', 'server', '-out', `${name}.pem`],
+    [
+      'x509',
+      '-req',
+      '-in',
+      `${name}.csr`,
+      '-CA',
+      'ca.pem',
+      '-CAkey',
+      'ca.key',
+      '-set_serial',
+      serial,
+      '-days',
+      '30',
+      '-extfile',
+      `${name}.ext`,
+      '-extensions',
+      'server',
+      '-out',
+      `${name}.pem`,
+    ],
     dir,
   );
   return { cert: join(dir, `${name}.pem`), key: join(dir, `${name}.key`) };
@@ -120,7 +158,25 @@ export function makePki(): TestPki {
   writeFileSync(join(dir, 'serial'), '4004\n');
   mkdirSync(join(dir, 'newcerts'));
   openssl(
-    ['ca', '-batch', '-config', 'ca.cnf', '-in', 'expired.csr', '-out', 'expired.pem', '-notext', '-startdate', '20200101000000Z', '-enddate', '20200201000000Z', '-extfile', 'expired.ext', '-extensions', 'server'],
+    [
+      'ca',
+      '-batch',
+      '-config',
+      'ca.cnf',
+      '-in',
+      'expired.csr',
+      '-out',
+      'expired.pem',
+      '-notext',
+      '-startdate',
+      '20200101000000Z',
+      '-enddate',
+      '20200201000000Z',
+      '-extfile',
+      'expired.ext',
+      '-extensions',
+      'server',
+    ],
     dir,
   );
 

@@ -100,18 +100,24 @@ describe('TLS listener', () => {
     const got = await plain.waitForClose();
     assert.ok(!got.includes('HELLO'), 'plaintext must not be answered');
     await until(() => server.stats.tlsHandshakeErrors === 1, 'the failed handshake is counted');
-    assert.ok(Object.keys(server.stats.errors).some((code) => code.startsWith('ERR_SSL_')), JSON.stringify(server.stats.errors));
+    assert.ok(
+      Object.keys(server.stats.errors).some((code) => code.startsWith('ERR_SSL_')),
+      JSON.stringify(server.stats.errors),
+    );
     assert.equal((await tlsRoundTrip(port, 'still here', { ca: pki.ca })).toString(), 'STILL HERE');
   });
 
   test('a TLS client on the plain port fails with UPCASE_ERR_TLS; the server goes on', async (t) => {
     const server = await serverFor(t, withTls());
     const { port } = server.address();
-    await assert.rejects(tcpRequest('x', { host: '127.0.0.1', port, tls: { ca: pki.ca }, timeout: 5000 }), (err: Error & { code?: string }) => {
-      assert.equal(err.code, 'UPCASE_ERR_TLS');
-      assert.match(err.message, new RegExp(`^TLS to 127\\.0\\.0\\.1:${port} failed: .*did not answer in TLS`));
-      return true;
-    });
+    await assert.rejects(
+      tcpRequest('x', { host: '127.0.0.1', port, tls: { ca: pki.ca }, timeout: 5000 }),
+      (err: Error & { code?: string }) => {
+        assert.equal(err.code, 'UPCASE_ERR_TLS');
+        assert.match(err.message, new RegExp(`^TLS to 127\\.0\\.0\\.1:${port} failed: .*did not answer in TLS`));
+        return true;
+      },
+    );
     assert.equal((await tcpRoundTrip(port, 'plain still works')).toString(), 'PLAIN STILL WORKS');
   });
 
@@ -226,9 +232,15 @@ describe('TLS certificate reload', () => {
 
     // A broken file, then a key that is not the certificate's: rejected, the old one stays.
     writeFileSync(certPath, 'not a certificate\n');
-    await assert.rejects(server.reloadTls(), { code: 'UPCASE_ERR_TLS', message: `TLS certificate ${certPath} is not a PEM certificate (no -----BEGIN CERTIFICATE----- line)` });
+    await assert.rejects(server.reloadTls(), {
+      code: 'UPCASE_ERR_TLS',
+      message: `TLS certificate ${certPath} is not a PEM certificate (no -----BEGIN CERTIFICATE----- line)`,
+    });
     copyFileSync(pki.server.cert, certPath);
-    await assert.rejects(server.reloadTls(), { code: 'UPCASE_ERR_TLS', message: `TLS key ${keyPath} does not match certificate ${certPath}` });
+    await assert.rejects(server.reloadTls(), {
+      code: 'UPCASE_ERR_TLS',
+      message: `TLS key ${keyPath} does not match certificate ${certPath}`,
+    });
     const still = await tlsConnect(port, { ca: pki.ca });
     assert.equal(still.socket.getPeerCertificate().serialNumber, '2002');
     still.socket.destroy();
@@ -264,7 +276,10 @@ describe('TLS configuration errors', () => {
       code: 'UPCASE_ERR_TLS',
       message: `TLS key ${pki.server2.key} does not match certificate ${pki.server.cert}`,
     });
-    await assert.rejects(listen(pki.server.cert, pki.dir), { code: 'UPCASE_ERR_TLS', message: `cannot read TLS key ${pki.dir}: is a directory (EISDIR)` });
+    await assert.rejects(listen(pki.server.cert, pki.dir), {
+      code: 'UPCASE_ERR_TLS',
+      message: `cannot read TLS key ${pki.dir}: is a directory (EISDIR)`,
+    });
   });
 
   test('an encrypted key is refused with a clear reason', async () => {
@@ -272,7 +287,10 @@ describe('TLS configuration errors', () => {
     const pem = readFileSync(pki.server.key);
     const { createPrivateKey } = await import('node:crypto');
     writeFileSync(encrypted, createPrivateKey(pem).export({ format: 'pem', type: 'pkcs8', cipher: 'aes-256-cbc', passphrase: 'secret' }));
-    await assert.rejects(listen(pki.server.cert, encrypted), { code: 'UPCASE_ERR_TLS', message: `TLS key ${encrypted} is encrypted; upcase needs an unencrypted key` });
+    await assert.rejects(listen(pki.server.cert, encrypted), {
+      code: 'UPCASE_ERR_TLS',
+      message: `TLS key ${encrypted} is encrypted; upcase needs an unencrypted key`,
+    });
   });
 
   test('options: cert and key go together; TLS settings need TLS; ranges are checked', () => {

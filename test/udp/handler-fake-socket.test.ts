@@ -43,13 +43,19 @@ describe('UDP guards', () => {
     h.handler(Buffer.from('x'), h.from(1023));
     h.handler(Buffer.from('x'), h.from(1024));
     assert.equal(h.stats.udpDrops.low_port, 2);
-    assert.deepEqual(h.sent.map((s) => s.port), [1024]);
+    assert.deepEqual(
+      h.sent.map((s) => s.port),
+      [1024],
+    );
   });
 
   test('udpAllowLowPorts answers them', () => {
     const h = harness({ udpAllowLowPorts: true });
     h.handler(Buffer.from('x'), h.from(53));
-    assert.deepEqual(h.sent.map((s) => s.data.toString()), ['X']);
+    assert.deepEqual(
+      h.sent.map((s) => s.data.toString()),
+      ['X'],
+    );
   });
 
   test('a failed send is counted, not thrown', () => {

@@ -33,23 +33,31 @@ describe('RateLimiter (injected clock, exact)', () => {
   });
 
   test('forgetting idle sources is exact: same answers as an unbounded reference model', () => {
-    const step = fc.record({ source: fc.integer({ min: 0, max: 5 }), dt: fc.oneof(fc.constant(0), fc.integer({ min: 0, max: 50 }), fc.integer({ min: 0, max: 5000 })) });
+    const step = fc.record({
+      source: fc.integer({ min: 0, max: 5 }),
+      dt: fc.oneof(fc.constant(0), fc.integer({ min: 0, max: 50 }), fc.integer({ min: 0, max: 5000 })),
+    });
     fc.assert(
-      fc.property(fc.integer({ min: 1, max: 50 }), fc.integer({ min: 1, max: 50 }), fc.array(step, { maxLength: 400 }), (rate, burst, steps) => {
-        const limiter = new RateLimiter(rate, burst);
-        const model = new Map<number, { tokens: number; at: number }>();
-        let now = 1000;
-        for (const { source, dt } of steps) {
-          now += dt;
-          const b = model.get(source) ?? { tokens: burst, at: now };
-          b.tokens = Math.min(burst, b.tokens + ((now - b.at) * rate) / 1000);
-          b.at = now;
-          const expected = b.tokens >= 1;
-          if (expected) b.tokens -= 1;
-          model.set(source, b);
-          assert.equal(limiter.take(`s${source}`, now), expected);
-        }
-      }),
+      fc.property(
+        fc.integer({ min: 1, max: 50 }),
+        fc.integer({ min: 1, max: 50 }),
+        fc.array(step, { maxLength: 400 }),
+        (rate, burst, steps) => {
+          const limiter = new RateLimiter(rate, burst);
+          const model = new Map<number, { tokens: number; at: number }>();
+          let now = 1000;
+          for (const { source, dt } of steps) {
+            now += dt;
+            const b = model.get(source) ?? { tokens: burst, at: now };
+            b.tokens = Math.min(burst, b.tokens + ((now - b.at) * rate) / 1000);
+            b.at = now;
+            const expected = b.tokens >= 1;
+            if (expected) b.tokens -= 1;
+            model.set(source, b);
+            assert.equal(limiter.take(`s${source}`, now), expected);
+          }
+        },
+      ),
       { numRuns: 300 },
     );
   });

@@ -87,7 +87,11 @@ for (const transport of ['native', 'dgram'] as const) {
 
     test('the per-source rate limit drops exactly past the burst', async () => {
       const server = await udpServer({ udpTransport: transport, udpRateLimit: 1, udpRateBurst: 10 });
-      const replies = await exchange(server.address().port, Array.from({ length: 30 }, () => Buffer.from('x')), 10);
+      const replies = await exchange(
+        server.address().port,
+        Array.from({ length: 30 }, () => Buffer.from('x')),
+        10,
+      );
       assert.equal(replies.length, 10);
       assert.equal(server.stats.udpDrops.rate_limited, 20);
     });
@@ -113,7 +117,12 @@ test('both transports count the same battery identically', async () => {
   const stats = [];
   for (const transport of ['native', 'dgram'] as const) {
     const server = await udpServer({ udpTransport: transport, udpRateLimit: 1, udpRateBurst: 5 });
-    const inputs = [Buffer.from('abc'), Buffer.alloc(0), Buffer.from('ΐ'.repeat(15_000)), ...Array.from({ length: 10 }, () => Buffer.from('é'))];
+    const inputs = [
+      Buffer.from('abc'),
+      Buffer.alloc(0),
+      Buffer.from('ΐ'.repeat(15_000)),
+      ...Array.from({ length: 10 }, () => Buffer.from('é')),
+    ];
     await exchange(server.address().port, inputs, 4, 300);
     stats.push(server.stats);
   }
