@@ -32,7 +32,7 @@ function words(letters, size, seed) {
   while (bytes < size) {
     let word = '';
     for (let k = 2 + Math.floor(rand() * 8); k > 0; k--) word += chars[Math.floor(rand() * chars.length)];
-    const piece = Buffer.from(word + ' ');
+    const piece = Buffer.from(`${word} `);
     if (bytes + piece.length > size) break;
     parts.push(piece);
     bytes += piece.length;
@@ -45,7 +45,7 @@ const LATIN = 'abcdefghijklmnopqrstuvwxyz';
 const PAYLOADS = [
   ['mix', 'the bulk-utf8 workload: ~30% non-ASCII, 20 kinds of character, 4 change length', () => makeBody('utf8', SIZE, 7)],
   ['ascii', 'the bulk-ascii workload', () => makeBody('ascii', SIZE, 7)],
-  ['german', 'Latin words, ~4% ä ö ü ß (ß → SS changes length)', () => words(LATIN.repeat(6) + 'äöüß', SIZE, 11)],
+  ['german', 'Latin words, ~4% ä ö ü ß (ß → SS changes length)', () => words(`${LATIN.repeat(6)}äöüß`, SIZE, 11)],
   ['russian', 'Cyrillic words (2-byte letters)', () => words('абвгдеёжзийклмнопрстуфхцчшщъыьэюя', SIZE, 12)],
   ['greek', 'Greek words with accents (2-byte letters)', () => words('αβγδεζηθικλμνξοπρστυφχψωάέήίόύώ', SIZE, 13)],
   [

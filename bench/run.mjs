@@ -50,11 +50,11 @@ function parseArgs(argv) {
 const flags = parseArgs(process.argv.slice(2));
 if (flags.help) {
   process.stdout.write(
-    readFileSync(fileURLToPath(import.meta.url), 'utf8')
+    `${readFileSync(fileURLToPath(import.meta.url), 'utf8')
       .split('\n')
       .filter((l) => l.startsWith('//'))
       .slice(0, 20)
-      .join('\n') + '\n',
+      .join('\n')}\n`,
   );
   process.exit(0);
 }
@@ -768,6 +768,6 @@ md.push('');
 
 const markdown = md.join('\n');
 writeFileSync(join(config.out, 'latest.md'), markdown);
-writeFileSync(join(config.out, 'latest.json'), JSON.stringify({ machine, config, summary, results, targets, notes }, null, 2) + '\n');
+writeFileSync(join(config.out, 'latest.json'), `${JSON.stringify({ machine, config, summary, results, targets, notes }, null, 2)}\n`);
 process.stdout.write(markdown);
 log(`wrote ${relative(ROOT, join(config.out, 'latest.md'))} and latest.json in ${minutes} min`);

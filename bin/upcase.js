@@ -7,7 +7,7 @@ main(process.argv.slice(2)).then(
     if (code !== undefined) process.exitCode = code;
   },
   (err) => {
-    process.stderr.write(`upcase: ${err && err.message ? err.message : String(err)}\n`);
+    process.stderr.write(`upcase: ${err?.message ? err.message : String(err)}\n`);
     process.exitCode = 1;
   },
 );

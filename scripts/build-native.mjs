@@ -55,7 +55,7 @@ const built = 'build/Release/upcase_udp.node and upcase_tcp.node';
 try {
   if (!viaNodeGyp()) viaCompiler();
   say(`built the native transports (${built})`);
-} catch (err) {
+} catch (_err) {
   try {
     viaCompiler();
     say(`built the native transports with the C compiler directly (${built})`);

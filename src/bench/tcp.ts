@@ -210,7 +210,7 @@ class TcpConnection {
     }
     socket.cork();
     while (n > 0) {
-      const m = n < variants ? n : variants;
+      const m = Math.min(n, variants);
       socket.write(d.views[((this.first + i) % variants) * variants + m - 1]!);
       i += m;
       n -= m;

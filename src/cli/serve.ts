@@ -438,7 +438,7 @@ async function serveWorker(flags: ServeFlags): Promise<number> {
   const stopReloading = flags.tlsCert === undefined ? () => {} : onHangup(logger, () => server.reloadTls());
   try {
     await worker.listen();
-  } catch (err) {
+  } catch (_err) {
     // The primary logs the error and decides; this worker just goes.
     stopReloading();
     worker.disconnect();

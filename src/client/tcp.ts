@@ -1,7 +1,7 @@
 import net from 'node:net';
 import type { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { formatHostPort, NetworkError, TimeoutError } from '../errors.js';
+import { formatHostPort, type NetworkError, TimeoutError } from '../errors.js';
 import { connectError, IncompleteReplyError, socketError } from './errors.js';
 import { type ClientOptions, type NormalizedClientOptions, normalizeClientOptions } from './options.js';
 import { connectTls } from './tls.js';

@@ -2,7 +2,7 @@ import type { RemoteInfo, Socket as DgramSocket } from 'node:dgram';
 import { performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
 import { upcaseOwned } from '../codec/upcase.js';
-import { RateLimitedLog, safeAddress } from '../server/log.js';
+import { type RateLimitedLog, safeAddress } from '../server/log.js';
 import { countError, type ServerStats, type UdpDropReason } from '../server/stats.js';
 import { RateLimiter, sourceKey } from './rate-limit.js';
 

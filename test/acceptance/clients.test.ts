@@ -126,7 +126,7 @@ describe('acceptance: a UDP server that drops 30% of requests', () => {
   after(() => serve.stop());
 
   test('upcase client --udp still gets every reply, in order', async () => {
-    const input = Array.from({ length: 50 }, (_, i) => `line ${i + 1}: straße`).join('\n') + '\n';
+    const input = `${Array.from({ length: 50 }, (_, i) => `line ${i + 1}: straße`).join('\n')}\n`;
     // 13 tries: a line fails only if all 13 are dropped, 0.3^13 ≈ 1.6e-7.
     const r = await upcaseCli(
       ['client', '--udp', '--host', '127.0.0.1', '--port', String(serve.port), '--timeout', '150', '--retries', '12'],

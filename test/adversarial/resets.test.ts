@@ -125,6 +125,8 @@ describe('isolation', () => {
         return received();
       }),
     );
-    outputs.forEach((out, i) => assert.ok(out.equals(upcase(inputs[i]!)), `connection ${i} got someone else's bytes or wrong ones`));
+    outputs.forEach((out, i) => {
+      assert.ok(out.equals(upcase(inputs[i]!)), `connection ${i} got someone else's bytes or wrong ones`);
+    });
   });
 });

@@ -13,6 +13,7 @@ const PROMPT = 'Input lowercase sentence: ';
 /** `upcase client ARGS` on a pseudo-terminal, typing `lines` then Ctrl-D; the screen without cursor-control sequences. */
 async function interactive(args: string[], lines: string[]): Promise<{ code: number | null; screen: string }> {
   const r = await run('python3', [PTY_RUN, PROMPT, lines.join('\n'), process.execPath, UPCASE_BIN, 'client', ...args]);
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: strips the terminal's escape sequences
   return { code: r.code, screen: r.stdout.toString().replace(/\x1b\[[0-9;]*[A-Za-z]/g, '') };
 }
 
@@ -49,7 +50,7 @@ describe('upcase client', () => {
   });
 
   test('piped stdin over UDP: one datagram per line, replies in order', async () => {
-    const input = Array.from({ length: 40 }, (_, i) => `line ${i} ß`).join('\n') + '\n';
+    const input = `${Array.from({ length: 40 }, (_, i) => `line ${i} ß`).join('\n')}\n`;
     const r = await upcaseCli(['client', '--udp', '--host', '127.0.0.1', '--port', p], { input });
     assert.equal(r.stdout.toString(), input.toUpperCase());
     assert.equal(r.code, 0);

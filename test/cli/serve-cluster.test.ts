@@ -79,7 +79,9 @@ describe('serve --workers 2', () => {
   it('shows 100 TCP connections and 100 UDP datagrams as totals across both workers', async () => {
     const payloads = Array.from({ length: 100 }, (_, i) => `${MARK} tcp ${i} straße`);
     const replies = await pool(payloads, 10, (text) => tcpRoundTrip(port, text));
-    replies.forEach((r, i) => assert.equal(r.toString(), upcase(Buffer.from(payloads[i])).toString()));
+    replies.forEach((r, i) => {
+      assert.equal(r.toString(), upcase(Buffer.from(payloads[i])).toString());
+    });
     const datagrams = Array.from({ length: 100 }, (_, i) => `${MARK} udp ${i}`);
     for (const d of datagrams) assert.equal(await udpRoundTrip(port, d), d.toUpperCase());
 
@@ -177,7 +179,9 @@ describe('serve --workers 2', () => {
     p.child.kill('SIGTERM');
 
     const results = await Promise.all(inflight.map((f) => f.done));
-    results.forEach((r) => assert.equal(r.received, r.expected, 'an in-flight connection lost bytes'));
+    results.forEach((r) => {
+      assert.equal(r.received, r.expected, 'an in-flight connection lost bytes');
+    });
     const exit = await exitWithin(p, 20_000);
     steady = false;
     polling = false;

@@ -15,7 +15,7 @@ import { exitWithin, parseLogs, pool, spawnServe, started, status, tcpRoundTrip,
 const UNSHARE = ['unshare', '--pid', '--fork', '--kill-child'];
 const canUnshare = spawnSync(UNSHARE[0]!, [...UNSHARE.slice(1), 'true'], { stdio: 'ignore' }).status === 0;
 
-describe('graceful drain, single process' + (canUnshare ? ', as PID 1' : ''), () => {
+describe(`graceful drain, single process${canUnshare ? ', as PID 1' : ''}`, () => {
   it('on SIGTERM: /readyz 503 first, the open connection finishes intact, exit 0', async () => {
     const p = spawnServe(['--host', '127.0.0.1', '--port', '0', '--metrics-port', '0', '--drain-timeout', '10'], {
       prefix: canUnshare ? UNSHARE : [],

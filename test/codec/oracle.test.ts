@@ -36,7 +36,9 @@ async function checkAgainstOracle(t: TestContext, inputs: Buffer[], seed: number
 describe('upcase() equals Python surrogateescape upper()', () => {
   test('the hand-written fixtures agree with Python', async () => {
     const outputs = await oracle.upcaseMany(CODEC_CASES.map((c) => Buffer.from(c.input, 'hex')));
-    CODEC_CASES.forEach((c, i) => assert.equal(outputs[i]!.output.toString('hex'), c.output, c.name));
+    CODEC_CASES.forEach((c, i) => {
+      assert.equal(outputs[i]!.output.toString('hex'), c.output, c.name);
+    });
   });
 
   test('UTF-8-ish byte strings (5,000 cases, one batch)', async (t) => {

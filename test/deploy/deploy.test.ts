@@ -286,6 +286,7 @@ describe('deploy/kubernetes', () => {
 });
 
 // Manifests are checked field by field below; a full Kubernetes type would add nothing.
+// biome-ignore lint/suspicious/noExplicitAny: manifests are checked field by field below
 type K8s = any;
 
 function containerPort(container: K8s, port: string | number, protocol: string): { containerPort: number } {

@@ -240,7 +240,7 @@ export class UdpClient {
       }, timeoutMs);
       this.pending = (reply) => {
         clearTimeout(timer);
-        resolve(reply !== null && reply.equals(expected));
+        resolve(reply?.equals(expected) === true);
       };
       this.socket.send(payload, port, '127.0.0.1');
     });

@@ -156,7 +156,9 @@ test('nginx balances TCP and UDP over 3 instances, passes client addresses by PR
   };
 
   const udpClients = await Promise.all(Array.from({ length: CONCURRENCY }, () => new UdpClient().open()));
-  t.after(() => udpClients.forEach((c) => c.close()));
+  t.after(() => {
+    for (const c of udpClients) c.close();
+  });
 
   const [tcp, udp] = await Promise.all([
     runLoad({

@@ -5,7 +5,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, describe, test } from 'node:test';
 import pino from 'pino';
 import { upcase } from '../../src/codec/upcase.js';
-import { type ServerOptions } from '../../src/options.js';
+import type { ServerOptions } from '../../src/options.js';
 import { startServer, type UpcaseServer } from '../../src/server/server.js';
 import { hex, INVALID, VALID } from '../fixtures/proxy-headers.js';
 

@@ -145,7 +145,9 @@ for (const tcpTransport of ['native', 'stream'] as const) {
       assert.equal((await idle.waitForBytes(1)).toString(), 'X');
       const inputs = Array.from({ length: 20 }, (_, i) => mixedUtf8(64 * 1024 + i));
       const outs = await within(20_000, '20 clients', Promise.all(inputs.map((input) => tcpRoundTrip(port, input))));
-      outs.forEach((out, i) => assert.ok(out.equals(upcase(inputs[i]!)), `client ${i}`));
+      outs.forEach((out, i) => {
+        assert.ok(out.equals(upcase(inputs[i]!)), `client ${i}`);
+      });
       assert.equal(idle.closed, false, 'the idle client is still connected');
       await idle.write(Buffer.from('9f', 'hex'));
       assert.equal((await idle.waitForBytes(3)).toString(), 'XSS');
@@ -177,7 +179,9 @@ for (const tcpTransport of ['native', 'stream'] as const) {
       const server = await serverFor(t, { tcpTransport });
       const { port } = server.address();
       const clients: TcpClient[] = [];
-      t.after(() => clients.forEach((c) => c.destroy()));
+      t.after(() => {
+        for (const c of clients) c.destroy();
+      });
       await within(
         30_000,
         '1,000 connections',
@@ -261,7 +265,10 @@ for (const tcpTransport of ['native', 'stream'] as const) {
       const { port } = server.address();
       const a = await TcpClient.connect(port);
       const b = await TcpClient.connect(port);
-      t.after(() => [a, b].forEach((c) => c.destroy()));
+      t.after(() => {
+        a.destroy();
+        b.destroy();
+      });
       await a.write('a');
       await b.write('b');
       await a.waitForBytes(1);

@@ -246,7 +246,9 @@ describe('a server on either transport', { concurrency: false }, () => {
     }
     const [nat, stream] = results;
     assert.deepEqual(nat!.replies, stream!.replies);
-    conversations.forEach((input, i) => assert.deepEqual(nat!.replies[i], upcase(input)));
+    conversations.forEach((input, i) => {
+      assert.deepEqual(nat!.replies[i], upcase(input));
+    });
     assert.deepEqual(nat!.stats, stream!.stats);
     assert.deepEqual(nat!.stats.errors, { ECONNRESET: 1 });
     // Both log the reset the same way: its code, a readable message, and who it was.
