@@ -20,10 +20,10 @@ import { type ServerAddress, UpcaseServer } from './server.js';
 /**
  * Multi-core serving with `node:cluster`. The primary forks N workers; each one
  * runs a whole {@link UpcaseServer} (TCP and UDP). The listening sockets are the
- * primary's and shared with the workers: TCP connections are handed out round-robin
- * by the primary (cluster's default policy on Linux), and the UDP socket is one
- * shared handle that every worker reads, so the kernel gives each datagram to
- * whichever worker reads first. The primary restarts dead workers with backoff,
+ * primary's and shared with the workers: every worker accepts on the TCP socket,
+ * so the kernel gives each connection to one of them (`SCHED_NONE`), and the UDP
+ * socket is one shared handle that every worker reads, so the kernel gives each
+ * datagram to whichever worker reads first. The primary restarts dead workers with backoff,
  * aggregates their metrics, and drains them on shutdown.
  *
  * Library use (the CLI does exactly this):
@@ -215,6 +215,12 @@ export class ClusterPrimary extends EventEmitter implements MetricsSource {
       this.port = (await probe.listen()).port;
       await probe.close();
     }
+    // The kernel hands out connections (SCHED_NONE: every worker accepts on the shared socket),
+    // not the primary. With round-robin, the primary accepts and passes each connection to a
+    // worker and keeps it until that worker confirms; a worker killed in between never does, and
+    // the connection stays in the primary forever, its client hung (docs/operations.md, Workers).
+    // Set before the first fork: node:cluster freezes the policy then.
+    cluster.schedulingPolicy = cluster.SCHED_NONE;
     const { exec, args, execArgv } = this.options;
     if (exec !== undefined || args !== undefined || execArgv !== undefined) cluster.setupPrimary({ exec, args, execArgv });
     cluster.on('message', this.onMessage);
