@@ -13,7 +13,7 @@ import {
 } from '../options.js';
 import { ClusterPrimary, ClusterWorker, clusterWorkerPort, clusterWorkerSlot, resolveWorkerCount } from '../server/cluster.js';
 import { createMetricsRegistry, METRICS_DEFAULT_HOST, type MetricsServer, metricsUrl, startMetricsServer } from '../server/metrics.js';
-import { type ServerAddress, UpcaseServer } from '../server/server.js';
+import { type ServerAddress, type ServerState, UpcaseServer } from '../server/server.js';
 import {
   EXIT_FAILURE,
   EXIT_OK,
@@ -369,7 +369,7 @@ async function serveSingle(flags: ServeFlags, logger: Logger): Promise<number> {
     () => server.close({ drain: true }),
     () => {},
   );
-  const stopReloading = flags.tlsCert === undefined ? () => {} : onHangup(logger, () => server.reloadTls());
+  onHangup(logger, flags.tlsCert === undefined ? null : () => server.reloadTls(), () => server.state);
   let metrics: MetricsServer | null = null;
   try {
     metrics = await startMetrics(flags, logger, {
@@ -379,7 +379,6 @@ async function serveSingle(flags: ServeFlags, logger: Logger): Promise<number> {
     process.stdout.write(readyLine(await server.listen()));
   } catch (err) {
     await metrics?.close();
-    stopReloading();
     if (stop.signalled()) {
       await stop.done;
       return EXIT_OK;
@@ -388,7 +387,6 @@ async function serveSingle(flags: ServeFlags, logger: Logger): Promise<number> {
     return fail(err, logger);
   }
   await stop.done;
-  stopReloading();
   await metrics?.close();
   logger.info('exiting');
   return EXIT_OK;
@@ -403,28 +401,26 @@ async function servePrimary(flags: ServeFlags, workers: number, logger: Logger):
     () => primary.close(),
     () => primary.kill(),
   );
-  // Each worker has its own TLS listener and reloads its own certificate.
+  // Each worker has its own TLS listener and reloads its own certificate; a worker still
+  // starting is left alone (ClusterPrimary.hangup), it reads the files as it starts.
   const forwardHangup = (): void => {
-    for (const pid of primary.workerPids()) {
-      try {
-        process.kill(pid, 'SIGHUP');
-      } catch {
-        // The worker has just died; its replacement reads the files when it starts.
-      }
-    }
+    const told = primary.hangup();
+    logger.info(
+      { signal: 'SIGHUP', workers: told },
+      flags.tlsCert === undefined ? 'SIGHUP: nothing to reload (no TLS)' : 'SIGHUP: passed to the workers',
+    );
   };
-  if (flags.tlsCert !== undefined) process.on('SIGHUP', forwardHangup);
+  // For the process's whole life: the default action of SIGHUP would end it.
+  process.on('SIGHUP', forwardHangup);
   try {
     metrics = await startMetrics(flags, logger, { source: primary, ready: () => primary.ready });
     process.stdout.write(readyLine(await primary.start()));
   } catch (err) {
     await metrics?.close();
     stop.remove();
-    process.off('SIGHUP', forwardHangup);
     return fail(err, logger);
   }
   await stop.done;
-  process.off('SIGHUP', forwardHangup);
   await metrics?.close();
   logger.info({ forced: primary.forced }, 'exiting');
   return primary.forced ? EXIT_FAILURE : EXIT_OK;
@@ -434,13 +430,12 @@ async function servePrimary(flags: ServeFlags, workers: number, logger: Logger):
 async function serveWorker(flags: ServeFlags): Promise<number> {
   const logger = createLogger(flags.logLevel, { worker: clusterWorkerSlot() });
   const server = new UpcaseServer({ ...serverOptions(flags, logger), port: clusterWorkerPort() ?? flags.port });
+  onHangup(logger, flags.tlsCert === undefined ? null : () => server.reloadTls(), () => server.state);
   const worker = new ClusterWorker(server, createMetricsRegistry({ stats: server.stats }));
-  const stopReloading = flags.tlsCert === undefined ? () => {} : onHangup(logger, () => server.reloadTls());
   try {
     await worker.listen();
   } catch (_err) {
     // The primary logs the error and decides; this worker just goes.
-    stopReloading();
     worker.disconnect();
     return EXIT_FAILURE;
   }
@@ -455,7 +450,6 @@ async function serveWorker(flags: ServeFlags): Promise<number> {
   await worker.closed;
   process.off('SIGINT', onSignal);
   process.off('SIGTERM', onSignal);
-  stopReloading();
   worker.disconnect();
   return EXIT_OK;
 }
@@ -481,19 +475,26 @@ function fail(err: unknown, logger: Logger): number {
 }
 
 /**
- * On SIGHUP, runs `reload` (reading the TLS certificate and key files again, for
- * new connections; open ones go on). A failed reload is logged and the old
- * certificate stays. Returns a function that removes the handler.
+ * Handles SIGHUP for the rest of the process's life, so that it never ends the
+ * process (its default action), whenever it comes: during start, a restart or
+ * the drain. While the server listens, runs `reload` (reading the TLS certificate
+ * and key files again, for new connections; open ones go on); a failed reload is
+ * logged and the old certificate stays. Before that the server reads the files as
+ * it starts, and while it drains there is nothing left to reload.
  */
-function onHangup(logger: Logger, reload: () => Promise<unknown>): () => void {
-  const onSignal = (): void => {
-    logger.info({ signal: 'SIGHUP' }, 'reloading tls certificate');
-    reload().catch((err: unknown) => {
-      logger.error({ code: (err as { code?: string }).code }, `tls reload failed, keeping the old certificate: ${errorMessage(err)}`);
-    });
-  };
-  process.on('SIGHUP', onSignal);
-  return () => process.off('SIGHUP', onSignal);
+function onHangup(logger: Logger, reload: (() => Promise<unknown>) | null, state: () => ServerState): void {
+  process.on('SIGHUP', () => {
+    if (reload === null) {
+      logger.info({ signal: 'SIGHUP' }, 'SIGHUP: nothing to reload (no TLS)');
+    } else if (state() !== 'listening') {
+      logger.info({ signal: 'SIGHUP', state: state() }, 'SIGHUP: not reloading while the server is not listening');
+    } else {
+      logger.info({ signal: 'SIGHUP' }, 'reloading tls certificate');
+      reload().catch((err: unknown) => {
+        logger.error({ code: (err as { code?: string }).code }, `tls reload failed, keeping the old certificate: ${errorMessage(err)}`);
+      });
+    }
+  });
 }
 
 /**

@@ -189,6 +189,26 @@ export class ClusterPrimary extends EventEmitter implements MetricsSource {
     return this.forcedValue;
   }
 
+  /**
+   * Passes SIGHUP (reload the TLS certificate) to the workers that listen or drain, and
+   * returns how many. A worker still starting is left alone: the signal could arrive
+   * before it handles it and end it, and it reads the certificate files as it starts anyway.
+   */
+  hangup(): number {
+    let told = 0;
+    for (const slot of this.slots) {
+      const pid = slot.worker?.process.pid;
+      if (pid === undefined || (slot.state !== 'listening' && slot.state !== 'draining')) continue;
+      try {
+        process.kill(pid, 'SIGHUP');
+        told++;
+      } catch {
+        // It has just died; its replacement reads the files when it starts.
+      }
+    }
+    return told;
+  }
+
   /** Process ids of the live workers. */
   workerPids(): number[] {
     return this.slots.flatMap((s) => (s.worker?.process.pid === undefined ? [] : [s.worker.process.pid]));

@@ -207,7 +207,7 @@ describe('upcase serve --workers 2 with TLS', () => {
     copyFileSync(pki.server2.key, key);
     proc.child.kill('SIGHUP');
     await until(() => (proc.stderr.match(/tls certificate reloaded/g) ?? []).length === 2, 'both workers reload', 15_000);
-    // Connections are handed to the workers in turn: each of them has the new certificate.
+    // The kernel hands connections to either worker: whichever takes one, it has the new certificate.
     for (let i = 0; i < 4; i++) {
       const c = await tlsConnect(tlsPort, { ca: pki.ca });
       assert.equal(c.socket.getPeerCertificate().serialNumber, '2002');

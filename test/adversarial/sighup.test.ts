@@ -1,0 +1,138 @@
+// SIGHUP at badly timed moments (issue 16): during the start of a cluster, right after a worker was killed
+// (while its replacement starts), during the drain, and without TLS. The service stays up, every worker
+// survives, and a worker that starts after a reload serves the reloaded certificate.
+import assert from 'node:assert/strict';
+import { copyFileSync, mkdirSync } from 'node:fs';
+import { after, before, describe, it } from 'node:test';
+import { exitWithin, parseLogs, type ServeProcess, spawnServe, started, tcpRoundTrip } from '../cli/ops-helpers.js';
+import { delay, until } from '../helpers/net.js';
+import { tlsConnect } from '../tls/helpers.js';
+import { makePki, type TestPki } from '../tls/pki.js';
+
+const BASE = ['--host', '127.0.0.1', '--port', '0', '--log-level', 'info'];
+
+function tlsArgs(cert: string, key: string): string[] {
+  return ['--tls-port', '0', '--tls-cert', cert, '--tls-key', key];
+}
+
+const logs = (p: ServeProcess): Array<Record<string, unknown>> => parseLogs(p.stderr);
+const listened = (p: ServeProcess): number => logs(p).filter((l) => l.msg === 'worker listening').length;
+const deaths = (p: ServeProcess): Array<Record<string, unknown>> => logs(p).filter((l) => l.msg === 'worker died; restarting');
+/** The plain and TLS ports from the ready line (`… on tcp+udp 127.0.0.1:P, tls 127.0.0.1:T`). */
+async function ports(p: ServeProcess): Promise<{ port: number; tlsPort: number }> {
+  await started(p);
+  const m = p.stdout.join('\n').match(/ready to receive on \S+ 127\.0\.0\.1:(\d+), tls 127\.0\.0\.1:(\d+)/)!;
+  return { port: Number(m[1]), tlsPort: Number(m[2]) };
+}
+
+const newestWorkerPid = (p: ServeProcess, slot: number): number =>
+  logs(p)
+    .filter((l) => l.msg === 'worker listening' && l.worker === slot)
+    .at(-1)!.workerPid as number;
+
+async function stop(p: ServeProcess): Promise<void> {
+  if (p.child.exitCode === null && p.child.signalCode === null) {
+    p.child.kill('SIGTERM');
+    await exitWithin(p, 20_000);
+  }
+}
+
+describe('SIGHUP at any moment', () => {
+  let pki: TestPki;
+  let cert: string;
+  let key: string;
+
+  before(() => {
+    pki = makePki();
+    const live = pki.path('sighup-live');
+    mkdirSync(live, { recursive: true });
+    cert = `${live}/cert.pem`;
+    key = `${live}/key.pem`;
+    copyFileSync(pki.server.cert, cert);
+    copyFileSync(pki.server.key, key);
+  });
+
+  after(() => pki.remove());
+
+  it('during the start of --workers 2 with TLS: the start succeeds and no worker dies', async () => {
+    for (const gapMs of [0, 150, 400]) {
+      const p = spawnServe([...BASE, '--workers', '2', ...tlsArgs(cert, key)]);
+      try {
+        // Signals from the first moments of the primary's life to past the workers' start.
+        const hangups = (async () => {
+          await delay(300 + gapMs);
+          for (let i = 0; i < 8 && p.child.exitCode === null; i++) {
+            p.child.kill('SIGHUP');
+            await delay(100);
+          }
+        })();
+        const ready = await ports(p);
+        await hangups;
+        await delay(200);
+        assert.equal(p.child.exitCode, null, `the primary exited\n${p.stderr.join('\n')}`);
+        assert.deepEqual(deaths(p), [], 'a worker died');
+        assert.equal(await tcpRoundTrip(ready.port, 'still up').then(String), 'STILL UP');
+      } finally {
+        await stop(p);
+      }
+    }
+  });
+
+  it('while a killed worker restarts: the replacement survives, and it serves the reloaded certificate', async () => {
+    const p = spawnServe([...BASE, '--workers', '2', ...tlsArgs(cert, key)]);
+    try {
+      const { port, tlsPort } = await ports(p);
+      await until(() => listened(p) === 2, 'two workers listening', 15_000);
+      for (const gapMs of [150, 300, 500]) {
+        const before = listened(p);
+        process.kill(newestWorkerPid(p, 1), 'SIGKILL');
+        await delay(gapMs);
+        p.child.kill('SIGHUP');
+        await until(() => listened(p) > before, 'the killed worker to be replaced', 15_000);
+      }
+      // Every death was one of ours (SIGKILL), none from SIGHUP; the backoff never had to grow past the first step.
+      assert.deepEqual(
+        deaths(p).map((d) => d.signal),
+        ['SIGKILL', 'SIGKILL', 'SIGKILL'],
+      );
+      // Reload, then replace a worker: the new one reads the reloaded files.
+      copyFileSync(pki.server2.cert, cert);
+      copyFileSync(pki.server2.key, key);
+      p.child.kill('SIGHUP');
+      await until(() => logs(p).filter((l) => l.msg === 'tls certificate reloaded').length >= 2, 'both workers reload', 15_000);
+      const before = listened(p);
+      process.kill(newestWorkerPid(p, 2), 'SIGKILL');
+      await until(() => listened(p) > before, 'worker 2 replaced', 15_000);
+      for (let i = 0; i < 6; i++) {
+        const c = await tlsConnect(tlsPort, { ca: pki.ca });
+        assert.equal(c.socket.getPeerCertificate().serialNumber, '2002');
+        c.socket.destroy();
+      }
+      assert.equal(String(await tcpRoundTrip(port, 'ok')), 'OK');
+    } finally {
+      copyFileSync(pki.server.cert, cert);
+      copyFileSync(pki.server.key, key);
+      await stop(p);
+    }
+  });
+
+  it('during the drain, and without TLS: nothing ends before its time', async () => {
+    for (const workers of ['1', '2']) {
+      const p = spawnServe([...BASE, '--workers', workers, '--drain-timeout', '3']);
+      try {
+        const { port } = await started(p);
+        p.child.kill('SIGHUP');
+        await delay(200);
+        assert.equal(p.child.exitCode, null, `SIGHUP ended the server (--workers ${workers})`);
+        assert.equal(String(await tcpRoundTrip(port, 'hup')), 'HUP');
+        p.child.kill('SIGTERM');
+        await delay(100);
+        p.child.kill('SIGHUP');
+        assert.deepEqual(await exitWithin(p, 20_000), { code: 0, signal: null });
+        assert.deepEqual(deaths(p), []);
+      } finally {
+        await stop(p);
+      }
+    }
+  });
+});
