@@ -373,7 +373,7 @@ async function serveSingle(flags: ServeFlags, logger: Logger): Promise<number> {
   let metrics: MetricsServer | null = null;
   try {
     metrics = await startMetrics(flags, logger, {
-      source: createMetricsRegistry({ stats: server.stats }),
+      source: createMetricsRegistry({ stats: server.stats, udpKernelDrops: () => server.udpKernelDrops() }),
       ready: () => server.state === 'listening',
     });
     process.stdout.write(readyLine(await server.listen()));
@@ -431,7 +431,7 @@ async function serveWorker(flags: ServeFlags): Promise<number> {
   const logger = createLogger(flags.logLevel, { worker: clusterWorkerSlot() });
   const server = new UpcaseServer({ ...serverOptions(flags, logger), port: clusterWorkerPort() ?? flags.port });
   onHangup(logger, flags.tlsCert === undefined ? null : () => server.reloadTls(), () => server.state);
-  const worker = new ClusterWorker(server, createMetricsRegistry({ stats: server.stats }));
+  const worker = new ClusterWorker(server, createMetricsRegistry({ stats: server.stats, udpKernelDrops: () => server.udpKernelDrops() }));
   try {
     await worker.listen();
   } catch (_err) {

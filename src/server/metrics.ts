@@ -21,6 +21,8 @@ export interface MetricsRegistryOptions {
   processMetrics?: boolean;
   /** Register into this registry instead of a new one. */
   registry?: Registry;
+  /** Datagrams the kernel dropped for the UDP port ({@link UpcaseServer.udpKernelDrops}); null when unknown. */
+  udpKernelDrops?: () => number | null;
 }
 
 /** What the metrics endpoint serves: a prom-client `Registry` fits, and so does a `ClusterPrimary`. */
@@ -99,6 +101,20 @@ export function createMetricsRegistry(options: MetricsRegistryOptions): Registry
     (s) => s.tlsHandshakeErrors,
   );
   counter('upcase_datagrams_received_total', 'UDP request datagrams received.', (s) => s.udpDatagramsIn);
+  const kernelDrops = options.udpKernelDrops;
+  if (kernelDrops !== undefined) {
+    new Counter({
+      name: 'upcase_udp_kernel_drops_total',
+      help: 'UDP datagrams the kernel dropped for the listening port before upcase could read them (receive buffer full).',
+      registers,
+      // Every cluster worker reads the same per-port figure: the primary keeps one, not the sum.
+      aggregator: 'max',
+      collect() {
+        this.reset();
+        this.inc(kernelDrops() ?? 0);
+      },
+    });
+  }
   counter('upcase_datagrams_sent_total', 'UDP reply datagrams sent.', (s) => s.udpDatagramsOut);
   labelled('upcase_udp_drops_total', 'UDP requests that got no reply, by reason.', 'reason', (s) =>
     UDP_DROP_REASONS.map((reason) => [reason, s.udpDrops[reason]]),

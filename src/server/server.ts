@@ -13,6 +13,7 @@ import { loadNativeTcp, nativeCodecPaths, NativeTcpTransport, type NativeCloseRe
 import { type CertificateInfo, loadTlsCredentials, type PemSource, type TlsCredentials } from '../tls/credentials.js';
 import { TlsAcceptor } from '../tls/server.js';
 import { createDatagramHandler, DatagramPolicy, type DatagramOptions } from '../udp/handler.js';
+import { udpKernelDrops } from '../udp/kernel-drops.js';
 import { loadNativeUdp, NativeUdpListener } from '../udp/native.js';
 import { connectionsThatFit } from './fd-limit.js';
 import { RateLimitedLog, safeAddress, silentLogger } from './log.js';
@@ -40,6 +41,8 @@ export interface CloseOptions {
 }
 
 const DEFAULT_HOSTS = ['::', '0.0.0.0'];
+/** Receive and send buffers of the UDP socket, both transports (native/udp_batch.c sets the same). */
+const UDP_BUFFER_BYTES = 4 << 20;
 
 /** A bound UDP listener, whichever transport serves it. */
 interface UdpListener {
@@ -294,6 +297,15 @@ export class UpcaseServer extends EventEmitter {
     };
   }
 
+  /**
+   * Datagrams the kernel dropped for the UDP port (receive buffer full), since the socket
+   * was bound; null without UDP, before listening, or off Linux. Exported as
+   * `upcase_udp_kernel_drops_total`.
+   */
+  udpKernelDrops(): number | null {
+    return this.udpSocket === null ? null : udpKernelDrops(this.udpSocket.port);
+  }
+
   /** Which transport serves UDP: `native` or `dgram`, or null before listening (or without UDP). */
   get udpTransport(): 'native' | 'dgram' | null {
     return this.udpSocket?.transport ?? null;
@@ -331,7 +343,9 @@ export class UpcaseServer extends EventEmitter {
 
   private bindDgram(address: string, port: number): Promise<dgram.Socket> {
     const type = net.isIPv6(address) ? 'udp6' : 'udp4';
-    const socket = dgram.createSocket({ type, ipv6Only: false });
+    // As the native transport: room for bursts (the kernel's default, about 208 KiB, holds a few
+    // thousand small datagrams; a burst from many sources overflows it). Capped at net.core.[rw]mem_max.
+    const socket = dgram.createSocket({ type, ipv6Only: false, recvBufferSize: UDP_BUFFER_BYTES, sendBufferSize: UDP_BUFFER_BYTES });
     return new Promise((resolve, reject) => {
       const onBindError = (err: Error): void => {
         socket.close();
