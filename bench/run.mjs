@@ -284,6 +284,9 @@ async function startPeers() {
         '0',
         '--max-connections',
         '20000',
+        // Every load comes from 127.0.0.1: no per-source limit.
+        '--max-connections-per-source',
+        '0',
         '--log-level',
         'warn',
       ],

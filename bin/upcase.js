@@ -1,6 +1,11 @@
 #!/usr/bin/env node
 // The CLI is compiled TypeScript; `npm ci` builds it through the `prepare` script.
-import { main } from '../dist/cli/main.js';
+
+// SIGHUP's default action ends a process, and a certificate-renewal hook may send it while the
+// server is still loading: catch it from the first line that runs (serve installs its real
+// handler later; a reload before that is not needed, the certificate is read at start).
+if (process.argv[2] === 'serve') process.on('SIGHUP', () => {});
+const { main } = await import('../dist/cli/main.js');
 
 main(process.argv.slice(2)).then(
   (code) => {

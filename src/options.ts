@@ -21,6 +21,13 @@ export interface ServerOptions {
    * when the open-file limit cannot hold that many. Default 1024.
    */
   maxConnections?: number;
+  /**
+   * Open TCP connections per source at most (an IPv4 address, or an IPv6 /64; with
+   * `proxyProtocol`, the client address from the header); more are closed at once
+   * (`stats.connectionsRefusedPerSource`). 0 = no per-source limit. Default 256, a
+   * quarter of the default `maxConnections`: one address cannot take the whole server.
+   */
+  maxConnectionsPerSource?: number;
   /** Seconds without traffic in either direction before a TCP connection is closed; 0 disables. Default 60. */
   idleTimeout?: number;
   /**
@@ -90,6 +97,7 @@ export interface NormalizedServerOptions {
   tcp: boolean;
   udp: boolean;
   maxConnections: number;
+  maxConnectionsPerSource: number;
   idleTimeout: number;
   writeTimeout: number;
   udpRateLimit: number;
@@ -120,6 +128,7 @@ export const TCP_TRANSPORTS: readonly TcpTransportChoice[] = ['auto', 'native', 
 export const SERVER_DEFAULTS = {
   port: 12000,
   maxConnections: 1024, // connections (worst case ~330 KiB of buffers each: ~330 MiB in total)
+  maxConnectionsPerSource: 256, // connections from one address (IPv6: one /64); a quarter of maxConnections
   idleTimeout: 60, // seconds
   writeTimeout: 30, // seconds
   udpRateLimit: 100, // datagrams per second per source address (burst: the same number)
@@ -216,6 +225,10 @@ export function normalizeServerOptions(options: ServerOptions = {}): NormalizedS
       o.maxConnections === undefined
         ? SERVER_DEFAULTS.maxConnections
         : checkInteger('maxConnections', o.maxConnections, 1, 10_000_000, 'connections'),
+    maxConnectionsPerSource:
+      o.maxConnectionsPerSource === undefined
+        ? SERVER_DEFAULTS.maxConnectionsPerSource
+        : checkInteger('maxConnectionsPerSource', o.maxConnectionsPerSource, 0, 10_000_000, 'connections; 0 = no limit'),
     idleTimeout:
       o.idleTimeout === undefined
         ? SERVER_DEFAULTS.idleTimeout

@@ -35,6 +35,7 @@ export interface ServeFlags {
   tcp: boolean;
   udp: boolean;
   maxConnections: number;
+  maxConnectionsPerSource: number;
   idleTimeout: number;
   writeTimeout: number;
   udpRateLimit: number;
@@ -94,6 +95,15 @@ function serveOptions(): Command {
       )
         .argParser(parseInteger('--max-connections', 1, 10_000_000))
         .default(SERVER_DEFAULTS.maxConnections),
+    )
+    .addOption(
+      envOption(
+        '--max-connections-per-source <n>',
+        'open TCP connections from one address (IPv6: one /64; with --proxy-protocol, the client from the header) at most; 0 = no limit',
+        'UPCASE_MAX_CONNECTIONS_PER_SOURCE',
+      )
+        .argParser(parseInteger('--max-connections-per-source', 0, 10_000_000))
+        .default(SERVER_DEFAULTS.maxConnectionsPerSource),
     )
     .addOption(
       envOption('--idle-timeout <sec>', 'close a TCP connection silent this long in both directions; 0 = never', 'UPCASE_IDLE_TIMEOUT')
@@ -317,6 +327,7 @@ function serverOptions(flags: ServeFlags, logger: Logger): ServerOptions {
     tcp: flags.tcp,
     udp: flags.udp,
     maxConnections: flags.maxConnections,
+    maxConnectionsPerSource: flags.maxConnectionsPerSource,
     idleTimeout: flags.idleTimeout,
     writeTimeout: flags.writeTimeout,
     udpRateLimit: flags.udpRateLimit,

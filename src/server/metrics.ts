@@ -84,6 +84,11 @@ export function createMetricsRegistry(options: MetricsRegistryOptions): Registry
     'TCP connections closed at once because --max-connections was reached.',
     (s) => s.connectionsRefused,
   );
+  counter(
+    'upcase_connections_refused_per_source_total',
+    'TCP connections closed at once because their source address had --max-connections-per-source open.',
+    (s) => s.connectionsRefusedPerSource,
+  );
   labelled('upcase_bytes_received_total', 'Payload bytes received, by transport.', 'transport', (s) => [
     ['tcp', s.tcpBytesIn],
     ['udp', s.udpBytesIn],

@@ -16,6 +16,7 @@ import { createDatagramHandler, DatagramPolicy, type DatagramOptions } from '../
 import { udpKernelDrops } from '../udp/kernel-drops.js';
 import { loadNativeUdp, NativeUdpListener } from '../udp/native.js';
 import { connectionsThatFit } from './fd-limit.js';
+import { SourceLimit } from './source-limit.js';
 import { RateLimitedLog, safeAddress, silentLogger } from './log.js';
 import { countError, createStats, type ServerStats } from './stats.js';
 
@@ -81,6 +82,8 @@ export class UpcaseServer extends EventEmitter {
   private closing: Promise<void> | null = null;
   private listening: Promise<ServerAddress> | null = null;
   private maxConnectionsValue: number;
+  /** Open connections per source address (`maxConnectionsPerSource`). */
+  private readonly perSource: SourceLimit;
 
   constructor(options: ServerOptions = {}) {
     super();
@@ -91,6 +94,7 @@ export class UpcaseServer extends EventEmitter {
     const { tlsCert, tlsKey } = this.options;
     if (tlsCert !== undefined && tlsKey !== undefined) this.tlsSources = { cert: tlsCert, key: tlsKey };
     this.maxConnectionsValue = this.options.maxConnections;
+    this.perSource = new SourceLimit(this.options.maxConnectionsPerSource);
   }
 
   /**
@@ -377,6 +381,15 @@ export class UpcaseServer extends EventEmitter {
     );
   }
 
+  private refusedPerSource(transport: 'tcp' | 'tls', remoteAddress: string | undefined): void {
+    this.stats.connectionsRefusedPerSource++;
+    this.warnings.warn(
+      'tcp:max_connections_per_source',
+      { transport, remoteAddress: safeAddress(remoteAddress), limit: this.options.maxConnectionsPerSource },
+      'connection refused: max connections per source reached',
+    );
+  }
+
   private onConnection(socket: net.Socket, transport: 'tcp' | 'tls' = 'tcp'): void {
     const { stats } = this;
     if (this.connections.size >= this.maxConnectionsValue) {
@@ -402,6 +415,17 @@ export class UpcaseServer extends EventEmitter {
       socket.resetAndDestroy();
       return;
     }
+    // Without PROXY protocol the client is the peer: its per-source count is taken now, before
+    // the connection is counted; with it, once the header has named the client (in serve()).
+    let sourceHeld: string | null = null;
+    if (this.trustedProxies === null) {
+      sourceHeld = this.perSource.acquire(socket.remoteAddress);
+      if (sourceHeld === null) {
+        this.refusedPerSource(transport, socket.remoteAddress);
+        socket.destroy();
+        return;
+      }
+    }
     stats.connectionsOpen++;
     stats.connectionsTotal++;
     this.connections.add(socket);
@@ -419,7 +443,14 @@ export class UpcaseServer extends EventEmitter {
       this.logger.debug(logFields, 'connection closed');
       if (this.stateValue === 'draining' && this.connections.size === 0) this.emit('drained');
     };
-    const onSocketClose = (): void => closed(socket);
+    const releaseSource = (): void => {
+      if (sourceHeld !== null) this.perSource.release(sourceHeld);
+      sourceHeld = null;
+    };
+    const onSocketClose = (): void => {
+      releaseSource();
+      closed(socket);
+    };
     socket.once('close', onSocketClose);
     // The client, for logs and for anything keyed per address: with PROXY protocol, the
     // address from the header (any per-address TCP limit must use this, not the socket's).
@@ -427,6 +458,15 @@ export class UpcaseServer extends EventEmitter {
       client: { address: string | undefined; port: number | undefined },
       proxy?: { address: string | undefined; version: 1 | 2 },
     ): void => {
+      if (proxy !== undefined || sourceHeld === null) {
+        // Behind a balancer: the client from the header (or, for LOCAL/UNKNOWN, the balancer itself).
+        sourceHeld = this.perSource.acquire(client.address);
+        if (sourceHeld === null) {
+          this.refusedPerSource(transport, client.address);
+          socket.destroy();
+          return;
+        }
+      }
       logFields.remoteAddress = safeAddress(client.address);
       logFields.remotePort = client.port;
       if (proxy !== undefined) {
@@ -449,6 +489,7 @@ export class UpcaseServer extends EventEmitter {
           socket.off('close', onSocketClose);
           const native = this.nativeTcp.adopt(socket, (reason, code, message) => {
             this.nativeClosed(reason, code, message, logFields);
+            releaseSource();
             closed(native!);
           });
           if (native !== null) {

@@ -48,6 +48,8 @@ export interface ServerStats {
   connectionsTotal: number;
   /** TCP connections closed at once because `maxConnections` was reached. */
   connectionsRefused: number;
+  /** TCP connections closed at once because their source had `maxConnectionsPerSource` open. */
+  connectionsRefusedPerSource: number;
   /** TCP connections closed by the idle timeout. */
   idleTimeouts: number;
   /** TCP connections closed because the client left replies unread past `writeTimeout`. */
@@ -80,6 +82,7 @@ export function createStats(): ServerStats {
     connectionsOpen: 0,
     connectionsTotal: 0,
     connectionsRefused: 0,
+    connectionsRefusedPerSource: 0,
     idleTimeouts: 0,
     writeTimeouts: 0,
     tcpBytesIn: 0,

@@ -2,7 +2,7 @@
 // (while its replacement starts), during the drain, and without TLS. The service stays up, every worker
 // survives, and a worker that starts after a reload serves the reloaded certificate.
 import assert from 'node:assert/strict';
-import { copyFileSync, mkdirSync } from 'node:fs';
+import { copyFileSync, mkdirSync, readFileSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import { exitWithin, parseLogs, type ServeProcess, spawnServe, started, tcpRoundTrip } from '../cli/ops-helpers.js';
 import { delay, until } from '../helpers/net.js';
@@ -30,6 +30,15 @@ const newestWorkerPid = (p: ServeProcess, slot: number): number =>
     .filter((l) => l.msg === 'worker listening' && l.worker === slot)
     .at(-1)!.workerPid as number;
 
+/** Waits until `pid` catches SIGHUP (signal 1: bit 0 of SigCgt in /proc/PID/status). */
+async function catchesSighup(pid: number): Promise<void> {
+  const caught = (): boolean => {
+    const m = /^SigCgt:\s*([0-9a-f]+)$/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return m !== null && (BigInt(`0x${m[1]}`) & 1n) !== 0n;
+  };
+  await until(caught, 'the process to catch SIGHUP', 10_000);
+}
+
 async function stop(p: ServeProcess): Promise<void> {
   if (p.child.exitCode === null && p.child.signalCode === null) {
     p.child.kill('SIGTERM');
@@ -55,12 +64,14 @@ describe('SIGHUP at any moment', () => {
   after(() => pki.remove());
 
   it('during the start of --workers 2 with TLS: the start succeeds and no worker dies', async () => {
-    for (const gapMs of [0, 150, 400]) {
+    for (const gapMs of [0, 50, 150, 400]) {
       const p = spawnServe([...BASE, '--workers', '2', ...tlsArgs(cert, key)]);
       try {
-        // Signals from the first moments of the primary's life to past the workers' start.
+        // Signals from the first moment the primary catches SIGHUP (before that, Node itself is
+        // still starting and no program can) to past the workers' start.
         const hangups = (async () => {
-          await delay(300 + gapMs);
+          await catchesSighup(p.child.pid!);
+          await delay(gapMs);
           for (let i = 0; i < 8 && p.child.exitCode === null; i++) {
             p.child.kill('SIGHUP');
             await delay(100);

@@ -15,6 +15,7 @@ describe('createMetricsRegistry', () => {
     stats.connectionsOpen = 3;
     stats.connectionsTotal = 10;
     stats.connectionsRefused = 2;
+    stats.connectionsRefusedPerSource = 4;
     stats.tcpBytesIn = 100;
     stats.tcpBytesOut = 101;
     stats.udpBytesIn = 50;
@@ -36,6 +37,7 @@ describe('createMetricsRegistry', () => {
       upcase_connections_open: 3,
       upcase_connections_total: 10,
       upcase_connections_refused_total: 2,
+      upcase_connections_refused_per_source_total: 4,
       'upcase_bytes_received_total{transport="tcp"}': 100,
       'upcase_bytes_received_total{transport="udp"}': 50,
       'upcase_bytes_received_total{transport="tls"}': 30,
