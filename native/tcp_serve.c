@@ -22,6 +22,7 @@
 #include <node_api.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 #include <uv.h>
@@ -32,6 +33,12 @@
 #define READ_SIZE 65536
 // Reads per readable event before yielding to the rest of the event loop.
 #define MAX_READS_PER_EVENT 16
+// Fairness (docs/protocol.md), as src/tcp/turn.ts for the stream transport: the connections
+// of a server answer together for at most this long in one turn of the event loop; the rest
+// wait for the next turn (node:net accepts one connection per turn, so long turns also starve
+// accepts). A read of fewer than SMALL_CHUNK bytes never waits: an interactive client's request.
+#define TURN_BUDGET_NS (5 * 1000 * 1000)
+#define SMALL_CHUNK 4096
 
 // Why a connection closed (the `reason` passed to onClose).
 enum { CLOSE_END = 0, CLOSE_IDLE = 1, CLOSE_STALL = 2, CLOSE_ERROR = 3, CLOSE_DESTROYED = 4 };
@@ -57,7 +64,8 @@ typedef struct conn {
   uint64_t stalled_since;
   struct conn *idle_prev, *idle_next;    // all open connections, least recently active first
   struct conn *stall_prev, *stall_next;  // connections with a reply owed, oldest first
-  int in_idle, in_stall;
+  struct conn *yield_prev, *yield_next;  // connections waiting for the next turn, in order
+  int in_idle, in_stall, in_yield;
 } conn_t;
 
 struct server {
@@ -69,6 +77,11 @@ struct server {
   uv_loop_t *loop;
   uv_timer_t timer;
   int timer_open;
+  uv_check_t turn_check;  // after each poll phase: the turn ends, the waiting connections read again
+  int check_open;
+  int turn_open;
+  uint64_t turn_start;  // uv_hrtime() of this turn's first read
+  conn_t *yield_head, *yield_tail;
   uint64_t timer_due;  // 0: not armed
   uint64_t idle_ms, write_ms;
   double *counters;
@@ -127,6 +140,17 @@ static void stall_remove(conn_t *c) {
   else s->stall_tail = c->stall_prev;
   c->stall_prev = c->stall_next = NULL;
   c->in_stall = 0;
+}
+
+static void yield_remove(conn_t *c) {
+  server_t *s = c->srv;
+  if (!c->in_yield) return;
+  if (c->yield_prev) c->yield_prev->yield_next = c->yield_next;
+  else s->yield_head = c->yield_next;
+  if (c->yield_next) c->yield_next->yield_prev = c->yield_prev;
+  else s->yield_tail = c->yield_prev;
+  c->yield_prev = c->yield_next = NULL;
+  c->in_yield = 0;
 }
 
 static void on_timer(uv_timer_t *timer);
@@ -216,6 +240,7 @@ static void conn_close(conn_t *c, int reason, int err) {
   c->err = err;
   idle_remove(c);
   stall_remove(c);
+  yield_remove(c);
   free(c->owed);
   c->owed = NULL;
   if (reason == CLOSE_IDLE) c->srv->counters[COUNTER_IDLE_TIMEOUTS] += 1;
@@ -311,10 +336,56 @@ static int answer(conn_t *c, uint8_t *data, size_t n, const codec_scratch_t *scr
   return send_reply(c, out, out_n);
 }
 
+static void on_poll(uv_poll_t *handle, int status, int events);
+
+// True when this turn's budget is spent (the first read of a turn starts it).
+static int turn_spent(server_t *s) {
+  uint64_t now = uv_hrtime();
+  if (!s->turn_open) {
+    s->turn_open = 1;
+    s->turn_start = now;
+    return 0;
+  }
+  return now - s->turn_start > TURN_BUDGET_NS;
+}
+
+// Whether fewer than SMALL_CHUNK bytes wait to be read (an interactive client's request).
+static int small_pending(int fd) {
+  int n = 0;
+  return ioctl(fd, FIONREAD, &n) == 0 && n < SMALL_CHUNK;
+}
+
+// Stops reading `c` until the next turn (on_turn_check polls it again).
+static void yield_turn(conn_t *c) {
+  server_t *s = c->srv;
+  uv_poll_stop(&c->poll);
+  c->yield_prev = s->yield_tail;
+  c->yield_next = NULL;
+  if (s->yield_tail) s->yield_tail->yield_next = c;
+  else s->yield_head = c;
+  s->yield_tail = c;
+  c->in_yield = 1;
+}
+
+// After the poll phase: the turn is over; the connections that waited read again, first come first.
+static void on_turn_check(uv_check_t *check) {
+  server_t *s = (server_t *)check->data;
+  s->turn_open = 0;
+  while (s->yield_head) {
+    conn_t *c = s->yield_head;
+    yield_remove(c);
+    uv_poll_start(&c->poll, UV_READABLE, on_poll);
+  }
+}
+
 static void on_readable(conn_t *c) {
   server_t *s = c->srv;
   const codec_scratch_t scratch = {.out = s->out_buf, .mid = s->mid_buf, .specials = s->specials, .kinds = s->kinds};
   for (int k = 0; k < MAX_READS_PER_EVENT; k++) {
+    if (turn_spent(s) && !small_pending(c->fd)) {
+      yield_turn(c);
+      return;
+    }
     ssize_t n = read(c->fd, READ_BUF(s), READ_SIZE);
     if (n < 0) {
       if (errno == EINTR) continue;
@@ -398,9 +469,15 @@ static void on_timer_closed(uv_handle_t *handle) {
   server_maybe_free(s);
 }
 
+static void on_check_closed(uv_handle_t *handle) {
+  server_t *s = (server_t *)handle->data;
+  s->check_open = 0;
+  server_maybe_free(s);
+}
+
 // Freed once closeServer was called, every connection reported closed and the timer let go.
 static void server_maybe_free(server_t *s) {
-  if (!s->closed || s->open > 0 || s->timer_open) return;
+  if (!s->closed || s->open > 0 || s->timer_open || s->check_open) return;
   napi_env env = s->env;
   napi_delete_reference(env, s->on_close);
   napi_delete_reference(env, s->counters_ref);
@@ -509,6 +586,11 @@ static napi_value js_create_server(napi_env env, napi_callback_info info) {
   s->timer.data = s;
   s->timer_open = 1;
   uv_unref((uv_handle_t *)&s->timer);  // connections keep the loop alive, not the timer
+  uv_check_init(s->loop, &s->turn_check);
+  s->turn_check.data = s;
+  s->check_open = 1;
+  uv_check_start(&s->turn_check, on_turn_check);
+  uv_unref((uv_handle_t *)&s->turn_check);
   napi_value external;
   CHECK(napi_create_external(env, s, NULL, NULL, &external));
   return external;
@@ -615,6 +697,8 @@ static napi_value js_close_server(napi_env env, napi_callback_info info) {
   s->closed = 1;
   uv_timer_stop(&s->timer);
   uv_close((uv_handle_t *)&s->timer, on_timer_closed);
+  uv_check_stop(&s->turn_check);
+  uv_close((uv_handle_t *)&s->turn_check, on_check_closed);
   return NULL;
 }
 

@@ -2,6 +2,7 @@ import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import { Upcaser } from '../codec/upcase.js';
 import { countError, type ServerStats } from '../server/stats.js';
+import { SMALL_CHUNK, turnSpent } from './turn.js';
 
 export interface ConnectionOptions {
   stats: ServerStats;
@@ -52,6 +53,17 @@ export function handleConnection(stream: Duplex, options: ConnectionOptions): vo
   // Bytes queued by a write that went asynchronous without a completion callback
   // (see the 'data' handler); -1 when there is none.
   let untrackedQueued = -1;
+  // Why reading is paused: the peer is not reading our replies, and/or this turn of the
+  // event loop has no time left (turnSpent). It resumes when neither holds.
+  let waitingForDrain = false;
+  let yielding = false;
+  const resumeIfFree = (): void => {
+    if (!waitingForDrain && !yielding) stream.resume();
+  };
+  const nextTurn = (): void => {
+    yielding = false;
+    resumeIfFree();
+  };
 
   // Our own idle timer rather than net.Socket#setTimeout: that one, when a write
   // is stuck, lets a first expiry pass if the write queue shrank since the write
@@ -111,6 +123,19 @@ export function handleConnection(stream: Duplex, options: ConnectionOptions): vo
   }
 
   stream.on('data', (chunk: Buffer) => {
+    if (chunk.length >= SMALL_CHUNK && turnSpent()) {
+      // Other connections, and the listener's next accept, go first: this chunk waits for
+      // the next turn, in front of whatever else this connection has sent. A small chunk
+      // never waits: it costs next to nothing, and it is how interactive clients' requests
+      // come (a read returns all a sender has queued, so a bulk sender's chunks are large).
+      stream.pause();
+      stream.unshift(chunk);
+      if (!yielding) {
+        yielding = true;
+        setImmediate(nextTurn);
+      }
+      return;
+    }
     stats[bytesIn] += chunk.length;
     const out = upcaser.push(chunk, pushOptions);
     if (out.length === 0) {
@@ -127,6 +152,7 @@ export function handleConnection(stream: Duplex, options: ConnectionOptions): vo
     if (!queued && stream.writableLength > 0 && untrackedQueued < 0) untrackedQueued = stream.writableLength;
     if (!flowing) {
       // Backpressure: stop reading from a client that is not reading from us.
+      waitingForDrain = true;
       stream.pause();
       armStall();
     }
@@ -139,7 +165,8 @@ export function handleConnection(stream: Duplex, options: ConnectionOptions): vo
     untrackedQueued = -1;
     touch();
     clearStall();
-    stream.resume();
+    waitingForDrain = false;
+    resumeIfFree();
   });
 
   stream.on('end', () => {

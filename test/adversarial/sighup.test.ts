@@ -3,6 +3,8 @@
 // survives, and a worker that starts after a reload serves the reloaded certificate.
 import assert from 'node:assert/strict';
 import { copyFileSync, mkdirSync, readFileSync } from 'node:fs';
+import { once } from 'node:events';
+import net from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { exitWithin, parseLogs, type ServeProcess, spawnServe, started, tcpRoundTrip } from '../cli/ops-helpers.js';
 import { delay, until } from '../helpers/net.js';
@@ -20,7 +22,8 @@ const listened = (p: ServeProcess): number => logs(p).filter((l) => l.msg === 'w
 const deaths = (p: ServeProcess): Array<Record<string, unknown>> => logs(p).filter((l) => l.msg === 'worker died; restarting');
 /** The plain and TLS ports from the ready line (`… on tcp+udp 127.0.0.1:P, tls 127.0.0.1:T`). */
 async function ports(p: ServeProcess): Promise<{ port: number; tlsPort: number }> {
-  await started(p);
+  // A generous bound: a cluster with TLS starts slowly on a busy machine.
+  await p.line(/^The server is ready to receive on /, 40_000);
   const m = p.stdout.join('\n').match(/ready to receive on \S+ 127\.0\.0\.1:(\d+), tls 127\.0\.0\.1:(\d+)/)!;
   return { port: Number(m[1]), tlsPort: Number(m[2]) };
 }
@@ -136,10 +139,18 @@ describe('SIGHUP at any moment', () => {
         await delay(200);
         assert.equal(p.child.exitCode, null, `SIGHUP ended the server (--workers ${workers})`);
         assert.equal(String(await tcpRoundTrip(port, 'hup')), 'HUP');
-        p.child.kill('SIGTERM');
+        // An open connection keeps the drain going until --drain-timeout (3 s) closes it.
+        const open = net.connect({ host: '127.0.0.1', port });
+        open.on('error', () => {});
+        await once(open, 'connect');
         await delay(100);
-        p.child.kill('SIGHUP');
+        p.child.kill('SIGTERM');
+        for (const gapMs of [100, 500, 1000]) {
+          await delay(gapMs);
+          p.child.kill('SIGHUP');
+        }
         assert.deepEqual(await exitWithin(p, 20_000), { code: 0, signal: null });
+        open.destroy();
         assert.deepEqual(deaths(p), []);
       } finally {
         await stop(p);
