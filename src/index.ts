@@ -92,7 +92,6 @@ export {
 export { TlsAcceptor, type TlsAcceptorOptions, type TlsHandshakeHandlers } from './tls/server.js';
 export { UdpClient, sendLines, type UdpClientStats, type LinesOptions, type LinesResult } from './client/udp.js';
 export { Pinger, RttStats, looksRateLimited, type PingReply, type PingFailure, type PingSummary } from './client/ping.js';
-export { IncompleteReplyError } from './client/errors.js';
 export {
   CLIENT_DEFAULTS,
   PING_DEFAULTS,

@@ -1,7 +1,7 @@
 import { existsSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { extname } from 'node:path';
-import { InvalidArgumentError, UpcaseError } from '../errors.js';
+import { InvalidArgumentError } from '../errors.js';
 import type { BenchResult } from './run.js';
 
 /** Report formats, by file extension. */
@@ -195,7 +195,7 @@ export async function renderPng(r: BenchResult): Promise<Buffer> {
   try {
     ({ Resvg } = await import('@resvg/resvg-js'));
   } catch (err) {
-    throw new UpcaseError('UPCASE_ERR_INVALID_ARG', 'PNG reports need the @resvg/resvg-js package; write .svg or .html instead', {
+    throw Object.assign(new InvalidArgumentError('report', 'an .svg or .html file (PNG reports need the @resvg/resvg-js package)', 'png'), {
       cause: err,
     });
   }

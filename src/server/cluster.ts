@@ -11,7 +11,7 @@ import {
   type MetricValue,
   Registry,
 } from 'prom-client';
-import { UpcaseError } from '../errors.js';
+import { ClosedError, deserializeError, type SerializedError, serializeError, WorkerError } from '../errors.js';
 import { checkInteger, SERVER_DEFAULTS, type ServerOptions } from '../options.js';
 import { RateLimitedLog, silentLogger } from './log.js';
 import type { MetricsSource } from './metrics.js';
@@ -73,7 +73,7 @@ export function clusterWorkerSlot(): number | undefined {
 // IPC messages. Namespaced so they cannot clash with anyone else's cluster messages.
 type ToPrimary =
   | { upcase: 'listening'; address: ServerAddress }
-  | { upcase: 'listen-error'; code: string; message: string }
+  | { upcase: 'listen-error'; error: SerializedError }
   | { upcase: 'draining' }
   | { upcase: 'metrics'; id: number; metrics: MetricObjectWithValues<MetricValue<string>>[] };
 type ToWorker = { upcase: 'shutdown' } | { upcase: 'metrics'; id: number };
@@ -143,7 +143,7 @@ export class ClusterPrimary extends EventEmitter implements MetricsSource {
 
   constructor(options: ClusterOptions) {
     super();
-    if (!cluster.isPrimary) throw new UpcaseError('UPCASE_ERR_WORKER', 'ClusterPrimary must run in the cluster primary');
+    if (!cluster.isPrimary) throw new WorkerError('ClusterPrimary must run in the cluster primary');
     this.workers = checkInteger('workers', options.workers, 1, 1024);
     this.options = options;
     this.logger = options.logger ?? silentLogger();
@@ -195,7 +195,7 @@ export class ClusterPrimary extends EventEmitter implements MetricsSource {
   }
 
   address(): ServerAddress {
-    if (this.bound === null) throw new UpcaseError('UPCASE_ERR_CLOSED', 'the cluster is not listening');
+    if (this.bound === null) throw new ClosedError('the cluster is not listening');
     return this.bound;
   }
 
@@ -204,7 +204,7 @@ export class ClusterPrimary extends EventEmitter implements MetricsSource {
    * listen (e.g. EADDRINUSE), the others are stopped and this rejects with its error.
    */
   async start(): Promise<ServerAddress> {
-    if (this.stateValue !== 'new') throw new UpcaseError('UPCASE_ERR_CLOSED', `cannot start: the cluster is ${this.stateValue}`);
+    if (this.stateValue !== 'new') throw new ClosedError(`cannot start: the cluster is ${this.stateValue}`);
     this.stateValue = 'starting';
     const server = this.options.server ?? {};
     this.port = server.port ?? SERVER_DEFAULTS.port;
@@ -263,15 +263,16 @@ export class ClusterPrimary extends EventEmitter implements MetricsSource {
           this.startup = null;
         }
         break;
-      case 'listen-error':
-        this.logger.error({ worker: slot.index, workerPid: worker.process.pid, code: message.code }, message.message);
+      case 'listen-error': {
+        // The worker's error as it was (class, code, address, port, OS code), so the caller sees what a single process would.
+        const error = deserializeError(message.error);
+        this.logger.error({ worker: slot.index, workerPid: worker.process.pid, code: error.code }, error.message);
         if (this.startup !== null) {
-          this.startup.reject(
-            new UpcaseError(message.code === 'UPCASE_ERR_LISTEN' ? 'UPCASE_ERR_LISTEN' : 'UPCASE_ERR_WORKER', message.message),
-          );
+          this.startup.reject(error);
           this.startup = null;
         }
         break;
+      }
       case 'draining':
         slot.state = 'draining';
         break;
@@ -294,7 +295,7 @@ export class ClusterPrimary extends EventEmitter implements MetricsSource {
       return;
     }
     if (this.startup !== null) {
-      this.startup.reject(new UpcaseError('UPCASE_ERR_WORKER', `worker ${slot.index} exited during startup (${signal ?? `code ${code}`})`));
+      this.startup.reject(new WorkerError(`worker ${slot.index} exited during startup (${signal ?? `code ${code}`})`));
       this.startup = null;
       return;
     }
@@ -423,7 +424,7 @@ export class ClusterWorker {
     readonly server: UpcaseServer,
     private readonly registry?: Registry,
   ) {
-    if (!cluster.isWorker) throw new UpcaseError('UPCASE_ERR_WORKER', 'ClusterWorker must run in a cluster worker');
+    if (!cluster.isWorker) throw new WorkerError('ClusterWorker must run in a cluster worker');
     this.closed = once(server, 'close').then(() => undefined);
     server.once('draining', () => this.send({ upcase: 'draining' }));
     process.on('message', this.onMessage);
@@ -439,8 +440,7 @@ export class ClusterWorker {
       if (this.shutdownRequested) void this.server.close({ drain: true });
       return address;
     } catch (err) {
-      const e = err as UpcaseError;
-      this.send({ upcase: 'listen-error', code: e.code ?? 'UPCASE_ERR_WORKER', message: e.message ?? String(err) });
+      this.send({ upcase: 'listen-error', error: serializeError(err) });
       throw err;
     }
   }

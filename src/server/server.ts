@@ -4,7 +4,7 @@ import { lookup } from 'node:dns/promises';
 import { EventEmitter, once } from 'node:events';
 import net from 'node:net';
 import type { Logger } from 'pino';
-import { listenError, type NetworkError, UpcaseError } from '../errors.js';
+import { ClosedError, InvalidArgumentError, type NetworkError, networkError } from '../errors.js';
 import { normalizeServerOptions, type NormalizedServerOptions, type ServerOptions } from '../options.js';
 import { readProxyHeader, type ProxyHeaderResult } from '../proxy/accept.js';
 import { parseCidr, TrustList } from '../proxy/trust.js';
@@ -105,7 +105,7 @@ export class UpcaseServer extends EventEmitter {
 
   /** The bound address, once listening. */
   address(): ServerAddress {
-    if (this.bound === null) throw new UpcaseError('UPCASE_ERR_CLOSED', 'the server is not listening');
+    if (this.bound === null) throw new ClosedError('the server is not listening');
     return this.bound;
   }
 
@@ -115,10 +115,10 @@ export class UpcaseServer extends EventEmitter {
    */
   listen(): Promise<ServerAddress> {
     if (this.stateValue !== 'new') {
-      return Promise.reject(new UpcaseError('UPCASE_ERR_CLOSED', `cannot listen: the server is ${this.stateValue}`));
+      return Promise.reject(new ClosedError(`cannot listen: the server is ${this.stateValue}`));
     }
     if (this.listening !== null) {
-      return Promise.reject(new UpcaseError('UPCASE_ERR_CLOSED', 'cannot listen: listen() is already in progress'));
+      return Promise.reject(new ClosedError('cannot listen: listen() is already in progress'));
     }
     const listening = this.bindListeners();
     this.listening = listening;
@@ -154,7 +154,7 @@ export class UpcaseServer extends EventEmitter {
     if (this.bound === null) throw lastError;
     if (this.closing !== null) {
       // close() was called while we were binding; it closes what we bound once we return.
-      throw new UpcaseError('UPCASE_ERR_CLOSED', 'the server was closed while it was starting');
+      throw new ClosedError('the server was closed while it was starting');
     }
     this.fitConnectionLimit();
     this.stateValue = 'listening';
@@ -243,7 +243,7 @@ export class UpcaseServer extends EventEmitter {
     // Node closes the accepted handle at once, then emits 'drop'.
     server.on('drop', (info?: { remoteAddress?: string; remotePort?: number }) => this.refused(transport, info?.remoteAddress));
     return new Promise((resolve, reject) => {
-      const onListenError = (err: Error): void => reject(listenError(err, transport, address, port));
+      const onListenError = (err: Error): void => reject(networkError({ op: 'listen' }, { transport, address, port }, err));
       server.once('error', onListenError);
       server.listen({ host: address, port, ipv6Only: false, backlog: 4096 }, () => {
         server.off('error', onListenError);
@@ -264,9 +264,10 @@ export class UpcaseServer extends EventEmitter {
     const choice = this.options.tcpTransport;
     const binding = choice === 'stream' ? null : loadNativeTcp();
     if (choice === 'native' && binding === null) {
-      throw new UpcaseError(
-        'UPCASE_ERR_INVALID_ARG',
-        'the native TCP transport is not built here (run `npm run build:native`); use tcpTransport `auto` or `stream`',
+      throw new InvalidArgumentError(
+        'tcpTransport',
+        '`auto` or `stream`: the native TCP transport is not built here (run `npm run build:native`)',
+        choice,
       );
     }
     if (binding === null) return null;
@@ -306,9 +307,10 @@ export class UpcaseServer extends EventEmitter {
     const inWorker = cluster.isWorker;
     const native = choice === 'dgram' || (choice === 'auto' && inWorker) ? null : loadNativeUdp();
     if (choice === 'native' && native === null) {
-      throw new UpcaseError(
-        'UPCASE_ERR_INVALID_ARG',
-        'the native UDP transport is not built here (run `npm run build:native`); use udpTransport `auto` or `dgram`',
+      throw new InvalidArgumentError(
+        'udpTransport',
+        '`auto` or `dgram`: the native UDP transport is not built here (run `npm run build:native`)',
+        choice,
       );
     }
     if (native !== null) {
@@ -318,7 +320,7 @@ export class UpcaseServer extends EventEmitter {
         policy.localPort = listener.port; // the loop guard, as for node:dgram
         return { transport: 'native', port: listener.port, close: async () => listener.close() };
       } catch (err) {
-        throw listenError(err, 'udp', address, port);
+        throw networkError({ op: 'listen' }, { transport: 'udp', address, port }, err);
       }
     }
     const socket = await this.bindDgram(address, port);
@@ -335,7 +337,7 @@ export class UpcaseServer extends EventEmitter {
     return new Promise((resolve, reject) => {
       const onBindError = (err: Error): void => {
         socket.close();
-        reject(listenError(err, 'udp', address, port));
+        reject(networkError({ op: 'listen' }, { transport: 'udp', address, port }, err));
       };
       socket.once('error', onBindError);
       // Not exclusive: in a cluster worker the primary binds the socket once and shares
@@ -559,10 +561,7 @@ export class UpcaseServer extends EventEmitter {
   async reloadTls(sources?: { cert: PemSource; key: PemSource }): Promise<CertificateInfo> {
     const next = sources ?? this.tlsSources;
     if (this.tls === null || next === null || this.stateValue !== 'listening') {
-      throw new UpcaseError(
-        'UPCASE_ERR_CLOSED',
-        `cannot reload TLS: ${this.tls === null ? 'TLS is not on' : `the server is ${this.stateValue}`}`,
-      );
+      throw new ClosedError(`cannot reload TLS: ${this.tls === null ? 'TLS is not on' : `the server is ${this.stateValue}`}`);
     }
     const credentials = await loadTlsCredentials(next.cert, next.key);
     this.tls.setCredentials(credentials);
@@ -630,7 +629,7 @@ async function resolveHost(host: string, port: number, transport: 'tcp' | 'udp')
     const { address } = await lookup(host);
     return address;
   } catch (err) {
-    throw listenError(err, transport, host, port);
+    throw networkError({ op: 'listen' }, { transport, address: host, port }, err);
   }
 }
 
