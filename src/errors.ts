@@ -64,6 +64,7 @@ export class WorkerError extends UpcaseError {
   }
 }
 
+/** The transport a network error happened on: plain TCP, UDP, or TCP over TLS. */
 export type Transport = 'tcp' | 'udp' | 'tls';
 
 /** Where a network error happened: the transport, and the host (name or address) and port as given. */

@@ -21,6 +21,7 @@ export interface PingReply {
   port: number;
 }
 
+/** A ping that failed with a network error (e.g. port unreachable), as the `failure` event gives it. */
 export interface PingFailure {
   seq: number;
   error: NetworkError;
@@ -54,6 +55,7 @@ export class RttStats {
   }
 }
 
+/** The statistics of a ping run, as ping(8) prints them. */
 export interface PingSummary {
   transmitted: number;
   received: number;

@@ -90,6 +90,7 @@ export async function tcpRequest(message: Uint8Array | string, options: ClientOp
   });
 }
 
+/** What {@link tcpStream} resolves with. */
 export interface TcpStreamResult {
   /** Bytes of input sent to the server. */
   bytesSent: number;

@@ -12,6 +12,7 @@ const MAX_QUARANTINE = 256;
 /** Longest a socket stays in quarantine, in milliseconds. */
 const MAX_QUARANTINE_MS = 30_000;
 
+/** Counters of a {@link UdpClient}. */
 export interface UdpClientStats {
   /** Messages asked for with `request()`. */
   requests: number;
@@ -196,11 +197,13 @@ function checkSize(payload: Uint8Array, family: 4 | 6): void {
   }
 }
 
+/** Options of {@link sendLines}. */
 export interface LinesOptions {
   /** Requests in flight at once; replies are still written in input order. Default 16. */
   window?: number;
 }
 
+/** What {@link sendLines} resolves with. */
 export interface LinesResult {
   /** Lines sent and answered. */
   lines: number;

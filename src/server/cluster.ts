@@ -40,6 +40,7 @@ export const RESTART_BACKOFF = {
   resetAfterMs: 30_000, // a worker that stayed up this long starts the doubling over
 } as const;
 
+/** How long the primary waits before restarting a dead worker, in milliseconds. */
 export type RestartBackoff = { initialMs: number; maxMs: number; resetAfterMs: number };
 
 /** The delay before restart number `consecutiveFailures` (1 = first crash) of one worker slot. */
@@ -82,6 +83,7 @@ function isMessage<T extends { upcase: string }>(message: unknown): message is T
   return typeof message === 'object' && message !== null && typeof (message as { upcase?: unknown }).upcase === 'string';
 }
 
+/** Options of {@link ClusterPrimary}. */
 export interface ClusterOptions {
   /** Number of workers, >= 1. */
   workers: number;
@@ -106,6 +108,7 @@ export interface ClusterOptions {
   metricsTimeoutMs?: number;
 }
 
+/** A cluster's lifecycle: `new` → `starting` → `listening` → `draining` → `closed`. */
 export type ClusterState = 'new' | 'starting' | 'listening' | 'draining' | 'closed';
 type SlotState = 'starting' | 'listening' | 'draining' | 'down';
 

@@ -121,6 +121,7 @@ export function createMetricsRegistry(options: MetricsRegistryOptions): Registry
   return registry;
 }
 
+/** Options of {@link startMetricsServer}. */
 export interface MetricsServerOptions {
   /** Port for the HTTP endpoint; 0 picks a free one. Required: the endpoint is off unless asked for. */
   port: number;

@@ -18,8 +18,10 @@ import { connectionsThatFit } from './fd-limit.js';
 import { RateLimitedLog, safeAddress, silentLogger } from './log.js';
 import { countError, createStats, type ServerStats } from './stats.js';
 
+/** A server's lifecycle: `new` → `listening` → (`draining` →) `closed`. */
 export type ServerState = 'new' | 'listening' | 'draining' | 'closed';
 
+/** Where a listening server is: the bound host and port, its transports, and the TLS port if TLS is on. */
 export interface ServerAddress {
   /** The address the listeners are bound to, e.g. `::` or `127.0.0.1`. */
   host: string;
@@ -31,6 +33,7 @@ export interface ServerAddress {
   tlsPort: number | null;
 }
 
+/** Options of {@link UpcaseServer.close}. */
 export interface CloseOptions {
   /**
    * Let open TCP connections finish for up to `drainTimeout` seconds (from the

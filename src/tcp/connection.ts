@@ -3,6 +3,7 @@ import type { Logger } from 'pino';
 import { Upcaser } from '../codec/upcase.js';
 import { countError, type ServerStats } from '../server/stats.js';
 
+/** Options of {@link handleConnection}: where to count and log, and the connection's timeouts. */
 export interface ConnectionOptions {
   stats: ServerStats;
   logger: Logger;
