@@ -20,7 +20,9 @@ const run = (command, args, options = {}) => execFileSync(command, args, { stdio
 
 const work = mkdtempSync(join(tmpdir(), 'upcase-package-'));
 try {
-  const packed = JSON.parse(execFileSync('npm', ['pack', '--json', '--pack-destination', work], { cwd: root, encoding: 'utf8', timeout: 120_000 }));
+  const packed = JSON.parse(
+    execFileSync('npm', ['pack', '--json', '--pack-destination', work], { cwd: root, encoding: 'utf8', timeout: 120_000 }),
+  );
   const tarball = join(work, packed[0].filename);
   console.log(`packed ${packed[0].filename}: ${packed[0].entryCount} files, ${packed[0].size} bytes`);
 
