@@ -131,7 +131,7 @@ export function benchCommand(setExitCode: (code: number) => void): Command {
     .action(async (flags: BenchFlags, command: Command) => {
       const tlsOnly = (['ca', 'servername', 'insecure'] as const).filter((k) => flags[k] !== undefined);
       if (flags.tls !== true && tlsOnly.length > 0) command.error(`error: --${tlsOnly[0]} needs --tls`, { exitCode: EXIT_USAGE });
-      if (flags.insecure === true) process.stderr.write('upcase bench: warning: --insecure: the server certificate is not verified\n');
+      if (flags.insecure === true) process.stderr.write('upcase: warning: --insecure: the server certificate is not verified\n');
       setExitCode(await bench(flags));
     });
 }
