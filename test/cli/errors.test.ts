@@ -45,7 +45,7 @@ describe('network errors on the command line', () => {
     assert.equal(r.stderr, '');
   });
 
-  test('not found: client, ping, bench and serve say `cannot resolve`, exit 2 (as ping(8))', async () => {
+  test('not found: client, ping, bench and serve (one process or workers) say `cannot resolve`, exit 2 (as ping(8))', async () => {
     const [client, clientUdp, ping, bench, benchUdp, serve] = await Promise.all([
       runCli(['client', '--host', NO_SUCH_HOST, 'hi']),
       runCli(['client', '--udp', '--host', NO_SUCH_HOST, 'hi']),
@@ -54,12 +54,15 @@ describe('network errors on the command line', () => {
       runCli(['bench', '--udp', '--host', NO_SUCH_HOST, '--duration', '1']),
       runCli(['serve', '--host', NO_SUCH_HOST, '--port', '0']),
     ]);
+    // With workers, the error comes from a worker, over IPC, and is the same.
+    const cluster = await runCli(['serve', '--workers', '2', '--host', NO_SUCH_HOST, '--port', '0', '--log-level', 'silent']);
     assert.deepEqual([client.code, client.stderr], [2, notFound('tcp')]);
     assert.deepEqual([clientUdp.code, clientUdp.stderr], [2, notFound('udp')]);
     assert.deepEqual([ping.code, ping.stderr], [2, notFound('udp')]);
     assert.deepEqual([bench.code, bench.stderr], [2, notFound('tcp')]);
     assert.deepEqual([benchUdp.code, benchUdp.stderr], [2, notFound('udp')]);
     assert.deepEqual([serve.code, serve.stderr, serve.stdout], [2, notFound('tcp'), '']);
+    assert.deepEqual([cluster.code, cluster.stderr, cluster.stdout], [2, notFound('tcp'), '']);
   });
 
   test('reset: the client names the server and the bytes it got, exit 1', async (t) => {
