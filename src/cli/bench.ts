@@ -1,5 +1,5 @@
 import { Command, InvalidArgumentError as CommanderArgError, Option } from 'commander';
-import { reportFormat, writeReport } from '../bench/chart.js';
+import { checkReportPath, writeReport } from '../bench/chart.js';
 import {
   BENCH_DEFAULTS,
   normalizeBenchOptions,
@@ -159,7 +159,7 @@ async function bench(flags: BenchFlags): Promise<number> {
   let normalized: NormalizedBenchOptions;
   try {
     normalized = normalizeBenchOptions(options);
-    if (flags.report !== undefined) reportFormat(flags.report);
+    if (flags.report !== undefined) checkReportPath(flags.report);
   } catch (err) {
     if (err instanceof InvalidArgumentError) {
       const status = reportFailure(err);

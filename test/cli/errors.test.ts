@@ -83,6 +83,27 @@ describe('network errors on the command line', () => {
     assert.deepEqual([r.code, r.stderr], [1, `upcase: no reply from 127.0.0.1:${port} (udp) after 1 try\n`]);
   });
 
+  test('bench checks its --report path before the run: a missing directory is a usage error, exit 2', async () => {
+    const port = await closedPort();
+    // Were the path not checked first, this run would fail on the refused connection (exit 1).
+    const r = await runCli([
+      'bench',
+      '--host',
+      '127.0.0.1',
+      '--port',
+      String(port),
+      '--duration',
+      '60',
+      '--report',
+      '/nonexistent/dir/x.svg',
+    ]);
+    assert.equal(r.code, 2, r.stderr);
+    assert.equal(
+      r.stderr.split('\n')[0],
+      'upcase: Expected `report` to be a file in a writable directory (/nonexistent/dir does not exist), got `/nonexistent/dir/x.svg`',
+    );
+  });
+
   test('address in use: serve names address, port and transport, exit 1', async (t) => {
     const taken = net.createServer();
     await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve));
