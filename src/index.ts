@@ -4,67 +4,86 @@
  * - The codec: {@link upcase} (one-shot), {@link Upcaser} (streaming), {@link createUpcaseStream}.
  * - The server: {@link startServer} / {@link UpcaseServer}, TCP and UDP on one port, TCP over TLS on another.
  * - {@link handleConnection}: the TCP conversation over any Duplex.
+ * - The clients: {@link tcpRequest}, {@link tcpStream}, {@link connectTcp}, {@link UdpClient}, {@link Pinger}.
  * - {@link parseProxyHeader} / {@link ProxyHeaderReader}: the PROXY protocol v1/v2 header codec.
  * - Operations: {@link startMetricsServer} (Prometheus /metrics, /healthz, /readyz), {@link ClusterPrimary} / {@link ClusterWorker} (multi-core).
+ * - Errors: {@link UpcaseError} and one subclass per code (docs/protocol.md, Error codes); {@link exitStatusOf}.
+ *
+ * The load generator is at `upcase/bench`.
  */
-export { upcase, upcaseOwned, Upcaser, createUpcaseStream, type PushOptions } from './codec/upcase.js';
-export { sequenceLength, incompleteTailStart, INCOMPLETE } from './codec/utf8.js';
+
+// The codec (bytes in, bytes out; no sockets).
+export {
+  upcase,
+  upcaseOwned,
+  Upcaser,
+  createUpcaseStream,
+  type PushOptions,
+} from './codec/upcase.js';
+
+// Errors: one class per code.
 export {
   UpcaseError,
   InvalidArgumentError,
   NetworkError,
-  MessageTooLargeError,
+  ListenError,
+  ConnectError,
+  ResolveError,
+  SocketError,
   TimeoutError,
+  MessageTooLargeError,
   ProxyProtocolError,
   TlsError,
+  ClosedError,
+  WorkerError,
+  exitStatusOf,
   type UpcaseErrorCode,
   type Transport,
+  type NetworkLocation,
 } from './errors.js';
+
+// The server.
 export {
   SERVER_DEFAULTS,
-  normalizeServerOptions,
   type ServerOptions,
   type NormalizedServerOptions,
   type UdpTransportChoice,
   type TcpTransportChoice,
 } from './options.js';
+export { UpcaseServer, startServer, type ServerAddress, type ServerState, type CloseOptions } from './server/server.js';
 export {
-  UpcaseServer,
-  startServer,
-  type ServerAddress,
-  type ServerState,
-  type CloseOptions,
-} from './server/server.js';
-export {
+  createStats,
   type ServerStats,
   type UdpDropReason,
   UDP_DROP_REASONS,
   type ProxyRejectReason,
   PROXY_REJECT_REASONS,
 } from './server/stats.js';
+export { handleConnection, type ConnectionOptions } from './tcp/connection.js';
+export {
+  MAX_UDP_PAYLOAD_IPV4,
+  MAX_UDP_PAYLOAD_IPV6,
+} from './udp/handler.js';
+export { udpTransportName } from './udp/native.js';
+export { tcpTransportName } from './tcp/native.js';
+export type { CertificateInfo, PemSource } from './tls/credentials.js';
+
+// The PROXY protocol header codec.
 export {
   parseProxyHeader,
   ProxyHeaderReader,
-  PROXY_V1_MAX_LENGTH,
-  PROXY_V2_MAX_LENGTH,
-  PROXY_V2_SIGNATURE,
   type ProxyHeader,
   type ProxyEndpoint,
   type ProxyCommand,
   type ProxyFamily,
   type ProxyTransport,
 } from './proxy/header.js';
-export { readProxyHeader, type ProxyHeaderResult } from './proxy/accept.js';
-export { handleConnection, type ConnectionOptions } from './tcp/connection.js';
-export { MAX_UDP_PAYLOAD_IPV4, MAX_UDP_PAYLOAD_IPV6, DatagramPolicy, createDatagramHandler, type DatagramOptions } from './udp/handler.js';
-export { udpTransportName } from './udp/native.js';
-export { tcpTransportName } from './tcp/native.js';
+
+// Operations: metrics and multi-core.
 export {
   createMetricsRegistry,
   startMetricsServer,
   MetricsServer,
-  metricsUrl,
-  METRICS_DEFAULT_HOST,
   type MetricsRegistryOptions,
   type MetricsServerOptions,
   type MetricsSource,
@@ -73,26 +92,15 @@ export {
   ClusterPrimary,
   ClusterWorker,
   clusterWorkerPort,
-  clusterWorkerSlot,
-  resolveWorkerCount,
-  restartDelay,
-  RESTART_BACKOFF,
   type ClusterOptions,
   type ClusterState,
   type RestartBackoff,
 } from './server/cluster.js';
+
+// The clients.
 export { tcpRequest, tcpStream, connectTcp, type TcpStreamResult } from './client/tcp.js';
-export {
-  loadTlsCredentials,
-  TLS_MIN_VERSION,
-  type CertificateInfo,
-  type PemSource,
-  type TlsCredentials,
-} from './tls/credentials.js';
-export { TlsAcceptor, type TlsAcceptorOptions, type TlsHandshakeHandlers } from './tls/server.js';
 export { UdpClient, sendLines, type UdpClientStats, type LinesOptions, type LinesResult } from './client/udp.js';
-export { Pinger, RttStats, looksRateLimited, type PingReply, type PingFailure, type PingSummary } from './client/ping.js';
-export { IncompleteReplyError } from './client/errors.js';
+export { Pinger, type PingReply, type PingFailure, type PingSummary } from './client/ping.js';
 export {
   CLIENT_DEFAULTS,
   PING_DEFAULTS,
@@ -100,4 +108,3 @@ export {
   type TlsClientOptions,
   type PingOptions,
 } from './client/options.js';
-export * from './bench/index.js';

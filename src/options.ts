@@ -91,6 +91,7 @@ export interface ServerOptions {
   logger?: Logger;
 }
 
+/** {@link ServerOptions} checked and with every default filled in, as `UpcaseServer.options` holds them. */
 export interface NormalizedServerOptions {
   host: string | undefined;
   port: number;
@@ -119,8 +120,10 @@ export interface NormalizedServerOptions {
   logger: Logger | undefined;
 }
 
+/** `udpTransport`: `auto` (native if built), `native` (the recvmmsg/sendmmsg addon) or `dgram` (node:dgram). */
 export type UdpTransportChoice = 'auto' | 'native' | 'dgram';
 export const UDP_TRANSPORTS: readonly UdpTransportChoice[] = ['auto', 'native', 'dgram'];
+/** `tcpTransport`: `auto` (native if built), `native` (the C transport) or `stream` (node:net). */
 export type TcpTransportChoice = 'auto' | 'native' | 'stream';
 export const TCP_TRANSPORTS: readonly TcpTransportChoice[] = ['auto', 'native', 'stream'];
 

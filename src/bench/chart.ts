@@ -1,7 +1,7 @@
-import { existsSync } from 'node:fs';
+import { accessSync, constants, existsSync, statSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
-import { extname } from 'node:path';
-import { InvalidArgumentError, UpcaseError } from '../errors.js';
+import { dirname, extname, resolve } from 'node:path';
+import { InvalidArgumentError } from '../errors.js';
 import type { BenchResult } from './run.js';
 
 /** Report formats, by file extension. */
@@ -14,6 +14,27 @@ export function reportFormat(file: string): ReportFormat {
     throw new InvalidArgumentError('report', 'a file name ending in .svg, .png or .html', file);
   }
   return ext as ReportFormat;
+}
+
+/**
+ * Checks, before a run, that its report can be written: a known extension, in
+ * a directory that exists and is writable. Throws an `InvalidArgumentError`
+ * naming the file and why, so a long run is not wasted on a typo.
+ */
+export function checkReportPath(file: string): ReportFormat {
+  const format = reportFormat(file);
+  const dir = dirname(resolve(file));
+  let why: string | null = null;
+  try {
+    if (!statSync(dir).isDirectory()) why = `${dir} is not a directory`;
+    else accessSync(dir, constants.W_OK);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    why = code === 'ENOENT' ? `${dir} does not exist` : code === 'EACCES' ? `${dir} is not writable` : (err as Error).message;
+  }
+  if (why !== null) throw new InvalidArgumentError('report', `a file in a writable directory (${why})`, file);
+  if (existsSync(file) && statSync(file).isDirectory()) throw new InvalidArgumentError('report', 'a file, not a directory', file);
+  return format;
 }
 
 const W = 960;
@@ -195,7 +216,7 @@ export async function renderPng(r: BenchResult): Promise<Buffer> {
   try {
     ({ Resvg } = await import('@resvg/resvg-js'));
   } catch (err) {
-    throw new UpcaseError('UPCASE_ERR_INVALID_ARG', 'PNG reports need the @resvg/resvg-js package; write .svg or .html instead', {
+    throw Object.assign(new InvalidArgumentError('report', 'an .svg or .html file (PNG reports need the @resvg/resvg-js package)', 'png'), {
       cause: err,
     });
   }

@@ -1,13 +1,19 @@
+/**
+ * `upcase/bench`: the load generator's API, as `upcase bench` uses it.
+ *
+ * ```ts
+ * import { runBench, writeReport } from 'upcase/bench';
+ * const result = await runBench({ host: '127.0.0.1', port: 12000, connections: 8, duration: 5 });
+ * await writeReport(result, 'report.svg');
+ * ```
+ */
 export { runBench, type BenchResult, type TimelineSample } from './run.js';
 export {
   BENCH_DEFAULTS,
-  normalizeBenchOptions,
   type BenchOptions,
-  type NormalizedBenchOptions,
   type BenchProgress,
   type BenchTransport,
   type PayloadKind,
 } from './options.js';
-export { makePayloads, makeBody, writeSeq, readSeq, SEQ_DIGITS, type PayloadSet } from './payload.js';
-export { renderSvg, renderHtml, renderPng, writeReport, reportFormat, REPORT_FORMATS } from './chart.js';
+export { renderSvg, renderHtml, renderPng, writeReport, REPORT_FORMATS } from './chart.js';
 export type { LatencySummary, PercentilePoint } from './histogram.js';

@@ -3,7 +3,9 @@ import { InvalidArgumentError } from '../errors.js';
 import { checkHost, checkInteger, checkNumber, checkPort, SERVER_DEFAULTS } from '../options.js';
 import { SEQ_DIGITS } from './payload.js';
 
+/** The transport a load test runs over. */
 export type BenchTransport = 'tcp' | 'udp';
+/** Request bodies: `ascii` text or `utf8` text with multi-byte characters. */
 export type PayloadKind = 'ascii' | 'utf8';
 
 /** A progress sample, about once per second while the run lasts. */
@@ -80,6 +82,7 @@ export interface NormalizedBenchOptions {
   signal: AbortSignal | undefined;
 }
 
+/** The load generator's defaults (seconds, bytes, requests per second). */
 export const BENCH_DEFAULTS = {
   transport: 'tcp',
   host: '127.0.0.1',

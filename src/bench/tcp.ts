@@ -1,7 +1,7 @@
 import net from 'node:net';
 import { connectTls } from '../client/tls.js';
 import type { NormalizedTlsClientOptions } from '../client/options.js';
-import { NetworkError, UpcaseError, formatHostPort } from '../errors.js';
+import { networkError, UpcaseError } from '../errors.js';
 import { readPem } from '../tls/credentials.js';
 import type { NormalizedBenchOptions } from './options.js';
 import type { PayloadSet } from './payload.js';
@@ -57,13 +57,7 @@ export class TcpDriver implements LoadDriver {
       // TLS failures (TlsError, with the reason) and TLS connect errors are already worded.
       if (err instanceof UpcaseError) throw err;
       const { host, port } = this.options;
-      const code = (err as NodeJS.ErrnoException).code ?? '';
-      throw new NetworkError(
-        'UPCASE_ERR_CONNECT',
-        `cannot connect to ${formatHostPort(host, port)} (tcp): ${(err as Error).message}${code && !(err as Error).message.includes(code) ? ` (${code})` : ''}`,
-        { transport: 'tcp', address: host, port },
-        err,
-      );
+      throw networkError({ op: 'connect' }, { transport: 'tcp', address: host, port }, err);
     }
   }
 

@@ -1,7 +1,7 @@
 import dgram from 'node:dgram';
 import { lookup } from 'node:dns/promises';
 import net from 'node:net';
-import { InvalidArgumentError, NetworkError, formatHostPort } from '../errors.js';
+import { InvalidArgumentError, networkError } from '../errors.js';
 import type { NormalizedBenchOptions } from './options.js';
 import { SEQ_DIGITS, readSeq, writeSeq, type PayloadSet } from './payload.js';
 import type { LoadDriver, Tally } from './tally.js';
@@ -74,12 +74,7 @@ export class UdpDriver implements LoadDriver {
       }
     } catch (err) {
       await this.close();
-      throw new NetworkError(
-        'UPCASE_ERR_CONNECT',
-        `cannot reach ${formatHostPort(host, port)} (udp): ${(err as Error).message}`,
-        { transport: 'udp', address: host, port },
-        err,
-      );
+      throw networkError({ op: 'connect' }, { transport: 'udp', address: host, port }, err);
     }
   }
 

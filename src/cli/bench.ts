@@ -1,5 +1,5 @@
 import { Command, InvalidArgumentError as CommanderArgError, Option } from 'commander';
-import { reportFormat, writeReport } from '../bench/chart.js';
+import { checkReportPath, writeReport } from '../bench/chart.js';
 import {
   BENCH_DEFAULTS,
   normalizeBenchOptions,
@@ -8,9 +8,10 @@ import {
   type NormalizedBenchOptions,
 } from '../bench/options.js';
 import { runBench, type BenchResult } from '../bench/run.js';
-import { InvalidArgumentError, UpcaseError } from '../errors.js';
+import { InvalidArgumentError } from '../errors.js';
 import { SERVER_DEFAULTS } from '../options.js';
 import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE, errorMessage, parseHost, parseInteger, parsePort } from './common.js';
+import { reportFailure } from './failure.js';
 
 interface BenchFlags {
   tcp?: boolean;
@@ -130,7 +131,7 @@ export function benchCommand(setExitCode: (code: number) => void): Command {
     .action(async (flags: BenchFlags, command: Command) => {
       const tlsOnly = (['ca', 'servername', 'insecure'] as const).filter((k) => flags[k] !== undefined);
       if (flags.tls !== true && tlsOnly.length > 0) command.error(`error: --${tlsOnly[0]} needs --tls`, { exitCode: EXIT_USAGE });
-      if (flags.insecure === true) process.stderr.write('upcase bench: warning: --insecure: the server certificate is not verified\n');
+      if (flags.insecure === true) process.stderr.write('upcase: warning: --insecure: the server certificate is not verified\n');
       setExitCode(await bench(flags));
     });
 }
@@ -158,11 +159,12 @@ async function bench(flags: BenchFlags): Promise<number> {
   let normalized: NormalizedBenchOptions;
   try {
     normalized = normalizeBenchOptions(options);
-    if (flags.report !== undefined) reportFormat(flags.report);
+    if (flags.report !== undefined) checkReportPath(flags.report);
   } catch (err) {
     if (err instanceof InvalidArgumentError) {
-      process.stderr.write(`upcase bench: ${err.message}\n(run with --help for usage)\n`);
-      return EXIT_USAGE;
+      const status = reportFailure(err);
+      process.stderr.write('(run with --help for usage)\n');
+      return status;
     }
     throw err;
   }
@@ -176,8 +178,7 @@ async function bench(flags: BenchFlags): Promise<number> {
     result = await runBench({ ...options, signal: controller.signal, onProgress: progress === null ? undefined : (p) => progress.show(p) });
   } catch (err) {
     progress?.clear();
-    process.stderr.write(`upcase bench: ${errorMessage(err)}\n`);
-    return err instanceof UpcaseError && err.code === 'UPCASE_ERR_INVALID_ARG' ? EXIT_USAGE : EXIT_FAILURE;
+    return reportFailure(err);
   } finally {
     process.off('SIGINT', onSignal);
   }
@@ -185,13 +186,13 @@ async function bench(flags: BenchFlags): Promise<number> {
 
   if (flags.json === true) process.stdout.write(`${JSON.stringify(result)}\n`);
   else process.stdout.write(formatResult(result));
-  for (const hint of hints(result, normalized)) process.stderr.write(`upcase bench: ${hint}\n`);
+  for (const hint of hints(result, normalized)) process.stderr.write(`upcase: hint: ${hint}\n`);
 
   if (flags.report !== undefined) {
     try {
       await writeReport(result, flags.report);
     } catch (err) {
-      process.stderr.write(`upcase bench: cannot write report ${flags.report}: ${errorMessage(err)}\n`);
+      process.stderr.write(`upcase: cannot write report ${flags.report}: ${errorMessage(err)}\n`);
       return EXIT_FAILURE;
     }
   }
@@ -201,7 +202,7 @@ async function bench(flags: BenchFlags): Promise<number> {
 /** Notes for a person reading the result: no UDP server, or lost datagrams that look like the server's rate limit. */
 function hints(r: BenchResult, o: NormalizedBenchOptions): string[] {
   const out: string[] = [];
-  // `upcase serve` allows 1000 datagrams/s per source address with a burst of 1000:
+  // `upcase serve` allows SERVER_DEFAULTS.udpRateLimit datagrams/s per source address (and as large a burst):
   // a run that loses datagrams while getting about that many replies has probably hit it.
   const okRate = r.requests.ok / Math.max(0.001, o.warmup + r.duration);
   if (r.transport === 'udp' && r.errors.timeout > 0 && r.requests.ok === 0) {

@@ -1,12 +1,13 @@
 import { Command, Option } from 'commander';
 import readline from 'node:readline';
 import { upcase } from '../codec/upcase.js';
-import { IncompleteReplyError } from '../client/errors.js';
+import { NetworkError } from '../errors.js';
 import { CLIENT_DEFAULTS, type ClientOptions } from '../client/options.js';
 import { tcpRequest, tcpStream } from '../client/tcp.js';
 import { sendLines, UdpClient } from '../client/udp.js';
 import { SERVER_DEFAULTS } from '../options.js';
-import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE, errorMessage, parseHost, parseInteger, parseNumber } from './common.js';
+import { EXIT_OK, EXIT_USAGE, parseHost, parseInteger, parseNumber } from './common.js';
+import { reportFailure } from './failure.js';
 
 interface ClientFlags {
   tcp?: boolean;
@@ -185,9 +186,10 @@ function warnIfNotUppercase(message: Buffer, reply: Buffer): void {
 
 /** Prints a failure as one line on stderr (and any partial reply on stdout) and returns the exit code. */
 function fail(err: unknown, replyPrefix = ''): number {
-  if (err instanceof IncompleteReplyError) process.stdout.write(Buffer.concat([Buffer.from(replyPrefix), err.received, NEWLINE]));
-  process.stderr.write(`upcase: ${errorMessage(err)}\n`);
-  return EXIT_FAILURE;
+  if (err instanceof NetworkError && err.received !== undefined) {
+    process.stdout.write(Buffer.concat([Buffer.from(replyPrefix), err.received, NEWLINE]));
+  }
+  return reportFailure(err);
 }
 
 const NEWLINE = Buffer.from('\n');

@@ -2,10 +2,9 @@ import { InvalidArgumentError as CommanderArgError, Option } from 'commander';
 import { UpcaseError } from '../errors.js';
 import { checkHost, checkInteger, checkNumber, checkPort } from '../options.js';
 
-/** Exit codes shared by every subcommand. */
+/** Exit codes shared by every subcommand (1 and 2 as the library's exitStatusOf gives them). */
 export const EXIT_OK = 0;
-export const EXIT_FAILURE = 1;
-export const EXIT_USAGE = 2;
+export { EXIT_FAILURE, EXIT_USAGE } from '../errors.js';
 
 /** Runs a library check and turns its error into commander's, so a bad flag is a usage error (exit 2). */
 export function parsed<T>(check: () => T): T {

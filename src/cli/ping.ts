@@ -2,7 +2,8 @@ import { Command, Option } from 'commander';
 import { formatHostPort } from '../errors.js';
 import { CLIENT_DEFAULTS, PING_DEFAULTS } from '../client/options.js';
 import { looksRateLimited, Pinger, type PingSummary } from '../client/ping.js';
-import { EXIT_FAILURE, EXIT_OK, errorMessage, parseHost, parseInteger, parseNumber } from './common.js';
+import { EXIT_FAILURE, EXIT_OK, parseHost, parseInteger, parseNumber } from './common.js';
+import { reportFailure } from './failure.js';
 
 interface PingFlags {
   port: number;
@@ -61,8 +62,7 @@ async function ping(host: string, flags: PingFlags): Promise<number> {
   try {
     summary = await pinger.run();
   } catch (err) {
-    process.stderr.write(`upcase: ${errorMessage(err)}\n`);
-    return EXIT_FAILURE;
+    return reportFailure(err);
   } finally {
     process.off('SIGINT', onSigint);
   }

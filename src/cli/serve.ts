@@ -1,7 +1,7 @@
 import cluster from 'node:cluster';
 import { Command, type Option } from 'commander';
 import pino, { type Logger } from 'pino';
-import { formatHostPort, InvalidArgumentError } from '../errors.js';
+import { formatHostPort } from '../errors.js';
 import {
   checkCidrList,
   SERVER_DEFAULTS,
@@ -28,6 +28,7 @@ import {
   parseWorkers,
   parsed,
 } from './common.js';
+import { reportFailure } from './failure.js';
 
 export interface ServeFlags {
   host?: string;
@@ -479,10 +480,9 @@ async function startMetrics(
 
 /** A startup failure: exactly one line on stderr (a JSON log line would only repeat it). */
 function fail(err: unknown, logger: Logger): number {
-  process.stderr.write(`upcase: ${errorMessage(err)}\n`);
+  const status = reportFailure(err);
   logger.flush?.();
-  // A combination of flags the library refuses (e.g. --no-tcp --no-udp) is a usage error too.
-  return err instanceof InvalidArgumentError ? EXIT_USAGE : EXIT_FAILURE;
+  return status;
 }
 
 /**

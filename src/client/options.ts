@@ -26,6 +26,7 @@ export interface ClientOptions {
   tls?: boolean | TlsClientOptions;
 }
 
+/** The `tls` option of the TCP clients: CA, server name, and whether to skip verification. */
 export interface TlsClientOptions {
   /** CA certificate(s) to trust instead of the system's: a PEM file path, or PEM in a Buffer. */
   ca?: string | Buffer;
@@ -50,6 +51,7 @@ export interface NormalizedClientOptions {
   tls: NormalizedTlsClientOptions | null;
 }
 
+/** The clients' defaults: host, port, timeouts, retries. */
 export const CLIENT_DEFAULTS = {
   host: 'localhost',
   port: 12000,
@@ -129,6 +131,7 @@ export interface NormalizedPingOptions {
   size: number;
 }
 
+/** The pinger's defaults: count, interval, timeout, size. */
 export const PING_DEFAULTS = {
   count: 0, // pings; 0 = until stopped
   interval: 1, // seconds

@@ -1,7 +1,6 @@
 import dgram from 'node:dgram';
 import { EventEmitter } from 'node:events';
-import { formatHostPort, type NetworkError } from '../errors.js';
-import { connectError, socketError, systemCode } from './errors.js';
+import { formatHostPort, type NetworkError, type NetworkLocation, networkError, systemCode } from '../errors.js';
 import { type NormalizedPingOptions, normalizePingOptions, type PingOptions } from './options.js';
 import { resolveTargets } from './resolve.js';
 
@@ -22,6 +21,7 @@ export interface PingReply {
   port: number;
 }
 
+/** A ping that failed with a network error (e.g. port unreachable), as the `failure` event gives it. */
 export interface PingFailure {
   seq: number;
   error: NetworkError;
@@ -55,6 +55,7 @@ export class RttStats {
   }
 }
 
+/** The statistics of a ping run, as ping(8) prints them. */
 export interface PingSummary {
   transmitted: number;
   received: number;
@@ -148,7 +149,7 @@ export class Pinger extends EventEmitter<PingerEvents> {
       });
     }).catch((err: unknown) => {
       socket.close();
-      throw connectError(err, 'udp', host, port);
+      throw networkError({ op: 'connect' }, { transport: 'udp', address: host, port }, err);
     });
     this.socket = socket;
     this.target = { address: target!.address, port };
@@ -170,7 +171,7 @@ export class Pinger extends EventEmitter<PingerEvents> {
     this.pending.set(seq, { sentAt: process.hrtime.bigint(), timer });
     this.transmitted++;
     this.socket!.send(pingPayload(seq, size), (err) => {
-      if (err !== null) this.fail(seq, socketError(err, 'udp', this.options.host, this.options.port, 0));
+      if (err !== null) this.fail(seq, networkError({ op: 'exchange' }, this.where(), err));
     });
     if (count === 0 || seq < count) {
       // Scheduled against the start time, so timer lateness does not add up over many pings.
@@ -210,12 +211,13 @@ export class Pinger extends EventEmitter<PingerEvents> {
     // A connected UDP socket reports ICMP port unreachable as ECONNREFUSED, without
     // saying which datagram caused it: charge it to the oldest ping still waiting.
     const oldest = this.pending.keys().next();
-    const error =
-      systemCode(err) === 'ECONNREFUSED'
-        ? connectError(err, 'udp', this.options.host, this.options.port)
-        : socketError(err, 'udp', this.options.host, this.options.port, 0);
+    const error = networkError({ op: systemCode(err) === 'ECONNREFUSED' ? 'connect' : 'exchange' }, this.where(), err);
     if (oldest.done === true) return;
     this.fail(oldest.value, error);
+  }
+
+  private where(): NetworkLocation {
+    return { transport: 'udp', address: this.options.host, port: this.options.port };
   }
 
   private fail(seq: number, error: NetworkError): void {

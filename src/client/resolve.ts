@@ -1,7 +1,6 @@
 import { lookup } from 'node:dns/promises';
 import net from 'node:net';
-import type { Transport } from '../errors.js';
-import { connectError } from './errors.js';
+import { networkError, type Transport } from '../errors.js';
 
 export interface Target {
   address: string;
@@ -10,7 +9,7 @@ export interface Target {
 
 /**
  * Every address of `host`, in the resolver's order. A literal IP is returned
- * as it is. Rejects with `UPCASE_ERR_CONNECT` naming host, port and transport.
+ * as it is. Rejects with a `ResolveError` (`UPCASE_ERR_RESOLVE`) naming host and transport.
  */
 export async function resolveTargets(host: string, port: number, transport: Transport): Promise<Target[]> {
   const family = net.isIP(host);
@@ -20,6 +19,6 @@ export async function resolveTargets(host: string, port: number, transport: Tran
     if (found.length === 0) throw Object.assign(new Error('no addresses'), { code: 'ENOTFOUND' });
     return found.map((a) => ({ address: a.address, family: a.family === 6 ? 6 : 4 }));
   } catch (err) {
-    throw connectError(err, transport, host, port);
+    throw networkError({ op: 'connect' }, { transport, address: host, port }, err);
   }
 }

@@ -1,8 +1,7 @@
 import net from 'node:net';
 import type { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { formatHostPort, type NetworkError, TimeoutError } from '../errors.js';
-import { connectError, IncompleteReplyError, socketError } from './errors.js';
+import { type NetworkError, type NetworkLocation, networkError } from '../errors.js';
 import { type ClientOptions, type NormalizedClientOptions, normalizeClientOptions } from './options.js';
 import { connectTls } from './tls.js';
 
@@ -13,20 +12,15 @@ import { connectTls } from './tls.js';
  * That is what the textbook's TCPClient does too (one sentence per connection).
  */
 
-function where(o: NormalizedClientOptions): { transport: 'tcp' | 'tls'; address: string; port: number } {
+function where(o: NormalizedClientOptions): NetworkLocation {
   return { transport: o.tls === null ? 'tcp' : 'tls', address: o.host, port: o.port };
-}
-
-/** `127.0.0.1:12000 (tcp)`, for messages. */
-function named(o: NormalizedClientOptions): string {
-  return `${formatHostPort(o.host, o.port)} (${where(o).transport})`;
 }
 
 /**
  * Opens a TCP connection (half-open allowed, so our end of input and the
- * server's are independent). Rejects with `UPCASE_ERR_CONNECT` (refused,
- * unknown host, …) or `UPCASE_ERR_TIMEOUT` after `timeout` ms, naming host,
- * port and transport. With the `tls` option, the connection is TLS and resolves
+ * server's are independent). Rejects with a `ConnectError` (refused, …), a
+ * `ResolveError` (unknown host) or a `TimeoutError` after `timeout` ms, naming
+ * host, port and transport. With the `tls` option, the connection is TLS and resolves
  * once the server's certificate is verified; see {@link connectTls} for its errors.
  */
 export function connectTcp(options: ClientOptions = {}): Promise<net.Socket> {
@@ -39,12 +33,12 @@ function open(o: NormalizedClientOptions): Promise<net.Socket> {
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => {
       socket.destroy();
-      reject(new TimeoutError(`timed out connecting to ${formatHostPort(o.host, o.port)} (tcp) after ${o.timeout} ms`, where(o)));
+      reject(networkError({ op: 'timeout', phase: 'connect', after: `after ${o.timeout} ms` }, where(o)));
     }, o.timeout);
     timer.unref();
     const onError = (err: Error): void => {
       clearTimeout(timer);
-      reject(connectError(err, 'tcp', o.host, o.port));
+      reject(networkError({ op: 'connect' }, where(o), err));
     };
     socket.once('error', onError);
     socket.once('connect', () => {
@@ -59,10 +53,10 @@ function open(o: NormalizedClientOptions): Promise<net.Socket> {
  * Sends one message over its own connection and resolves with the whole reply
  * (everything the server sent before closing).
  *
- * Rejects with a `NetworkError`: `UPCASE_ERR_CONNECT`, or `UPCASE_ERR_TIMEOUT`
- * when the server is silent for `timeout` ms while the reply is owed, or
- * `UPCASE_ERR_SOCKET` on a reset. If part of the reply had arrived, the error
- * is an {@link IncompleteReplyError} carrying it.
+ * Rejects with a `NetworkError`: as {@link connectTcp}, or a `TimeoutError`
+ * when the server is silent for `timeout` ms while the reply is owed, or a
+ * `SocketError` on a reset. If part of the reply had arrived, the error's
+ * `received` holds it.
  */
 export async function tcpRequest(message: Uint8Array | string, options: ClientOptions = {}): Promise<Buffer> {
   const o = normalizeClientOptions(options, 'tcp');
@@ -72,7 +66,7 @@ export async function tcpRequest(message: Uint8Array | string, options: ClientOp
     let received = 0;
     let failure: NetworkError | null = null;
     socket.setTimeout(o.timeout, () => {
-      failure = new TimeoutError(`no reply from ${named(o)} for ${o.timeout} ms`, where(o));
+      failure = networkError({ op: 'timeout', phase: 'reply', after: `for ${o.timeout} ms` }, where(o));
       socket.destroy();
     });
     socket.on('data', (chunk: Buffer) => {
@@ -80,18 +74,23 @@ export async function tcpRequest(message: Uint8Array | string, options: ClientOp
       received += chunk.length;
     });
     socket.on('error', (err) => {
-      failure ??= socketError(err, where(o).transport, o.host, o.port, received);
+      failure ??= networkError({ op: 'exchange', received }, where(o), err);
     });
     // Both directions ended (ours by end() below, the server's by its close) or destroyed.
     socket.on('close', () => {
       const reply = Buffer.concat(chunks, received);
-      if (failure === null) resolve(reply);
-      else reject(received > 0 ? new IncompleteReplyError(failure, reply) : failure);
+      if (failure === null) {
+        resolve(reply);
+        return;
+      }
+      if (received > 0) failure.received = reply;
+      reject(failure);
     });
     socket.end(message);
   });
 }
 
+/** What {@link tcpStream} resolves with. */
 export interface TcpStreamResult {
   /** Bytes of input sent to the server. */
   bytesSent: number;
@@ -121,7 +120,7 @@ export async function tcpStream(input: Readable, output: Writable, options: Clie
     () => {
       inputComplete = true;
       socket.setTimeout(o.timeout, () => {
-        socket.destroy(new TimeoutError(`no reply from ${named(o)} for ${o.timeout} ms`, where(o)));
+        socket.destroy(networkError({ op: 'timeout', phase: 'reply', after: `for ${o.timeout} ms` }, where(o)));
       });
     },
     (err: unknown) => {
@@ -134,7 +133,7 @@ export async function tcpStream(input: Readable, output: Writable, options: Clie
     if (output.errored) throw output.errored;
     // An input that fails (a read error) takes the socket down with it: report the input's error.
     if (uploadError !== null && input.errored) throw input.errored;
-    throw socketError(err, where(o).transport, o.host, o.port, socket.bytesRead);
+    throw networkError({ op: 'exchange', received: socket.bytesRead }, where(o), err);
   } finally {
     if (!inputComplete) {
       // The server has closed: stop sending whatever input is left.

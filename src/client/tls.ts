@@ -1,8 +1,7 @@
 import net from 'node:net';
 import tls from 'node:tls';
-import { formatHostPort, TimeoutError, TlsError } from '../errors.js';
+import { formatHostPort, networkError, TlsError } from '../errors.js';
 import { readPem, TLS_MIN_VERSION } from '../tls/credentials.js';
-import { connectError } from './errors.js';
 import type { NormalizedClientOptions } from './options.js';
 
 interface OpenSslError extends NodeJS.ErrnoException {
@@ -61,21 +60,25 @@ export async function connectTls(o: NormalizedClientOptions): Promise<tls.TLSSoc
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => {
       socket.destroy();
-      const during = tcpConnected ? 'the TLS handshake with' : 'connecting to';
-      reject(
-        new TimeoutError(`timed out ${during} ${target} (tls) after ${o.timeout} ms`, { transport: 'tls', address: o.host, port: o.port }),
-      );
+      const phase = tcpConnected ? 'handshake' : 'connect';
+      reject(networkError({ op: 'timeout', phase, after: `after ${o.timeout} ms` }, { transport: 'tls', address: o.host, port: o.port }));
     }, o.timeout);
     timer.unref();
     const onError = (err: OpenSslError): void => {
       clearTimeout(timer);
       socket.destroy();
       if (!tcpConnected) {
-        reject(connectError(err, 'tls', o.host, o.port));
+        reject(networkError({ op: 'connect' }, { transport: 'tls', address: o.host, port: o.port }, err));
         return;
       }
       const code = err.code;
-      reject(new TlsError(`TLS to ${target} failed: ${handshakeReason(err)}${code ? ` (${code})` : ''}`, { tlsCode: code, cause: err }));
+      reject(
+        new TlsError(`TLS to ${target} failed: ${handshakeReason(err)}${code ? ` (${code})` : ''}`, {
+          stage: 'handshake',
+          tlsCode: code,
+          cause: err,
+        }),
+      );
     };
     socket.once('connect', () => {
       tcpConnected = true;

@@ -2,9 +2,8 @@ import dgram from 'node:dgram';
 import { once } from 'node:events';
 import type { Readable, Writable } from 'node:stream';
 import { upcase } from '../codec/upcase.js';
-import { formatHostPort, MessageTooLargeError, type NetworkError, TimeoutError, UpcaseError } from '../errors.js';
+import { ClosedError, MessageTooLargeError, type NetworkError, networkError, systemCode } from '../errors.js';
 import { MAX_UDP_PAYLOAD_IPV4, MAX_UDP_PAYLOAD_IPV6 } from '../udp/handler.js';
-import { connectError, socketError, systemCode } from './errors.js';
 import { type ClientOptions, type NormalizedClientOptions, normalizeClientOptions } from './options.js';
 import { resolveTargets, type Target } from './resolve.js';
 
@@ -13,6 +12,7 @@ const MAX_QUARANTINE = 256;
 /** Longest a socket stays in quarantine, in milliseconds. */
 const MAX_QUARANTINE_MS = 30_000;
 
+/** Counters of a {@link UdpClient}. */
 export interface UdpClientStats {
   /** Messages asked for with `request()`. */
   requests: number;
@@ -69,7 +69,7 @@ export class UdpClient {
    * `UPCASE_ERR_CONNECT` when nothing listens at any address of the host.
    */
   async request(message: Uint8Array | string): Promise<Buffer> {
-    if (this.closed) throw new UpcaseError('UPCASE_ERR_CLOSED', 'the UDP client is closed');
+    if (this.closed) throw new ClosedError('the UDP client is closed');
     this.stats.requests++;
     const payload = typeof message === 'string' ? Buffer.from(message, 'utf8') : message;
     const targets = await this.resolve();
@@ -102,12 +102,13 @@ export class UdpClient {
 
   private async exchange(payload: Uint8Array, target: Target): Promise<Buffer> {
     const { host, port, timeout, retries } = this.options;
+    const where = { transport: 'udp', address: host, port } as const;
     const socket = dgram.createSocket(target.family === 6 ? 'udp6' : 'udp4');
     try {
       await connectUdp(socket, target.address, port);
     } catch (err) {
       socket.close();
-      throw connectError(err, 'udp', host, port);
+      throw networkError({ op: 'connect' }, where, err);
     }
     return new Promise((resolve, reject) => {
       let tries = 0;
@@ -127,17 +128,12 @@ export class UdpClient {
       };
       socket.on('message', (reply: Buffer) => settle(null, reply));
       socket.on('error', (err: Error) => {
-        settle(systemCode(err) === 'ECONNREFUSED' ? connectError(err, 'udp', host, port) : socketError(err, 'udp', host, port, 0));
+        // A connected UDP socket reports ICMP port unreachable as ECONNREFUSED: nothing listens there.
+        settle(networkError({ op: systemCode(err) === 'ECONNREFUSED' ? 'connect' : 'exchange' }, where, err));
       });
       const attempt = (): void => {
         if (tries > retries) {
-          settle(
-            new TimeoutError(`no reply from ${formatHostPort(host, port)} (udp) after ${tries} ${tries === 1 ? 'try' : 'tries'}`, {
-              transport: 'udp',
-              address: host,
-              port,
-            }),
-          );
+          settle(networkError({ op: 'timeout', phase: 'reply', after: `after ${tries} ${tries === 1 ? 'try' : 'tries'}` }, where));
           return;
         }
         tries++;
@@ -145,7 +141,7 @@ export class UdpClient {
         socket.send(payload, (err) => {
           if (err === null) return;
           if (systemCode(err) === 'EMSGSIZE') settle(new MessageTooLargeError(payload.length, maxUdpPayload(target.family), 'UDP message'));
-          else settle(socketError(err, 'udp', host, port, 0));
+          else settle(networkError({ op: 'exchange' }, where, err));
         });
         timer = setTimeout(attempt, timeout);
       };
@@ -201,11 +197,13 @@ function checkSize(payload: Uint8Array, family: 4 | 6): void {
   }
 }
 
+/** Options of {@link sendLines}. */
 export interface LinesOptions {
   /** Requests in flight at once; replies are still written in input order. Default 16. */
   window?: number;
 }
 
+/** What {@link sendLines} resolves with. */
 export interface LinesResult {
   /** Lines sent and answered. */
   lines: number;

@@ -65,6 +65,7 @@ export function upcase(input: Uint8Array | string): Buffer {
   return upcaseRange(buf, 0, buf.length, null, false);
 }
 
+/** Options of {@link Upcaser.push}. */
 export interface PushOptions {
   /**
    * Allow an all-ASCII chunk to be uppercased inside the given buffer and

@@ -23,16 +23,20 @@ export const PROXY_V2_SIGNATURE = Buffer.from([0x0d, 0x0a, 0x0d, 0x0a, 0x00, 0x0
 const V1_PREFIX = Buffer.from('PROXY ', 'latin1');
 const V2_FIXED = 16;
 
+/** `proxy`: the header carries the client's addresses; `local`: a health check from the proxy itself. */
 export type ProxyCommand = 'proxy' | 'local';
 /** v1 `TCP4` is `inet`, `TCP6` is `inet6`, `UNKNOWN` is `unspec`. */
 export type ProxyFamily = 'inet' | 'inet6' | 'unix' | 'unspec';
+/** The proxied transport: `stream` (TCP), `dgram` (UDP) or `unspec`. */
 export type ProxyTransport = 'stream' | 'dgram' | 'unspec';
 
+/** One end of the proxied connection: address and port. */
 export interface ProxyEndpoint {
   address: string;
   port: number;
 }
 
+/** A parsed PROXY protocol header (v1 or v2): command, family, transport, and the two endpoints. */
 export interface ProxyHeader {
   version: 1 | 2;
   /** `local`: the proxy opened the connection itself (a health check); use the real peer. */

@@ -11,7 +11,7 @@ import {
   type MetricValue,
   Registry,
 } from 'prom-client';
-import { UpcaseError } from '../errors.js';
+import { ClosedError, deserializeError, type SerializedError, serializeError, WorkerError } from '../errors.js';
 import { checkInteger, SERVER_DEFAULTS, type ServerOptions } from '../options.js';
 import { RateLimitedLog, silentLogger } from './log.js';
 import type { MetricsSource } from './metrics.js';
@@ -40,6 +40,7 @@ export const RESTART_BACKOFF = {
   resetAfterMs: 30_000, // a worker that stayed up this long starts the doubling over
 } as const;
 
+/** How long the primary waits before restarting a dead worker, in milliseconds. */
 export type RestartBackoff = { initialMs: number; maxMs: number; resetAfterMs: number };
 
 /** The delay before restart number `consecutiveFailures` (1 = first crash) of one worker slot. */
@@ -73,7 +74,7 @@ export function clusterWorkerSlot(): number | undefined {
 // IPC messages. Namespaced so they cannot clash with anyone else's cluster messages.
 type ToPrimary =
   | { upcase: 'listening'; address: ServerAddress }
-  | { upcase: 'listen-error'; code: string; message: string }
+  | { upcase: 'listen-error'; error: SerializedError }
   | { upcase: 'draining' }
   | { upcase: 'metrics'; id: number; metrics: MetricObjectWithValues<MetricValue<string>>[] };
 type ToWorker = { upcase: 'shutdown' } | { upcase: 'metrics'; id: number };
@@ -82,6 +83,7 @@ function isMessage<T extends { upcase: string }>(message: unknown): message is T
   return typeof message === 'object' && message !== null && typeof (message as { upcase?: unknown }).upcase === 'string';
 }
 
+/** Options of {@link ClusterPrimary}. */
 export interface ClusterOptions {
   /** Number of workers, >= 1. */
   workers: number;
@@ -106,6 +108,7 @@ export interface ClusterOptions {
   metricsTimeoutMs?: number;
 }
 
+/** A cluster's lifecycle: `new` → `starting` → `listening` → `draining` → `closed`. */
 export type ClusterState = 'new' | 'starting' | 'listening' | 'draining' | 'closed';
 type SlotState = 'starting' | 'listening' | 'draining' | 'down';
 
@@ -143,7 +146,7 @@ export class ClusterPrimary extends EventEmitter implements MetricsSource {
 
   constructor(options: ClusterOptions) {
     super();
-    if (!cluster.isPrimary) throw new UpcaseError('UPCASE_ERR_WORKER', 'ClusterPrimary must run in the cluster primary');
+    if (!cluster.isPrimary) throw new WorkerError('ClusterPrimary must run in the cluster primary');
     this.workers = checkInteger('workers', options.workers, 1, 1024);
     this.options = options;
     this.logger = options.logger ?? silentLogger();
@@ -215,7 +218,7 @@ export class ClusterPrimary extends EventEmitter implements MetricsSource {
   }
 
   address(): ServerAddress {
-    if (this.bound === null) throw new UpcaseError('UPCASE_ERR_CLOSED', 'the cluster is not listening');
+    if (this.bound === null) throw new ClosedError('the cluster is not listening');
     return this.bound;
   }
 
@@ -224,7 +227,7 @@ export class ClusterPrimary extends EventEmitter implements MetricsSource {
    * listen (e.g. EADDRINUSE), the others are stopped and this rejects with its error.
    */
   async start(): Promise<ServerAddress> {
-    if (this.stateValue !== 'new') throw new UpcaseError('UPCASE_ERR_CLOSED', `cannot start: the cluster is ${this.stateValue}`);
+    if (this.stateValue !== 'new') throw new ClosedError(`cannot start: the cluster is ${this.stateValue}`);
     this.stateValue = 'starting';
     const server = this.options.server ?? {};
     this.port = server.port ?? SERVER_DEFAULTS.port;
@@ -289,15 +292,16 @@ export class ClusterPrimary extends EventEmitter implements MetricsSource {
           this.startup = null;
         }
         break;
-      case 'listen-error':
-        this.logger.error({ worker: slot.index, workerPid: worker.process.pid, code: message.code }, message.message);
+      case 'listen-error': {
+        // The worker's error as it was (class, code, address, port, OS code), so the caller sees what a single process would.
+        const error = deserializeError(message.error);
+        this.logger.error({ worker: slot.index, workerPid: worker.process.pid, code: error.code }, error.message);
         if (this.startup !== null) {
-          this.startup.reject(
-            new UpcaseError(message.code === 'UPCASE_ERR_LISTEN' ? 'UPCASE_ERR_LISTEN' : 'UPCASE_ERR_WORKER', message.message),
-          );
+          this.startup.reject(error);
           this.startup = null;
         }
         break;
+      }
       case 'draining':
         slot.state = 'draining';
         break;
@@ -320,7 +324,7 @@ export class ClusterPrimary extends EventEmitter implements MetricsSource {
       return;
     }
     if (this.startup !== null) {
-      this.startup.reject(new UpcaseError('UPCASE_ERR_WORKER', `worker ${slot.index} exited during startup (${signal ?? `code ${code}`})`));
+      this.startup.reject(new WorkerError(`worker ${slot.index} exited during startup (${signal ?? `code ${code}`})`));
       this.startup = null;
       return;
     }
@@ -449,7 +453,7 @@ export class ClusterWorker {
     readonly server: UpcaseServer,
     private readonly registry?: Registry,
   ) {
-    if (!cluster.isWorker) throw new UpcaseError('UPCASE_ERR_WORKER', 'ClusterWorker must run in a cluster worker');
+    if (!cluster.isWorker) throw new WorkerError('ClusterWorker must run in a cluster worker');
     this.closed = once(server, 'close').then(() => undefined);
     server.once('draining', () => this.send({ upcase: 'draining' }));
     process.on('message', this.onMessage);
@@ -465,8 +469,7 @@ export class ClusterWorker {
       if (this.shutdownRequested) void this.server.close({ drain: true });
       return address;
     } catch (err) {
-      const e = err as UpcaseError;
-      this.send({ upcase: 'listen-error', code: e.code ?? 'UPCASE_ERR_WORKER', message: e.message ?? String(err) });
+      this.send({ upcase: 'listen-error', error: serializeError(err) });
       throw err;
     }
   }

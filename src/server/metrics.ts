@@ -2,7 +2,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
-import { listenError } from '../errors.js';
+import { networkError } from '../errors.js';
 import { checkHost, checkPort } from '../options.js';
 import { RateLimitedLog, silentLogger } from './log.js';
 import { PROXY_REJECT_REASONS, UDP_DROP_REASONS, type ServerStats } from './stats.js';
@@ -142,6 +142,7 @@ export function createMetricsRegistry(options: MetricsRegistryOptions): Registry
   return registry;
 }
 
+/** Options of {@link startMetricsServer}. */
 export interface MetricsServerOptions {
   /** Port for the HTTP endpoint; 0 picks a free one. Required: the endpoint is off unless asked for. */
   port: number;
@@ -190,7 +191,7 @@ export class MetricsServer {
   listen(): Promise<{ host: string; port: number }> {
     return new Promise((resolve, reject) => {
       const onError = (err: Error): void => {
-        const wrapped = listenError(err, 'tcp', this.host, this.port);
+        const wrapped = networkError({ op: 'listen' }, { transport: 'tcp', address: this.host, port: this.port }, err);
         wrapped.message = `metrics endpoint: ${wrapped.message}`;
         reject(wrapped);
       };

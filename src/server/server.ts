@@ -4,7 +4,7 @@ import { lookup } from 'node:dns/promises';
 import { EventEmitter, once } from 'node:events';
 import net from 'node:net';
 import type { Logger } from 'pino';
-import { listenError, type NetworkError, UpcaseError } from '../errors.js';
+import { ClosedError, InvalidArgumentError, type NetworkError, networkError } from '../errors.js';
 import { normalizeServerOptions, type NormalizedServerOptions, type ServerOptions } from '../options.js';
 import { readProxyHeader, type ProxyHeaderResult } from '../proxy/accept.js';
 import { parseCidr, TrustList } from '../proxy/trust.js';
@@ -20,8 +20,10 @@ import { SourceLimit } from './source-limit.js';
 import { RateLimitedLog, safeAddress, silentLogger } from './log.js';
 import { countError, createStats, type ServerStats } from './stats.js';
 
+/** A server's lifecycle: `new` → `listening` → (`draining` →) `closed`. */
 export type ServerState = 'new' | 'listening' | 'draining' | 'closed';
 
+/** Where a listening server is: the bound host and port, its transports, and the TLS port if TLS is on. */
 export interface ServerAddress {
   /** The address the listeners are bound to, e.g. `::` or `127.0.0.1`. */
   host: string;
@@ -33,6 +35,7 @@ export interface ServerAddress {
   tlsPort: number | null;
 }
 
+/** Options of {@link UpcaseServer.close}. */
 export interface CloseOptions {
   /**
    * Let open TCP connections finish for up to `drainTimeout` seconds (from the
@@ -112,7 +115,7 @@ export class UpcaseServer extends EventEmitter {
 
   /** The bound address, once listening. */
   address(): ServerAddress {
-    if (this.bound === null) throw new UpcaseError('UPCASE_ERR_CLOSED', 'the server is not listening');
+    if (this.bound === null) throw new ClosedError('the server is not listening');
     return this.bound;
   }
 
@@ -122,10 +125,10 @@ export class UpcaseServer extends EventEmitter {
    */
   listen(): Promise<ServerAddress> {
     if (this.stateValue !== 'new') {
-      return Promise.reject(new UpcaseError('UPCASE_ERR_CLOSED', `cannot listen: the server is ${this.stateValue}`));
+      return Promise.reject(new ClosedError(`cannot listen: the server is ${this.stateValue}`));
     }
     if (this.listening !== null) {
-      return Promise.reject(new UpcaseError('UPCASE_ERR_CLOSED', 'cannot listen: listen() is already in progress'));
+      return Promise.reject(new ClosedError('cannot listen: listen() is already in progress'));
     }
     const listening = this.bindListeners();
     this.listening = listening;
@@ -161,7 +164,7 @@ export class UpcaseServer extends EventEmitter {
     if (this.bound === null) throw lastError;
     if (this.closing !== null) {
       // close() was called while we were binding; it closes what we bound once we return.
-      throw new UpcaseError('UPCASE_ERR_CLOSED', 'the server was closed while it was starting');
+      throw new ClosedError('the server was closed while it was starting');
     }
     this.fitConnectionLimit();
     this.stateValue = 'listening';
@@ -250,7 +253,7 @@ export class UpcaseServer extends EventEmitter {
     // Node closes the accepted handle at once, then emits 'drop'.
     server.on('drop', (info?: { remoteAddress?: string; remotePort?: number }) => this.refused(transport, info?.remoteAddress));
     return new Promise((resolve, reject) => {
-      const onListenError = (err: Error): void => reject(listenError(err, transport, address, port));
+      const onListenError = (err: Error): void => reject(networkError({ op: 'listen' }, { transport, address, port }, err));
       server.once('error', onListenError);
       server.listen({ host: address, port, ipv6Only: false, backlog: 4096 }, () => {
         server.off('error', onListenError);
@@ -271,9 +274,10 @@ export class UpcaseServer extends EventEmitter {
     const choice = this.options.tcpTransport;
     const binding = choice === 'stream' ? null : loadNativeTcp();
     if (choice === 'native' && binding === null) {
-      throw new UpcaseError(
-        'UPCASE_ERR_INVALID_ARG',
-        'the native TCP transport is not built here (run `npm run build:native`); use tcpTransport `auto` or `stream`',
+      throw new InvalidArgumentError(
+        'tcpTransport',
+        '`auto` or `stream`: the native TCP transport is not built here (run `npm run build:native`)',
+        choice,
       );
     }
     if (binding === null) return null;
@@ -322,9 +326,10 @@ export class UpcaseServer extends EventEmitter {
     const inWorker = cluster.isWorker;
     const native = choice === 'dgram' || (choice === 'auto' && inWorker) ? null : loadNativeUdp();
     if (choice === 'native' && native === null) {
-      throw new UpcaseError(
-        'UPCASE_ERR_INVALID_ARG',
-        'the native UDP transport is not built here (run `npm run build:native`); use udpTransport `auto` or `dgram`',
+      throw new InvalidArgumentError(
+        'udpTransport',
+        '`auto` or `dgram`: the native UDP transport is not built here (run `npm run build:native`)',
+        choice,
       );
     }
     if (native !== null) {
@@ -334,7 +339,7 @@ export class UpcaseServer extends EventEmitter {
         policy.localPort = listener.port; // the loop guard, as for node:dgram
         return { transport: 'native', port: listener.port, close: async () => listener.close() };
       } catch (err) {
-        throw listenError(err, 'udp', address, port);
+        throw networkError({ op: 'listen' }, { transport: 'udp', address, port }, err);
       }
     }
     const socket = await this.bindDgram(address, port);
@@ -353,7 +358,7 @@ export class UpcaseServer extends EventEmitter {
     return new Promise((resolve, reject) => {
       const onBindError = (err: Error): void => {
         socket.close();
-        reject(listenError(err, 'udp', address, port));
+        reject(networkError({ op: 'listen' }, { transport: 'udp', address, port }, err));
       };
       socket.once('error', onBindError);
       // Not exclusive: in a cluster worker the primary binds the socket once and shares
@@ -614,10 +619,7 @@ export class UpcaseServer extends EventEmitter {
   async reloadTls(sources?: { cert: PemSource; key: PemSource }): Promise<CertificateInfo> {
     const next = sources ?? this.tlsSources;
     if (this.tls === null || next === null || this.stateValue !== 'listening') {
-      throw new UpcaseError(
-        'UPCASE_ERR_CLOSED',
-        `cannot reload TLS: ${this.tls === null ? 'TLS is not on' : `the server is ${this.stateValue}`}`,
-      );
+      throw new ClosedError(`cannot reload TLS: ${this.tls === null ? 'TLS is not on' : `the server is ${this.stateValue}`}`);
     }
     const credentials = await loadTlsCredentials(next.cert, next.key);
     this.tls.setCredentials(credentials);
@@ -685,7 +687,7 @@ async function resolveHost(host: string, port: number, transport: 'tcp' | 'udp')
     const { address } = await lookup(host);
     return address;
   } catch (err) {
-    throw listenError(err, transport, host, port);
+    throw networkError({ op: 'listen' }, { transport, address: host, port }, err);
   }
 }
 

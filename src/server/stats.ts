@@ -13,6 +13,7 @@ export type UdpDropReason =
   | 'too_large' // reply over the UDP maximum payload
   | 'send_error'; // the OS refused the send
 
+/** Every reason a datagram can be dropped for, the keys of `stats.udpDrops`. */
 export const UDP_DROP_REASONS: readonly UdpDropReason[] = [
   'port_zero',
   'low_port',
@@ -32,6 +33,7 @@ export type ProxyRejectReason =
   | 'truncated' // the peer ended or reset the connection mid-header
   | 'timeout'; // no complete header within proxyHeaderTimeout
 
+/** Every reason a PROXY header can be rejected for, the keys of `stats.proxyRejected`. */
 export const PROXY_REJECT_REASONS: readonly ProxyRejectReason[] = [
   'untrusted',
   'missing',
@@ -41,6 +43,7 @@ export const PROXY_REJECT_REASONS: readonly ProxyRejectReason[] = [
   'timeout',
 ];
 
+/** The counters a server keeps (`server.stats`); the metrics endpoint exports them. */
 export interface ServerStats {
   /** TCP connections open now (plain and TLS). */
   connectionsOpen: number;
@@ -77,6 +80,7 @@ export interface ServerStats {
   errors: Record<string, number>;
 }
 
+/** A zeroed set of server counters, e.g. for {@link handleConnection} used on its own. */
 export function createStats(): ServerStats {
   return {
     connectionsOpen: 0,

@@ -4,6 +4,7 @@ import { Upcaser } from '../codec/upcase.js';
 import { countError, type ServerStats } from '../server/stats.js';
 import { SMALL_CHUNK, turnSpent } from './turn.js';
 
+/** Options of {@link handleConnection}: where to count and log, and the connection's timeouts. */
 export interface ConnectionOptions {
   stats: ServerStats;
   logger: Logger;

@@ -6,8 +6,9 @@ import { type RateLimitedLog, safeAddress } from '../server/log.js';
 import { countError, type ServerStats, type UdpDropReason } from '../server/stats.js';
 import { RateLimiter, sourceKey } from './rate-limit.js';
 
-/** Largest UDP payload over IPv4 (65535 − 20 IP − 8 UDP) and over IPv6 (65535 − 8). */
+/** Largest UDP payload over IPv4 (65535 − 20 IP − 8 UDP). */
 export const MAX_UDP_PAYLOAD_IPV4 = 65_507;
+/** Largest UDP payload over IPv6 (65535 − 8). */
 export const MAX_UDP_PAYLOAD_IPV6 = 65_527;
 
 /** The largest reply that can go to a peer, as node:dgram names it. */

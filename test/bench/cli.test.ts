@@ -137,7 +137,11 @@ describe('upcase bench (CLI)', () => {
       assert.equal(r.code, 1);
       const result = JSON.parse(r.stdout);
       assert.ok(result.errors.timeout > 0);
-      assert.match(r.stderr, /upcase serve --udp-rate-limit 0/);
+      // Word for word as docs/benchmarks.md quotes it.
+      assert.match(
+        r.stderr,
+        /^upcase: hint: \d+ UDP requests got no reply at about \d+ replies\/s\. If the server is `upcase serve`, its per-source rate limit \(--udp-rate-limit, default 100\/s\) drops the rest: run `upcase serve --udp-rate-limit 0` for benchmarking\.$/m,
+      );
     } finally {
       await limited.close();
     }

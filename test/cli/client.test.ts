@@ -85,10 +85,7 @@ describe('upcase client errors', () => {
     const port = await pickFixedPort('tcp');
     const r = await upcaseCli(['client', '--host', '127.0.0.1', '--port', String(port), 'hi']);
     assert.equal(r.stdout.length, 0);
-    assert.equal(
-      r.stderr,
-      `upcase: cannot connect to 127.0.0.1:${port} (tcp): connection refused (nothing is listening there) (ECONNREFUSED)\n`,
-    );
+    assert.equal(r.stderr, `upcase: cannot connect to 127.0.0.1:${port} (tcp): connection refused (nothing is listening there)\n`);
     assert.equal(r.code, 1);
   });
 
@@ -125,10 +122,7 @@ describe('upcase client errors', () => {
   test('UDP, nothing listening: refused at once (port unreachable)', async () => {
     const port = await deadUdpPort();
     const r = await upcaseCli(['client', '--udp', '--host', '127.0.0.1', '--port', String(port), 'hi']);
-    assert.equal(
-      r.stderr,
-      `upcase: cannot connect to 127.0.0.1:${port} (udp): connection refused (nothing is listening there) (ECONNREFUSED)\n`,
-    );
+    assert.equal(r.stderr, `upcase: cannot connect to 127.0.0.1:${port} (udp): connection refused (nothing is listening there)\n`);
     assert.equal(r.code, 1);
   });
 

@@ -116,7 +116,7 @@ describe('configuration through UPCASE_* variables', () => {
     assert.equal((await exitWithin(p, 15_000)).code, 1);
     assert.match(
       p.stderr.join('\n'),
-      new RegExp(`upcase: cannot listen on 127\\.0\\.0\\.1:${port} \\(tcp\\): address already in use \\(EADDRINUSE\\)`),
+      new RegExp(`upcase: cannot listen on 127\\.0\\.0\\.1:${port} \\(tcp\\): address already in use$`, 'm'),
     );
   });
 

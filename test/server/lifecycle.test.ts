@@ -192,8 +192,14 @@ describe('library API: listen errors', () => {
     });
   });
 
-  test('a host name that does not resolve rejects with UPCASE_ERR_LISTEN', async () => {
-    await assert.rejects(startServer({ host: 'no-such-host.invalid', port: 0 }), { code: 'UPCASE_ERR_LISTEN' });
+  test('a host name that does not resolve rejects with UPCASE_ERR_RESOLVE', async () => {
+    await assert.rejects(startServer({ host: 'no-such-host.invalid', port: 0 }), {
+      name: 'ResolveError',
+      code: 'UPCASE_ERR_RESOLVE',
+      syscallCode: 'ENOTFOUND',
+      address: 'no-such-host.invalid',
+      message: 'cannot resolve no-such-host.invalid (tcp): host not found',
+    });
   });
 
   test('close() while listen() is in progress: listen rejects, close resolves, nothing stays bound', async () => {

@@ -56,7 +56,7 @@ describe('upcase bench over TLS', () => {
     assert.equal(wrongCa.code, 1);
     assert.equal(
       wrongCa.stderr,
-      `upcase bench: TLS to 127.0.0.1:${port} failed: unable to verify the first certificate (UNABLE_TO_VERIFY_LEAF_SIGNATURE)\n`,
+      `upcase: TLS to 127.0.0.1:${port} failed: unable to verify the first certificate (UNABLE_TO_VERIFY_LEAF_SIGNATURE)\n`,
     );
     assert.equal(noTls.code, 2);
     assert.match(noTls.stderr, /^error: --ca needs --tls$/m);

@@ -115,7 +115,7 @@ describe('upcase serve with TLS', () => {
     assert.deepEqual(await proc.stop(), [0, null]);
   });
 
-  test('certificate problems at startup: one line on stderr, exit 1', async () => {
+  test('certificate problems at startup: one line on stderr, exit 2 (a configuration error)', async () => {
     const missing = pki.path('missing.pem');
     const cases: Array<[string, string, string]> = [
       [missing, pki.server.key, `upcase: cannot read TLS certificate ${missing}: no such file (ENOENT)\n`],
@@ -134,7 +134,7 @@ describe('upcase serve with TLS', () => {
     results.forEach((r, i) => {
       assert.equal(r.stderr, cases[i]![2]);
       assert.equal(r.stdout, '');
-      assert.equal(r.code, 1);
+      assert.equal(r.code, 2);
     });
   });
 
