@@ -75,9 +75,9 @@ int main(int argc, char **argv) {
       "\xf5\x80\x80\x80", "\xf8", "\x80", "\xbf", "\xe2\x82", "\xf0\x9f", "\xf0\x9f\x98",                      // ill-formed, cut
   };
   const size_t count = sizeof pieces / sizeof pieces[0], ascii = 4;
-  codec_path_t paths[3];
+  codec_path_t paths[CODEC_PATH_COUNT];
   int path_count = 0;
-  for (int p = CODEC_PATH_SSE2; p <= CODEC_PATH_AVX512; p++)
+  for (int p = CODEC_PATH_SCALAR + 1; p < CODEC_PATH_COUNT; p++)
     if (codec_path_available((codec_path_t)p)) paths[path_count++] = (codec_path_t)p;
   for (long iter = 0; iter < iterations; iter++) {
     size_t n = next() % 20000;
