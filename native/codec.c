@@ -630,15 +630,16 @@ void codec_init(void) {
   const char *forced = getenv("UPCASE_CODEC_PATH");
   if (forced == NULL || forced[0] == 0) return;
   int p = codec_path_from_name(forced);
-  if (p > CODEC_PATH_AUTO && have_path[p]) {
-    auto_path = (codec_path_t)p;
+  if (p >= 0 && have_path[p]) {
+    if (p != CODEC_PATH_AUTO) auto_path = (codec_path_t)p;
     return;
   }
-  int at = snprintf(path_error, sizeof path_error, "UPCASE_CODEC_PATH=%.24s: %s; this CPU has", forced,
-                    p < 0 ? "no such C codec path" : "this CPU does not have that C codec path");
+  int at = snprintf(path_error, sizeof path_error, "UPCASE_CODEC_PATH=%.24s: %s (this CPU has", forced,
+                    p < 0 ? "not a C codec path" : "not available on this CPU");
   for (int q = CODEC_PATH_SCALAR; q < CODEC_PATH_COUNT; q++)
     if (have_path[q] && at > 0 && (size_t)at < sizeof path_error)
-      at += snprintf(path_error + at, sizeof path_error - (size_t)at, " %s", PATH_NAMES[q]);
+      at += snprintf(path_error + at, sizeof path_error - (size_t)at, "%s%s", q == CODEC_PATH_SCALAR ? " " : ", ", PATH_NAMES[q]);
+  if (at > 0 && (size_t)at < sizeof path_error) snprintf(path_error + at, sizeof path_error - (size_t)at, ")");
 }
 
 const char *codec_path_error(void) { return path_error[0] ? path_error : NULL; }
