@@ -418,19 +418,20 @@ static size_t upcase_to_avx512(const codec_tables_t *t, uint8_t *buf, uint8_t *d
 #undef D
 #undef AVX512_INLINE
 
-#define AVX2_TARGET __attribute__((target("avx2,bmi,popcnt")))
+#define AVX2_TARGET __attribute__((target("avx2,bmi,bmi2,popcnt")))
 #define AVX2_INLINE AVX2_TARGET static inline __attribute__((always_inline))
-#define BLOCK_AVX2 32
 #define B8(x) _mm256_set1_epi8((char)(x))
 #define D8(x) _mm256_set1_epi32((int)(x))
 
 // LEAD_AT[c][m]: the positions (8c + bit) of the set bits of byte m, one per byte,
 // first in the low byte. In a well-formed block no two leads are adjacent, so a byte
 // of the lead mask holds at most 4. Filled by codec_init().
-static uint32_t LEAD_AT[4][256];
+static uint32_t LEAD_AT[8][256];
 // COMPRESS_LANES[m]: the lanes set in the 8-bit mask m, in order, 4 bits each (vpermd's
 // indices packed): an AVX2 stand-in for AVX-512's compress.
 static uint32_t COMPRESS_LANES[256];
+// Whether pdep takes a few cycles (it does but on AMD Zen 1 and 2). Set by codec_init().
+static int fast_pdep;
 
 static void init_avx2_tables(void) {
   for (int m = 0; m < 256; m++) {
@@ -439,7 +440,7 @@ static void init_avx2_tables(void) {
     for (int bit = 0; bit < 8; bit++)
       if (m & (1 << bit)) lanes |= (uint32_t)bit << (4 * k++);
     COMPRESS_LANES[m] = lanes;
-    for (int c = 0; c < 4; c++) {
+    for (int c = 0; c < 8; c++) {
       uint32_t at = 0;
       k = 0;
       for (int bit = 0; bit < 8 && k < 4; bit++)
@@ -449,6 +450,16 @@ static void init_avx2_tables(void) {
   }
 }
 
+// The (k+1)th set bit of m alone, 0 when m has k or fewer. Where the next block starts is
+// what the block loop waits on: pdep does this in 3 cycles where it is fast (not on AMD
+// Zen 1 and 2, which microcode it).
+AVX2_INLINE uint64_t nth_bit(uint64_t m, int k) {
+  if (fast_pdep) return _pdep_u64(1ULL << k, m);
+  if (__builtin_popcountll(m) <= k) return 0;
+  while (k-- > 0) m &= m - 1;
+  return m & (0 - m);
+}
+
 // ASCII lowercase → uppercase; every other byte unchanged. v - 'a' + 0x80 is at most
 // -128 + 25 as a signed byte exactly when v is 'a'–'z'.
 AVX2_INLINE __m256i avx2_upper(__m256i v) {
@@ -456,107 +467,140 @@ AVX2_INLINE __m256i avx2_upper(__m256i v) {
   return _mm256_sub_epi8(v, _mm256_and_si256(lower, B8(0x20)));
 }
 
-// Uppercases buf[0, n) into dst (see upcase_scalar) 32 bytes at a time where it can:
-// ASCII by vector; up to 8 multi-byte characters per block, their positions from the
-// lead mask by table, read as one 32-bit lane each with one gather, decoded, looked
-// up in the case table with a second gather, re-encoded and written back over the
-// block one by one. A block with an ill-formed byte goes through the scalar loop; so
-// does the tail of the input.
+// Bit j set where byte j of the 64 bytes lo, hi is set in its top bit.
+AVX2_INLINE uint64_t avx2_mask(__m256i lo, __m256i hi) {
+  return (uint64_t)(uint32_t)_mm256_movemask_epi8(lo) | (uint64_t)(uint32_t)_mm256_movemask_epi8(hi) << 32;
+}
+
+// Where the lead v is not followed by a second byte s in its range (Unicode Table 3-7):
+// C0/C1 and F5–FF never lead, E0 takes A0–BF, ED 80–9F, F0 90–BF, F4 80–8F. Set for
+// ASCII too (F5–FF are compared signed): the caller keeps the leads only.
+AVX2_INLINE __m256i avx2_out_of_range(__m256i v, __m256i s) {
+  __m256i le9f = _mm256_cmpeq_epi8(_mm256_min_epu8(s, B8(0x9f)), s);
+  __m256i le8f = _mm256_cmpeq_epi8(_mm256_min_epu8(s, B8(0x8f)), s);
+  __m256i bad = _mm256_or_si256(_mm256_cmpeq_epi8(_mm256_and_si256(v, B8(0xfe)), B8(0xc0)), _mm256_cmpgt_epi8(v, B8(0xf4)));
+  bad = _mm256_or_si256(bad, _mm256_and_si256(_mm256_cmpeq_epi8(v, B8(0xe0)), le9f));
+  bad = _mm256_or_si256(bad, _mm256_andnot_si256(le9f, _mm256_cmpeq_epi8(v, B8(0xed))));
+  bad = _mm256_or_si256(bad, _mm256_and_si256(_mm256_cmpeq_epi8(v, B8(0xf0)), le8f));
+  return _mm256_or_si256(bad, _mm256_andnot_si256(le8f, _mm256_cmpeq_epi8(v, B8(0xf4))));
+}
+
+// Uppercases into dst the (1 to 8) characters of the well-formed block at buf + i that
+// start where `leads` has a bit, and records the specials among them: each character's
+// 4 bytes as one lane, decoded, looked up, re-encoded and written back in order.
+AVX2_INLINE void avx2_chars(const codec_tables_t *t, const uint8_t *buf, uint8_t *dst, size_t i, uint64_t leads, uint32_t *specials, int32_t *kinds, size_t *count_io) {
+  const __m256i lane_index = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+  const __m256i nibble_shift = _mm256_setr_epi32(0, 4, 8, 12, 16, 20, 24, 28);
+  size_t count = *count_io;
+    // Where each character starts (one byte each, in order), and its 4 bytes (and what
+  // follows, unused) as one lane.
+  uint64_t starts = 0;
+  unsigned seen = 0;
+  for (int c = 0; c < 8; c++) {
+    uint32_t byte = (uint32_t)(leads >> (8 * c)) & 0xff;
+    starts |= (uint64_t)LEAD_AT[c][byte] << (8 * (seen & 7));
+    seen += (unsigned)__builtin_popcount(byte);
+  }
+  __m256i at = _mm256_cvtepu8_epi32(_mm_cvtsi64_si128((long long)starts));
+  __m256i lanes = _mm256_cmpgt_epi32(D8(seen), lane_index);
+  // Scalar loads: cheaper than a gather of 8 lanes on the CPUs measured.
+  const uint8_t *block = buf + i;
+  uint32_t w0, w1, w2, w3, w4, w5, w6, w7;
+  memcpy(&w0, block + (starts & 0xff), 4);
+  memcpy(&w1, block + ((starts >> 8) & 0xff), 4);
+  memcpy(&w2, block + ((starts >> 16) & 0xff), 4);
+  memcpy(&w3, block + ((starts >> 24) & 0xff), 4);
+  memcpy(&w4, block + ((starts >> 32) & 0xff), 4);
+  memcpy(&w5, block + ((starts >> 40) & 0xff), 4);
+  memcpy(&w6, block + ((starts >> 48) & 0xff), 4);
+  memcpy(&w7, block + (starts >> 56), 4);
+  __m256i w = _mm256_setr_epi32((int)w0, (int)w1, (int)w2, (int)w3, (int)w4, (int)w5, (int)w6, (int)w7);
+  __m256i lead = _mm256_and_si256(w, D8(0xff));
+  __m256i is3 = _mm256_cmpgt_epi32(lead, D8(0xdf)), is4 = _mm256_cmpgt_epi32(lead, D8(0xef));
+  // 8 × (4 − length): moves a character's bytes to the top of its lane, and back.
+  __m256i shift = _mm256_add_epi32(D8(16), _mm256_add_epi32(_mm256_slli_epi32(is3, 3), _mm256_slli_epi32(is4, 3)));
+  __m256i payload = _mm256_blendv_epi8(_mm256_blendv_epi8(D8(0x3f1f0000), D8(0x3f3f0f00), is3), D8(0x3f3f3f07), is4);
+  __m256i bits = _mm256_and_si256(_mm256_sllv_epi32(w, shift), payload);
+  // Bytes 0–3 hold bits 18–20, 12–17, 6–11, 0–5 of the code point (0 where the character
+  // is shorter): two multiply-adds put them together.
+  __m256i cp = _mm256_madd_epi16(_mm256_maddubs_epi16(bits, D8(0x01400140)), D8(0x00011000));
+  // Code points past the table map to themselves: looked up at 0, then put back.
+  __m256i past = _mm256_cmpgt_epi32(cp, D8(CODEC_TABLE_SIZE - 1));
+  uint32_t c[8];
+  _mm256_storeu_si256((__m256i *)c, _mm256_andnot_si256(past, cp));
+  const int32_t *table = t->table;
+  __m256i u = _mm256_setr_epi32(table[c[0]], table[c[1]], table[c[2]], table[c[3]], table[c[4]], table[c[5]], table[c[6]], table[c[7]]);
+  u = _mm256_blendv_epi8(u, cp, past);
+  // The characters whose uppercase changes length, recorded for the splice.
+  unsigned special = (unsigned)_mm256_movemask_ps(_mm256_castsi256_ps(_mm256_and_si256(u, lanes)));
+  __m256i order = _mm256_srlv_epi32(D8(COMPRESS_LANES[special]), nibble_shift);
+  _mm256_storeu_si256((__m256i *)(specials + count), _mm256_permutevar8x32_epi32(_mm256_add_epi32(at, D8(i)), order));
+  _mm256_storeu_si256((__m256i *)(kinds + count), _mm256_permutevar8x32_epi32(u, order));
+  count += (size_t)__builtin_popcount(special);
+  // Same length, so only the payload bits change: flip those of cp ^ uppercase (none for
+  // a special), each 6-bit group into its byte.
+  __m256i flip = _mm256_andnot_si256(_mm256_srai_epi32(u, 31), _mm256_and_si256(lanes, _mm256_xor_si256(cp, u)));
+  __m256i spread = _mm256_or_si256(_mm256_and_si256(_mm256_slli_epi32(flip, 24), D8(0x3f000000)),
+                                   _mm256_and_si256(_mm256_slli_epi32(flip, 10), D8(0x003f0000)));
+  spread = _mm256_or_si256(spread, _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi32(flip, 4), D8(0x3f00)), _mm256_srli_epi32(flip, 18)));
+  // The window's bytes after the character are uppercased too: they are ASCII, or
+  // rewritten by the next character, or past the block's end (rewritten by the next
+  // block, which is stored after this one).
+  __m256i e = avx2_upper(_mm256_xor_si256(w, _mm256_srlv_epi32(spread, shift)));
+  // Written back in order, always 8 (a loop of `seen` would be mispredicted about
+  // every block): the lanes past the last character repeat it.
+  __m256i last = _mm256_min_epu32(lane_index, D8(seen - 1));
+  uint32_t encoded[8], where[8];
+  _mm256_storeu_si256((__m256i *)encoded, _mm256_permutevar8x32_epi32(e, last));
+  _mm256_storeu_si256((__m256i *)where, _mm256_permutevar8x32_epi32(at, last));
+  for (int k = 0; k < 8; k++) memcpy(dst + i + where[k], &encoded[k], 4);
+  *count_io = count;
+}
+
+// Uppercases buf[0, n) into dst (see upcase_scalar) 64 bytes at a time where it can:
+// ASCII by vector; up to 16 multi-byte characters per block (the block ends at the 17th),
+// their positions from the lead mask by table, read as one 32-bit lane each with one
+// gather, decoded, looked up in the case table with a second gather, re-encoded and
+// written back over the block. A block with an ill-formed byte goes through the scalar
+// loop; so does the tail of the input.
 AVX2_TARGET
 static size_t upcase_to_avx2(const codec_tables_t *t, uint8_t *buf, uint8_t *dst, size_t n, uint32_t *specials, int32_t *kinds) {
   size_t i = 0, count = 0;
-  const __m256i lane_index = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-  const __m256i nibble_shift = _mm256_setr_epi32(0, 4, 8, 12, 16, 20, 24, 28);
-  while (i + BLOCK_AVX2 + 3 <= n) {
-    __m256i v = _mm256_loadu_si256((const __m256i *)(buf + i));
-    __m256i upper = avx2_upper(v);
-    uint32_t high = (uint32_t)_mm256_movemask_epi8(v);
+  while (i + BLOCK + 3 <= n) {
+    __m256i v0 = _mm256_loadu_si256((const __m256i *)(buf + i)), v1 = _mm256_loadu_si256((const __m256i *)(buf + i + 32));
+    __m256i upper0 = avx2_upper(v0), upper1 = avx2_upper(v1);
+    uint64_t high = avx2_mask(v0, v1);
+    _mm256_storeu_si256((__m256i *)(dst + i), upper0);
+    _mm256_storeu_si256((__m256i *)(dst + i + 32), upper1);
     if (high == 0) {
-      _mm256_storeu_si256((__m256i *)(dst + i), upper);
-      i += BLOCK_AVX2;
+      i += BLOCK;
       continue;
     }
     // By value: leads C0–FF, of which E0–FF expect 2 more bytes and F0–FF 3 (signed
     // compares: C0–FF are -64 to -1, so ASCII is masked out with `high`).
-    uint64_t leads_all = high & (uint32_t)_mm256_movemask_epi8(_mm256_cmpgt_epi8(v, B8(0xbf)));
-    uint64_t long3 = high & (uint32_t)_mm256_movemask_epi8(_mm256_cmpgt_epi8(v, B8(0xdf)));
-    uint64_t long4 = high & (uint32_t)_mm256_movemask_epi8(_mm256_cmpgt_epi8(v, B8(0xef)));
-    // The exact ranges, on the byte after each lead (Unicode Table 3-7): no C0/C1 or
-    // F5–FF leads, E0 A0–BF, ED 80–9F, F0 90–BF, F4 80–8F.
-    __m256i second = _mm256_loadu_si256((const __m256i *)(buf + i + 1));
-    __m256i le9f = _mm256_cmpeq_epi8(_mm256_min_epu8(second, B8(0x9f)), second);
-    __m256i le8f = _mm256_cmpeq_epi8(_mm256_min_epu8(second, B8(0x8f)), second);
-    __m256i range = _mm256_or_si256(_mm256_cmpeq_epi8(_mm256_and_si256(v, B8(0xfe)), B8(0xc0)), _mm256_cmpgt_epi8(v, B8(0xf4)));
-    range = _mm256_or_si256(range, _mm256_and_si256(_mm256_cmpeq_epi8(v, B8(0xe0)), le9f));
-    range = _mm256_or_si256(range, _mm256_andnot_si256(le9f, _mm256_cmpeq_epi8(v, B8(0xed))));
-    range = _mm256_or_si256(range, _mm256_and_si256(_mm256_cmpeq_epi8(v, B8(0xf0)), le8f));
-    range = _mm256_or_si256(range, _mm256_andnot_si256(le8f, _mm256_cmpeq_epi8(v, B8(0xf4))));
-    uint64_t out_of_range = (uint32_t)_mm256_movemask_epi8(range);
-    // The block ends before a character that crosses its end, and at its 9th character
-    // (one vector of 8 code points per block).
-    uint64_t cut = (leads_all & (1ULL << 31)) | (long3 & (3ULL << 30)) | (long4 & (7ULL << 29));
-    if (__builtin_popcountll(leads_all) > 8) {
-      uint64_t m = leads_all;
-      for (int k = 0; k < 8; k++) m &= m - 1;
-      cut |= m & (0 - m);
-    }
-    uint64_t live = cut ? (cut & (0 - cut)) - 1 : 0xffffffffULL;
+    uint64_t leads_all = high & avx2_mask(_mm256_cmpgt_epi8(v0, B8(0xbf)), _mm256_cmpgt_epi8(v1, B8(0xbf)));
+    uint64_t long3 = high & avx2_mask(_mm256_cmpgt_epi8(v0, B8(0xdf)), _mm256_cmpgt_epi8(v1, B8(0xdf)));
+    uint64_t long4 = high & avx2_mask(_mm256_cmpgt_epi8(v0, B8(0xef)), _mm256_cmpgt_epi8(v1, B8(0xef)));
+    uint64_t out_of_range = avx2_mask(avx2_out_of_range(v0, _mm256_loadu_si256((const __m256i *)(buf + i + 1))),
+                                      avx2_out_of_range(v1, _mm256_loadu_si256((const __m256i *)(buf + i + 33))));
+    // The block ends before a character that crosses its end, and at its 17th character
+    // (two vectors of 8 code points per block).
+    uint64_t cut = (leads_all & (1ULL << 63)) | (long3 & (3ULL << 62)) | (long4 & (7ULL << 61)) | nth_bit(leads_all, 16);
+    uint64_t live = cut ? (cut & (0 - cut)) - 1 : ~0ULL;
     uint64_t leads = leads_all & live;
     uint64_t expected = leads << 1 | (long3 & live) << 2 | (long4 & live) << 3;
     // Well-formed iff the continuation bytes before the end are exactly those the leads
     // expect, none is expected past it, and every second byte is in its lead's range.
     if (((expected & ~live) | ((high & ~leads_all & live) ^ expected) | (out_of_range & leads)) != 0) {
-      size_t j = upcase_scalar(t, buf, i, i + BLOCK_AVX2, n, specials, kinds, &count);
+      size_t j = upcase_scalar(t, buf, i, i + BLOCK, n, specials, kinds, &count);
       memcpy(dst + i, buf + i, j - i);
       i = j;
       continue;
     }
-    // Where each character starts (one byte each, in order), and its 4 bytes as one lane.
-    uint32_t lm = (uint32_t)leads;
-    uint64_t starts = 0;
-    unsigned seen = 0;
-    for (int c = 0; c < 4; c++) {
-      uint32_t byte = (lm >> (8 * c)) & 0xff;
-      starts |= (uint64_t)LEAD_AT[c][byte] << (8 * (seen & 7));
-      seen += (unsigned)__builtin_popcount(byte);
-    }
-    __m256i at = _mm256_cvtepu8_epi32(_mm_cvtsi64_si128((long long)starts));
-    __m256i lanes = _mm256_cmpgt_epi32(D8(seen), lane_index);
-    __m256i w = _mm256_i32gather_epi32((const int *)(buf + i), at, 1);
-    __m256i lead = _mm256_and_si256(w, D8(0xff));
-    __m256i is3 = _mm256_cmpgt_epi32(lead, D8(0xdf)), is4 = _mm256_cmpgt_epi32(lead, D8(0xef));
-    // 8 × (4 − length): moves a character's bytes to the top of its lane, and back.
-    __m256i shift = _mm256_add_epi32(D8(16), _mm256_add_epi32(_mm256_slli_epi32(is3, 3), _mm256_slli_epi32(is4, 3)));
-    __m256i payload = _mm256_blendv_epi8(_mm256_blendv_epi8(D8(0x3f1f0000), D8(0x3f3f0f00), is3), D8(0x3f3f3f07), is4);
-    __m256i bits = _mm256_and_si256(_mm256_sllv_epi32(w, shift), payload);
-    // Bytes 0–3 hold bits 18–20, 12–17, 6–11, 0–5 of the code point (0 where the character
-    // is shorter): two multiply-adds put them together.
-    __m256i cp = _mm256_madd_epi16(_mm256_maddubs_epi16(bits, D8(0x01400140)), D8(0x00011000));
-    __m256i look = _mm256_and_si256(lanes, _mm256_cmpgt_epi32(D8(CODEC_TABLE_SIZE), cp));
-    __m256i u = _mm256_mask_i32gather_epi32(cp, (const int *)t->table, cp, look, 4);
-    // The characters whose uppercase changes length, recorded for the splice.
-    unsigned special = (unsigned)_mm256_movemask_ps(_mm256_castsi256_ps(_mm256_and_si256(u, lanes)));
-    __m256i order = _mm256_srlv_epi32(D8(COMPRESS_LANES[special]), nibble_shift);
-    _mm256_storeu_si256((__m256i *)(specials + count), _mm256_permutevar8x32_epi32(_mm256_add_epi32(at, D8(i)), order));
-    _mm256_storeu_si256((__m256i *)(kinds + count), _mm256_permutevar8x32_epi32(u, order));
-    count += (size_t)__builtin_popcount(special);
-    // Same length, so only the payload bits change: flip those of cp ^ uppercase (none for
-    // a special), each 6-bit group into its byte.
-    __m256i flip = _mm256_andnot_si256(_mm256_srai_epi32(u, 31), _mm256_and_si256(lanes, _mm256_xor_si256(cp, u)));
-    __m256i spread = _mm256_or_si256(_mm256_and_si256(_mm256_slli_epi32(flip, 24), D8(0x3f000000)),
-                                     _mm256_and_si256(_mm256_slli_epi32(flip, 10), D8(0x003f0000)));
-    spread = _mm256_or_si256(spread, _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi32(flip, 4), D8(0x3f00)), _mm256_srli_epi32(flip, 18)));
-    // The window's bytes after the character are uppercased too: they are ASCII (or
-    // rewritten by the next character, or by the next block, which is stored later).
-    __m256i e = avx2_upper(_mm256_xor_si256(w, _mm256_srlv_epi32(spread, shift)));
-    // Written back one by one, in order, always 8 (a loop of `seen` would be mispredicted
-    // about every block): the lanes past the last character repeat it.
-    __m256i last = _mm256_min_epu32(lane_index, D8(seen - 1));
-    uint32_t encoded[8], where[8];
-    _mm256_storeu_si256((__m256i *)encoded, _mm256_permutevar8x32_epi32(e, last));
-    _mm256_storeu_si256((__m256i *)where, _mm256_permutevar8x32_epi32(at, last));
-    _mm256_storeu_si256((__m256i *)(dst + i), upper);
-    for (int k = 0; k < 8; k++) memcpy(dst + i + where[k], &encoded[k], 4);
+    // At most 8 characters per vector: the first 8, then the rest.
+    uint64_t first8 = leads & (nth_bit(leads, 8) - 1);
+    avx2_chars(t, buf, dst, i, first8, specials, kinds, &count);
+    if (leads != first8) avx2_chars(t, buf, dst, i, leads & ~first8, specials, kinds, &count);
     i += (size_t)__builtin_popcountll(live);
   }
   upcase_scalar(t, buf, i, n, n, specials, kinds, &count);
@@ -615,7 +659,9 @@ void codec_init(void) {
   init_avx2_tables();
   __builtin_cpu_init();
   have_path[CODEC_PATH_SSE2] = 1;
-  have_path[CODEC_PATH_AVX2] = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("bmi") && __builtin_cpu_supports("popcnt");
+  have_path[CODEC_PATH_AVX2] = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("bmi") && __builtin_cpu_supports("bmi2") &&
+                               __builtin_cpu_supports("popcnt");
+  fast_pdep = !__builtin_cpu_is("znver1") && !__builtin_cpu_is("znver2");
   have_path[CODEC_PATH_AVX512] = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
                                  __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq") &&
                                  __builtin_cpu_supports("avx512vbmi") && __builtin_cpu_supports("avx512vbmi2") &&
