@@ -44,9 +44,9 @@ typedef enum {
   CODEC_PATH_AUTO = 0,    // the widest this CPU has, or the one UPCASE_CODEC_PATH names
   CODEC_PATH_SCALAR = 1,  // 8 bytes at a time for ASCII, then one character at a time
   CODEC_PATH_SSE2 = 2,    // x86-64: 64-byte blocks, characters found from byte-class masks
-  CODEC_PATH_AVX2 = 3,    // x86-64 with AVX2: 32-byte blocks, 8 characters per vector
+  CODEC_PATH_AVX2 = 3,    // x86-64 with AVX2: 64-byte blocks, up to 16 characters, 8 per vector
   CODEC_PATH_AVX512 = 4,  // x86-64 with AVX-512 VBMI2: 64-byte blocks, 16 characters per vector
-  CODEC_PATH_NEON = 5,    // AArch64: 16-byte blocks, ASCII by vector
+  CODEC_PATH_NEON = 5,    // AArch64: 16 ASCII bytes at a time by vector, then one character at a time
   CODEC_PATH_COUNT = 6,
 } codec_path_t;
 
