@@ -4,6 +4,9 @@
 //
 //   npm run bench:codec            # builds first; about a minute
 //   node bench/codec.mjs --json    # one JSON object instead of the table
+//   UPCASE_CODEC_PATH=avx2 npm run bench:codec    # that path only
+//
+// Compiles the C side with `CC` (default `cc`).
 //
 // Every payload is 2 MiB, pushed as one stream in 64 KiB chunks (the native TCP transport's
 // read size), so a branch predictor cannot learn it; each figure is the best of 15 passes.
@@ -17,6 +20,7 @@ import { makeBody, prng } from '../dist/bench/payload.js';
 import { upcase, Upcaser } from '../dist/codec/upcase.js';
 import { nativeCodecPaths } from '../dist/tcp/native.js';
 import { writeCaseTables } from '../scripts/case-tables.mjs';
+import { compilerFrom } from '../scripts/codec-fuzzer.mjs';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 const SIZE = 2 << 20;
@@ -55,7 +59,14 @@ const PAYLOADS = [
   ],
 ];
 
-const paths = nativeCodecPaths().slice(1);
+// Every path this CPU has, or only the one UPCASE_CODEC_PATH names (an error if it has not that one).
+let paths;
+try {
+  paths = process.env.UPCASE_CODEC_PATH ? nativeCodecPaths().slice(0, 1) : nativeCodecPaths().slice(1);
+} catch (err) {
+  console.error(`bench:codec: ${err.message}`);
+  process.exit(2);
+}
 if (paths.length === 0)
   console.error('bench:codec: the native addon is not built (npm run build:native): only the TypeScript codec is measured');
 
@@ -64,7 +75,8 @@ const rows = [];
 try {
   const exe = join(work, 'codec-bench');
   if (paths.length > 0) {
-    execFileSync('cc', ['-O2', '-o', exe, join(ROOT, 'bench', 'codec', 'codec-bench.c'), join(ROOT, 'native', 'codec.c')], {
+    const [cc, ...ccArgs] = compilerFrom(process.env.CC, 'cc');
+    execFileSync(cc, [...ccArgs, '-O2', '-o', exe, join(ROOT, 'bench', 'codec', 'codec-bench.c'), join(ROOT, 'native', 'codec.c')], {
       stdio: 'inherit',
     });
     writeCaseTables(work);

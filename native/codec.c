@@ -1,13 +1,15 @@
 // The upcase codec in C: see codec.h. A counterpart of src/codec/utf8.ts
 // (well-formedness, Unicode §3.9 Table 3-7) and src/codec/fast.ts (uppercased where
 // lengths allow, the characters whose uppercase changes length spliced in after),
-// with block paths for x86-64: SSE2, and AVX-512 VBMI2 where the CPU has it.
+// with block paths for x86-64 (SSE2; AVX2 and AVX-512 VBMI2 where the CPU has them)
+// and for AArch64 (NEON).
 #include "codec.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#if defined(__x86_64__) || defined(_M_X64)
+#if defined(__x86_64__)
 #include <immintrin.h>
 #endif
 
@@ -141,7 +143,7 @@ static size_t upcase_scalar(const codec_tables_t *t, uint8_t *buf, size_t i, siz
 }
 
 
-#if defined(__x86_64__) || defined(_M_X64)
+#if defined(__x86_64__)
 #define BLOCK 64
 
 // Bit j set where byte j of the block, masked with `mask`, equals `want`.
@@ -416,53 +418,308 @@ static size_t upcase_to_avx512(const codec_tables_t *t, uint8_t *buf, uint8_t *d
 #undef D
 #undef AVX512_INLINE
 
-static int have_avx512;
+#define AVX2_TARGET __attribute__((target("avx2,bmi,bmi2,popcnt")))
+#define AVX2_INLINE AVX2_TARGET static inline __attribute__((always_inline))
+#define B8(x) _mm256_set1_epi8((char)(x))
+#define D8(x) _mm256_set1_epi32((int)(x))
 
-// Uppercases buf[0, n) (see upcase_scalar) on the given path. The AVX-512 one writes
-// to scratch->mid: its next block's loads then never wait on the last block's store.
-// Sets *result to where the output is.
-static size_t upcase_chunk(const codec_tables_t *t, codec_path_t path, uint8_t *buf, size_t n, const codec_scratch_t *sc, uint8_t **result) {
-  if (path == CODEC_PATH_AVX512) {
-    *result = sc->mid + CODEC_HEADROOM;
-    return upcase_to_avx512(t, buf, *result, n, sc->specials, sc->kinds);
+// LEAD_AT[c][m]: the positions (8c + bit) of the set bits of byte m, one per byte,
+// first in the low byte. In a well-formed block no two leads are adjacent, so a byte
+// of the lead mask holds at most 4. Filled by codec_init().
+static uint32_t LEAD_AT[8][256];
+// COMPRESS_LANES[m]: the lanes set in the 8-bit mask m, in order, 4 bits each (vpermd's
+// indices packed): an AVX2 stand-in for AVX-512's compress.
+static uint32_t COMPRESS_LANES[256];
+// Whether pdep takes a few cycles (it does but on AMD Zen 1 and 2). Set by codec_init().
+static int fast_pdep;
+
+static void init_avx2_tables(void) {
+  for (int m = 0; m < 256; m++) {
+    uint32_t lanes = 0;
+    int k = 0;
+    for (int bit = 0; bit < 8; bit++)
+      if (m & (1 << bit)) lanes |= (uint32_t)bit << (4 * k++);
+    COMPRESS_LANES[m] = lanes;
+    for (int c = 0; c < 8; c++) {
+      uint32_t at = 0;
+      k = 0;
+      for (int bit = 0; bit < 8 && k < 4; bit++)
+        if (m & (1 << bit)) at |= (uint32_t)(8 * c + bit) << (8 * k++);
+      LEAD_AT[c][m] = at;
+    }
   }
-  *result = buf;
-  if (path == CODEC_PATH_SSE2) return upcase_in_place_sse2(t, buf, n, sc->specials, sc->kinds);
-  size_t count = 0;
-  upcase_scalar(t, buf, 0, n, n, sc->specials, sc->kinds, &count);
+}
+
+// The (k+1)th set bit of m alone, 0 when m has k or fewer. Where the next block starts is
+// what the block loop waits on: pdep does this in 3 cycles where it is fast (not on AMD
+// Zen 1 and 2, which microcode it).
+AVX2_INLINE uint64_t nth_bit(uint64_t m, int k) {
+  if (fast_pdep) return _pdep_u64(1ULL << k, m);
+  if (__builtin_popcountll(m) <= k) return 0;
+  while (k-- > 0) m &= m - 1;
+  return m & (0 - m);
+}
+
+// ASCII lowercase → uppercase; every other byte unchanged. v - 'a' + 0x80 is at most
+// -128 + 25 as a signed byte exactly when v is 'a'–'z'.
+AVX2_INLINE __m256i avx2_upper(__m256i v) {
+  __m256i lower = _mm256_cmpgt_epi8(B8(-128 + 26), _mm256_add_epi8(v, B8(0x80 - 'a')));
+  return _mm256_sub_epi8(v, _mm256_and_si256(lower, B8(0x20)));
+}
+
+// Bit j set where byte j of the 64 bytes lo, hi is set in its top bit.
+AVX2_INLINE uint64_t avx2_mask(__m256i lo, __m256i hi) {
+  return (uint64_t)(uint32_t)_mm256_movemask_epi8(lo) | (uint64_t)(uint32_t)_mm256_movemask_epi8(hi) << 32;
+}
+
+// Where the lead v is not followed by a second byte s in its range (Unicode Table 3-7):
+// C0/C1 and F5–FF never lead, E0 takes A0–BF, ED 80–9F, F0 90–BF, F4 80–8F. Set for
+// ASCII too (F5–FF are compared signed): the caller keeps the leads only.
+AVX2_INLINE __m256i avx2_out_of_range(__m256i v, __m256i s) {
+  __m256i le9f = _mm256_cmpeq_epi8(_mm256_min_epu8(s, B8(0x9f)), s);
+  __m256i le8f = _mm256_cmpeq_epi8(_mm256_min_epu8(s, B8(0x8f)), s);
+  __m256i bad = _mm256_or_si256(_mm256_cmpeq_epi8(_mm256_and_si256(v, B8(0xfe)), B8(0xc0)), _mm256_cmpgt_epi8(v, B8(0xf4)));
+  bad = _mm256_or_si256(bad, _mm256_and_si256(_mm256_cmpeq_epi8(v, B8(0xe0)), le9f));
+  bad = _mm256_or_si256(bad, _mm256_andnot_si256(le9f, _mm256_cmpeq_epi8(v, B8(0xed))));
+  bad = _mm256_or_si256(bad, _mm256_and_si256(_mm256_cmpeq_epi8(v, B8(0xf0)), le8f));
+  return _mm256_or_si256(bad, _mm256_andnot_si256(le8f, _mm256_cmpeq_epi8(v, B8(0xf4))));
+}
+
+// Uppercases into dst the (1 to 8) characters of the well-formed block at buf + i that
+// start where `leads` has a bit, and records the specials among them: each character's
+// 4 bytes as one lane, decoded, looked up, re-encoded and written back in order.
+AVX2_INLINE void avx2_chars(const codec_tables_t *t, const uint8_t *buf, uint8_t *dst, size_t i, uint64_t leads, uint32_t *specials, int32_t *kinds, size_t *count_io) {
+  const __m256i lane_index = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+  const __m256i nibble_shift = _mm256_setr_epi32(0, 4, 8, 12, 16, 20, 24, 28);
+  size_t count = *count_io;
+    // Where each character starts (one byte each, in order), and its 4 bytes (and what
+  // follows, unused) as one lane.
+  uint64_t starts = 0;
+  unsigned seen = 0;
+  for (int c = 0; c < 8; c++) {
+    uint32_t byte = (uint32_t)(leads >> (8 * c)) & 0xff;
+    starts |= (uint64_t)LEAD_AT[c][byte] << (8 * (seen & 7));
+    seen += (unsigned)__builtin_popcount(byte);
+  }
+  __m256i at = _mm256_cvtepu8_epi32(_mm_cvtsi64_si128((long long)starts));
+  __m256i lanes = _mm256_cmpgt_epi32(D8(seen), lane_index);
+  // Scalar loads: cheaper than a gather of 8 lanes on the CPUs measured.
+  const uint8_t *block = buf + i;
+  uint32_t w0, w1, w2, w3, w4, w5, w6, w7;
+  memcpy(&w0, block + (starts & 0xff), 4);
+  memcpy(&w1, block + ((starts >> 8) & 0xff), 4);
+  memcpy(&w2, block + ((starts >> 16) & 0xff), 4);
+  memcpy(&w3, block + ((starts >> 24) & 0xff), 4);
+  memcpy(&w4, block + ((starts >> 32) & 0xff), 4);
+  memcpy(&w5, block + ((starts >> 40) & 0xff), 4);
+  memcpy(&w6, block + ((starts >> 48) & 0xff), 4);
+  memcpy(&w7, block + (starts >> 56), 4);
+  __m256i w = _mm256_setr_epi32((int)w0, (int)w1, (int)w2, (int)w3, (int)w4, (int)w5, (int)w6, (int)w7);
+  __m256i lead = _mm256_and_si256(w, D8(0xff));
+  __m256i is3 = _mm256_cmpgt_epi32(lead, D8(0xdf)), is4 = _mm256_cmpgt_epi32(lead, D8(0xef));
+  // 8 × (4 − length): moves a character's bytes to the top of its lane, and back.
+  __m256i shift = _mm256_add_epi32(D8(16), _mm256_add_epi32(_mm256_slli_epi32(is3, 3), _mm256_slli_epi32(is4, 3)));
+  __m256i payload = _mm256_blendv_epi8(_mm256_blendv_epi8(D8(0x3f1f0000), D8(0x3f3f0f00), is3), D8(0x3f3f3f07), is4);
+  __m256i bits = _mm256_and_si256(_mm256_sllv_epi32(w, shift), payload);
+  // Bytes 0–3 hold bits 18–20, 12–17, 6–11, 0–5 of the code point (0 where the character
+  // is shorter): two multiply-adds put them together.
+  __m256i cp = _mm256_madd_epi16(_mm256_maddubs_epi16(bits, D8(0x01400140)), D8(0x00011000));
+  // Code points past the table map to themselves: looked up at 0, then put back.
+  __m256i past = _mm256_cmpgt_epi32(cp, D8(CODEC_TABLE_SIZE - 1));
+  uint32_t c[8];
+  _mm256_storeu_si256((__m256i *)c, _mm256_andnot_si256(past, cp));
+  const int32_t *table = t->table;
+  __m256i u = _mm256_setr_epi32(table[c[0]], table[c[1]], table[c[2]], table[c[3]], table[c[4]], table[c[5]], table[c[6]], table[c[7]]);
+  u = _mm256_blendv_epi8(u, cp, past);
+  // The characters whose uppercase changes length, recorded for the splice.
+  unsigned special = (unsigned)_mm256_movemask_ps(_mm256_castsi256_ps(_mm256_and_si256(u, lanes)));
+  __m256i order = _mm256_srlv_epi32(D8(COMPRESS_LANES[special]), nibble_shift);
+  _mm256_storeu_si256((__m256i *)(specials + count), _mm256_permutevar8x32_epi32(_mm256_add_epi32(at, D8(i)), order));
+  _mm256_storeu_si256((__m256i *)(kinds + count), _mm256_permutevar8x32_epi32(u, order));
+  count += (size_t)__builtin_popcount(special);
+  // Same length, so only the payload bits change: flip those of cp ^ uppercase (none for
+  // a special), each 6-bit group into its byte.
+  __m256i flip = _mm256_andnot_si256(_mm256_srai_epi32(u, 31), _mm256_and_si256(lanes, _mm256_xor_si256(cp, u)));
+  __m256i spread = _mm256_or_si256(_mm256_and_si256(_mm256_slli_epi32(flip, 24), D8(0x3f000000)),
+                                   _mm256_and_si256(_mm256_slli_epi32(flip, 10), D8(0x003f0000)));
+  spread = _mm256_or_si256(spread, _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi32(flip, 4), D8(0x3f00)), _mm256_srli_epi32(flip, 18)));
+  // The window's bytes after the character are uppercased too: they are ASCII, or
+  // rewritten by the next character, or past the block's end (rewritten by the next
+  // block, which is stored after this one).
+  __m256i e = avx2_upper(_mm256_xor_si256(w, _mm256_srlv_epi32(spread, shift)));
+  // Written back in order, always 8 (a loop of `seen` would be mispredicted about
+  // every block): the lanes past the last character repeat it.
+  __m256i last = _mm256_min_epu32(lane_index, D8(seen - 1));
+  uint32_t encoded[8], where[8];
+  _mm256_storeu_si256((__m256i *)encoded, _mm256_permutevar8x32_epi32(e, last));
+  _mm256_storeu_si256((__m256i *)where, _mm256_permutevar8x32_epi32(at, last));
+  for (int k = 0; k < 8; k++) memcpy(dst + i + where[k], &encoded[k], 4);
+  *count_io = count;
+}
+
+// Uppercases buf[0, n) into dst (see upcase_scalar) 64 bytes at a time where it can:
+// ASCII by vector; up to 16 multi-byte characters per block (the block ends at the 17th),
+// their positions from the lead mask by table, read as one 32-bit lane each with one
+// gather, decoded, looked up in the case table with a second gather, re-encoded and
+// written back over the block. A block with an ill-formed byte goes through the scalar
+// loop; so does the tail of the input.
+AVX2_TARGET
+static size_t upcase_to_avx2(const codec_tables_t *t, uint8_t *buf, uint8_t *dst, size_t n, uint32_t *specials, int32_t *kinds) {
+  size_t i = 0, count = 0;
+  while (i + BLOCK + 3 <= n) {
+    __m256i v0 = _mm256_loadu_si256((const __m256i *)(buf + i)), v1 = _mm256_loadu_si256((const __m256i *)(buf + i + 32));
+    __m256i upper0 = avx2_upper(v0), upper1 = avx2_upper(v1);
+    uint64_t high = avx2_mask(v0, v1);
+    _mm256_storeu_si256((__m256i *)(dst + i), upper0);
+    _mm256_storeu_si256((__m256i *)(dst + i + 32), upper1);
+    if (high == 0) {
+      i += BLOCK;
+      continue;
+    }
+    // By value: leads C0–FF, of which E0–FF expect 2 more bytes and F0–FF 3 (signed
+    // compares: C0–FF are -64 to -1, so ASCII is masked out with `high`).
+    uint64_t leads_all = high & avx2_mask(_mm256_cmpgt_epi8(v0, B8(0xbf)), _mm256_cmpgt_epi8(v1, B8(0xbf)));
+    uint64_t long3 = high & avx2_mask(_mm256_cmpgt_epi8(v0, B8(0xdf)), _mm256_cmpgt_epi8(v1, B8(0xdf)));
+    uint64_t long4 = high & avx2_mask(_mm256_cmpgt_epi8(v0, B8(0xef)), _mm256_cmpgt_epi8(v1, B8(0xef)));
+    uint64_t out_of_range = avx2_mask(avx2_out_of_range(v0, _mm256_loadu_si256((const __m256i *)(buf + i + 1))),
+                                      avx2_out_of_range(v1, _mm256_loadu_si256((const __m256i *)(buf + i + 33))));
+    // The block ends before a character that crosses its end, and at its 17th character
+    // (two vectors of 8 code points per block).
+    uint64_t cut = (leads_all & (1ULL << 63)) | (long3 & (3ULL << 62)) | (long4 & (7ULL << 61)) | nth_bit(leads_all, 16);
+    uint64_t live = cut ? (cut & (0 - cut)) - 1 : ~0ULL;
+    uint64_t leads = leads_all & live;
+    uint64_t expected = leads << 1 | (long3 & live) << 2 | (long4 & live) << 3;
+    // Well-formed iff the continuation bytes before the end are exactly those the leads
+    // expect, none is expected past it, and every second byte is in its lead's range.
+    if (((expected & ~live) | ((high & ~leads_all & live) ^ expected) | (out_of_range & leads)) != 0) {
+      size_t j = upcase_scalar(t, buf, i, i + BLOCK, n, specials, kinds, &count);
+      memcpy(dst + i, buf + i, j - i);
+      i = j;
+      continue;
+    }
+    // At most 8 characters per vector: the first 8, then the rest.
+    uint64_t first8 = leads & (nth_bit(leads, 8) - 1);
+    avx2_chars(t, buf, dst, i, first8, specials, kinds, &count);
+    if (leads != first8) avx2_chars(t, buf, dst, i, leads & ~first8, specials, kinds, &count);
+    i += (size_t)__builtin_popcountll(live);
+  }
+  upcase_scalar(t, buf, i, n, n, specials, kinds, &count);
+  memcpy(dst + i, buf + i, n - i);
   return count;
+}
+#undef B8
+#undef D8
+
+#endif  // x86-64
+
+#if defined(__aarch64__)
+#include <arm_neon.h>
+
+// Uppercases buf[0, n) in place (see upcase_scalar) 16 bytes at a time: ASCII by vector;
+// a block with a byte >= 0x80 goes through the scalar loop, which stops at the end of
+// a character, and the vector loop goes on from there.
+static size_t upcase_in_place_neon(const codec_tables_t *t, uint8_t *buf, size_t n, uint32_t *specials, int32_t *kinds) {
+  size_t i = 0, count = 0;
+  const uint8x16_t a = vdupq_n_u8('a'), letters = vdupq_n_u8(26), bit = vdupq_n_u8(0x20);
+  while (i + 16 <= n) {
+    uint8x16_t v = vld1q_u8(buf + i);
+    if (vmaxvq_u8(v) < 0x80) {
+      // v - 'a' < 26 (unsigned) exactly for 'a'–'z'.
+      uint8x16_t lower = vcltq_u8(vsubq_u8(v, a), letters);
+      vst1q_u8(buf + i, vsubq_u8(v, vandq_u8(lower, bit)));
+      i += 16;
+      continue;
+    }
+    // 2-byte characters are the common case of non-ASCII text, and scalar handles them
+    // one at a time; it returns at the first character boundary at or past i + 16.
+    i = upcase_scalar(t, buf, i, i + 16, n, specials, kinds, &count);
+  }
+  upcase_scalar(t, buf, i, n, n, specials, kinds, &count);
+  return count;
+}
+#endif
+
+static const char *const PATH_NAMES[CODEC_PATH_COUNT] = {"auto", "scalar", "sse2", "avx2", "avx512", "neon"};
+static int have_path[CODEC_PATH_COUNT];
+static codec_path_t auto_path = CODEC_PATH_SCALAR;
+static char path_error[160];
+
+const char *codec_path_name(codec_path_t path) { return (unsigned)path < CODEC_PATH_COUNT ? PATH_NAMES[path] : NULL; }
+
+int codec_path_from_name(const char *name) {
+  for (int p = 0; p < CODEC_PATH_COUNT; p++)
+    if (strcmp(name, PATH_NAMES[p]) == 0) return p;
+  return -1;
 }
 
 void codec_init(void) {
+  have_path[CODEC_PATH_AUTO] = have_path[CODEC_PATH_SCALAR] = 1;
+#if defined(__x86_64__)
   init_second();
+  init_avx2_tables();
   __builtin_cpu_init();
-  have_avx512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
-                __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vbmi") && __builtin_cpu_supports("avx512vbmi2") &&
-                __builtin_cpu_supports("bmi2");
-}
-
-int codec_path_available(codec_path_t path) {
-  return path == CODEC_PATH_AUTO || path == CODEC_PATH_SCALAR || path == CODEC_PATH_SSE2 || (path == CODEC_PATH_AVX512 && have_avx512);
-}
-
-static codec_path_t best_path(void) { return have_avx512 ? CODEC_PATH_AVX512 : CODEC_PATH_SSE2; }
-#else
-static size_t upcase_chunk(const codec_tables_t *t, codec_path_t path, uint8_t *buf, size_t n, const codec_scratch_t *sc, uint8_t **result) {
-  size_t count = 0;
-  (void)path;
-  *result = buf;
-  upcase_scalar(t, buf, 0, n, n, sc->specials, sc->kinds, &count);
-  return count;
-}
-
-void codec_init(void) {}
-
-int codec_path_available(codec_path_t path) { return path == CODEC_PATH_AUTO || path == CODEC_PATH_SCALAR; }
-
-static codec_path_t best_path(void) { return CODEC_PATH_SCALAR; }
+  have_path[CODEC_PATH_SSE2] = 1;
+  have_path[CODEC_PATH_AVX2] = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("bmi") && __builtin_cpu_supports("bmi2") &&
+                               __builtin_cpu_supports("popcnt");
+  fast_pdep = !__builtin_cpu_is("znver1") && !__builtin_cpu_is("znver2");
+  have_path[CODEC_PATH_AVX512] = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+                                 __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq") &&
+                                 __builtin_cpu_supports("avx512vbmi") && __builtin_cpu_supports("avx512vbmi2") &&
+                                 __builtin_cpu_supports("bmi2");
+#elif defined(__aarch64__)
+  have_path[CODEC_PATH_NEON] = 1;  // Advanced SIMD is part of every AArch64 CPU
 #endif
+  auto_path = CODEC_PATH_SCALAR;
+  for (int p = CODEC_PATH_SCALAR; p < CODEC_PATH_COUNT; p++)
+    if (have_path[p]) auto_path = (codec_path_t)p;  // the enum lists the paths narrowest first
+  path_error[0] = 0;
+  const char *forced = getenv("UPCASE_CODEC_PATH");
+  if (forced == NULL || forced[0] == 0) return;
+  int p = codec_path_from_name(forced);
+  if (p >= 0 && have_path[p]) {
+    if (p != CODEC_PATH_AUTO) auto_path = (codec_path_t)p;
+    return;
+  }
+  int at = snprintf(path_error, sizeof path_error, "UPCASE_CODEC_PATH=%.24s: %s (this CPU has", forced,
+                    p < 0 ? "not a C codec path" : "not available on this CPU");
+  for (int q = CODEC_PATH_SCALAR; q < CODEC_PATH_COUNT; q++)
+    if (have_path[q] && at > 0 && (size_t)at < sizeof path_error)
+      at += snprintf(path_error + at, sizeof path_error - (size_t)at, "%s%s", q == CODEC_PATH_SCALAR ? " " : ", ", PATH_NAMES[q]);
+  if (at > 0 && (size_t)at < sizeof path_error) snprintf(path_error + at, sizeof path_error - (size_t)at, ")");
+}
 
-codec_path_t codec_resolve_path(codec_path_t path) { return path == CODEC_PATH_AUTO ? best_path() : path; }
+const char *codec_path_error(void) { return path_error[0] ? path_error : NULL; }
+
+int codec_path_available(codec_path_t path) { return (unsigned)path < CODEC_PATH_COUNT && have_path[path]; }
+
+codec_path_t codec_resolve_path(codec_path_t path) { return path == CODEC_PATH_AUTO ? auto_path : path; }
+
+// Uppercases buf[0, n) (see upcase_scalar) on the given path. The AVX2 and AVX-512 ones
+// write to scratch->mid: their next block's loads then never wait on the last block's
+// store. Sets *result to where the output is.
+static size_t upcase_chunk(const codec_tables_t *t, codec_path_t path, uint8_t *buf, size_t n, const codec_scratch_t *sc, uint8_t **result) {
+  *result = buf;
+  switch (path) {
+#if defined(__x86_64__)
+    case CODEC_PATH_AVX512:
+      *result = sc->mid + CODEC_HEADROOM;
+      return upcase_to_avx512(t, buf, *result, n, sc->specials, sc->kinds);
+    case CODEC_PATH_AVX2:
+      *result = sc->mid + CODEC_HEADROOM;
+      return upcase_to_avx2(t, buf, *result, n, sc->specials, sc->kinds);
+    case CODEC_PATH_SSE2:
+      return upcase_in_place_sse2(t, buf, n, sc->specials, sc->kinds);
+#elif defined(__aarch64__)
+    case CODEC_PATH_NEON:
+      return upcase_in_place_neon(t, buf, n, sc->specials, sc->kinds);
+#endif
+    default: {
+      size_t count = 0;
+      upcase_scalar(t, buf, 0, n, n, sc->specials, sc->kinds, &count);
+      return count;
+    }
+  }
+}
 
 // The record (codec.h) of a special character, from its table entry u (< 0).
 static inline const uint8_t *special_record(const codec_tables_t *t, int32_t u) {
@@ -504,13 +761,23 @@ static inline __attribute__((always_inline)) size_t splice_inline(const codec_ta
 
 #define SPLICE_ARGS const codec_tables_t *t, const uint8_t *buf, size_t n, const uint32_t *specials, const int32_t *kinds, size_t count, uint8_t *out, size_t prefix
 static size_t splice(SPLICE_ARGS) { return splice_inline(t, buf, n, specials, kinds, count, out, prefix); }
-#if defined(__x86_64__) || defined(_M_X64)
-// The same, for the AVX-512 path: its 64-byte copies are one instruction each.
+#if defined(__x86_64__)
+// The same, for the AVX-512 and AVX2 paths: their 64-byte copies are one or two instructions.
 AVX512_TARGET static size_t splice_avx512(SPLICE_ARGS) { return splice_inline(t, buf, n, specials, kinds, count, out, prefix); }
-#else
-#define splice_avx512 splice
+AVX2_TARGET static size_t splice_avx2(SPLICE_ARGS) { return splice_inline(t, buf, n, specials, kinds, count, out, prefix); }
 #endif
+typedef size_t splice_fn(SPLICE_ARGS);
 #undef SPLICE_ARGS
+
+// The splice for a path (compiled for its instruction set).
+static splice_fn *splice_for(codec_path_t path) {
+#if defined(__x86_64__)
+  if (path == CODEC_PATH_AVX512) return splice_avx512;
+  if (path == CODEC_PATH_AVX2) return splice_avx2;
+#endif
+  (void)path;
+  return splice;
+}
 
 uint8_t *codec_push(const codec_tables_t *t, codec_stream_t *s, uint8_t *buf, size_t n, const codec_scratch_t *scratch, size_t *out_length) {
   size_t start = 0;
@@ -554,7 +821,8 @@ uint8_t *codec_push(const codec_tables_t *t, codec_stream_t *s, uint8_t *buf, si
     s->held_length = (uint8_t)(n - tail);
   }
   uint8_t *same;
-  size_t count = upcase_chunk(t, codec_resolve_path((codec_path_t)s->path), buf + start, tail - start, scratch, &same);
+  codec_path_t path = codec_resolve_path((codec_path_t)s->path);
+  size_t count = upcase_chunk(t, path, buf + start, tail - start, scratch, &same);
   if (count == 0) {
     // Same lengths: the output is the uppercased chunk, the prefix put just before it.
     uint8_t *begin = same - prefix_length;
@@ -563,8 +831,7 @@ uint8_t *codec_push(const codec_tables_t *t, codec_stream_t *s, uint8_t *buf, si
     return begin;
   }
   memcpy(scratch->out, prefix, prefix_length);
-  // The AVX-512 path's output is in scratch->mid, not in place.
-  *out_length = (same != buf + start ? splice_avx512 : splice)(t, same, tail - start, scratch->specials, scratch->kinds, count, scratch->out, prefix_length);
+  *out_length = splice_for(path)(t, same, tail - start, scratch->specials, scratch->kinds, count, scratch->out, prefix_length);
   return scratch->out;
 }
 

@@ -38,12 +38,16 @@ typedef struct {
 // or memory runs out.
 int codec_build_tables(codec_tables_t *t, const int32_t *table, const int32_t *offsets, size_t special_count, const uint8_t *bytes, size_t bytes_length);
 
-// The block paths, each exactly the same rule (the tests run every one this CPU has).
+// The block paths, each exactly the same rule (the tests run every one this CPU has),
+// narrowest first.
 typedef enum {
-  CODEC_PATH_AUTO = 0,    // the widest this CPU has
+  CODEC_PATH_AUTO = 0,    // the widest this CPU has, or the one UPCASE_CODEC_PATH names
   CODEC_PATH_SCALAR = 1,  // 8 bytes at a time for ASCII, then one character at a time
   CODEC_PATH_SSE2 = 2,    // x86-64: 64-byte blocks, characters found from byte-class masks
-  CODEC_PATH_AVX512 = 3,  // x86-64 with AVX-512 VBMI2: 64-byte blocks, 16 characters per vector
+  CODEC_PATH_AVX2 = 3,    // x86-64 with AVX2: 64-byte blocks, up to 16 characters, 8 per vector
+  CODEC_PATH_AVX512 = 4,  // x86-64 with AVX-512 VBMI2: 64-byte blocks, 16 characters per vector
+  CODEC_PATH_NEON = 5,    // AArch64: 16 ASCII bytes at a time by vector, then one character at a time
+  CODEC_PATH_COUNT = 6,
 } codec_path_t;
 
 typedef struct {
@@ -62,7 +66,7 @@ typedef struct {
 // table entries.
 #define CODEC_OUT_SIZE(n) ((size_t)(n) * CODEC_MAX_GROWTH + 256)
 #define CODEC_MID_SIZE(n) ((size_t)(n) + CODEC_HEADROOM)
-#define CODEC_SPECIALS_SIZE(n) ((size_t)(n) / 2 + 1)
+#define CODEC_SPECIALS_SIZE(n) ((size_t)(n) / 2 + 16)  // room for a vector store past the last
 typedef struct {
   uint8_t *out;        // CODEC_OUT_SIZE(n) bytes
   uint8_t *mid;        // CODEC_MID_SIZE(n) bytes
@@ -70,13 +74,23 @@ typedef struct {
   int32_t *kinds;      // CODEC_SPECIALS_SIZE(n) entries
 } codec_scratch_t;
 
-// Fills the codec's own constant tables and checks the CPU; call once per process
-// before anything else here.
+// Fills the codec's own constant tables, checks the CPU and reads UPCASE_CODEC_PATH
+// (a path name, see codec_path_name(), that CODEC_PATH_AUTO then means: for tests and
+// benchmarks). Call once per process before anything else here.
 void codec_init(void);
+
+// NULL, or why UPCASE_CODEC_PATH could not be followed (an unknown name, or a path this
+// build and CPU lack), naming the paths there are; CODEC_PATH_AUTO then means the widest.
+const char *codec_path_error(void);
 
 // Whether this build and CPU have the path, and which one CODEC_PATH_AUTO means.
 int codec_path_available(codec_path_t path);
 codec_path_t codec_resolve_path(codec_path_t path);
+
+// A path's name ("auto", "scalar", "sse2", "avx2", "avx512", "neon"), NULL past the last;
+// and the path of a name, -1 for none.
+const char *codec_path_name(codec_path_t path);
+int codec_path_from_name(const char *name);
 
 // Uppercases the next chunk of a stream. `buf` is owned by the caller, may be
 // rewritten, and has CODEC_HEADROOM writable bytes before it. Returns where the

@@ -543,6 +543,8 @@ static napi_value js_set_tables(napi_env env, napi_callback_info info) {
   int ok = tables_set;
   uv_mutex_unlock(&tables_lock);
   if (!ok) napi_throw_range_error(env, NULL, "upcase native: case tables the codec cannot use (or out of memory)");
+  // UPCASE_CODEC_PATH names a path there is not: an error, never a silent fallback.
+  else if (codec_path_error() != NULL) napi_throw_error(env, "UPCASE_ERR_CODEC_PATH", codec_path_error());
   return NULL;
 }
 
@@ -714,9 +716,6 @@ static void free_handle(napi_env env, void *data, void *hint) {
   free(data);
 }
 
-static const char *const PATH_NAMES[] = {"auto", "scalar", "sse2", "avx512"};
-#define PATH_COUNT (sizeof PATH_NAMES / sizeof PATH_NAMES[0])
-
 // codecPaths() -> [name of the path 'auto' means, ...every path this CPU has]
 static napi_value js_codec_paths(napi_env env, napi_callback_info info) {
   (void)info;
@@ -724,11 +723,11 @@ static napi_value js_codec_paths(napi_env env, napi_callback_info info) {
   napi_value list, name;
   CHECK(napi_create_array(env, &list));
   uint32_t k = 0;
-  CHECK(napi_create_string_utf8(env, PATH_NAMES[codec_resolve_path(CODEC_PATH_AUTO)], NAPI_AUTO_LENGTH, &name));
+  CHECK(napi_create_string_utf8(env, codec_path_name(codec_resolve_path(CODEC_PATH_AUTO)), NAPI_AUTO_LENGTH, &name));
   CHECK(napi_set_element(env, list, k++, name));
-  for (size_t p = 1; p < PATH_COUNT; p++) {
+  for (int p = CODEC_PATH_SCALAR; p < CODEC_PATH_COUNT; p++) {
     if (!codec_path_available((codec_path_t)p)) continue;
-    CHECK(napi_create_string_utf8(env, PATH_NAMES[p], NAPI_AUTO_LENGTH, &name));
+    CHECK(napi_create_string_utf8(env, codec_path_name((codec_path_t)p), NAPI_AUTO_LENGTH, &name));
     CHECK(napi_set_element(env, list, k++, name));
   }
   return list;
@@ -748,9 +747,8 @@ static napi_value js_codec_create(napi_env env, napi_callback_info info) {
       napi_throw_type_error(env, NULL, "upcase native: codecCreate(path?: string)");
       return NULL;
     }
-    size_t p = 0;
-    while (p < PATH_COUNT && strcmp(name, PATH_NAMES[p]) != 0) p++;
-    if (p == PATH_COUNT || !codec_path_available((codec_path_t)p)) {
+    int p = codec_path_from_name(name);
+    if (p < 0 || !codec_path_available((codec_path_t)p)) {
       napi_throw_range_error(env, NULL, "upcase native: no such codec path on this CPU");
       return NULL;
     }

@@ -6,8 +6,8 @@
  *   codec-bench DIR PATH PAYLOAD [CHUNK]
  *
  * DIR holds table.bin, offsets.bin, bytes.bin (caseTables()), PAYLOAD.in and
- * PAYLOAD.out (its uppercase by the TypeScript codec). PATH is scalar, sse2 or
- * avx512. The payload is pushed in CHUNK-byte pieces (64 KiB, the native TCP
+ * PAYLOAD.out (its uppercase by the TypeScript codec). PATH is scalar, sse2, avx2,
+ * avx512 or neon. The payload is pushed in CHUNK-byte pieces (64 KiB, the native TCP
  * transport's read size), as one stream; the whole output is checked against
  * PAYLOAD.out first, in pieces of CHUNK - 7 bytes so characters are cut. Prints
  * one JSON line: {"path":…, "payload":…, "mbps":…} with the best of 15 timed
@@ -28,21 +28,18 @@ static double now(void) {
 
 int main(int argc, char **argv) {
   if (argc < 4) {
-    fprintf(stderr, "usage: codec-bench DIR scalar|sse2|avx512 PAYLOAD [CHUNK]\n");
+    fprintf(stderr, "usage: codec-bench DIR scalar|sse2|avx2|avx512|neon PAYLOAD [CHUNK]\n");
     return 2;
   }
   const char *dir = argv[1], *path_name = argv[2], *payload = argv[3];
   size_t chunk = argc > 4 ? (size_t)atol(argv[4]) : 65536;
-  const char *names[] = {"auto", "scalar", "sse2", "avx512"};
-  int path = 0;
-  for (int p = 1; p < 4; p++)
-    if (strcmp(path_name, names[p]) == 0) path = p;
+  int path = codec_path_from_name(path_name);
   codec_tables_t t;
   if (!load_case_tables(dir, &t)) {
     fprintf(stderr, "codec-bench: the tables were refused\n");
     return 2;
   }
-  if (path == 0 || !codec_path_available((codec_path_t)path) || chunk < 16) {
+  if (path <= 0 || !codec_path_available((codec_path_t)path) || chunk < 16) {
     fprintf(stderr, "codec-bench: no path %s on this CPU (or a chunk under 16 bytes)\n", path_name);
     return 3;
   }

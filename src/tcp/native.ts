@@ -1,6 +1,7 @@
 import { createRequire } from 'node:module';
 import type net from 'node:net';
 import { caseTables } from '../codec/fast.js';
+import { UpcaseError } from '../errors.js';
 
 /**
  * The optional native TCP transport (native/tcp_serve.c with native/codec.c).
@@ -14,7 +15,9 @@ import { caseTables } from '../codec/fast.js';
  *
  * The C codec uses the case table the TypeScript codec builds from
  * `String.prototype.toUpperCase()` ({@link caseTables}), so the two cannot
- * disagree on a character.
+ * disagree on a character. It runs on the widest block path the CPU has, or on
+ * the one `UPCASE_CODEC_PATH` names (scalar, sse2, avx2, avx512, neon; for tests
+ * and benchmarks).
  */
 
 interface ServerHandle {
@@ -49,30 +52,47 @@ const REASONS: readonly NativeCloseReason[] = ['end', 'idle', 'stall', 'error', 
 const NATIVE_MAX_GROWTH = 3;
 
 let cached: NativeTcpBinding | null | undefined;
+// Why UPCASE_CODEC_PATH cannot be followed, once found: thrown on every call after.
+let codecPathFailure: UpcaseError | null = null;
 
 /**
  * The native TCP binding, with the case tables installed; null when it is not
- * built, not supported, or disabled by `UPCASE_NATIVE=0`.
+ * built, not supported, or disabled by `UPCASE_NATIVE=0`. Throws an `UpcaseError`
+ * (`UPCASE_ERR_INVALID_ARG`) when `UPCASE_CODEC_PATH` names a codec path this CPU
+ * does not have, or one is named and the addon cannot be loaded: a forced path is
+ * never silently replaced.
  */
 export function loadNativeTcp(): NativeTcpBinding | null {
+  if (codecPathFailure !== null) throw codecPathFailure;
   if (cached !== undefined) return cached;
   cached = null;
   if (process.env.UPCASE_NATIVE === '0' || process.platform !== 'linux') return cached;
+  const forced = process.env.UPCASE_CODEC_PATH ?? '';
+  const unusable = (why: string): null => {
+    if (forced === '') return null;
+    codecPathFailure = new UpcaseError('UPCASE_ERR_INVALID_ARG', `UPCASE_CODEC_PATH=${forced}: ${why}, so no C codec runs`);
+    throw codecPathFailure;
+  };
   let binding: NativeTcpBinding;
   try {
     const require = createRequire(import.meta.url);
     binding = require('../../build/Release/upcase_tcp.node') as NativeTcpBinding;
   } catch {
-    return cached;
+    return unusable('the native TCP transport is not built here');
   }
   const tables = caseTables();
   // A future Unicode with a longer uppercase than the C buffers allow: use streams.
-  if (tables.maxGrowth > NATIVE_MAX_GROWTH) return cached;
+  if (tables.maxGrowth > NATIVE_MAX_GROWTH) return unusable('the case tables are too large for it');
   try {
     // The addon checks the tables before it takes them (a table it cannot use: streams).
     binding.setTables(tables.table, tables.specialOffsets, tables.specialBytes);
-  } catch {
-    return cached;
+  } catch (err) {
+    // native/codec.c says which paths this CPU has.
+    if ((err as { code?: unknown }).code === 'UPCASE_ERR_CODEC_PATH') {
+      codecPathFailure = new UpcaseError('UPCASE_ERR_INVALID_ARG', (err as Error).message);
+      throw codecPathFailure;
+    }
+    return unusable('the addon refused the case tables');
   }
   cached = binding;
   return cached;
@@ -189,9 +209,10 @@ export class NativeTcpTransport implements NativeTcpCounters {
 }
 
 /**
- * The C codec's block paths: first the one servers use (the widest this CPU has),
- * then every one available (`scalar`, and on x86-64 `sse2` and, with AVX-512 VBMI2,
- * `avx512`). Empty when the addon is not built.
+ * The C codec's block paths: first the one servers use (the widest this CPU has,
+ * or the one `UPCASE_CODEC_PATH` names), then every one available, narrowest first
+ * (`scalar`; on x86-64 `sse2`, with AVX2 `avx2`, with AVX-512 VBMI2 `avx512`; on
+ * arm64 `neon`). Empty when the addon is not built.
  */
 export function nativeCodecPaths(): string[] {
   return loadNativeTcp()?.codecPaths() ?? [];

@@ -5,7 +5,9 @@ const flags = new Set(/^flags\s*:(.*)$/m.exec(readFileSync('/proc/cpuinfo', 'utf
 
 /** The C codec's paths this CPU can run, narrowest first (native/codec.h). */
 export function expectedCodecPaths(): string[] {
+  if (process.arch === 'arm64') return ['scalar', 'neon'];
   if (process.arch !== 'x64') return ['scalar'];
+  const avx2 = ['avx2', 'bmi1', 'popcnt'].every((f) => flags.has(f));
   const avx512 = ['avx512f', 'avx512bw', 'avx512vl', 'avx512dq', 'avx512vbmi', 'avx512_vbmi2', 'bmi2'].every((f) => flags.has(f));
-  return avx512 ? ['scalar', 'sse2', 'avx512'] : ['scalar', 'sse2'];
+  return ['scalar', 'sse2', ...(avx2 ? ['avx2'] : []), ...(avx512 ? ['avx512'] : [])];
 }
