@@ -373,8 +373,9 @@ async function serveSingle(flags: ServeFlags, logger: Logger): Promise<number> {
   let metrics: MetricsServer | null = null;
   try {
     metrics = await startMetrics(flags, logger, {
-      source: createMetricsRegistry({ stats: server.stats }),
+      source: createMetricsRegistry({ stats: server.stats, info: () => server.info() }),
       ready: () => server.state === 'listening',
+      connections: (query) => server.listConnections(query),
     });
     process.stdout.write(readyLine(await server.listen()));
   } catch (err) {
@@ -415,7 +416,11 @@ async function servePrimary(flags: ServeFlags, workers: number, logger: Logger):
   };
   if (flags.tlsCert !== undefined) process.on('SIGHUP', forwardHangup);
   try {
-    metrics = await startMetrics(flags, logger, { source: primary, ready: () => primary.ready });
+    metrics = await startMetrics(flags, logger, {
+      source: primary,
+      ready: () => primary.ready,
+      connections: (query) => primary.connections(query),
+    });
     process.stdout.write(readyLine(await primary.start()));
   } catch (err) {
     await metrics?.close();
@@ -434,7 +439,10 @@ async function servePrimary(flags: ServeFlags, workers: number, logger: Logger):
 async function serveWorker(flags: ServeFlags): Promise<number> {
   const logger = createLogger(flags.logLevel, { worker: clusterWorkerSlot() });
   const server = new UpcaseServer({ ...serverOptions(flags, logger), port: clusterWorkerPort() ?? flags.port });
-  const worker = new ClusterWorker(server, createMetricsRegistry({ stats: server.stats }));
+  const worker = new ClusterWorker(
+    server,
+    createMetricsRegistry({ stats: server.stats, info: () => server.info(), worker: clusterWorkerSlot() }),
+  );
   const stopReloading = flags.tlsCert === undefined ? () => {} : onHangup(logger, () => server.reloadTls());
   try {
     await worker.listen();
@@ -463,7 +471,7 @@ async function serveWorker(flags: ServeFlags): Promise<number> {
 async function startMetrics(
   flags: ServeFlags,
   logger: Logger,
-  endpoint: Pick<Parameters<typeof startMetricsServer>[0], 'source' | 'ready'>,
+  endpoint: Pick<Parameters<typeof startMetricsServer>[0], 'source' | 'ready' | 'connections'>,
 ): Promise<MetricsServer | null> {
   if (flags.metricsPort === undefined) return null;
   const server = await startMetricsServer({ port: flags.metricsPort, host: flags.metricsHost, logger, ...endpoint });
