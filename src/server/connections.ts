@@ -34,8 +34,8 @@ export interface ConnectionEntry {
   clientPort: number | undefined;
   /** With PROXY protocol: the balancer that connected to us. */
   proxy: { address: string | undefined; port: number | undefined; version: 1 | 2 } | null;
-  /** The counters, once served; null before. */
-  figures: (() => ConnectionFigures | null) | null;
+  /** The counters as of `now` (`Date.now()`), once served; null before. */
+  figures: ((now: number) => ConnectionFigures | null) | null;
 }
 
 /** One connection as `/connections` shows it. */
@@ -48,6 +48,8 @@ export interface ConnectionView {
   transport: 'tcp' | 'tls';
   engine: 'stream' | 'native' | null;
   state: 'proxy' | 'handshake' | 'open';
+  /** When it was accepted, in milliseconds since the epoch. */
+  openedAt: number;
   ageSeconds: number;
   bytesIn: number;
   bytesOut: number;
@@ -101,7 +103,8 @@ export function parseConnectionsQuery(params: URLSearchParams): ConnectionsQuery
 const seconds = (ms: number): number => Math.max(0, Math.round(ms) / 1000);
 
 function view(entry: ConnectionEntry, now: number): ConnectionView {
-  const f = entry.figures?.() ?? null;
+  const f = entry.figures?.(now) ?? null;
+  const ageMs = now - entry.openedAt;
   return {
     id: entry.id,
     client: { address: entry.clientAddress ?? null, port: entry.clientPort ?? null },
@@ -110,10 +113,12 @@ function view(entry: ConnectionEntry, now: number): ConnectionView {
     transport: entry.transport,
     engine: entry.engine,
     state: entry.state,
-    ageSeconds: seconds(now - entry.openedAt),
+    openedAt: entry.openedAt,
+    ageSeconds: seconds(ageMs),
     bytesIn: f?.bytesIn ?? 0,
     bytesOut: f?.bytesOut ?? 0,
-    idleSeconds: seconds(f === null ? now - entry.openedAt : f.idleMs),
+    // Never idle for longer than it has been open (the two clocks are read a moment apart).
+    idleSeconds: seconds(f === null ? ageMs : Math.min(f.idleMs, ageMs)),
     replyOwed: (f?.owedBytes ?? 0) > 0,
     owedBytes: f?.owedBytes ?? 0,
   };
@@ -171,8 +176,9 @@ export class ConnectionTable {
  */
 export function mergePages(pages: Array<{ worker: number; page: ConnectionsPage }>, query: ConnectionsQuery): ConnectionsPage {
   const all = pages.flatMap(({ worker, page }) => page.connections.map((c) => ({ ...c, worker })));
-  // Oldest first across workers; ties (same millisecond) by worker, then id.
-  all.sort((a, b) => b.ageSeconds - a.ageSeconds || a.worker - b.worker || a.id - b.id);
+  // Oldest first across workers, by a key that does not move between requests (pages must not
+  // overlap): the accept time, then worker, then id.
+  all.sort((a, b) => a.openedAt - b.openedAt || a.worker - b.worker || a.id - b.id);
   return {
     total: pages.reduce((n, p) => n + p.page.total, 0),
     offset: query.offset,

@@ -1,4 +1,4 @@
-import { Gauge, type Registry } from 'prom-client';
+import { Gauge, type GaugeConfiguration, type MetricObjectWithValues, type MetricValue, type Registry } from 'prom-client';
 
 /**
  * What one server process runs with: build, transports and the limits in force.
@@ -39,6 +39,21 @@ export interface InfoMetricsOptions {
   worker?: number;
 }
 
+/** A gauge with no sample while `present()` is false (prom-client shows an unset unlabelled gauge as 0). */
+class MaybeGauge extends Gauge<string> {
+  constructor(
+    config: GaugeConfiguration<string>,
+    private readonly present: () => boolean,
+  ) {
+    super(config);
+  }
+
+  override async get(): Promise<MetricObjectWithValues<MetricValue<string>>> {
+    const metric = await super.get();
+    return this.present() ? metric : { ...metric, values: [] };
+  }
+}
+
 /**
  * Gauges for what a server runs with (docs/operations.md, ## Metrics). Each one says how
  * a cluster primary must combine its workers' values (prom-client's `aggregator`).
@@ -46,6 +61,7 @@ export interface InfoMetricsOptions {
 export function registerInfoMetrics(options: InfoMetricsOptions): void {
   const { info, worker } = options;
   const registers = [options.registry];
+  const present = (): boolean => info() !== null;
   new Gauge({
     name: 'upcase_build_info',
     help: 'Always 1; the labels say which version, Node.js, transports and codec path this server runs.',
@@ -69,32 +85,38 @@ export function registerInfoMetrics(options: InfoMetricsOptions): void {
       );
     },
   });
-  new Gauge({
-    name: 'upcase_start_time_seconds',
-    help: 'When the server started, in seconds since the epoch (the oldest worker with --workers).',
-    registers,
-    aggregator: 'min',
-    collect() {
-      const i = info();
-      if (i !== null) this.set(i.startTime);
-    },
-  });
-  const limit = (name: string, help: string, value: (i: ServerInfo) => number): void => {
-    new Gauge({
-      name,
-      help,
-      labelNames: worker === undefined ? [] : ['worker'],
+  new MaybeGauge(
+    {
+      name: 'upcase_start_time_seconds',
+      help: 'When the server started, in seconds since the epoch (the oldest worker with --workers).',
       registers,
-      // Labelled by worker, each series comes from one process; 'max' only guards against a summed limit.
-      aggregator: 'max',
+      aggregator: 'min',
       collect() {
-        this.reset();
         const i = info();
-        if (i === null) return;
-        if (worker === undefined) this.set(value(i));
-        else this.set({ worker: String(worker) }, value(i));
+        if (i !== null) this.set(i.startTime);
       },
-    });
+    },
+    present,
+  );
+  const limit = (name: string, help: string, value: (i: ServerInfo) => number): void => {
+    new MaybeGauge(
+      {
+        name,
+        help,
+        labelNames: worker === undefined ? [] : ['worker'],
+        registers,
+        // Labelled by worker, each series comes from one process; 'max' only guards against a summed limit.
+        aggregator: 'max',
+        collect() {
+          this.reset();
+          const i = info();
+          if (i === null) return;
+          if (worker === undefined) this.set(value(i));
+          else this.set({ worker: String(worker) }, value(i));
+        },
+      },
+      present,
+    );
   };
   limit(
     'upcase_max_connections',

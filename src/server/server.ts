@@ -468,10 +468,10 @@ export class UpcaseServer extends EventEmitter {
         entry.proxy = proxy;
       }
       const counters: ConnectionCounters = { bytesIn: 0, bytesOut: 0, lastActive: Date.now() };
-      const streamFigures = (stream: { writableLength: number }) => () => ({
+      const streamFigures = (stream: { writableLength: number }) => (now: number) => ({
         bytesIn: counters.bytesIn,
         bytesOut: counters.bytesOut,
-        idleMs: Date.now() - counters.lastActive,
+        idleMs: now - counters.lastActive,
         owedBytes: stream.writableLength,
       });
       const connectionOptions = {
