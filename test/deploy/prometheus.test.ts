@@ -7,9 +7,7 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { parse } from 'yaml';
-import { ClusterPrimary } from '../../src/server/cluster.js';
-import { createMetricsRegistry } from '../../src/server/metrics.js';
-import { createStats } from '../../src/server/stats.js';
+import { exportedMetricNames } from '../helpers/operator.js';
 
 const dir = fileURLToPath(new URL('../../deploy/prometheus/', import.meta.url));
 const promtool = ['/usr/bin/promtool', 'promtool'].find((p) => spawnSync(p, ['--version']).status === 0);
@@ -29,32 +27,6 @@ const rules = (parse(readFileSync(join(dir, 'upcase.rules.yml'), 'utf8')) as { g
 function run(args: string[]): { status: number | null; output: string } {
   const r = spawnSync(promtool!, args, { cwd: dir, encoding: 'utf8', timeout: 60_000 });
   return { status: r.status, output: `${r.stdout}${r.stderr}` };
-}
-
-/** Every metric name upcase exports: one server process (as a worker) and a cluster primary. */
-export async function exportedMetricNames(): Promise<Set<string>> {
-  const registry = createMetricsRegistry({
-    stats: createStats(),
-    processMetrics: false,
-    worker: 1,
-    info: () => ({
-      version: '0',
-      nodeVersion: '20',
-      tcpTransport: 'stream',
-      tcpCodec: 'js',
-      udpTransport: 'dgram',
-      tls: true,
-      maxConnections: 1,
-      idleTimeout: 1,
-      writeTimeout: 1,
-      udpRateLimit: 1,
-      udpRateBurst: 1,
-      certificate: { serialNumber: '01', notAfter: 1 },
-      startTime: 1,
-    }),
-  });
-  const text = `${await registry.metrics()}\n${await new ClusterPrimary({ workers: 2, processMetrics: false }).metrics()}`;
-  return new Set([...text.matchAll(/^# TYPE (\S+) /gm)].map((m) => m[1]!));
 }
 
 describe('deploy/prometheus', { skip: noPromtool }, () => {

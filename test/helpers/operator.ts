@@ -3,7 +3,10 @@
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import net from 'node:net';
+import { ClusterPrimary } from '../../src/server/cluster.js';
 import type { ConnectionsPage } from '../../src/server/connections.js';
+import { createMetricsRegistry } from '../../src/server/metrics.js';
+import { createStats } from '../../src/server/stats.js';
 
 /** The three loopback source addresses the tests hold connections from. */
 export const SOURCES = ['127.0.0.1', '127.0.0.2', '127.0.0.3'] as const;
@@ -52,4 +55,30 @@ export function countByAddress(page: ConnectionsPage): Record<string, number> {
   const out: Record<string, number> = {};
   for (const c of page.connections) out[c.client.address ?? '?'] = (out[c.client.address ?? '?'] ?? 0) + 1;
   return out;
+}
+
+/** Every metric name upcase exports: one server process (as a worker) and a cluster primary. */
+export async function exportedMetricNames(): Promise<Set<string>> {
+  const registry = createMetricsRegistry({
+    stats: createStats(),
+    processMetrics: false,
+    worker: 1,
+    info: () => ({
+      version: '0',
+      nodeVersion: '20',
+      tcpTransport: 'stream',
+      tcpCodec: 'js',
+      udpTransport: 'dgram',
+      tls: true,
+      maxConnections: 1,
+      idleTimeout: 1,
+      writeTimeout: 1,
+      udpRateLimit: 1,
+      udpRateBurst: 1,
+      certificate: { serialNumber: '01', notAfter: 1 },
+      startTime: 1,
+    }),
+  });
+  const text = `${await registry.metrics()}\n${await new ClusterPrimary({ workers: 2, processMetrics: false }).metrics()}`;
+  return new Set([...text.matchAll(/^# TYPE (\S+) /gm)].map((m) => m[1]!));
 }
