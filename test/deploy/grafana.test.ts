@@ -6,6 +6,9 @@ import { describe, it } from 'node:test';
 import { allPanels, dashboardQueries, readDashboard } from '../helpers/dashboard.js';
 import { exportedMetricNames } from '../helpers/operator.js';
 
+// biome-ignore lint/suspicious/noTemplateCurlyInString: Grafana's own variable syntax, not a template literal.
+const DATASOURCE = '${datasource}';
+
 describe('deploy/grafana/upcase-dashboard.json', () => {
   const dashboard = readDashboard();
 
@@ -15,8 +18,8 @@ describe('deploy/grafana/upcase-dashboard.json', () => {
     assert.equal(vars.datasource?.query, 'prometheus');
     assert.match(vars.instance?.definition ?? '', /upcase_build_info/);
     for (const panel of allPanels(dashboard).filter((p) => p.type !== 'row')) {
-      assert.equal(panel.datasource?.uid, '${datasource}', `${panel.title}: data source`);
-      for (const t of panel.targets ?? []) assert.equal(t.datasource?.uid, '${datasource}', `${panel.title}: target data source`);
+      assert.equal(panel.datasource?.uid, DATASOURCE, `${panel.title}: data source`);
+      for (const t of panel.targets ?? []) assert.equal(t.datasource?.uid, DATASOURCE, `${panel.title}: target data source`);
     }
     assert.doesNotMatch(JSON.stringify(dashboard), /DS_PROMETHEUS|"uid": ?"[a-zA-Z0-9]{9,}"/, 'no data source bound to one Grafana');
   });

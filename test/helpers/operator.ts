@@ -27,7 +27,11 @@ export async function holdConnections(port: number, count: number, sources: read
       const payload = `held ${i}`;
       socket.write(payload);
       let got = '';
-      while (got.length < payload.length) got += ((await once(socket, 'data')) as [Buffer])[0].toString();
+      const closed = once(socket, 'close').then(() => {
+        throw new Error(`connection ${i} closed before its reply`);
+      });
+      closed.catch(() => {});
+      while (got.length < payload.length) got += ((await Promise.race([once(socket, 'data'), closed])) as [Buffer])[0].toString();
       assert.equal(got, payload.toUpperCase());
       socket.setTimeout(0);
     }
