@@ -167,6 +167,14 @@ export class StatusPage {
     row('accepted', escapeHtml(formatNumber(totals.connections)), 'connections-total');
     row('refused (limit)', escapeHtml(formatNumber(sum('upcase_connections_refused_total'))), 'connections-refused');
 
+    section('Traffic (total)');
+    row(
+      'UDP requests / replies',
+      `${escapeHtml(formatNumber(totals.datagramsIn))} / ${escapeHtml(formatNumber(totals.datagramsOut))}`,
+      'datagrams',
+    );
+    row('bytes in / out', `${escapeHtml(formatNumber(totals.bytesIn))} / ${escapeHtml(formatNumber(totals.bytesOut))}`, 'bytes');
+
     section('Rates (per second)');
     row('connections accepted', escapeHtml(rate('connections')), 'rate-connections');
     row('datagrams in / out', `${escapeHtml(rate('datagramsIn'))} / ${escapeHtml(rate('datagramsOut'))}`, 'rate-datagrams');
