@@ -63,6 +63,9 @@ for (const workers of [1, 2]) {
       }
 
       const html = await (await fetch(`${base}/`)).text();
+      // holdConnections sent `held N` on each: neither endpoint shows payload, in either case.
+      assert.doesNotMatch(html, /held/i);
+      assert.doesNotMatch(JSON.stringify(page), /held/i);
       assert.match(html, new RegExp(`<span id="connections-open">${HELD}</span> / <span id="connections-limit">${50 * workers}</span>`));
       for (const [address, n] of Object.entries(BY_ADDRESS)) {
         assert.match(html, new RegExp(`<tr><td>${address.replaceAll('.', '\\.')}</td><td class="n">${n}</td>`));
