@@ -5,7 +5,7 @@
  * - The server: {@link startServer} / {@link UpcaseServer}, TCP and UDP on one port, TCP over TLS on another.
  * - {@link handleConnection}: the TCP conversation over any Duplex.
  * - {@link parseProxyHeader} / {@link ProxyHeaderReader}: the PROXY protocol v1/v2 header codec.
- * - Operations: {@link startMetricsServer} (Prometheus /metrics, /healthz, /readyz), {@link ClusterPrimary} / {@link ClusterWorker} (multi-core).
+ * - Operations: {@link startMetricsServer} (status page /, Prometheus /metrics, /connections, /healthz, /readyz), {@link ClusterPrimary} / {@link ClusterWorker} (multi-core).
  */
 export { upcase, upcaseOwned, Upcaser, createUpcaseStream, type PushOptions } from './codec/upcase.js';
 export { sequenceLength, incompleteTailStart, INCOMPLETE } from './codec/utf8.js';
@@ -69,6 +69,13 @@ export {
   type MetricsServerOptions,
   type MetricsSource,
 } from './server/metrics.js';
+export type { ServerInfo } from './server/info.js';
+export {
+  CONNECTIONS_PAGE,
+  type ConnectionView,
+  type ConnectionsPage,
+  type ConnectionsQuery,
+} from './server/connections.js';
 export {
   ClusterPrimary,
   ClusterWorker,

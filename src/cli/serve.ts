@@ -476,7 +476,7 @@ async function startMetrics(
   if (flags.metricsPort === undefined) return null;
   const server = await startMetricsServer({ port: flags.metricsPort, host: flags.metricsHost, logger, ...endpoint });
   // On stdout before the ready line, so a script (or a test using port 0) can read it.
-  process.stdout.write(`Metrics on ${metricsUrl(server.address()!)} (/metrics, /healthz, /readyz)\n`);
+  process.stdout.write(`Metrics on ${metricsUrl(server.address()!)} (/ status page, /metrics, /connections, /healthz, /readyz)\n`);
   return server;
 }
 
