@@ -76,3 +76,25 @@ for (const workers of [1, 2]) {
     });
   });
 }
+
+describe('serve: the limit gauge is the limit in force', () => {
+  it('shows --max-connections lowered to fit the open-file limit, as the log says', async (t) => {
+    const p = spawnServe(
+      ['--host', '127.0.0.1', '--port', '0', '--metrics-port', '0', '--max-connections', '1000', '--log-level', 'warn'],
+      {
+        prefix: ['prlimit', '--nofile=64:64'],
+      },
+    );
+    t.after(async () => {
+      p.child.kill('SIGTERM');
+      await exitWithin(p, 15_000);
+    });
+    const { metrics: base } = await started(p);
+    const lowered = await p.log(
+      (e) => e.msg === 'max connections lowered to fit the open-file limit (raise it with ulimit -n or LimitNOFILE)',
+    );
+    const effective = lowered.effective as number;
+    assert.ok(effective > 0 && effective < 64, `effective ${effective}`);
+    assert.equal((await scrape(base!)).get('upcase_max_connections'), effective);
+  });
+});
