@@ -66,6 +66,7 @@ typedef struct conn {
   struct conn *stall_prev, *stall_next;  // connections with a reply owed, oldest first
   struct conn *yield_prev, *yield_next;  // connections waiting for the next turn, in order
   int in_idle, in_stall, in_yield;
+  double bytes_in, bytes_out;  // this connection's payload bytes, for connInfo (/connections)
 } conn_t;
 
 struct server {
@@ -299,6 +300,7 @@ static void finish(conn_t *c) {
   size_t n = codec_end(&c->codec, rest);
   if (n > 0) {
     s->counters[COUNTER_BYTES_OUT] += (double)n;
+    c->bytes_out += (double)n;
     if (!send_reply(c, rest, n)) return;  // owed, or failed: on_writable finishes
   }
   conn_close(c, CLOSE_END, 0);
@@ -326,6 +328,7 @@ static void scratch_free(codec_scratch_t *sc) {
 static int answer(conn_t *c, uint8_t *data, size_t n, const codec_scratch_t *scratch) {
   server_t *s = c->srv;
   s->counters[COUNTER_BYTES_IN] += (double)n;
+  c->bytes_in += (double)n;
   size_t out_n;
   uint8_t *out = codec_push(&tables, &c->codec, data, n, scratch, &out_n);
   if (out_n == 0) {
@@ -333,6 +336,7 @@ static int answer(conn_t *c, uint8_t *data, size_t n, const codec_scratch_t *scr
     return 1;
   }
   s->counters[COUNTER_BYTES_OUT] += (double)out_n;
+  c->bytes_out += (double)out_n;
   return send_reply(c, out, out_n);
 }
 
@@ -684,6 +688,38 @@ static napi_value js_destroy(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+// connInfo(server, id, out: Float64Array(4)) -> bool: one open connection's figures
+// [bytes in, bytes out, milliseconds since its last read or write progress, reply
+// bytes owed]; false when no connection has that id. Reads only counters, never payload.
+static napi_value js_conn_info(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value argv[3];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  server_t *s = NULL;
+  CHECK(napi_get_value_external(env, argv[0], (void **)&s));
+  int32_t id;
+  CHECK(napi_get_value_int32(env, argv[1], &id));
+  napi_typedarray_type type;
+  size_t length;
+  void *data;
+  if (napi_get_typedarray_info(env, argv[2], &type, &length, &data, NULL, NULL) != napi_ok || type != napi_float64_array || length < 4) {
+    napi_throw_type_error(env, NULL, "upcase native: connInfo(server, id, Float64Array(4))");
+    return NULL;
+  }
+  conn_t *c = s != NULL && !s->closed && id >= 0 && id < s->slot_count ? s->slots[id] : NULL;
+  if (c != NULL && !c->closing) {
+    double *out = data;
+    uint64_t now = uv_now(s->loop);
+    out[0] = c->bytes_in;
+    out[1] = c->bytes_out;
+    out[2] = now > c->last_active ? (double)(now - c->last_active) : 0;
+    out[3] = (double)(c->owed_len - c->owed_off);
+  }
+  napi_value result;
+  CHECK(napi_get_boolean(env, c != NULL && !c->closing, &result));
+  return result;
+}
+
 // closeServer(server): closes every connection (each reported to onClose) and
 // frees the server once they are. Idempotent.
 static napi_value js_close_server(napi_env env, napi_callback_info info) {
@@ -811,6 +847,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"createServer", NULL, js_create_server, NULL, NULL, NULL, napi_default, NULL},
       {"adopt", NULL, js_adopt, NULL, NULL, NULL, napi_default, NULL},
       {"destroy", NULL, js_destroy, NULL, NULL, NULL, napi_default, NULL},
+      {"connInfo", NULL, js_conn_info, NULL, NULL, NULL, napi_default, NULL},
       {"closeServer", NULL, js_close_server, NULL, NULL, NULL, napi_default, NULL},
       {"codecPaths", NULL, js_codec_paths, NULL, NULL, NULL, napi_default, NULL},
       {"codecCreate", NULL, js_codec_create, NULL, NULL, NULL, napi_default, NULL},

@@ -6,7 +6,7 @@
  * - {@link handleConnection}: the TCP conversation over any Duplex.
  * - The clients: {@link tcpRequest}, {@link tcpStream}, {@link connectTcp}, {@link UdpClient}, {@link Pinger}.
  * - {@link parseProxyHeader} / {@link ProxyHeaderReader}: the PROXY protocol v1/v2 header codec.
- * - Operations: {@link startMetricsServer} (Prometheus /metrics, /healthz, /readyz), {@link ClusterPrimary} / {@link ClusterWorker} (multi-core).
+ * - Operations: {@link startMetricsServer} (status page /, Prometheus /metrics, /connections, /healthz, /readyz), {@link ClusterPrimary} / {@link ClusterWorker} (multi-core).
  * - Errors: {@link UpcaseError} and one subclass per code (docs/protocol.md, Error codes); {@link exitStatusOf}.
  *
  * The load generator is at `upcase/bench`.
@@ -88,6 +88,13 @@ export {
   type MetricsServerOptions,
   type MetricsSource,
 } from './server/metrics.js';
+export type { ServerInfo } from './server/info.js';
+export {
+  CONNECTIONS_PAGE,
+  type ConnectionView,
+  type ConnectionsPage,
+  type ConnectionsQuery,
+} from './server/connections.js';
 export {
   ClusterPrimary,
   ClusterWorker,

@@ -385,8 +385,9 @@ async function serveSingle(flags: ServeFlags, logger: Logger): Promise<number> {
   let metrics: MetricsServer | null = null;
   try {
     metrics = await startMetrics(flags, logger, {
-      source: createMetricsRegistry({ stats: server.stats, udpKernelDrops: () => server.udpKernelDrops() }),
+      source: createMetricsRegistry({ stats: server.stats, info: () => server.info(), udpKernelDrops: () => server.udpKernelDrops() }),
       ready: () => server.state === 'listening',
+      connections: (query) => server.listConnections(query),
     });
     process.stdout.write(readyLine(await server.listen()));
   } catch (err) {
@@ -425,7 +426,11 @@ async function servePrimary(flags: ServeFlags, workers: number, logger: Logger):
   // For the process's whole life: the default action of SIGHUP would end it.
   process.on('SIGHUP', forwardHangup);
   try {
-    metrics = await startMetrics(flags, logger, { source: primary, ready: () => primary.ready });
+    metrics = await startMetrics(flags, logger, {
+      source: primary,
+      ready: () => primary.ready,
+      connections: (query) => primary.connections(query),
+    });
     process.stdout.write(readyLine(await primary.start()));
   } catch (err) {
     await metrics?.close();
@@ -443,7 +448,15 @@ async function serveWorker(flags: ServeFlags): Promise<number> {
   const logger = createLogger(flags.logLevel, { worker: clusterWorkerSlot() });
   const server = new UpcaseServer({ ...serverOptions(flags, logger), port: clusterWorkerPort() ?? flags.port });
   onHangup(logger, flags.tlsCert === undefined ? null : () => server.reloadTls(), () => server.state);
-  const worker = new ClusterWorker(server, createMetricsRegistry({ stats: server.stats, udpKernelDrops: () => server.udpKernelDrops() }));
+  const worker = new ClusterWorker(
+    server,
+    createMetricsRegistry({
+      stats: server.stats,
+      info: () => server.info(),
+      worker: clusterWorkerSlot(),
+      udpKernelDrops: () => server.udpKernelDrops(),
+    }),
+  );
   try {
     await worker.listen();
   } catch (_err) {
@@ -469,12 +482,12 @@ async function serveWorker(flags: ServeFlags): Promise<number> {
 async function startMetrics(
   flags: ServeFlags,
   logger: Logger,
-  endpoint: Pick<Parameters<typeof startMetricsServer>[0], 'source' | 'ready'>,
+  endpoint: Pick<Parameters<typeof startMetricsServer>[0], 'source' | 'ready' | 'connections'>,
 ): Promise<MetricsServer | null> {
   if (flags.metricsPort === undefined) return null;
   const server = await startMetricsServer({ port: flags.metricsPort, host: flags.metricsHost, logger, ...endpoint });
   // On stdout before the ready line, so a script (or a test using port 0) can read it.
-  process.stdout.write(`Metrics on ${metricsUrl(server.address()!)} (/metrics, /healthz, /readyz)\n`);
+  process.stdout.write(`Metrics on ${metricsUrl(server.address()!)} (/ status page, /metrics, /connections, /healthz, /readyz)\n`);
   return server;
 }
 

@@ -13,6 +13,7 @@ import {
 } from 'prom-client';
 import { ClosedError, deserializeError, type SerializedError, serializeError, WorkerError } from '../errors.js';
 import { checkInteger, SERVER_DEFAULTS, type ServerOptions } from '../options.js';
+import { type ConnectionsPage, type ConnectionsQuery, mergePages } from './connections.js';
 import { RateLimitedLog, silentLogger } from './log.js';
 import type { MetricsSource } from './metrics.js';
 import { type ServerAddress, UpcaseServer } from './server.js';
@@ -76,8 +77,11 @@ type ToPrimary =
   | { upcase: 'listening'; address: ServerAddress }
   | { upcase: 'listen-error'; error: SerializedError }
   | { upcase: 'draining' }
-  | { upcase: 'metrics'; id: number; metrics: MetricObjectWithValues<MetricValue<string>>[] };
-type ToWorker = { upcase: 'shutdown' } | { upcase: 'metrics'; id: number };
+  | { upcase: 'metrics'; id: number; metrics: MetricObjectWithValues<MetricValue<string>>[] }
+  | { upcase: 'connections'; id: number; page: ConnectionsPage };
+type ToWorker = { upcase: 'shutdown' } | { upcase: 'metrics'; id: number } | { upcase: 'connections'; id: number; limit: number };
+/** A reply to a request the primary sent to every worker (metrics, connections). */
+type Answer = Extract<ToPrimary, { id: number }>;
 
 function isMessage<T extends { upcase: string }>(message: unknown): message is T {
   return typeof message === 'object' && message !== null && typeof (message as { upcase?: unknown }).upcase === 'string';
@@ -140,8 +144,8 @@ export class ClusterPrimary extends EventEmitter implements MetricsSource {
   private restarts = 0;
   private forcedValue = false;
   private closing: Promise<void> | null = null;
-  private nextMetricsId = 0;
-  private readonly pendingMetrics = new Map<number, (worker: Worker, metrics: ToPrimary & { upcase: 'metrics' }) => void>();
+  private nextRequestId = 0;
+  private readonly pending = new Map<number, (worker: Worker, answer: Answer) => void>();
   private startup: { resolve: (address: ServerAddress) => void; reject: (err: Error) => void } | null = null;
 
   constructor(options: ClusterOptions) {
@@ -160,6 +164,14 @@ export class ClusterPrimary extends EventEmitter implements MetricsSource {
       registers,
       collect() {
         this.set(self.listeningCount());
+      },
+    });
+    new Gauge({
+      name: 'upcase_workers_configured',
+      help: 'Workers the cluster runs when all are up (--workers).',
+      registers,
+      collect() {
+        this.set(self.workers);
       },
     });
     new Counter({
@@ -306,7 +318,8 @@ export class ClusterPrimary extends EventEmitter implements MetricsSource {
         slot.state = 'draining';
         break;
       case 'metrics':
-        this.pendingMetrics.get(message.id)?.(worker, message);
+      case 'connections':
+        this.pending.get(message.id)?.(worker, message);
         break;
     }
   };
@@ -359,30 +372,55 @@ export class ClusterPrimary extends EventEmitter implements MetricsSource {
    * starting, which cannot answer yet, and then fails the whole scrape after 5 s.)
    */
   async metrics(): Promise<string> {
-    const workers = this.slots.flatMap((s) => (s.worker !== null && s.state !== 'starting' && s.worker.isConnected() ? [s.worker] : []));
-    const id = this.nextMetricsId++;
     const answers: MetricObjectWithValues<MetricValue<string>>[][] = [];
+    for (const { answer } of await this.ask((id) => ({ upcase: 'metrics', id }), 'metrics')) {
+      if (answer.upcase === 'metrics') answers.push(answer.metrics);
+    }
+    answers.push(await this.registry.getMetricsAsJSON());
+    return AggregatorRegistry.aggregate(answers).metrics();
+  }
+
+  /**
+   * One page of the open TCP connections of every worker, oldest first, each with its
+   * worker slot. A worker that does not answer within `metricsTimeoutMs` is left out.
+   */
+  async connections(query: ConnectionsQuery): Promise<ConnectionsPage> {
+    const pages: Array<{ worker: number; page: ConnectionsPage }> = [];
+    // Each worker's oldest offset + limit hold the page (see mergePages).
+    const limit = query.offset + query.limit;
+    for (const { slot, answer } of await this.ask((id) => ({ upcase: 'connections', id, limit }), 'connections')) {
+      if (answer.upcase === 'connections') pages.push({ worker: slot, page: answer.page });
+    }
+    return mergePages(pages, query);
+  }
+
+  /** Sends a request to every listening worker; resolves with the answers that came in time. */
+  private async ask(request: (id: number) => ToWorker, what: string): Promise<Array<{ slot: number; answer: Answer }>> {
+    const slots = this.slots.filter((s) => s.worker !== null && s.state !== 'starting' && s.worker.isConnected());
+    const id = this.nextRequestId++;
+    const answers: Array<{ slot: number; answer: Answer }> = [];
     await new Promise<void>((resolve) => {
-      const waiting = new Set(workers);
+      const waiting = new Map(slots.map((s) => [s.worker as Worker, s.index]));
       const finish = (): void => {
         clearTimeout(timer);
-        this.pendingMetrics.delete(id);
+        this.pending.delete(id);
         resolve();
       };
       const timer = setTimeout(() => {
-        this.warnings.warn('cluster:metrics_timeout', { workers: waiting.size }, 'worker did not answer the metrics request in time');
+        this.warnings.warn(`cluster:${what}_timeout`, { workers: waiting.size }, `worker did not answer the ${what} request in time`);
         finish();
       }, this.options.metricsTimeoutMs ?? 2000);
-      this.pendingMetrics.set(id, (worker, message) => {
-        if (!waiting.delete(worker)) return;
-        answers.push(message.metrics);
+      this.pending.set(id, (worker, answer) => {
+        const slot = waiting.get(worker);
+        if (slot === undefined) return;
+        waiting.delete(worker);
+        answers.push({ slot, answer });
         if (waiting.size === 0) finish();
       });
-      for (const worker of workers) worker.send({ upcase: 'metrics', id } satisfies ToWorker);
+      for (const worker of waiting.keys()) worker.send(request(id));
       if (waiting.size === 0) finish();
     });
-    answers.push(await this.registry.getMetricsAsJSON());
-    return AggregatorRegistry.aggregate(answers).metrics();
+    return answers;
   }
 
   /**
@@ -491,6 +529,9 @@ export class ClusterWorker {
         (metrics) => this.send({ upcase: 'metrics', id, metrics }),
         () => this.send({ upcase: 'metrics', id, metrics: [] }),
       );
+    } else if (message.upcase === 'connections') {
+      const limit = Number.isSafeInteger(message.limit) && message.limit > 0 ? message.limit : 0;
+      this.send({ upcase: 'connections', id: message.id, page: this.server.listConnections({ offset: 0, limit }) });
     }
   };
 

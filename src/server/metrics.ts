@@ -4,7 +4,10 @@ import type { Logger } from 'pino';
 import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
 import { networkError } from '../errors.js';
 import { checkHost, checkPort } from '../options.js';
+import { type ConnectionsPage, type ConnectionsQuery, parseConnectionsQuery } from './connections.js';
+import { registerInfoMetrics, type ServerInfo } from './info.js';
 import { RateLimitedLog, silentLogger } from './log.js';
+import { STATUS_PAGE_HEADERS, StatusPage } from './status-page.js';
 import { PROXY_REJECT_REASONS, UDP_DROP_REASONS, type ServerStats } from './stats.js';
 
 /**
@@ -23,6 +26,10 @@ export interface MetricsRegistryOptions {
   registry?: Registry;
   /** Datagrams the kernel dropped for the UDP port ({@link UpcaseServer.udpKernelDrops}); null when unknown. */
   udpKernelDrops?: () => number | null;
+  /** Build, transports and limits, for `upcase_build_info` and the limit gauges (src/server/info.ts). */
+  info?: () => ServerInfo | null;
+  /** In a cluster worker, its slot: the limit gauges are then labelled by worker. */
+  worker?: number;
 }
 
 /** What the metrics endpoint serves: a prom-client `Registry` fits, and so does a `ClusterPrimary`. */
@@ -138,6 +145,7 @@ export function createMetricsRegistry(options: MetricsRegistryOptions): Registry
     ['write', s.writeTimeouts],
   ]);
 
+  if (options.info !== undefined) registerInfoMetrics({ info: options.info, registry, worker: options.worker });
   if (options.processMetrics !== false) collectDefaultMetrics({ register: registry });
   return registry;
 }
@@ -154,6 +162,8 @@ export interface MetricsServerOptions {
   ready: () => boolean;
   /** `/healthz` answers 200 while this returns true, else 503. Default: always (the process answers, so it lives). */
   healthy?: () => boolean;
+  /** `/connections` serves these pages (JSON); without it, `/connections` answers 404. */
+  connections?: (query: ConnectionsQuery) => ConnectionsPage | Promise<ConnectionsPage>;
   /** A pino logger; default silent. */
   logger?: Logger;
 }
@@ -161,7 +171,8 @@ export interface MetricsServerOptions {
 export const METRICS_DEFAULT_HOST = '127.0.0.1';
 
 /**
- * A small HTTP server for operators: `GET /metrics` (Prometheus text format),
+ * A small HTTP server for operators: `GET /` (the live status page), `GET /metrics`
+ * (Prometheus text format), `GET /connections` (the open TCP connections, JSON),
  * `GET /healthz` (liveness) and `GET /readyz` (readiness). Use {@link startMetricsServer}.
  */
 export class MetricsServer {
@@ -173,6 +184,7 @@ export class MetricsServer {
   private readonly server: http.Server;
   private bound: { host: string; port: number } | null = null;
   private closing: Promise<void> | null = null;
+  private readonly statusPage: StatusPage;
 
   constructor(options: MetricsServerOptions) {
     this.port = checkPort('metricsPort', options.port);
@@ -185,6 +197,11 @@ export class MetricsServer {
     this.server.requestTimeout = 10_000;
     this.server.headersTimeout = 5_000;
     this.server.maxConnections = 64;
+    const { connections } = options;
+    this.statusPage = new StatusPage({
+      metrics: () => options.source.metrics(),
+      connections: connections === undefined ? undefined : async (query) => connections(query),
+    });
   }
 
   /** Binds the endpoint. Rejects with a `NetworkError` (`UPCASE_ERR_LISTEN`). */
@@ -224,7 +241,7 @@ export class MetricsServer {
   }
 
   private handle(req: http.IncomingMessage, res: http.ServerResponse): void {
-    const path = (req.url ?? '/').split('?')[0];
+    const [path, search] = (req.url ?? '/').split('?', 2) as [string, string | undefined];
     if (req.method !== 'GET' && req.method !== 'HEAD') {
       res.writeHead(405, { Allow: 'GET, HEAD', 'Content-Type': 'text/plain' }).end('method not allowed\n');
       return;
@@ -254,9 +271,37 @@ export class MetricsServer {
         );
         return;
       }
-      default:
-        res.writeHead(404, { 'Content-Type': 'text/plain' }).end('not found: try /metrics, /healthz or /readyz\n');
+      case '/':
+        this.statusPage.render().then(
+          (html) => res.writeHead(200, STATUS_PAGE_HEADERS).end(html),
+          (err: Error) => this.failed(res, 'status', err),
+        );
+        return;
+      case '/connections': {
+        if (this.options.connections === undefined) break;
+        const query = parseConnectionsQuery(new URLSearchParams(search ?? ''));
+        if ('error' in query) {
+          res.writeHead(400, { 'Content-Type': 'text/plain' }).end(`${query.error}\n`);
+          return;
+        }
+        Promise.resolve()
+          .then(() => this.options.connections!(query))
+          .then(
+            (page) =>
+              res.writeHead(200, { 'Content-Type': 'application/json', 'Cache-Control': 'no-store' }).end(`${JSON.stringify(page)}\n`),
+            (err: Error) => this.failed(res, 'connections', err),
+          );
+        return;
+      }
     }
+    res
+      .writeHead(404, { 'Content-Type': 'text/plain' })
+      .end(`not found: try /, /metrics, ${this.options.connections === undefined ? '' : '/connections, '}/healthz or /readyz\n`);
+  }
+
+  private failed(res: http.ServerResponse, what: string, err: Error): void {
+    this.warnings.warn(`metrics:${what}`, { code: (err as NodeJS.ErrnoException).code, err: err.message }, `${what} failed`);
+    res.writeHead(500, { 'Content-Type': 'text/plain' }).end(`${what} failed\n`);
   }
 }
 

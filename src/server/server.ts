@@ -15,7 +15,10 @@ import { TlsAcceptor } from '../tls/server.js';
 import { createDatagramHandler, DatagramPolicy, type DatagramOptions } from '../udp/handler.js';
 import { udpKernelDrops } from '../udp/kernel-drops.js';
 import { loadNativeUdp, NativeUdpListener } from '../udp/native.js';
+import { UPCASE_VERSION } from '../version.js';
+import { type ConnectionCounters, type ConnectionsPage, type ConnectionsQuery, ConnectionTable } from './connections.js';
 import { connectionsThatFit } from './fd-limit.js';
+import type { ServerInfo } from './info.js';
 import { SourceLimit } from './source-limit.js';
 import { RateLimitedLog, safeAddress, silentLogger } from './log.js';
 import { countError, createStats, type ServerStats } from './stats.js';
@@ -87,6 +90,9 @@ export class UpcaseServer extends EventEmitter {
   private maxConnectionsValue: number;
   /** Open connections per source address (`maxConnectionsPerSource`). */
   private readonly perSource: SourceLimit;
+  /** The open connections with their addresses and counters, for `/connections`. */
+  private readonly table = new ConnectionTable();
+  private readonly startTime = Date.now() / 1000;
 
   constructor(options: ServerOptions = {}) {
     super();
@@ -106,6 +112,41 @@ export class UpcaseServer extends EventEmitter {
    */
   get maxConnections(): number {
     return this.maxConnectionsValue;
+  }
+
+  /**
+   * What this server runs with: build, transports, the limits in force and the TLS
+   * certificate (for `upcase_build_info` and the limit gauges). Null until it listens.
+   */
+  info(): ServerInfo | null {
+    if (this.bound === null || this.stateValue === 'new') return null;
+    const { idleTimeout, writeTimeout, udpRateLimit, udpRateBurst } = this.options;
+    const tcpTransport = this.tcpTransport ?? 'none';
+    const certificate = this.tls?.credentials.certificate;
+    return {
+      version: UPCASE_VERSION,
+      nodeVersion: process.versions.node,
+      tcpTransport,
+      tcpCodec: tcpTransport === 'native' ? (nativeCodecPaths()[0] ?? 'none') : tcpTransport === 'stream' ? 'js' : 'none',
+      udpTransport: this.udpTransport ?? 'none',
+      tls: this.tls !== null,
+      maxConnections: this.maxConnectionsValue,
+      idleTimeout,
+      writeTimeout,
+      udpRateLimit,
+      udpRateBurst,
+      certificate:
+        certificate === undefined ? null : { serialNumber: certificate.serialNumber, notAfter: certificate.validTo.getTime() / 1000 },
+      startTime: this.startTime,
+    };
+  }
+
+  /**
+   * One page of the open TCP connections, oldest first: addresses, transport, age,
+   * bytes, idle time and whether a reply is owed; never payload (docs/operations.md).
+   */
+  listConnections(query: ConnectionsQuery): ConnectionsPage {
+    return this.table.page(query);
   }
 
   /** `new` → `listening` → (`draining` →) `closed`. */
@@ -434,6 +475,8 @@ export class UpcaseServer extends EventEmitter {
     stats.connectionsOpen++;
     stats.connectionsTotal++;
     this.connections.add(socket);
+    const entry = this.table.open(transport, { address: socket.remoteAddress, port: socket.remotePort });
+    if (this.trustedProxies !== null) entry.state = 'proxy';
     // Log lines name the client: the real peer, or with PROXY protocol the address from the
     // header (filled in below, once it has arrived), with the balancer as proxyAddress.
     const logFields: Record<string, unknown> = {
@@ -445,6 +488,7 @@ export class UpcaseServer extends EventEmitter {
     const closed = (connection: { destroy(): void }): void => {
       stats.connectionsOpen--;
       this.connections.delete(connection);
+      this.table.close(entry);
       this.logger.debug(logFields, 'connection closed');
       if (this.stateValue === 'draining' && this.connections.size === 0) this.emit('drained');
     };
@@ -461,7 +505,7 @@ export class UpcaseServer extends EventEmitter {
     // address from the header (any per-address TCP limit must use this, not the socket's).
     const serve = (
       client: { address: string | undefined; port: number | undefined },
-      proxy?: { address: string | undefined; version: 1 | 2 },
+      proxy?: { address: string | undefined; port: number | undefined; version: 1 | 2 },
     ): void => {
       if (proxy !== undefined || sourceHeld === null) {
         // Behind a balancer: the client from the header (or, for LOCAL/UNKNOWN, the balancer itself).
@@ -474,11 +518,23 @@ export class UpcaseServer extends EventEmitter {
       }
       logFields.remoteAddress = safeAddress(client.address);
       logFields.remotePort = client.port;
+      entry.clientAddress = client.address;
+      entry.clientPort = client.port;
+      entry.state = 'open';
       if (proxy !== undefined) {
         logFields.proxyAddress = safeAddress(proxy.address);
         logFields.proxyVersion = proxy.version;
+        entry.proxy = proxy;
       }
+      const counters: ConnectionCounters = { bytesIn: 0, bytesOut: 0, lastActive: Date.now() };
+      const streamFigures = (stream: { writableLength: number }) => (now: number) => ({
+        bytesIn: counters.bytesIn,
+        bytesOut: counters.bytesOut,
+        idleMs: now - counters.lastActive,
+        owedBytes: stream.writableLength,
+      });
       const connectionOptions = {
+        counters,
         stats,
         logger: this.logger,
         ownsChunks: true,
@@ -500,15 +556,24 @@ export class UpcaseServer extends EventEmitter {
           if (native !== null) {
             this.connections.delete(socket);
             this.connections.add(native);
+            entry.engine = 'native';
+            entry.figures = () => native.figures();
             return;
           }
           socket.once('close', onSocketClose);
         }
+        entry.engine = 'stream';
+        entry.figures = streamFigures(socket);
         handleConnection(socket, connectionOptions);
         return;
       }
+      entry.state = 'handshake';
       this.tls.accept(socket, {
         secure: (secure) => {
+          entry.state = 'open';
+          entry.engine = 'stream';
+          entry.figures = streamFigures(secure);
+          counters.lastActive = Date.now();
           stats.tlsHandshakes++;
           logFields.tlsProtocol = secure.getProtocol();
           this.logger.debug(logFields, 'connection open');
@@ -531,7 +596,7 @@ export class UpcaseServer extends EventEmitter {
       const { header } = result;
       // LOCAL (health checks), v1 UNKNOWN and v2 UNSPEC/UNIX carry no client address: the peer stands.
       if (header.source === null) serve(peer);
-      else serve(header.source, { address: peer.address, version: header.version });
+      else serve(header.source, { address: peer.address, port: peer.port, version: header.version });
       // readProxyHeader leaves it paused with the bytes after the header unshifted; TLS
       // reads those itself (the socket must stay paused, or they would flow past it).
       if (transport === 'tcp') socket.resume();

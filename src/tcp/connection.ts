@@ -27,6 +27,16 @@ export interface ConnectionOptions {
   logFields?: Record<string, unknown>;
   /** Count payload bytes in `stats.tlsBytesIn/Out` instead of `tcpBytesIn/Out`. Default false. */
   tls?: boolean;
+  /** This connection's own counters, kept up to date for `/connections`. Optional. */
+  counters?: ConnectionCounters;
+}
+
+/** One connection's own counters, which {@link handleConnection} keeps up to date (for `/connections`). Never payload. */
+export interface ConnectionCounters {
+  bytesIn: number;
+  bytesOut: number;
+  /** `Date.now()` of the last read or write progress. */
+  lastActive: number;
 }
 
 type Resettable = Duplex & { resetAndDestroy?: () => unknown };
@@ -81,8 +91,10 @@ export function handleConnection(stream: Duplex, options: ConnectionOptions): vo
     logger.debug({ ...options.logFields, code: 'UPCASE_ERR_TIMEOUT' }, 'idle timeout; closing');
     stream.destroy();
   };
+  const counters = options.counters;
   const touch = (): void => {
     idleTimer?.refresh();
+    if (counters !== undefined) counters.lastActive = Date.now();
   };
   const onWritten = (err?: Error | null): void => {
     if (err == null) {
@@ -138,12 +150,14 @@ export function handleConnection(stream: Duplex, options: ConnectionOptions): vo
       return;
     }
     stats[bytesIn] += chunk.length;
+    if (counters !== undefined) counters.bytesIn += chunk.length;
     const out = upcaser.push(chunk, pushOptions);
     if (out.length === 0) {
       touch();
       return;
     }
     stats[bytesOut] += out.length;
+    if (counters !== undefined) counters.bytesOut += out.length;
     // Write completion counts as traffic for the idle timer, but a completion
     // callback costs a tick per reply, so ask for one only when earlier writes are
     // still queued (this one will complete after them). A write into an empty queue
@@ -175,6 +189,7 @@ export function handleConnection(stream: Duplex, options: ConnectionOptions): vo
     const rest = upcaser.end();
     if (rest.length > 0) {
       stats[bytesOut] += rest.length;
+      if (counters !== undefined) counters.bytesOut += rest.length;
       stream.end(rest);
     } else {
       stream.end();

@@ -37,6 +37,7 @@ interface NativeTcpBinding {
   ): ServerHandle;
   adopt(server: ServerHandle, fd: number, initial: Buffer | null): number;
   destroy(server: ServerHandle, id: number): void;
+  connInfo?(server: ServerHandle, id: number, out: Float64Array): boolean;
   closeServer(server: ServerHandle): void;
   codecPaths(): string[];
   codecCreate(path?: string): CodecHandle;
@@ -107,6 +108,11 @@ export function tcpTransportName(): 'native' | 'stream' {
 export interface NativeConnection {
   /** Closes it now; its close callback follows with reason `destroyed`. */
   destroy(): void;
+  /**
+   * Its payload bytes each way, milliseconds since its last read or write progress, and
+   * reply bytes it owes; null once closed (or from an addon built without `connInfo`).
+   */
+  figures(): { bytesIn: number; bytesOut: number; idleMs: number; owedBytes: number } | null;
 }
 
 /** How it ended; with reason `error`, the errno name (`ECONNRESET`) and its description. */
@@ -123,6 +129,7 @@ export interface NativeTcpCounters {
 /** One server's natively served connections. */
 export class NativeTcpTransport implements NativeTcpCounters {
   private readonly counters = new Float64Array(4);
+  private readonly figuresOut = new Float64Array(4);
   private readonly handle: ServerHandle;
   private readonly open = new Map<number, NativeCloseCallback>();
   private closed: Promise<void> | null = null;
@@ -182,6 +189,12 @@ export class NativeTcpTransport implements NativeTcpCounters {
       // Only while open: once closed, the id may serve another connection.
       destroy: () => {
         if (this.open.get(id) === onClose) this.binding.destroy(this.handle, id);
+      },
+      figures: () => {
+        if (this.open.get(id) !== onClose || this.binding.connInfo === undefined) return null;
+        const out = this.figuresOut;
+        if (!this.binding.connInfo(this.handle, id, out)) return null;
+        return { bytesIn: out[0]!, bytesOut: out[1]!, idleMs: out[2]!, owedBytes: out[3]! };
       },
     };
   }

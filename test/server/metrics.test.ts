@@ -130,7 +130,8 @@ describe('MetricsServer', () => {
     const endpoint = await startMetricsServer({ port: 0, source: new Registry(), ready: () => true });
     t.after(() => endpoint.close());
     const base = `http://127.0.0.1:${endpoint.address()!.port}`;
-    assert.equal(await status(base, '/'), 404);
+    assert.equal(await status(base, '/nope'), 404);
+    assert.equal(await status(base, '/connections'), 404, 'no /connections without a source');
     assert.equal((await fetch(`${base}/metrics`, { method: 'POST' })).status, 405);
     const head = await fetch(`${base}/healthz`, { method: 'HEAD' });
     assert.equal(head.status, 200);

@@ -1,0 +1,188 @@
+/**
+ * The open TCP connections of one server, for `/connections` (docs/operations.md).
+ * Each entry holds addresses and a way to read its counters; never payload.
+ * Cost: one small object per connection, and for the stream transport two
+ * additions and a clock read per chunk (the native transport counts in C).
+ */
+
+export type { ConnectionCounters } from '../tcp/connection.js';
+
+/** A connection's figures at one moment. */
+export interface ConnectionFigures {
+  bytesIn: number;
+  bytesOut: number;
+  /** Milliseconds since the last read or write progress. */
+  idleMs: number;
+  /** Reply bytes handed to the transport that the client has not taken yet. */
+  owedBytes: number;
+}
+
+/** What the server knows of an open connection. */
+export interface ConnectionEntry {
+  /** Unique within the server process, increasing: older connections have smaller ids. */
+  readonly id: number;
+  /** The listener it came in on. */
+  readonly transport: 'tcp' | 'tls';
+  /** Who serves its bytes: node:net streams or the native addon (set once served). */
+  engine: 'stream' | 'native' | null;
+  /** `proxy`: waiting for the PROXY header; `handshake`: TLS handshake; `open`: served. */
+  state: 'proxy' | 'handshake' | 'open';
+  /** `Date.now()` when it was accepted. */
+  readonly openedAt: number;
+  /** The client: the socket's peer, or with PROXY protocol the address from the header. */
+  clientAddress: string | undefined;
+  clientPort: number | undefined;
+  /** With PROXY protocol: the balancer that connected to us. */
+  proxy: { address: string | undefined; port: number | undefined; version: 1 | 2 } | null;
+  /** The counters as of `now` (`Date.now()`), once served; null before. */
+  figures: ((now: number) => ConnectionFigures | null) | null;
+}
+
+/** One connection as `/connections` shows it. */
+export interface ConnectionView {
+  id: number;
+  /** With `--workers`: the worker slot serving it. */
+  worker?: number;
+  client: { address: string | null; port: number | null };
+  proxy: { address: string | null; port: number | null; version: 1 | 2 } | null;
+  transport: 'tcp' | 'tls';
+  engine: 'stream' | 'native' | null;
+  state: 'proxy' | 'handshake' | 'open';
+  /** When it was accepted, in milliseconds since the epoch. */
+  openedAt: number;
+  ageSeconds: number;
+  bytesIn: number;
+  bytesOut: number;
+  idleSeconds: number;
+  /** Replies are waiting for the client to read them. */
+  replyOwed: boolean;
+  owedBytes: number;
+}
+
+export interface ConnectionsPage {
+  /** Open connections in all (not only on this page). */
+  total: number;
+  offset: number;
+  limit: number;
+  /** Oldest first. */
+  connections: ConnectionView[];
+}
+
+export interface ConnectionsQuery {
+  offset: number;
+  limit: number;
+}
+
+/** Page sizes of `/connections`. */
+export const CONNECTIONS_PAGE = {
+  defaultLimit: 100, // connections per page when `limit` is not given
+  maxLimit: 1000, // the most one request returns
+} as const;
+
+/**
+ * `?limit=&offset=` from a query string. Returns a message naming the parameter
+ * and the value when one is not a whole number in range.
+ */
+export function parseConnectionsQuery(params: URLSearchParams): ConnectionsQuery | { error: string } {
+  const read = (name: string, fallback: number, min: number, max: number): number | string => {
+    const raw = params.get(name);
+    if (raw === null || raw === '') return fallback;
+    const n = /^\d+$/.test(raw) ? Number(raw) : Number.NaN;
+    if (!Number.isSafeInteger(n) || n < min || n > max) {
+      return `Expected \`${name}\` to be an integer from ${min} to ${max}, got \`${raw.slice(0, 32)}\``;
+    }
+    return n;
+  };
+  const limit = read('limit', CONNECTIONS_PAGE.defaultLimit, 1, CONNECTIONS_PAGE.maxLimit);
+  if (typeof limit === 'string') return { error: limit };
+  const offset = read('offset', 0, 0, Number.MAX_SAFE_INTEGER);
+  if (typeof offset === 'string') return { error: offset };
+  return { limit, offset };
+}
+
+const seconds = (ms: number): number => Math.max(0, Math.round(ms) / 1000);
+
+function view(entry: ConnectionEntry, now: number): ConnectionView {
+  const f = entry.figures?.(now) ?? null;
+  const ageMs = now - entry.openedAt;
+  return {
+    id: entry.id,
+    client: { address: entry.clientAddress ?? null, port: entry.clientPort ?? null },
+    proxy:
+      entry.proxy === null ? null : { address: entry.proxy.address ?? null, port: entry.proxy.port ?? null, version: entry.proxy.version },
+    transport: entry.transport,
+    engine: entry.engine,
+    state: entry.state,
+    openedAt: entry.openedAt,
+    ageSeconds: seconds(ageMs),
+    bytesIn: f?.bytesIn ?? 0,
+    bytesOut: f?.bytesOut ?? 0,
+    // Never idle for longer than it has been open (the two clocks are read a moment apart).
+    idleSeconds: seconds(f === null ? ageMs : Math.min(f.idleMs, ageMs)),
+    replyOwed: (f?.owedBytes ?? 0) > 0,
+    owedBytes: f?.owedBytes ?? 0,
+  };
+}
+
+/** The open connections of one server, oldest first. */
+export class ConnectionTable {
+  private readonly entries = new Map<number, ConnectionEntry>();
+  private nextId = 1;
+
+  /** Registers a connection accepted now. */
+  open(transport: 'tcp' | 'tls', client: { address: string | undefined; port: number | undefined }): ConnectionEntry {
+    const entry: ConnectionEntry = {
+      id: this.nextId++,
+      transport,
+      engine: null,
+      state: 'open',
+      openedAt: Date.now(),
+      clientAddress: client.address,
+      clientPort: client.port,
+      proxy: null,
+      figures: null,
+    };
+    this.entries.set(entry.id, entry);
+    return entry;
+  }
+
+  close(entry: ConnectionEntry): void {
+    this.entries.delete(entry.id);
+  }
+
+  get size(): number {
+    return this.entries.size;
+  }
+
+  /** One page, oldest first. Costs O(offset + limit): a Map keeps insertion (= id) order. */
+  page(query: ConnectionsQuery, now = Date.now()): ConnectionsPage {
+    const connections: ConnectionView[] = [];
+    let skip = query.offset;
+    for (const entry of this.entries.values()) {
+      if (connections.length >= query.limit) break;
+      if (skip > 0) {
+        skip--;
+        continue;
+      }
+      connections.push(view(entry, now));
+    }
+    return { total: this.entries.size, offset: query.offset, limit: query.limit, connections };
+  }
+}
+
+/**
+ * One page over several workers' connections: each worker's first `offset + limit`
+ * (its oldest) are enough to find the page, since the page's entries are among them.
+ */
+export function mergePages(pages: Array<{ worker: number; page: ConnectionsPage }>, query: ConnectionsQuery): ConnectionsPage {
+  const all = pages.flatMap(({ worker, page }) => page.connections.map((c) => ({ ...c, worker })));
+  // Oldest first across workers, by a key that does not move between requests (pages must not
+  // overlap): the accept time, then worker, then id.
+  all.sort((a, b) => a.openedAt - b.openedAt || a.worker - b.worker || a.id - b.id);
+  return {
+    total: pages.reduce((n, p) => n + p.page.total, 0),
+    offset: query.offset,
+    limit: query.limit,
+    connections: all.slice(query.offset, query.offset + query.limit),
+  };
+}
