@@ -41,7 +41,7 @@ export {
   UDP_DROP_REASONS,
   type ProxyRejectReason,
   PROXY_REJECT_REASONS,
-} from './server/stats.js';
+} from './stats.js';
 export {
   parseProxyHeader,
   ProxyHeaderReader,
@@ -56,7 +56,8 @@ export {
 } from './proxy/header.js';
 export { readProxyHeader, type ProxyHeaderResult } from './proxy/accept.js';
 export { handleConnection, type ConnectionOptions } from './tcp/connection.js';
-export { MAX_UDP_PAYLOAD_IPV4, MAX_UDP_PAYLOAD_IPV6, DatagramPolicy, createDatagramHandler, type DatagramOptions } from './udp/handler.js';
+export { DatagramPolicy, createDatagramHandler, type DatagramOptions } from './udp/handler.js';
+export { MAX_UDP_PAYLOAD_IPV4, MAX_UDP_PAYLOAD_IPV6 } from './udp/limits.js';
 export { udpTransportName } from './udp/native.js';
 export { tcpTransportName } from './tcp/native.js';
 export {

@@ -13,7 +13,7 @@ import {
 } from 'prom-client';
 import { UpcaseError } from '../errors.js';
 import { checkInteger, SERVER_DEFAULTS, type ServerOptions } from '../options.js';
-import { RateLimitedLog, silentLogger } from './log.js';
+import { RateLimitedLog, silentLogger } from '../log.js';
 import type { MetricsSource } from './metrics.js';
 import { type ServerAddress, UpcaseServer } from './server.js';
 

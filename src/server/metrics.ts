@@ -4,8 +4,8 @@ import type { Logger } from 'pino';
 import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
 import { listenError } from '../errors.js';
 import { checkHost, checkPort } from '../options.js';
-import { RateLimitedLog, silentLogger } from './log.js';
-import { PROXY_REJECT_REASONS, UDP_DROP_REASONS, type ServerStats } from './stats.js';
+import { RateLimitedLog, silentLogger } from '../log.js';
+import { PROXY_REJECT_REASONS, UDP_DROP_REASONS, type ServerStats } from '../stats.js';
 
 /**
  * Prometheus metrics for one server process. The hot path only bumps the plain

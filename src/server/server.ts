@@ -15,8 +15,8 @@ import { TlsAcceptor } from '../tls/server.js';
 import { createDatagramHandler, DatagramPolicy, type DatagramOptions } from '../udp/handler.js';
 import { loadNativeUdp, NativeUdpListener } from '../udp/native.js';
 import { connectionsThatFit } from './fd-limit.js';
-import { RateLimitedLog, safeAddress, silentLogger } from './log.js';
-import { countError, createStats, type ServerStats } from './stats.js';
+import { RateLimitedLog, safeAddress, silentLogger } from '../log.js';
+import { countError, createStats, type ServerStats } from '../stats.js';
 
 export type ServerState = 'new' | 'listening' | 'draining' | 'closed';
 

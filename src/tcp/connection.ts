@@ -1,7 +1,7 @@
 import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import { Upcaser } from '../codec/upcase.js';
-import { countError, type ServerStats } from '../server/stats.js';
+import { countError, type ServerStats } from '../stats.js';
 
 export interface ConnectionOptions {
   stats: ServerStats;

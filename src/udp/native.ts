@@ -1,6 +1,7 @@
 import { createRequire } from 'node:module';
 import type { Logger } from 'pino';
-import { type DatagramPolicy, maxPayloadFor } from './handler.js';
+import type { DatagramPolicy } from './handler.js';
+import { maxPayloadFor } from './limits.js';
 
 /**
  * The optional native UDP transport (native/udp_batch.c): recvmmsg/sendmmsg in

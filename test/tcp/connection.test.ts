@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { Duplex } from 'node:stream';
 import { describe, test } from 'node:test';
 import { handleConnection } from '../../src/tcp/connection.js';
-import { createStats } from '../../src/server/stats.js';
+import { createStats } from '../../src/stats.js';
 import { captureLogger } from '../helpers/logs.js';
 import { waitFor } from '../helpers/clients.js';
 
