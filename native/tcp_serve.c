@@ -28,14 +28,16 @@
 
 #include "codec.h"
 #include "napi_check.h"
+#include "napi_constants.h"
 
 #define READ_SIZE 65536
 // Reads per readable event before yielding to the rest of the event loop.
 #define MAX_READS_PER_EVENT 16
 
-// Why a connection closed (the `reason` passed to onClose).
+// Why a connection closed (the `reason` passed to onClose; exported as `closeReasons`,
+// the close reasons of docs/protocol.md).
 enum { CLOSE_END = 0, CLOSE_IDLE = 1, CLOSE_STALL = 2, CLOSE_ERROR = 3, CLOSE_DESTROYED = 4 };
-// Counters shared with JavaScript (a Float64Array), read at scrape time.
+// Counters shared with JavaScript (a Float64Array), read at scrape time; exported as `counters`.
 // Timeouts are counted here, before the close, as src/tcp/connection.ts counts them.
 enum { COUNTER_BYTES_IN = 0, COUNTER_BYTES_OUT = 1, COUNTER_IDLE_TIMEOUTS = 2, COUNTER_WRITE_TIMEOUTS = 3, COUNTER_COUNT = 4 };
 
@@ -475,7 +477,7 @@ static int tables_ready(napi_env env) {
   return tables_set;
 }
 
-// createServer(counters: Float64Array(4), idleMs, writeMs, onClose(id, reason, code, message)) -> handle
+// createServer(counters: Float64Array(counters.length), idleMs, writeMs, onClose(id, reason, code, message)) -> handle
 static napi_value js_create_server(napi_env env, napi_callback_info info) {
   size_t argc = 4;
   napi_value argv[4];
@@ -485,7 +487,7 @@ static napi_value js_create_server(napi_env env, napi_callback_info info) {
   size_t length;
   void *counters;
   if (napi_get_typedarray_info(env, argv[0], &type, &length, &counters, NULL, NULL) != napi_ok || type != napi_float64_array || length < COUNTER_COUNT) {
-    napi_throw_type_error(env, NULL, "upcase native: counters must be a Float64Array(4)");
+    napi_throw_type_error(env, NULL, "upcase native: counters must be a Float64Array(counters.length)");
     return NULL;
   }
   double idle_ms, write_ms;
@@ -736,6 +738,20 @@ static napi_value init(napi_env env, napi_value exports) {
       {"codecEnd", NULL, js_codec_end, NULL, NULL, NULL, napi_default, NULL},
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
+  static const named_int_t reasons[] = {
+      {"end", CLOSE_END}, {"idle", CLOSE_IDLE}, {"stall", CLOSE_STALL}, {"error", CLOSE_ERROR}, {"destroyed", CLOSE_DESTROYED},
+  };
+  static const named_int_t counters[] = {
+      {"bytesIn", COUNTER_BYTES_IN},
+      {"bytesOut", COUNTER_BYTES_OUT},
+      {"idleTimeouts", COUNTER_IDLE_TIMEOUTS},
+      {"writeTimeouts", COUNTER_WRITE_TIMEOUTS},
+      {"length", COUNTER_COUNT},
+  };
+  if (!export_named_ints(env, exports, "closeReasons", reasons, sizeof reasons / sizeof reasons[0]) ||
+      !export_named_ints(env, exports, "counters", counters, sizeof counters / sizeof counters[0])) {
+    napi_throw_error(env, NULL, "upcase native: could not export the constants");
+  }
   return exports;
 }
 

@@ -9,11 +9,18 @@ import { normalizeServerOptions, type NormalizedServerOptions, type ServerOption
 import { readProxyHeader, type ProxyHeaderResult } from '../proxy/accept.js';
 import { parseCidr, TrustList } from '../proxy/trust.js';
 import { handleConnection } from '../tcp/connection.js';
-import { loadNativeTcp, nativeCodecPaths, NativeTcpTransport, type NativeCloseReason, type NativeTcpCounters } from '../tcp/native.js';
+import {
+  loadNativeTcp,
+  nativeCodecPaths,
+  NativeTcpTransport,
+  nativeTcpProblem,
+  type NativeCloseReason,
+  type NativeTcpCounters,
+} from '../tcp/native.js';
 import { type CertificateInfo, loadTlsCredentials, type PemSource, type TlsCredentials } from '../tls/credentials.js';
 import { TlsAcceptor } from '../tls/server.js';
 import { createDatagramHandler, DatagramPolicy, type DatagramOptions } from '../udp/handler.js';
-import { loadNativeUdp, NativeUdpListener } from '../udp/native.js';
+import { loadNativeUdp, NativeUdpListener, nativeUdpProblem } from '../udp/native.js';
 import { connectionsThatFit } from './fd-limit.js';
 import { RateLimitedLog, safeAddress, silentLogger } from '../log.js';
 import { countError, createStats, type ServerStats } from '../stats.js';
@@ -263,11 +270,15 @@ export class UpcaseServer extends EventEmitter {
   private createNativeTcp(): NativeTcpTransport | null {
     const choice = this.options.tcpTransport;
     const binding = choice === 'stream' ? null : loadNativeTcp();
+    const problem = nativeTcpProblem();
     if (choice === 'native' && binding === null) {
       throw new UpcaseError(
         'UPCASE_ERR_INVALID_ARG',
-        'the native TCP transport is not built here (run `npm run build:native`); use tcpTransport `auto` or `stream`',
+        `the native TCP transport is not ${problem === null ? 'built here' : `usable (${problem})`} (run \`npm run build:native\`); use tcpTransport \`auto\` or \`stream\``,
       );
+    }
+    if (binding === null && choice === 'auto' && problem !== null) {
+      this.logger.warn({ problem }, 'native TCP transport not used; serving TCP with streams');
     }
     if (binding === null) return null;
     const { idleTimeout, writeTimeout } = this.options;
@@ -305,11 +316,15 @@ export class UpcaseServer extends EventEmitter {
     // workers. An explicit `native` gives each worker its own socket with SO_REUSEPORT.
     const inWorker = cluster.isWorker;
     const native = choice === 'dgram' || (choice === 'auto' && inWorker) ? null : loadNativeUdp();
+    const problem = nativeUdpProblem();
     if (choice === 'native' && native === null) {
       throw new UpcaseError(
         'UPCASE_ERR_INVALID_ARG',
-        'the native UDP transport is not built here (run `npm run build:native`); use udpTransport `auto` or `dgram`',
+        `the native UDP transport is not ${problem === null ? 'built here' : `usable (${problem})`} (run \`npm run build:native\`); use udpTransport \`auto\` or \`dgram\``,
       );
+    }
+    if (native === null && choice === 'auto' && problem !== null) {
+      this.logger.warn({ problem }, 'native UDP transport not used; serving UDP with node:dgram');
     }
     if (native !== null) {
       try {

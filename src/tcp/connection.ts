@@ -75,11 +75,17 @@ export function handleConnection(stream: Duplex, options: ConnectionOptions): vo
     if (err == null) {
       untrackedQueued = -1;
       touch();
+      if (stream.writableLength === 0) clearStall();
     }
   };
 
+  // The write timer runs while replies are owed that the transport has not passed
+  // to the kernel (writableLength > 0), as native/tcp_serve.c runs it while the
+  // kernel refuses bytes; docs/protocol.md has the table both follow.
   const onStall = (): void => {
     stallTimer = null;
+    // Everything owed went out after all (a write that completed without a callback).
+    if (stream.writableLength === 0) return;
     stats.writeTimeouts++;
     logger.debug({ ...options.logFields, code: 'UPCASE_ERR_TIMEOUT' }, 'client left replies unread; closing');
     // Reset rather than close: the peer is not reading, so a FIN would only queue
@@ -123,13 +129,14 @@ export function handleConnection(stream: Duplex, options: ConnectionOptions): vo
     // still queued (this one will complete after them). A write into an empty queue
     // almost always completes at once; when it does not, onIdle checks its progress.
     const queued = stream.writableLength > 0;
+    // Nothing was owed until this reply: any earlier stall has ended.
+    if (!queued) clearStall();
     const flowing = stream.write(out, queued ? onWritten : undefined);
     if (!queued && stream.writableLength > 0 && untrackedQueued < 0) untrackedQueued = stream.writableLength;
-    if (!flowing) {
-      // Backpressure: stop reading from a client that is not reading from us.
-      stream.pause();
-      armStall();
-    }
+    // Bytes the kernel did not take at once are owed from now on.
+    if (stream.writableLength > 0) armStall();
+    // Backpressure: stop reading from a client that is not reading from us.
+    if (!flowing) stream.pause();
     // The read and the reply handed over are traffic. Refreshed after armStall, so
     // that with equal timeouts a stalled client meets the write timeout first.
     touch();
