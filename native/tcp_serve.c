@@ -6,14 +6,18 @@
 // (node:net), applies maxConnections, PROXY protocol and logging, then hands the
 // socket over (adopt: the fd is duplicated and the net.Socket destroyed before it
 // has read anything, or after a PROXY header with the bytes it read after it).
-// From there this file does what src/tcp/connection.ts does:
+// From there this file follows the connection table of docs/protocol.md ("A TCP
+// connection, rule by rule"), as src/tcp/connection.ts does, and passes the same
+// contract suite (test/tcp/contract.test.ts):
 //  - each read is answered with its uppercase (native/codec.c) in one write;
 //  - a reply the kernel cannot take yet is kept, and reading stops until it is
 //    written (backpressure: at most one reply is held per connection);
 //  - after the peer's FIN, the held-back bytes and anything owed are sent, then
 //    the connection is closed;
 //  - the idle timeout (no read, no write progress) closes it; the write timeout
-//    (a reply owed for that long) resets it;
+//    (bytes owed that the kernel refused, for that long without a break: armed in
+//    send_reply when send() leaves bytes over, cleared in on_writable once they
+//    are all sent) resets it;
 //  - errors close only their own connection.
 // JavaScript hears of a connection again only when it is closed (onClose).
 #define _GNU_SOURCE

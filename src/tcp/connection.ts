@@ -17,8 +17,9 @@ export interface ConnectionOptions {
    */
   idleTimeoutMs?: number;
   /**
-   * Milliseconds replies may stay owed (the transport is backed up because the
-   * peer does not read) before the connection is reset; 0 disables. Default 0.
+   * Milliseconds reply bytes may stay owed without a break (handed to the stream
+   * but not yet accepted by the kernel, because the peer does not read) before
+   * the connection is reset; 0 disables. Default 0. See docs/protocol.md.
    */
   writeTimeoutMs?: number;
   /** Fields for this connection's log lines (transport, remote address). Never payload. */
