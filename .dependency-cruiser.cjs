@@ -1,4 +1,4 @@
-// The import rules of src/ (docs/protocol.md names the layers): imports only point down.
+// The import rules of src/ (README.md, Development: the layers): imports only point down.
 //   base        errors, stats, log, codec, addon (reading native constants)   imports nothing else of upcase
 //   transports  tcp, udp, tls, proxy           base only (and each other)
 //   client      client                         base and the pieces both ends share
