@@ -152,6 +152,7 @@ export function handleConnection(stream: Duplex, options: ConnectionOptions): vo
 
   stream.on('end', () => {
     touch();
+    if (stream.writableLength === 0) clearStall();
     const rest = upcaser.end();
     if (rest.length > 0) {
       stats[bytesOut] += rest.length;
