@@ -9,6 +9,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test, type TestContext } from 'node:test';
 import { upcase } from '../../src/codec/upcase.js';
+import { TCP_TRANSPORTS } from '../../src/options.js';
 import { floodWithoutReading } from '../helpers/clients.js';
 import { delay, until } from '../helpers/net.js';
 import { hex, INVALID, VALID } from '../fixtures/proxy-headers.js';
@@ -269,6 +270,17 @@ const CASES: Case[] = [
     },
   },
 ];
+
+test('every TCP transport the server offers is in this suite, plain and beside TLS', () => {
+  for (const choice of TCP_TRANSPORTS.filter((c) => c !== 'auto')) {
+    for (const tls of [false, true]) {
+      assert.ok(
+        TRANSPORTS.some((tr) => tr.tcpTransport === choice && tr.tls === tls),
+        `tcpTransport '${choice}'${tls ? ' with TLS' : ''} has no entry in test/tcp/transports.ts`,
+      );
+    }
+  }
+});
 
 for (const transport of TRANSPORTS) {
   describe(`TCP contract: ${transport.name}`, { skip: transport.skip }, () => {
