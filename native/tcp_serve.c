@@ -6,14 +6,18 @@
 // (node:net), applies maxConnections, PROXY protocol and logging, then hands the
 // socket over (adopt: the fd is duplicated and the net.Socket destroyed before it
 // has read anything, or after a PROXY header with the bytes it read after it).
-// From there this file does what src/tcp/connection.ts does:
+// From there this file follows the connection table of docs/protocol.md ("A TCP
+// connection, rule by rule"), as src/tcp/connection.ts does, and passes the same
+// contract suite (test/tcp/contract.test.ts):
 //  - each read is answered with its uppercase (native/codec.c) in one write;
 //  - a reply the kernel cannot take yet is kept, and reading stops until it is
 //    written (backpressure: at most one reply is held per connection);
 //  - after the peer's FIN, the held-back bytes and anything owed are sent, then
 //    the connection is closed;
 //  - the idle timeout (no read, no write progress) closes it; the write timeout
-//    (a reply owed for that long) resets it;
+//    (bytes owed that the kernel refused, for that long without a break: armed in
+//    send_reply when send() leaves bytes over, cleared in on_writable once they
+//    are all sent) resets it;
 //  - errors close only their own connection.
 // JavaScript hears of a connection again only when it is closed (onClose).
 #define _GNU_SOURCE
@@ -29,6 +33,7 @@
 
 #include "codec.h"
 #include "napi_check.h"
+#include "napi_constants.h"
 
 #define READ_SIZE 65536
 // Reads per readable event before yielding to the rest of the event loop.
@@ -40,9 +45,10 @@
 #define TURN_BUDGET_NS (5 * 1000 * 1000)
 #define SMALL_CHUNK 4096
 
-// Why a connection closed (the `reason` passed to onClose).
+// Why a connection closed (the `reason` passed to onClose; exported as `closeReasons`,
+// the close reasons of docs/protocol.md).
 enum { CLOSE_END = 0, CLOSE_IDLE = 1, CLOSE_STALL = 2, CLOSE_ERROR = 3, CLOSE_DESTROYED = 4 };
-// Counters shared with JavaScript (a Float64Array), read at scrape time.
+// Counters shared with JavaScript (a Float64Array), read at scrape time; exported as `counters`.
 // Timeouts are counted here, before the close, as src/tcp/connection.ts counts them.
 enum { COUNTER_BYTES_IN = 0, COUNTER_BYTES_OUT = 1, COUNTER_IDLE_TIMEOUTS = 2, COUNTER_WRITE_TIMEOUTS = 3, COUNTER_COUNT = 4 };
 
@@ -558,7 +564,7 @@ static int tables_ready(napi_env env) {
   return tables_set;
 }
 
-// createServer(counters: Float64Array(4), idleMs, writeMs, onClose(id, reason, code, message)) -> handle
+// createServer(counters: Float64Array(counters.length), idleMs, writeMs, onClose(id, reason, code, message)) -> handle
 static napi_value js_create_server(napi_env env, napi_callback_info info) {
   size_t argc = 4;
   napi_value argv[4];
@@ -568,7 +574,7 @@ static napi_value js_create_server(napi_env env, napi_callback_info info) {
   size_t length;
   void *counters;
   if (napi_get_typedarray_info(env, argv[0], &type, &length, &counters, NULL, NULL) != napi_ok || type != napi_float64_array || length < COUNTER_COUNT) {
-    napi_throw_type_error(env, NULL, "upcase native: counters must be a Float64Array(4)");
+    napi_throw_type_error(env, NULL, "upcase native: counters must be a Float64Array(counters.length)");
     return NULL;
   }
   double idle_ms, write_ms;
@@ -855,6 +861,20 @@ static napi_value init(napi_env env, napi_value exports) {
       {"codecEnd", NULL, js_codec_end, NULL, NULL, NULL, napi_default, NULL},
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
+  static const named_int_t reasons[] = {
+      {"end", CLOSE_END}, {"idle", CLOSE_IDLE}, {"stall", CLOSE_STALL}, {"error", CLOSE_ERROR}, {"destroyed", CLOSE_DESTROYED},
+  };
+  static const named_int_t counters[] = {
+      {"bytesIn", COUNTER_BYTES_IN},
+      {"bytesOut", COUNTER_BYTES_OUT},
+      {"idleTimeouts", COUNTER_IDLE_TIMEOUTS},
+      {"writeTimeouts", COUNTER_WRITE_TIMEOUTS},
+      {"length", COUNTER_COUNT},
+  };
+  if (!export_named_ints(env, exports, "closeReasons", reasons, sizeof reasons / sizeof reasons[0]) ||
+      !export_named_ints(env, exports, "counters", counters, sizeof counters / sizeof counters[0])) {
+    napi_throw_error(env, NULL, "upcase native: could not export the constants");
+  }
   return exports;
 }
 

@@ -17,13 +17,22 @@
 #include <uv.h>
 
 #include "napi_check.h"
+#include "napi_constants.h"
 
 #define SLOTS 64
 #define SLOT_SIZE 65536
 // Batches read per readable event before yielding to the rest of the event loop.
 #define MAX_BATCHES_PER_EVENT 8
-// Per slot in `meta` (Int32): length, source port, family (4 or 6), reply length (-1: none).
-#define META_FIELDS 4
+// Per slot in `meta` (Int32), exported as `udpMeta` for src/udp/native.ts to read by name.
+enum {
+  META_LENGTH = 0,       // bytes received
+  META_SOURCE_PORT = 1,  // the sender's port
+  META_FAMILY = 2,       // 4 or 6
+  META_REPLY_LENGTH = 3, // set by JavaScript: bytes to send back, -1 for no reply
+  META_FIELDS = 4
+};
+// Per slot in `addr`: the IPv6 address, or the IPv4 address in the first 4 bytes.
+#define ADDRESS_SIZE 16
 
 typedef struct {
   int fd;
@@ -37,7 +46,7 @@ typedef struct {
   napi_ref self;      // keeps the JS handle alive while polling
   unsigned char *data;              // SLOTS * SLOT_SIZE
   int32_t *meta;                    // SLOTS * META_FIELDS
-  unsigned char *addr;              // SLOTS * 16: IPv6 address, or IPv4 in the first 4 bytes
+  unsigned char *addr;              // SLOTS * ADDRESS_SIZE
   struct sockaddr_storage src[SLOTS];
   struct mmsghdr msgs[SLOTS];
   struct iovec iov[SLOTS];
@@ -67,16 +76,16 @@ static napi_value throw_errno(napi_env env, const char *syscall, int err) {
 static void unpack_source(batch_t *b, int i) {
   struct sockaddr_storage *ss = &b->src[i];
   int32_t *m = b->meta + i * META_FIELDS;
-  unsigned char *a = b->addr + i * 16;
+  unsigned char *a = b->addr + i * ADDRESS_SIZE;
   if (ss->ss_family == AF_INET) {
     struct sockaddr_in *sin = (struct sockaddr_in *)ss;
-    m[1] = ntohs(sin->sin_port);
-    m[2] = 4;
+    m[META_SOURCE_PORT] = ntohs(sin->sin_port);
+    m[META_FAMILY] = 4;
     memcpy(a, &sin->sin_addr, 4);
   } else {
     struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)ss;
-    m[1] = ntohs(sin6->sin6_port);
-    m[2] = 6;
+    m[META_SOURCE_PORT] = ntohs(sin6->sin6_port);
+    m[META_FAMILY] = 6;
     memcpy(a, &sin6->sin6_addr, 16);
   }
 }
@@ -106,8 +115,8 @@ static void on_readable(uv_poll_t *handle, int status, int events) {
     for (int i = 0; i < n; i++) {
       int32_t *m = b->meta + i * META_FIELDS;
       // MSG_TRUNC cannot happen: a slot holds the largest possible datagram.
-      m[0] = (int32_t)b->msgs[i].msg_len;
-      m[3] = -1;
+      m[META_LENGTH] = (int32_t)b->msgs[i].msg_len;
+      m[META_REPLY_LENGTH] = -1;
       unpack_source(b, i);
     }
     napi_create_int32(env, n, &argv[0]);
@@ -229,7 +238,7 @@ static napi_value js_open(napi_env env, napi_callback_info info) {
   b->env = env;
   b->data = malloc((size_t)SLOTS * SLOT_SIZE);
   b->meta = calloc(SLOTS * META_FIELDS, sizeof(int32_t));
-  b->addr = calloc(SLOTS * 16, 1);
+  b->addr = calloc(SLOTS * ADDRESS_SIZE, 1);
 
   napi_value obj, data_ab, meta_ab, addr_ab, v;
   CHECK(napi_create_object(env, &obj));
@@ -237,7 +246,7 @@ static napi_value js_open(napi_env env, napi_callback_info info) {
   // External buffers: the memory stays owned by `b`; JS sees views of it.
   CHECK(napi_create_external_arraybuffer(env, b->data, (size_t)SLOTS * SLOT_SIZE, free_memory, NULL, &data_ab));
   CHECK(napi_create_external_arraybuffer(env, b->meta, SLOTS * META_FIELDS * sizeof(int32_t), free_memory, NULL, &meta_ab));
-  CHECK(napi_create_external_arraybuffer(env, b->addr, SLOTS * 16, free_memory, NULL, &addr_ab));
+  CHECK(napi_create_external_arraybuffer(env, b->addr, SLOTS * ADDRESS_SIZE, free_memory, NULL, &addr_ab));
   CHECK(napi_set_named_property(env, obj, "data", data_ab));
   CHECK(napi_set_named_property(env, obj, "meta", meta_ab));
   CHECK(napi_set_named_property(env, obj, "addr", addr_ab));
@@ -273,7 +282,7 @@ static napi_value js_start(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
-// send(socket, count): sends slot i's reply (meta[i*4+3] bytes from data slot i) to slot i's source,
+// send(socket, count): sends slot i's reply (meta[i * META_FIELDS + META_REPLY_LENGTH] bytes from data slot i) to slot i's source,
 // for every i < count with a reply length >= 0. Returns the number of datagrams the kernel refused.
 static napi_value js_send(napi_env env, napi_callback_info info) {
   size_t argc = 2;
@@ -287,7 +296,7 @@ static napi_value js_send(napi_env env, napi_callback_info info) {
   struct mmsghdr out[SLOTS];
   int k = 0;
   for (int i = 0; i < count; i++) {
-    int32_t reply = b->meta[i * META_FIELDS + 3];
+    int32_t reply = b->meta[i * META_FIELDS + META_REPLY_LENGTH];
     if (reply < 0 || reply > SLOT_SIZE) continue;
     b->iov[i].iov_base = b->data + (size_t)i * SLOT_SIZE;
     b->iov[i].iov_len = (size_t)reply;
@@ -383,8 +392,11 @@ static napi_value init(napi_env env, napi_value exports) {
   napi_set_named_property(env, exports, "SLOTS", v);
   napi_create_int32(env, SLOT_SIZE, &v);
   napi_set_named_property(env, exports, "SLOT_SIZE", v);
-  napi_create_int32(env, META_FIELDS, &v);
-  napi_set_named_property(env, exports, "META_FIELDS", v);
+  static const named_int_t meta[] = {
+      {"length", META_LENGTH},           {"sourcePort", META_SOURCE_PORT}, {"family", META_FAMILY},
+      {"replyLength", META_REPLY_LENGTH}, {"fields", META_FIELDS},         {"addressSize", ADDRESS_SIZE},
+  };
+  if (!export_named_ints(env, exports, "udpMeta", meta, sizeof meta / sizeof meta[0])) napi_throw_error(env, NULL, "upcase native: udpMeta");
   return exports;
 }
 

@@ -58,12 +58,9 @@ export {
   UDP_DROP_REASONS,
   type ProxyRejectReason,
   PROXY_REJECT_REASONS,
-} from './server/stats.js';
+} from './stats.js';
 export { handleConnection, type ConnectionOptions } from './tcp/connection.js';
-export {
-  MAX_UDP_PAYLOAD_IPV4,
-  MAX_UDP_PAYLOAD_IPV6,
-} from './udp/handler.js';
+export { MAX_UDP_PAYLOAD_IPV4, MAX_UDP_PAYLOAD_IPV6 } from './udp/limits.js';
 export { udpTransportName } from './udp/native.js';
 export { tcpTransportName } from './tcp/native.js';
 export type { CertificateInfo, PemSource } from './tls/credentials.js';

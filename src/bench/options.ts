@@ -1,12 +1,11 @@
 import { normalizeTlsClientOptions, type NormalizedTlsClientOptions, type TlsClientOptions } from '../client/options.js';
 import { InvalidArgumentError } from '../errors.js';
 import { checkHost, checkInteger, checkNumber, checkPort, SERVER_DEFAULTS } from '../options.js';
-import { SEQ_DIGITS } from './payload.js';
+import { type PayloadKind, SEQ_DIGITS } from './payload.js';
 
 /** The transport a load test runs over. */
 export type BenchTransport = 'tcp' | 'udp';
-/** Request bodies: `ascii` text or `utf8` text with multi-byte characters. */
-export type PayloadKind = 'ascii' | 'utf8';
+export type { PayloadKind };
 
 /** A progress sample, about once per second while the run lasts. */
 export interface BenchProgress {

@@ -1,5 +1,8 @@
 import { upcase } from '../codec/upcase.js';
-import type { PayloadKind } from './options.js';
+
+/** What a request body holds: ASCII only, or a mix of 1- to 4-byte UTF-8 characters. */
+/** Request bodies: `ascii` text or `utf8` text with multi-byte characters. */
+export type PayloadKind = 'ascii' | 'utf8';
 
 /** Distinct request bodies a run cycles through, so a server that answers with stale bytes is caught. */
 export const PAYLOAD_VARIANTS = 16;

@@ -3,7 +3,7 @@ import { once } from 'node:events';
 import type { Readable, Writable } from 'node:stream';
 import { upcase } from '../codec/upcase.js';
 import { ClosedError, MessageTooLargeError, type NetworkError, networkError, systemCode } from '../errors.js';
-import { MAX_UDP_PAYLOAD_IPV4, MAX_UDP_PAYLOAD_IPV6 } from '../udp/handler.js';
+import { MAX_UDP_PAYLOAD_IPV4, MAX_UDP_PAYLOAD_IPV6 } from '../udp/limits.js';
 import { type ClientOptions, type NormalizedClientOptions, normalizeClientOptions } from './options.js';
 import { resolveTargets, type Target } from './resolve.js';
 

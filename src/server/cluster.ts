@@ -14,7 +14,7 @@ import {
 import { ClosedError, deserializeError, type SerializedError, serializeError, WorkerError } from '../errors.js';
 import { checkInteger, SERVER_DEFAULTS, type ServerOptions } from '../options.js';
 import { type ConnectionsPage, type ConnectionsQuery, mergePages } from './connections.js';
-import { RateLimitedLog, silentLogger } from './log.js';
+import { RateLimitedLog, silentLogger } from '../log.js';
 import type { MetricsSource } from './metrics.js';
 import { type ServerAddress, UpcaseServer } from './server.js';
 

@@ -6,9 +6,9 @@ import { networkError } from '../errors.js';
 import { checkHost, checkPort } from '../options.js';
 import { type ConnectionsPage, type ConnectionsQuery, parseConnectionsQuery } from './connections.js';
 import { registerInfoMetrics, type ServerInfo } from './info.js';
-import { RateLimitedLog, silentLogger } from './log.js';
+import { RateLimitedLog, silentLogger } from '../log.js';
 import { STATUS_PAGE_HEADERS, StatusPage } from './status-page.js';
-import { PROXY_REJECT_REASONS, UDP_DROP_REASONS, type ServerStats } from './stats.js';
+import { PROXY_REJECT_REASONS, UDP_DROP_REASONS, type ServerStats } from '../stats.js';
 
 /**
  * Prometheus metrics for one server process. The hot path only bumps the plain

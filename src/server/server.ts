@@ -9,19 +9,26 @@ import { normalizeServerOptions, type NormalizedServerOptions, type ServerOption
 import { readProxyHeader, type ProxyHeaderResult } from '../proxy/accept.js';
 import { parseCidr, TrustList } from '../proxy/trust.js';
 import { handleConnection } from '../tcp/connection.js';
-import { loadNativeTcp, nativeCodecPaths, NativeTcpTransport, type NativeCloseReason, type NativeTcpCounters } from '../tcp/native.js';
+import {
+  loadNativeTcp,
+  nativeCodecPaths,
+  NativeTcpTransport,
+  nativeTcpProblem,
+  type NativeCloseReason,
+  type NativeTcpCounters,
+} from '../tcp/native.js';
 import { type CertificateInfo, loadTlsCredentials, type PemSource, type TlsCredentials } from '../tls/credentials.js';
 import { TlsAcceptor } from '../tls/server.js';
 import { createDatagramHandler, DatagramPolicy, type DatagramOptions } from '../udp/handler.js';
 import { udpKernelDrops } from '../udp/kernel-drops.js';
-import { loadNativeUdp, NativeUdpListener } from '../udp/native.js';
+import { loadNativeUdp, NativeUdpListener, nativeUdpProblem } from '../udp/native.js';
 import { UPCASE_VERSION } from '../version.js';
 import { type ConnectionCounters, type ConnectionsPage, type ConnectionsQuery, ConnectionTable } from './connections.js';
 import { connectionsThatFit } from './fd-limit.js';
 import type { ServerInfo } from './info.js';
 import { SourceLimit } from './source-limit.js';
-import { RateLimitedLog, safeAddress, silentLogger } from './log.js';
-import { countError, createStats, type ServerStats } from './stats.js';
+import { RateLimitedLog, safeAddress, silentLogger } from '../log.js';
+import { countError, createStats, type ServerStats } from '../stats.js';
 
 /** A server's lifecycle: `new` → `listening` → (`draining` →) `closed`. */
 export type ServerState = 'new' | 'listening' | 'draining' | 'closed';
@@ -314,12 +321,16 @@ export class UpcaseServer extends EventEmitter {
   private createNativeTcp(): NativeTcpTransport | null {
     const choice = this.options.tcpTransport;
     const binding = choice === 'stream' ? null : loadNativeTcp();
+    const problem = nativeTcpProblem();
     if (choice === 'native' && binding === null) {
       throw new InvalidArgumentError(
         'tcpTransport',
-        '`auto` or `stream`: the native TCP transport is not built here (run `npm run build:native`)',
+        `\`auto\` or \`stream\`: the native TCP transport is not ${problem === null ? 'built here' : `usable (${problem})`} (run \`npm rebuild upcase\`, or \`npm run build:native\` in a clone)`,
         choice,
       );
+    }
+    if (binding === null && choice === 'auto' && problem !== null) {
+      this.logger.warn({ problem }, 'native TCP transport not used; serving TCP with streams');
     }
     if (binding === null) return null;
     const { idleTimeout, writeTimeout } = this.options;
@@ -366,12 +377,16 @@ export class UpcaseServer extends EventEmitter {
     // workers. An explicit `native` gives each worker its own socket with SO_REUSEPORT.
     const inWorker = cluster.isWorker;
     const native = choice === 'dgram' || (choice === 'auto' && inWorker) ? null : loadNativeUdp();
+    const problem = nativeUdpProblem();
     if (choice === 'native' && native === null) {
       throw new InvalidArgumentError(
         'udpTransport',
-        '`auto` or `dgram`: the native UDP transport is not built here (run `npm run build:native`)',
+        `\`auto\` or \`dgram\`: the native UDP transport is not ${problem === null ? 'built here' : `usable (${problem})`} (run \`npm rebuild upcase\`, or \`npm run build:native\` in a clone)`,
         choice,
       );
+    }
+    if (native === null && choice === 'auto' && problem !== null) {
+      this.logger.warn({ problem }, 'native UDP transport not used; serving UDP with node:dgram');
     }
     if (native !== null) {
       try {

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { ConnectionsPage, ConnectionsQuery } from './connections.js';
-import { UDP_DROP_REASONS, PROXY_REJECT_REASONS } from './stats.js';
+import { UDP_DROP_REASONS, PROXY_REJECT_REASONS } from '../stats.js';
 
 /**
  * The live status page at `/` on the metrics port (docs/operations.md, ## Status page):

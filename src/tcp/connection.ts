@@ -1,7 +1,7 @@
 import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import { Upcaser } from '../codec/upcase.js';
-import { countError, type ServerStats } from '../server/stats.js';
+import { countError, type ServerStats } from '../stats.js';
 import { SMALL_CHUNK, turnSpent } from './turn.js';
 
 /** Options of {@link handleConnection}: where to count and log, and the connection's timeouts. */
@@ -19,8 +19,9 @@ export interface ConnectionOptions {
    */
   idleTimeoutMs?: number;
   /**
-   * Milliseconds replies may stay owed (the transport is backed up because the
-   * peer does not read) before the connection is reset; 0 disables. Default 0.
+   * Milliseconds reply bytes may stay owed without a break (handed to the stream
+   * but not yet accepted by the kernel, because the peer does not read) before
+   * the connection is reset; 0 disables. Default 0. See docs/protocol.md.
    */
   writeTimeoutMs?: number;
   /** Fields for this connection's log lines (transport, remote address). Never payload. */
@@ -100,11 +101,17 @@ export function handleConnection(stream: Duplex, options: ConnectionOptions): vo
     if (err == null) {
       untrackedQueued = -1;
       touch();
+      if (stream.writableLength === 0) clearStall();
     }
   };
 
+  // The write timer runs while replies are owed that the transport has not passed
+  // to the kernel (writableLength > 0), as native/tcp_serve.c runs it while the
+  // kernel refuses bytes; docs/protocol.md has the table both follow.
   const onStall = (): void => {
     stallTimer = null;
+    // Everything owed went out after all (a write that completed without a callback).
+    if (stream.writableLength === 0) return;
     stats.writeTimeouts++;
     logger.debug({ ...options.logFields, code: 'UPCASE_ERR_TIMEOUT' }, 'client left replies unread; closing');
     // Reset rather than close: the peer is not reading, so a FIN would only queue
@@ -163,13 +170,16 @@ export function handleConnection(stream: Duplex, options: ConnectionOptions): vo
     // still queued (this one will complete after them). A write into an empty queue
     // almost always completes at once; when it does not, onIdle checks its progress.
     const queued = stream.writableLength > 0;
+    // Nothing was owed until this reply: any earlier stall has ended.
+    if (!queued) clearStall();
     const flowing = stream.write(out, queued ? onWritten : undefined);
     if (!queued && stream.writableLength > 0 && untrackedQueued < 0) untrackedQueued = stream.writableLength;
+    // Bytes the kernel did not take at once are owed from now on.
+    if (stream.writableLength > 0) armStall();
     if (!flowing) {
       // Backpressure: stop reading from a client that is not reading from us.
       waitingForDrain = true;
       stream.pause();
-      armStall();
     }
     // The read and the reply handed over are traffic. Refreshed after armStall, so
     // that with equal timeouts a stalled client meets the write timeout first.
@@ -186,6 +196,7 @@ export function handleConnection(stream: Duplex, options: ConnectionOptions): vo
 
   stream.on('end', () => {
     touch();
+    if (stream.writableLength === 0) clearStall();
     const rest = upcaser.end();
     if (rest.length > 0) {
       stats[bytesOut] += rest.length;

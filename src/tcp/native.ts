@@ -1,5 +1,6 @@
 import { createRequire } from 'node:module';
 import type net from 'node:net';
+import { readNamedInts } from '../addon.js';
 import { caseTables } from '../codec/fast.js';
 import { UpcaseError } from '../errors.js';
 
@@ -7,11 +8,15 @@ import { UpcaseError } from '../errors.js';
  * The optional native TCP transport (native/tcp_serve.c with native/codec.c).
  * node:net still accepts every connection and TypeScript still decides whether
  * to serve it (limits, PROXY protocol, logging); the addon then serves its bytes
- * without Node's stream layer: one read, the uppercase in C, one write, with
- * backpressure, half-close, and the idle and write timeouts, exactly as
- * {@link handleConnection} does. JavaScript hears of the connection again only
- * when it closes. Built by `npm ci` where a C compiler is available; when it is
- * missing, or `UPCASE_NATIVE=0` is set, TCP is served with net.Socket streams.
+ * without Node's stream layer: one read, the uppercase in C, one write. Both
+ * transports follow the connection table in docs/protocol.md (timers, close
+ * reasons, half-close) and pass the same contract tests (test/tcp/contract.test.ts).
+ * They differ in one documented place: where reading stops for backpressure
+ * (here as soon as the kernel refuses a byte, so at most one reply is held; the
+ * stream transport once 64 KiB are queued). JavaScript hears of the connection
+ * again only when it closes. Built by `npm ci` where a C compiler is available;
+ * when it is missing, or `UPCASE_NATIVE=0` is set, TCP is served with net.Socket
+ * streams; when its constants do not match this file, too (see {@link nativeTcpProblem}).
  *
  * The C codec uses the case table the TypeScript codec builds from
  * `String.prototype.toUpperCase()` ({@link caseTables}), so the two cannot
@@ -28,6 +33,10 @@ interface CodecHandle {
 }
 
 interface NativeTcpBinding {
+  /** The close reasons' numbers, by name (CLOSE_* in C). */
+  readonly closeReasons: unknown;
+  /** The counters' indices in the shared Float64Array, by name, and its `length` (COUNTER_* in C). */
+  readonly counters: unknown;
   setTables(table: Int32Array, specialOffsets: Int32Array, specialBytes: Uint8Array): void;
   createServer(
     counters: Float64Array,
@@ -45,33 +54,64 @@ interface NativeTcpBinding {
   codecEnd(codec: CodecHandle): Buffer;
 }
 
-/** How a natively served connection ended. */
+/** How a natively served connection ended (the close reasons of docs/protocol.md). */
 export type NativeCloseReason = 'end' | 'idle' | 'stall' | 'error' | 'destroyed';
-const REASONS: readonly NativeCloseReason[] = ['end', 'idle', 'stall', 'error', 'destroyed'];
+/** Every close reason and counter this file reads from the addon, by name. */
+export const NATIVE_TCP_CLOSE_REASONS: readonly NativeCloseReason[] = ['end', 'idle', 'stall', 'error', 'destroyed'];
+export const NATIVE_TCP_COUNTERS = ['bytesIn', 'bytesOut', 'idleTimeouts', 'writeTimeouts'] as const;
+type CounterName = (typeof NATIVE_TCP_COUNTERS)[number];
+
+/** The addon's constants, read by name: throws naming any that is missing or doubled. */
+export interface NativeTcpConstants {
+  /** Close reason names by their number. */
+  readonly reasonByNumber: readonly NativeCloseReason[];
+  readonly counter: Readonly<Record<CounterName, number>>;
+  readonly counterCount: number;
+}
+
+export function readNativeTcpConstants(binding: Pick<NativeTcpBinding, 'closeReasons' | 'counters'>): NativeTcpConstants {
+  const reasons = readNamedInts(binding, 'closeReasons', NATIVE_TCP_CLOSE_REASONS);
+  const counter = readNamedInts(binding, 'counters', NATIVE_TCP_COUNTERS, { bounded: true });
+  const reasonByNumber: NativeCloseReason[] = [];
+  for (const name of NATIVE_TCP_CLOSE_REASONS) reasonByNumber[reasons[name]] = name;
+  return { reasonByNumber, counter, counterCount: counter.length! };
+}
 
 // The native codec sizes its output buffers for this growth (native/codec.h).
 const NATIVE_MAX_GROWTH = 3;
 
-let cached: NativeTcpBinding | null | undefined;
+/** The loaded binding with its constants read. */
+export interface LoadedNativeTcp {
+  readonly binding: NativeTcpBinding;
+  readonly constants: NativeTcpConstants;
+}
+
+let cached: LoadedNativeTcp | null | undefined;
+let problem: string | null = null;
 // Why UPCASE_CODEC_PATH cannot be followed, once found: thrown on every call after.
 let codecPathFailure: UpcaseError | null = null;
 
 /**
- * The native TCP binding, with the case tables installed; null when it is not
- * built, not supported, or disabled by `UPCASE_NATIVE=0`. Throws an `UpcaseError`
+ * The native TCP binding, with the case tables installed and its constants
+ * read; null when it is not built, not supported, disabled by `UPCASE_NATIVE=0`,
+ * or built but unusable ({@link nativeTcpProblem} says why). Throws an `UpcaseError`
  * (`UPCASE_ERR_INVALID_ARG`) when `UPCASE_CODEC_PATH` names a codec path this CPU
- * does not have, or one is named and the addon cannot be loaded: a forced path is
+ * does not have, or one is named and the addon cannot be used: a forced path is
  * never silently replaced.
  */
-export function loadNativeTcp(): NativeTcpBinding | null {
+export function loadNativeTcp(): LoadedNativeTcp | null {
   if (codecPathFailure !== null) throw codecPathFailure;
   if (cached !== undefined) return cached;
   cached = null;
   if (process.env.UPCASE_NATIVE === '0' || process.platform !== 'linux') return cached;
   const forced = process.env.UPCASE_CODEC_PATH ?? '';
-  const unusable = (why: string): null => {
+  const unusable = (why: string | null): null => {
+    problem = why;
     if (forced === '') return null;
-    codecPathFailure = new UpcaseError('UPCASE_ERR_INVALID_ARG', `UPCASE_CODEC_PATH=${forced}: ${why}, so no C codec runs`);
+    codecPathFailure = new UpcaseError(
+      'UPCASE_ERR_INVALID_ARG',
+      `UPCASE_CODEC_PATH=${forced}: ${why ?? 'the native TCP transport is not built here'}, so no C codec runs`,
+    );
     throw codecPathFailure;
   };
   let binding: NativeTcpBinding;
@@ -79,11 +119,20 @@ export function loadNativeTcp(): NativeTcpBinding | null {
     const require = createRequire(import.meta.url);
     binding = require('../../build/Release/upcase_tcp.node') as NativeTcpBinding;
   } catch {
-    return unusable('the native TCP transport is not built here');
+    return unusable(null);
+  }
+  let constants: NativeTcpConstants;
+  try {
+    constants = readNativeTcpConstants(binding);
+  } catch (err) {
+    // An addon built from other sources than this TypeScript (a stale build/).
+    return unusable(`build/Release/upcase_tcp.node does not match src/tcp/native.ts: ${(err as Error).message}`);
   }
   const tables = caseTables();
   // A future Unicode with a longer uppercase than the C buffers allow: use streams.
-  if (tables.maxGrowth > NATIVE_MAX_GROWTH) return unusable('the case tables are too large for it');
+  if (tables.maxGrowth > NATIVE_MAX_GROWTH) {
+    return unusable(`an uppercase grows up to ${tables.maxGrowth}× here; the native codec allows ${NATIVE_MAX_GROWTH}×`);
+  }
   try {
     // The addon checks the tables before it takes them (a table it cannot use: streams).
     binding.setTables(tables.table, tables.specialOffsets, tables.specialBytes);
@@ -93,10 +142,20 @@ export function loadNativeTcp(): NativeTcpBinding | null {
       codecPathFailure = new UpcaseError('UPCASE_ERR_INVALID_ARG', (err as Error).message);
       throw codecPathFailure;
     }
-    return unusable('the addon refused the case tables');
+    return unusable(`the native codec refused the case tables: ${(err as Error).message}`);
   }
-  cached = binding;
+  cached = { binding, constants };
   return cached;
+}
+
+/**
+ * Why the native TCP transport is built but not used (a stale build whose
+ * constants do not match, case tables it cannot take); null when it is used, or
+ * simply not built or disabled.
+ */
+export function nativeTcpProblem(): string | null {
+  loadNativeTcp();
+  return problem;
 }
 
 /** Which TCP transport a new server will use. */
@@ -128,36 +187,39 @@ export interface NativeTcpCounters {
 
 /** One server's natively served connections. */
 export class NativeTcpTransport implements NativeTcpCounters {
-  private readonly counters = new Float64Array(4);
+  private readonly binding: NativeTcpBinding;
+  private readonly constants: NativeTcpConstants;
+  private readonly counters: Float64Array;
   private readonly figuresOut = new Float64Array(4);
   private readonly handle: ServerHandle;
   private readonly open = new Map<number, NativeCloseCallback>();
   private closed: Promise<void> | null = null;
   private allClosed: (() => void) | null = null;
 
-  constructor(
-    private readonly binding: NativeTcpBinding,
-    options: { idleTimeoutMs: number; writeTimeoutMs: number },
-  ) {
+  constructor(native: LoadedNativeTcp, options: { idleTimeoutMs: number; writeTimeoutMs: number }) {
+    const { binding, constants } = native;
+    this.binding = binding;
+    this.constants = constants;
+    this.counters = new Float64Array(constants.counterCount);
     this.handle = binding.createServer(this.counters, options.idleTimeoutMs, options.writeTimeoutMs, (id, reason, code, message) =>
       this.onClose(id, reason, code, message),
     );
   }
 
   get bytesIn(): number {
-    return this.counters[0]!;
+    return this.counters[this.constants.counter.bytesIn]!;
   }
 
   get bytesOut(): number {
-    return this.counters[1]!;
+    return this.counters[this.constants.counter.bytesOut]!;
   }
 
   get idleTimeouts(): number {
-    return this.counters[2]!;
+    return this.counters[this.constants.counter.idleTimeouts]!;
   }
 
   get writeTimeouts(): number {
-    return this.counters[3]!;
+    return this.counters[this.constants.counter.writeTimeouts]!;
   }
 
   /** Connections served now. */
@@ -214,7 +276,7 @@ export class NativeTcpTransport implements NativeTcpCounters {
     const callback = this.open.get(id);
     this.open.delete(id);
     try {
-      callback?.(REASONS[reason] ?? 'error', code, message);
+      callback?.(this.constants.reasonByNumber[reason] ?? 'error', code, message);
     } finally {
       if (this.open.size === 0 && this.allClosed !== null) this.allClosed();
     }
@@ -228,7 +290,7 @@ export class NativeTcpTransport implements NativeTcpCounters {
  * arm64 `neon`). Empty when the addon is not built.
  */
 export function nativeCodecPaths(): string[] {
-  return loadNativeTcp()?.codecPaths() ?? [];
+  return loadNativeTcp()?.binding.codecPaths() ?? [];
 }
 
 /**
@@ -237,8 +299,8 @@ export function nativeCodecPaths(): string[] {
  * {@link nativeCodecPaths}). Null when the addon is not built.
  */
 export function nativeUpcaser(path?: string): { push(chunk: Buffer): Buffer; end(): Buffer } | null {
-  const binding = loadNativeTcp();
-  if (binding === null) return null;
+  const binding = loadNativeTcp()?.binding;
+  if (binding === undefined) return null;
   const codec = path === undefined ? binding.codecCreate() : binding.codecCreate(path);
   return {
     push: (chunk) => binding.codecPush(codec, chunk),

@@ -2,20 +2,10 @@ import type { RemoteInfo, Socket as DgramSocket } from 'node:dgram';
 import { performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
 import { upcaseOwned } from '../codec/upcase.js';
-import { type RateLimitedLog, safeAddress } from '../server/log.js';
-import { countError, type ServerStats, type UdpDropReason } from '../server/stats.js';
+import { type RateLimitedLog, safeAddress } from '../log.js';
+import { countError, type ServerStats, type UdpDropReason } from '../stats.js';
+import { maxPayloadFor } from './limits.js';
 import { RateLimiter, sourceKey } from './rate-limit.js';
-
-/** Largest UDP payload over IPv4 (65535 − 20 IP − 8 UDP). */
-export const MAX_UDP_PAYLOAD_IPV4 = 65_507;
-/** Largest UDP payload over IPv6 (65535 − 8). */
-export const MAX_UDP_PAYLOAD_IPV6 = 65_527;
-
-/** The largest reply that can go to a peer, as node:dgram names it. */
-export function maxPayloadFor(address: string, family: string): number {
-  // An IPv4 peer of a dual-stack socket shows up as ::ffff:a.b.c.d.
-  return family === 'IPv4' || address.startsWith('::ffff:') ? MAX_UDP_PAYLOAD_IPV4 : MAX_UDP_PAYLOAD_IPV6;
-}
 
 /** Source ports below this get no reply unless `udpAllowLowPorts` (loop protection). */
 export const LOWEST_REPLY_PORT = 1024;

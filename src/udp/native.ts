@@ -1,6 +1,8 @@
 import { createRequire } from 'node:module';
 import type { Logger } from 'pino';
-import { type DatagramPolicy, maxPayloadFor } from './handler.js';
+import { readNamedInts } from '../addon.js';
+import type { DatagramPolicy } from './handler.js';
+import { maxPayloadFor } from './limits.js';
 
 /**
  * The optional native UDP transport (native/udp_batch.c): recvmmsg/sendmmsg in
@@ -26,23 +28,67 @@ interface NativeBinding {
   close(socket: NativeSocket): void;
   readonly SLOTS: number;
   readonly SLOT_SIZE: number;
-  readonly META_FIELDS: number;
+  /** Where each field of a slot sits in `meta` (Int32 indices), `fields` per slot, `addressSize` bytes of `addr` per slot. */
+  readonly udpMeta: unknown;
 }
 
-let cached: NativeBinding | null | undefined;
+/** The per-slot fields this file reads from `meta`, by name (META_* in native/udp_batch.c). */
+export const NATIVE_UDP_META = ['length', 'sourcePort', 'family', 'replyLength', 'fields', 'addressSize'] as const;
+export type NativeUdpMeta = Readonly<Record<(typeof NATIVE_UDP_META)[number], number>>;
 
-/** The native binding, or null when it is not built, not supported, or disabled by `UPCASE_NATIVE=0`. */
-export function loadNativeUdp(): NativeBinding | null {
+/** The addon's slot layout, read by name: throws naming a field that is missing or doubled. */
+export function readNativeUdpMeta(binding: Pick<NativeBinding, 'udpMeta'>): NativeUdpMeta {
+  // Indices in a slot must differ; the two sizes are read apart (a size may equal an index).
+  const meta = {
+    ...readNamedInts(binding, 'udpMeta', ['length', 'sourcePort', 'family', 'replyLength'] as const),
+    ...readNamedInts(binding, 'udpMeta', ['fields'] as const),
+    ...readNamedInts(binding, 'udpMeta', ['addressSize'] as const),
+  };
+  for (const field of ['length', 'sourcePort', 'family', 'replyLength'] as const) {
+    if (meta[field] >= meta.fields) throw new Error(`\`udpMeta.${field}\` is ${meta[field]}, past \`udpMeta.fields\` ${meta.fields}`);
+  }
+  // formatAddress and the address cache read 16 bytes (an IPv6 address) per slot.
+  if (meta.addressSize !== 16) throw new Error(`\`udpMeta.addressSize\` is ${meta.addressSize}, not 16`);
+  return meta;
+}
+
+/** The loaded binding with its slot layout read. */
+export interface LoadedNativeUdp {
+  readonly binding: NativeBinding;
+  readonly meta: NativeUdpMeta;
+}
+
+let cached: LoadedNativeUdp | null | undefined;
+let problem: string | null = null;
+
+/**
+ * The native binding, or null when it is not built, not supported, disabled by
+ * `UPCASE_NATIVE=0`, or built from sources that do not match this file
+ * ({@link nativeUdpProblem} says why).
+ */
+export function loadNativeUdp(): LoadedNativeUdp | null {
   if (cached !== undefined) return cached;
   cached = null;
   if (process.env.UPCASE_NATIVE === '0' || process.platform !== 'linux') return cached;
+  let binding: NativeBinding;
   try {
     const require = createRequire(import.meta.url);
-    cached = require('../../build/Release/upcase_udp.node') as NativeBinding;
+    binding = require('../../build/Release/upcase_udp.node') as NativeBinding;
   } catch {
-    cached = null;
+    return cached;
+  }
+  try {
+    cached = { binding, meta: readNativeUdpMeta(binding) };
+  } catch (err) {
+    problem = `build/Release/upcase_udp.node does not match src/udp/native.ts: ${(err as Error).message}`;
   }
   return cached;
+}
+
+/** Why the native UDP transport is built but not used; null when it is used, or not built or disabled. */
+export function nativeUdpProblem(): string | null {
+  loadNativeUdp();
+  return problem;
 }
 
 /** Which UDP transport a new server will use. */
@@ -53,6 +99,8 @@ export function udpTransportName(): 'native' | 'dgram' {
 /** A bound UDP socket served in batches by the native addon. */
 export class NativeUdpListener {
   readonly port: number;
+  private readonly binding: NativeBinding;
+  private readonly layout: NativeUdpMeta;
   private readonly socket: NativeSocket;
   private readonly data: Buffer;
   private readonly meta: Int32Array;
@@ -65,7 +113,7 @@ export class NativeUdpListener {
   private lastAddress = '';
 
   constructor(
-    private readonly binding: NativeBinding,
+    native: LoadedNativeUdp,
     address: string,
     port: number,
     family: 4 | 6,
@@ -73,6 +121,9 @@ export class NativeUdpListener {
     private readonly logger: Logger,
     reusePort = false,
   ) {
+    const { binding } = native;
+    this.binding = binding;
+    this.layout = native.meta;
     this.socket = binding.open(address, port, family, reusePort);
     this.port = this.socket.port;
     this.data = Buffer.from(this.socket.data);
@@ -83,24 +134,23 @@ export class NativeUdpListener {
   }
 
   private onBatch(count: number): void {
-    const { meta, data, binding } = this;
+    const { meta, data, binding, layout } = this;
     const slotSize = binding.SLOT_SIZE;
-    const fields = binding.META_FIELDS;
     try {
       for (let i = 0; i < count; i++) {
-        const m = i * fields;
-        const family = meta[m + 2]!;
+        const m = i * layout.fields;
+        const family = meta[m + layout.family]!;
         const address = this.addressOf(i, family);
         const offset = i * slotSize;
-        const msg = data.subarray(offset, offset + meta[m]!);
-        const reply = this.policy.reply(msg, meta[m + 1]!, address, maxPayloadFor(address, family === 4 ? 'IPv4' : 'IPv6'));
+        const msg = data.subarray(offset, offset + meta[m + layout.length]!);
+        const reply = this.policy.reply(msg, meta[m + layout.sourcePort]!, address, maxPayloadFor(address, family === 4 ? 'IPv4' : 'IPv6'));
         if (reply === null) {
-          meta[m + 3] = -1;
+          meta[m + layout.replyLength] = -1;
           continue;
         }
         // In-place replies already sit in the slot; others (length changed) are copied in.
         if (reply.buffer !== data.buffer || reply.byteOffset !== data.byteOffset + offset) reply.copy(data, offset);
-        meta[m + 3] = reply.length;
+        meta[m + layout.replyLength] = reply.length;
       }
     } catch (err) {
       // Never let one bad batch take the server down. Slots not reached keep the

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import dgram from 'node:dgram';
 import { after, before, describe, test } from 'node:test';
 import { startServer, type UpcaseServer } from '../../src/server/server.js';
-import { MAX_UDP_PAYLOAD_IPV4 } from '../../src/udp/handler.js';
+import { MAX_UDP_PAYLOAD_IPV4 } from '../../src/udp/limits.js';
 import { delay, udpExchange, waitFor } from '../helpers/clients.js';
 
 async function socketOn(address = '127.0.0.1', port = 0): Promise<dgram.Socket> {

@@ -6,7 +6,7 @@ import net from 'node:net';
 import { ClusterPrimary } from '../../src/server/cluster.js';
 import type { ConnectionsPage } from '../../src/server/connections.js';
 import { createMetricsRegistry } from '../../src/server/metrics.js';
-import { createStats } from '../../src/server/stats.js';
+import { createStats } from '../../src/stats.js';
 
 /** The three loopback source addresses the tests hold connections from. */
 export const SOURCES = ['127.0.0.1', '127.0.0.2', '127.0.0.3'] as const;

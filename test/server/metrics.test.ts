@@ -5,7 +5,7 @@ import { describe, it } from 'node:test';
 import { Registry } from 'prom-client';
 import { createMetricsRegistry, MetricsServer, startMetricsServer } from '../../src/server/metrics.js';
 import { UpcaseServer } from '../../src/server/server.js';
-import { createStats } from '../../src/server/stats.js';
+import { createStats } from '../../src/stats.js';
 import { parseMetrics, status, tcpRoundTrip, udpRoundTrip } from '../cli/ops-helpers.js';
 
 describe('createMetricsRegistry', () => {

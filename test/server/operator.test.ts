@@ -8,7 +8,7 @@ import { AggregatorRegistry, Registry } from 'prom-client';
 import { type ConnectionsPage, mergePages, parseConnectionsQuery } from '../../src/server/connections.js';
 import { createMetricsRegistry, startMetricsServer } from '../../src/server/metrics.js';
 import { UpcaseServer } from '../../src/server/server.js';
-import { createStats } from '../../src/server/stats.js';
+import { createStats } from '../../src/stats.js';
 import { escapeHtml, parseExposition, StatusPage } from '../../src/server/status-page.js';
 import { loadNativeTcp } from '../../src/tcp/native.js';
 import { parseMetrics, until } from '../cli/ops-helpers.js';

@@ -2,8 +2,8 @@ import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { Duplex } from 'node:stream';
 import { describe, test } from 'node:test';
-import { silentLogger } from '../../src/server/log.js';
-import { createStats } from '../../src/server/stats.js';
+import { silentLogger } from '../../src/log.js';
+import { createStats } from '../../src/stats.js';
 import { handleConnection } from '../../src/tcp/connection.js';
 import { delay, within } from '../helpers/net.js';
 

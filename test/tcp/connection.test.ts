@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { Duplex } from 'node:stream';
 import { describe, test } from 'node:test';
 import { handleConnection } from '../../src/tcp/connection.js';
-import { createStats } from '../../src/server/stats.js';
+import { createStats } from '../../src/stats.js';
 import { captureLogger } from '../helpers/logs.js';
 import { waitFor } from '../helpers/clients.js';
 
@@ -66,6 +66,37 @@ describe('handleConnection timeouts', () => {
     assert.ok(at - start >= 150, `closed after ${at - start} ms`);
     assert.equal(stats.writeTimeouts, 1);
     assert.equal(peer.output(), 'OWED REPLY');
+  });
+
+  test('a reply the transport did not take at once starts the write timeout, below the high-water mark too', async () => {
+    // The rule of docs/protocol.md, as native/tcp_serve.c applies it: the timer runs while
+    // bytes are owed, not only once 64 KiB are queued. The peer keeps its input open.
+    const peer = new Peer(1024 * 1024);
+    peer.reading = false;
+    const { stats, closed } = serve(peer, { writeTimeoutMs: 200 });
+    peer.push(Buffer.from('a small reply'));
+    const at = await Promise.race([
+      closed,
+      new Promise<number>((_, reject) => setTimeout(() => reject(new Error('not closed in 5 s')), 5000)),
+    ]);
+    assert.ok(at > 0);
+    assert.equal(stats.writeTimeouts, 1);
+  });
+
+  test('owed bytes taken later without a completion callback end the stall: no write timeout', async () => {
+    // The lone reply is written without a callback (the cheap case); the peer takes it
+    // inside the write timeout, and nothing else is written: the timer must not fire.
+    const peer = new Peer();
+    peer.reading = false;
+    const { stats } = serve(peer, { writeTimeoutMs: 250 });
+    peer.push(Buffer.from('late'));
+    await new Promise((r) => setTimeout(r, 100));
+    peer.resumeReading();
+    await new Promise((r) => setTimeout(r, 400));
+    assert.equal(stats.writeTimeouts, 0);
+    assert.equal(peer.destroyed, false);
+    assert.equal(peer.output(), 'LATE');
+    peer.destroy();
   });
 
   test('a peer that resumes reading in time is not cut off', async () => {

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { upcase } from '../../src/codec/upcase.js';
-import { MAX_UDP_PAYLOAD_IPV4, MAX_UDP_PAYLOAD_IPV6 } from '../../src/udp/handler.js';
+import { MAX_UDP_PAYLOAD_IPV4, MAX_UDP_PAYLOAD_IPV6 } from '../../src/udp/limits.js';
 import { startServer } from '../../src/server/server.js';
 import { CODEC_CASES } from '../fixtures/codec-cases.js';
 import { ipv6LoopbackAvailable, serverFor, tcpRoundTrip, UdpClient, until } from '../helpers/net.js';

@@ -1,9 +1,10 @@
 import assert from 'node:assert/strict';
 import type { RemoteInfo, Socket } from 'node:dgram';
 import { describe, test } from 'node:test';
-import { RateLimitedLog, silentLogger } from '../../src/server/log.js';
-import { createStats } from '../../src/server/stats.js';
-import { createDatagramHandler, maxPayloadFor, MAX_UDP_PAYLOAD_IPV4, MAX_UDP_PAYLOAD_IPV6 } from '../../src/udp/handler.js';
+import { RateLimitedLog, silentLogger } from '../../src/log.js';
+import { createStats } from '../../src/stats.js';
+import { createDatagramHandler } from '../../src/udp/handler.js';
+import { MAX_UDP_PAYLOAD_IPV4, MAX_UDP_PAYLOAD_IPV6, maxPayloadFor } from '../../src/udp/limits.js';
 
 /** The handler over a fake socket that records sends (or fails them), to reach guards real sockets cannot. */
 function harness(options: { udpAllowLowPorts?: boolean; sendError?: NodeJS.ErrnoException } = {}) {

@@ -7,9 +7,10 @@ import assert from 'node:assert/strict';
 import type { RemoteInfo, Socket as DgramSocket } from 'node:dgram';
 import { describe, test } from 'node:test';
 import { upcase } from '../../src/codec/upcase.js';
-import { RateLimitedLog } from '../../src/server/log.js';
-import { createStats, type ServerStats } from '../../src/server/stats.js';
-import { createDatagramHandler, type DatagramOptions, MAX_UDP_PAYLOAD_IPV4, MAX_UDP_PAYLOAD_IPV6 } from '../../src/udp/handler.js';
+import { RateLimitedLog } from '../../src/log.js';
+import { createStats, type ServerStats } from '../../src/stats.js';
+import { createDatagramHandler, type DatagramOptions } from '../../src/udp/handler.js';
+import { MAX_UDP_PAYLOAD_IPV4, MAX_UDP_PAYLOAD_IPV6 } from '../../src/udp/limits.js';
 import { captureLogger } from '../helpers/logs.js';
 
 interface Sent {

@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { setTimeout as delay } from 'node:timers/promises';
-import { RateLimitedLog, safeAddress } from '../../src/server/log.js';
-import { captureLogger } from '../helpers/logs.js';
+import { RateLimitedLog, safeAddress } from '../src/log.js';
+import { captureLogger } from './helpers/logs.js';
 
 describe('RateLimitedLog', () => {
   test('a flood gives one line at once and one summary with the suppressed count', () => {
