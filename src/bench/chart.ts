@@ -1,17 +1,43 @@
-import { existsSync } from 'node:fs';
+import { accessSync, constants, existsSync, statSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
-import { extname } from 'node:path';
+import { dirname, extname } from 'node:path';
 import { InvalidArgumentError, UpcaseError } from '../errors.js';
+import { file, type Kind } from '../options/kinds.js';
 import type { BenchResult } from './run.js';
 
 /** Report formats, by file extension. */
 export const REPORT_FORMATS = ['.svg', '.png', '.html'] as const;
 export type ReportFormat = (typeof REPORT_FORMATS)[number];
 
-export function reportFormat(file: string): ReportFormat {
+/**
+ * A report file: the format from its extension, in a directory that exists and may be
+ * written, so that a long run does not fail only at its end.
+ */
+export function reportFile(): Kind<string> {
+  const kind = file();
+  const expected = 'a file name ending in .svg, .png or .html, in a directory that exists and is writable';
+  return {
+    ...kind,
+    expected,
+    check: (name, value) => {
+      const path = kind.check(name, value);
+      reportFormat(path, name);
+      const dir = dirname(path);
+      try {
+        if (!statSync(dir).isDirectory()) throw new Error('not a directory');
+        accessSync(dir, constants.W_OK);
+      } catch {
+        throw new InvalidArgumentError(name, `a file in a directory that exists and is writable (${dir} is not)`, value);
+      }
+      return path;
+    },
+  };
+}
+
+export function reportFormat(file: string, name = 'report'): ReportFormat {
   const ext = extname(file).toLowerCase();
   if (!(REPORT_FORMATS as readonly string[]).includes(ext)) {
-    throw new InvalidArgumentError('report', 'a file name ending in .svg, .png or .html', file);
+    throw new InvalidArgumentError(name, 'a file name ending in .svg, .png or .html', file);
   }
   return ext as ReportFormat;
 }

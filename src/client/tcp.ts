@@ -25,7 +25,7 @@ function named(o: NormalizedClientOptions): string {
 /**
  * Opens a TCP connection (half-open allowed, so our end of input and the
  * server's are independent). Rejects with `UPCASE_ERR_CONNECT` (refused,
- * unknown host, …) or `UPCASE_ERR_TIMEOUT` after `timeout` ms, naming host,
+ * unknown host, …) or `UPCASE_ERR_TIMEOUT` after `timeout` seconds, naming host,
  * port and transport. With the `tls` option, the connection is TLS and resolves
  * once the server's certificate is verified; see {@link connectTls} for its errors.
  */
@@ -39,8 +39,8 @@ function open(o: NormalizedClientOptions): Promise<net.Socket> {
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => {
       socket.destroy();
-      reject(new TimeoutError(`timed out connecting to ${formatHostPort(o.host, o.port)} (tcp) after ${o.timeout} ms`, where(o)));
-    }, o.timeout);
+      reject(new TimeoutError(`timed out connecting to ${formatHostPort(o.host, o.port)} (tcp) after ${o.timeout} s`, where(o)));
+    }, o.timeout * 1000);
     timer.unref();
     const onError = (err: Error): void => {
       clearTimeout(timer);
@@ -60,7 +60,7 @@ function open(o: NormalizedClientOptions): Promise<net.Socket> {
  * (everything the server sent before closing).
  *
  * Rejects with a `NetworkError`: `UPCASE_ERR_CONNECT`, or `UPCASE_ERR_TIMEOUT`
- * when the server is silent for `timeout` ms while the reply is owed, or
+ * when the server is silent for `timeout` seconds while the reply is owed, or
  * `UPCASE_ERR_SOCKET` on a reset. If part of the reply had arrived, the error
  * is an {@link IncompleteReplyError} carrying it.
  */
@@ -71,8 +71,8 @@ export async function tcpRequest(message: Uint8Array | string, options: ClientOp
     const chunks: Buffer[] = [];
     let received = 0;
     let failure: NetworkError | null = null;
-    socket.setTimeout(o.timeout, () => {
-      failure = new TimeoutError(`no reply from ${named(o)} for ${o.timeout} ms`, where(o));
+    socket.setTimeout(o.timeout * 1000, () => {
+      failure = new TimeoutError(`no reply from ${named(o)} for ${o.timeout} s`, where(o));
       socket.destroy();
     });
     socket.on('data', (chunk: Buffer) => {
@@ -120,8 +120,8 @@ export async function tcpStream(input: Readable, output: Writable, options: Clie
   const upload = pipeline(input, socket).then(
     () => {
       inputComplete = true;
-      socket.setTimeout(o.timeout, () => {
-        socket.destroy(new TimeoutError(`no reply from ${named(o)} for ${o.timeout} ms`, where(o)));
+      socket.setTimeout(o.timeout * 1000, () => {
+        socket.destroy(new TimeoutError(`no reply from ${named(o)} for ${o.timeout} s`, where(o)));
       });
     },
     (err: unknown) => {

@@ -4,7 +4,7 @@ import { lookup } from 'node:dns/promises';
 import { EventEmitter, once } from 'node:events';
 import net from 'node:net';
 import type { Logger } from 'pino';
-import { listenError, type NetworkError, UpcaseError } from '../errors.js';
+import { InvalidArgumentError, listenError, type NetworkError, UpcaseError } from '../errors.js';
 import { normalizeServerOptions, type NormalizedServerOptions, type ServerOptions } from '../options.js';
 import { readProxyHeader, type ProxyHeaderResult } from '../proxy/accept.js';
 import { parseCidr, TrustList } from '../proxy/trust.js';
@@ -264,10 +264,7 @@ export class UpcaseServer extends EventEmitter {
     const choice = this.options.tcpTransport;
     const binding = choice === 'stream' ? null : loadNativeTcp();
     if (choice === 'native' && binding === null) {
-      throw new UpcaseError(
-        'UPCASE_ERR_INVALID_ARG',
-        'the native TCP transport is not built here (run `npm run build:native`); use tcpTransport `auto` or `stream`',
-      );
+      throw new InvalidArgumentError('tcpTransport', 'auto or stream: the native TCP transport is not built here (run npm run build:native)', choice);
     }
     if (binding === null) return null;
     const { idleTimeout, writeTimeout } = this.options;
@@ -306,10 +303,7 @@ export class UpcaseServer extends EventEmitter {
     const inWorker = cluster.isWorker;
     const native = choice === 'dgram' || (choice === 'auto' && inWorker) ? null : loadNativeUdp();
     if (choice === 'native' && native === null) {
-      throw new UpcaseError(
-        'UPCASE_ERR_INVALID_ARG',
-        'the native UDP transport is not built here (run `npm run build:native`); use udpTransport `auto` or `dgram`',
-      );
+      throw new InvalidArgumentError('udpTransport', 'auto or dgram: the native UDP transport is not built here (run npm run build:native)', choice);
     }
     if (native !== null) {
       try {
