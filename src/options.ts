@@ -141,8 +141,8 @@ export const SERVER_OPTIONS: OptionTable<Omit<ServerOptions, 'logger'>> = {
     defaultText: '`::` (dual-stack), else `0.0.0.0`',
   },
   port: { kind: port(), short: '-p', default: SERVER_DEFAULTS.port, help: 'port for TCP and UDP; 0 picks a free one (the same for both)' },
-  tcp: { kind: boolean(), default: true, help: 'serve TCP (`--no-tcp`: do not)' },
-  udp: { kind: boolean(), default: true, help: 'serve UDP (`--no-udp`: do not)' },
+  tcp: { kind: boolean(), default: true, help: 'do not serve TCP' },
+  udp: { kind: boolean(), default: true, help: 'do not serve UDP (at least one transport, or TLS, must stay on)' },
   maxConnections: {
     kind: integer({ min: 1, max: 10_000_000, unit: 'connections' }),
     default: SERVER_DEFAULTS.maxConnections,

@@ -112,7 +112,10 @@ const byTransport =
 export const BENCH_OPTIONS: OptionTable<Omit<BenchOptions, 'onProgress' | 'signal'>> = {
   transport: { kind: choice(['tcp', 'udp'] as const), default: BENCH_DEFAULTS.transport, help: 'tcp or udp' },
   ...TARGET_OPTIONS,
-  tls: { ...TLS_OPTIONS.tls, help: 'TCP over TLS: every connection verifies the server certificate (handshakes happen before the clock starts)' },
+  tls: {
+    ...TLS_OPTIONS.tls,
+    help: 'TCP over TLS: every connection verifies the server certificate (handshakes happen before the clock starts)',
+  },
   connections: {
     kind: integer({ min: 1, max: 100_000, unit: 'connections' }),
     short: '-c',

@@ -63,7 +63,8 @@ async function bench(cli: Flags): Promise<number> {
     process.stderr.write(`${cli.describe(err)}\n`);
     return EXIT_USAGE;
   }
-  if (normalized.tls?.insecure === true) process.stderr.write('upcase bench: warning: --insecure: the server certificate is not verified\n');
+  if (normalized.tls?.insecure === true)
+    process.stderr.write('upcase bench: warning: --insecure: the server certificate is not verified\n');
 
   const progress = process.stderr.isTTY === true && flags.json !== true ? new ProgressLine() : null;
   const controller = new AbortController();

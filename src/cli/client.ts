@@ -2,13 +2,7 @@ import { Command } from 'commander';
 import readline from 'node:readline';
 import { upcase } from '../codec/upcase.js';
 import { IncompleteReplyError } from '../client/errors.js';
-import {
-  CLIENT_OPTIONS,
-  type ClientOptions,
-  normalizeClientOptions,
-  TLS_OPTIONS,
-  TRANSPORT_OPTIONS,
-} from '../client/options.js';
+import { CLIENT_OPTIONS, type ClientOptions, normalizeClientOptions, TLS_OPTIONS, TRANSPORT_OPTIONS } from '../client/options.js';
 import { tcpRequest, tcpStream } from '../client/tcp.js';
 import { sendLines, UdpClient } from '../client/udp.js';
 import type { Table } from '../options/table.js';

@@ -98,12 +98,12 @@ export class Flags {
     if (rows.some((r) => r === undefined)) return `${this.prefix}: ${err.option}: expected ${plain(expected)}, got ${show(err.value)}`;
     const where = rows.map((r) => (this.fromEnv.has(r!.name) ? `${r!.flag} (${r!.env})` : r!.flag)).join(' and ');
     const row = rows[0]!;
-    const text = this.texts.get(row.name);
+    const text = rows.length === 1 ? this.texts.get(row.name) : undefined;
     // A switch typed on the command line has no value to show beyond its flag.
     if (rows.length === 1 && isSwitch(row) && !this.fromEnv.has(row.name) && typeof err.value === 'boolean') {
       return `${this.prefix}: ${where}: expected ${plain(expected)}`;
     }
-    return `${this.prefix}: ${where}: expected ${plain(expected)}, got ${text ?? show(err.value)}`;
+    return `${this.prefix}: ${where}: expected ${plain(expected)}, got ${show(text ?? err.value)}`;
   }
 
   private row(name: string): ResolvedRow | undefined {
@@ -112,6 +112,7 @@ export class Flags {
 }
 
 function show(value: unknown): string {
+  if (value === '') return '""';
   if (typeof value === 'string') return value;
   if (typeof value === 'number' || typeof value === 'boolean' || value === undefined) return String(value);
   try {

@@ -2,7 +2,7 @@ import cluster from 'node:cluster';
 import { Command } from 'commander';
 import pino, { type Logger } from 'pino';
 import { formatHostPort } from '../errors.js';
-import { normalizeServerOptions, SERVER_OPTIONS, type ServerOptions } from '../options.js';
+import { type NormalizedServerOptions, normalizeServerOptions, SERVER_OPTIONS, type ServerOptions } from '../options.js';
 import { choice, host, integerOrAuto, port } from '../options/kinds.js';
 import type { Table } from '../options/table.js';
 import { ClusterPrimary, ClusterWorker, clusterWorkerPort, clusterWorkerSlot, resolveWorkerCount } from '../server/cluster.js';
@@ -32,13 +32,18 @@ export const SERVE_OPTIONS = {
   logLevel: { kind: choice(LOG_LEVELS, '<level>'), default: 'info', help: 'log level', cli: true },
 } as const satisfies Table;
 
-/** What `upcase serve` runs with: the server's options and the process's own. */
-export interface ServeFlags extends ServerOptions {
+interface ProcessFlags {
   workers: number | 'auto';
   metricsPort?: number;
   metricsHost: string;
   logLevel: string;
 }
+
+/** What `upcase serve` runs with: the server's options as given, and the process's own. */
+export interface ServeFlags extends ServerOptions, ProcessFlags {}
+
+/** Every setting of `upcase serve`, defaults included, as {@link parseServeArgs} gives them. */
+export type ParsedServeFlags = NormalizedServerOptions & ProcessFlags;
 
 /** The `serve` command's flags, without an action. Every flag has an `UPCASE_*` variable; the flag wins. */
 function serveOptions(): Command {
@@ -73,14 +78,14 @@ export function serveCommand(setExitCode: (code: number) => void): Command {
  * would, without serving, and resolves to every setting with its default.
  * Rejects with commander's error, or the library's InvalidArgumentError, on a bad value.
  */
-export async function parseServeArgs(args: string[]): Promise<ServeFlags> {
-  let result: ServeFlags | undefined;
+export async function parseServeArgs(args: string[]): Promise<ParsedServeFlags> {
+  let result: ParsedServeFlags | undefined;
   const command = serveOptions()
     .exitOverride()
     .configureOutput({ writeErr: () => {}, writeOut: () => {} })
     .action((_flags: unknown, cmd: Command) => {
       const { flags } = readServeFlags(cmd);
-      result = { ...flags, ...normalizeServerOptions(flags) } as ServeFlags;
+      result = { ...flags, ...normalizeServerOptions(flags) };
     });
   await command.parseAsync(args, { from: 'user' });
   if (result === undefined) throw new Error('serve arguments did not parse');

@@ -1,7 +1,7 @@
 import { InvalidArgumentError } from '../errors.js';
 import { SERVER_DEFAULTS } from '../options.js';
 import { boolean, host, integer, type Kind, port, pem, seconds } from '../options/kinds.js';
-import { normalizeTable, type OptionRow, type OptionTable } from '../options/table.js';
+import { normalizeTable, type OptionTable, type Table } from '../options/table.js';
 
 /**
  * Client options, normalized in one place from one table ({@link CLIENT_OPTIONS}).
@@ -74,15 +74,20 @@ export const TARGET_OPTIONS = {
   port: {
     kind: port(1),
     short: '-p',
-    default: (o: Readonly<Record<string, unknown>>) => (o.tls !== undefined && o.tls !== null && o.tls !== false ? SERVER_DEFAULTS.tlsPort : CLIENT_DEFAULTS.port),
+    default: (o: Readonly<Record<string, unknown>>) =>
+      o.tls !== undefined && o.tls !== null && o.tls !== false ? SERVER_DEFAULTS.tlsPort : CLIENT_DEFAULTS.port,
     defaultText: `${CLIENT_DEFAULTS.port}, or ${SERVER_DEFAULTS.tlsPort} with --tls`,
     help: 'server port',
   },
-} as const satisfies Record<string, OptionRow<any>>;
+} as const satisfies Table;
 
 /** The options of the `tls` object, one row each. */
 export const TLS_CLIENT_OPTIONS: OptionTable<TlsClientOptions> = {
-  ca: { kind: pem(), help: 'with --tls: trust the CA certificate(s) in this PEM file instead of the system store', defaultText: 'the system store' },
+  ca: {
+    kind: pem(),
+    help: 'with --tls: trust the CA certificate(s) in this PEM file instead of the system store',
+    defaultText: 'the system store',
+  },
   servername: { kind: host('<name>'), help: 'with --tls: the name the certificate must carry (also sent as SNI)', defaultText: 'the host' },
   insecure: { kind: boolean(), default: false, help: 'with --tls: do not verify the certificate (testing only)' },
 };
@@ -96,7 +101,9 @@ const tlsKind: Kind<false | NormalizedTlsClientOptions> = {
     if (typeof value !== 'object' || value === null || Buffer.isBuffer(value) || Array.isArray(value)) {
       throw new InvalidArgumentError(name, 'a boolean or { ca, servername, insecure }', value);
     }
-    return normalizeTable(TLS_CLIENT_OPTIONS, value as Record<string, unknown>, { prefix: `${name}.` }) as unknown as NormalizedTlsClientOptions;
+    return normalizeTable(TLS_CLIENT_OPTIONS, value as Record<string, unknown>, {
+      prefix: `${name}.`,
+    }) as unknown as NormalizedTlsClientOptions;
   },
   fromText: (text) => boolean().fromText(text),
   format: (v) => (v === false ? 'off' : 'on'),
@@ -111,13 +118,13 @@ export const TLS_OPTIONS = {
   ca: { ...TLS_CLIENT_OPTIONS.ca, path: 'tls.ca', requires: ['tls'] },
   servername: { ...TLS_CLIENT_OPTIONS.servername, path: 'tls.servername', requires: ['tls'] },
   insecure: { ...TLS_CLIENT_OPTIONS.insecure, default: undefined, defaultText: 'off', path: 'tls.insecure', requires: ['tls'] },
-} as const satisfies Record<string, OptionRow<any>>;
+} as const satisfies Table;
 
 /** `--tcp` / `--udp` of the client commands: which functions the command calls. */
 export const TRANSPORT_OPTIONS = {
   tcp: { kind: boolean(), conflicts: ['udp'], defaultText: 'on', help: 'use TCP (the default)', cli: true },
   udp: { kind: boolean(), conflicts: ['tcp', 'tls'], defaultText: 'off', help: 'use UDP', cli: true },
-} as const satisfies Record<string, OptionRow<any>>;
+} as const satisfies Table;
 
 /** The client's options, one row each. */
 export const CLIENT_OPTIONS: OptionTable<ClientOptions> = {

@@ -64,8 +64,11 @@ export interface NumberSpec {
 function describeNumber(integer: boolean, { min, max = Number.MAX_SAFE_INTEGER, unit, expected }: NumberSpec): string {
   if (expected !== undefined) return expected;
   const r = range(min, max);
-  const noun = integer ? 'integer' : 'number';
-  const what = unit === undefined ? noun : `${noun} of ${unit}`;
+  if (integer) {
+    const of = unit === undefined ? '' : ` (${unit})`;
+    return r === 'non-negative' ? `a non-negative integer${of}` : `an integer ${r}${of}`;
+  }
+  const what = unit === undefined ? 'number' : `number of ${unit}`;
   return r === 'non-negative' ? `a non-negative ${what}` : `a ${what} ${r}`;
 }
 

@@ -34,7 +34,7 @@ export interface OptionRow<T = unknown> {
 }
 
 /** Any table: rows keyed by option name, in the order `--help` and the docs list them. */
-export type Table = Readonly<Record<string, OptionRow<any>>>;
+export type Table = Readonly<Record<string, OptionRow<unknown>>>;
 
 /**
  * The table for an options interface `O`: a row for every option and no other,
@@ -76,6 +76,7 @@ export function resolveRow(name: string, row: OptionRow): ResolvedRow {
   if (defaultShown === undefined && row.default !== undefined && typeof row.default !== 'function') {
     defaultShown = row.kind.format(row.default);
   }
+  if (defaultShown === undefined && isSwitch(row)) defaultShown = 'off';
   return { ...row, name, flag, env, flags, negated, defaultShown };
 }
 
@@ -126,7 +127,7 @@ export function normalizeTable(
   const computed: Array<[string, (values: Record<string, unknown>) => unknown]> = [];
   for (const [name, row] of Object.entries(table)) {
     if (out[name] !== undefined || row.default === undefined) continue;
-    if (typeof row.default === 'function') computed.push([name, row.default]);
+    if (typeof row.default === 'function') computed.push([name, row.default as (values: Record<string, unknown>) => unknown]);
     else out[name] = row.default;
   }
   for (const [name, compute] of computed) out[name] = compute({ ...context, ...out });

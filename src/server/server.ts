@@ -264,7 +264,11 @@ export class UpcaseServer extends EventEmitter {
     const choice = this.options.tcpTransport;
     const binding = choice === 'stream' ? null : loadNativeTcp();
     if (choice === 'native' && binding === null) {
-      throw new InvalidArgumentError('tcpTransport', 'auto or stream: the native TCP transport is not built here (run npm run build:native)', choice);
+      throw new InvalidArgumentError(
+        'tcpTransport',
+        'auto or stream: the native TCP transport is not built here (run npm run build:native)',
+        choice,
+      );
     }
     if (binding === null) return null;
     const { idleTimeout, writeTimeout } = this.options;
@@ -303,7 +307,11 @@ export class UpcaseServer extends EventEmitter {
     const inWorker = cluster.isWorker;
     const native = choice === 'dgram' || (choice === 'auto' && inWorker) ? null : loadNativeUdp();
     if (choice === 'native' && native === null) {
-      throw new InvalidArgumentError('udpTransport', 'auto or dgram: the native UDP transport is not built here (run npm run build:native)', choice);
+      throw new InvalidArgumentError(
+        'udpTransport',
+        'auto or dgram: the native UDP transport is not built here (run npm run build:native)',
+        choice,
+      );
     }
     if (native !== null) {
       try {

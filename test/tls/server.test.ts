@@ -111,7 +111,7 @@ describe('TLS listener', () => {
     const server = await serverFor(t, withTls());
     const { port } = server.address();
     await assert.rejects(
-      tcpRequest('x', { host: '127.0.0.1', port, tls: { ca: pki.ca }, timeout: 5000 }),
+      tcpRequest('x', { host: '127.0.0.1', port, tls: { ca: pki.ca }, timeout: 5 }),
       (err: Error & { code?: string }) => {
         assert.equal(err.code, 'UPCASE_ERR_TLS');
         assert.match(err.message, new RegExp(`^TLS to 127\\.0\\.0\\.1:${port} failed: .*did not answer in TLS`));
