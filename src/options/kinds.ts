@@ -13,6 +13,9 @@ export interface Kind<T> {
   readonly arg?: string;
   /** The allowed values, for a choice. */
   readonly choices?: readonly string[];
+  /** The range, for a number. */
+  readonly min?: number;
+  readonly max?: number;
   /**
    * The normalized value. Throws an InvalidArgumentError naming `name` when the value
    * is not valid. Method syntax on purpose: a Kind<string[]> may fill a row typed
@@ -78,6 +81,8 @@ export function integer(spec: NumberSpec): Kind<number> {
   const expected = describeNumber(true, spec);
   return {
     expected,
+    min,
+    max,
     arg: spec.arg ?? '<n>',
     check: (name, v) => (typeof v === 'number' && Number.isInteger(v) && v >= min && v <= max ? v : invalid(name, expected, v)),
     fromText: integerText,
@@ -91,6 +96,8 @@ export function number(spec: NumberSpec): Kind<number> {
   const expected = describeNumber(false, spec);
   return {
     expected,
+    min,
+    max,
     arg: spec.arg ?? '<n>',
     check: (name, v) => (typeof v === 'number' && Number.isFinite(v) && v >= min && v <= max ? v : invalid(name, expected, v)),
     fromText: numberText,
@@ -247,6 +254,8 @@ export function integerOrAuto(spec: NumberSpec): Kind<number | 'auto'> {
   const expected = `${kind.expected}, or auto`;
   return {
     expected,
+    min: kind.min,
+    max: kind.max,
     arg: spec.arg ?? '<n|auto>',
     check: (name, v) => {
       if (typeof v === 'string' && v.trim().toLowerCase() === 'auto') return 'auto';
