@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { InvalidArgumentError } from '../../src/errors.js';
-import { parseBooleanText, port, seconds } from '../../src/options/kinds.js';
+import { host, parseBooleanText, port, seconds } from '../../src/options/kinds.js';
 
 describe('option kinds: text from the command line or the environment', () => {
   test('parseBooleanText reads the value, not just its presence (UPCASE_X=0 is off)', () => {
@@ -35,5 +35,15 @@ describe('option kinds: text from the command line or the environment', () => {
     assert.equal(parse('1h'), 3600);
     assert.throws(() => parse('-1'), { code: 'UPCASE_ERR_INVALID_ARG', expected: 'a non-negative number of seconds', value: -1 });
     assert.throws(() => parse('1 fortnight'), { value: '1 fortnight' });
+  });
+
+  test('an IPv6 literal is taken with or without brackets', () => {
+    const kind = host();
+    assert.equal(kind.check('host', '[::1]'), '::1');
+    assert.equal(kind.check('host', '::1'), '::1');
+    assert.equal(kind.check('host', '[fe80::1%lo]'), 'fe80::1%lo');
+    assert.equal(kind.check('host', 'example.com'), 'example.com');
+    for (const bad of ['', 'a b', '[::1', '[example.com]'])
+      assert.throws(() => kind.check('host', bad), { option: 'host', value: bad }, bad);
   });
 });

@@ -5,6 +5,7 @@ import { COMMAND_OPTIONS } from '../../src/cli/tables.js';
 import { resolveTable } from '../../src/options/table.js';
 import { startServer, type UpcaseServer } from '../../src/server/server.js';
 import { runCli } from '../helpers/cli.js';
+import { ipv6LoopbackAvailable } from '../helpers/net.js';
 import { pool } from './ops-helpers.js';
 
 /**
@@ -285,5 +286,33 @@ describe('validated before a long run starts', () => {
     const r = await runCli(['bench', '-d', '60', '-p', '9', '--report', 'out.txt'], { timeoutMs: 10_000 });
     assert.equal(r.code, 2);
     assert.equal(r.stderr, 'upcase bench: --report: expected a file name ending in .svg, .png or .html, got out.txt\n');
+  });
+});
+
+describe('IPv6 and dual-stack', async () => {
+  const v6 = await ipv6LoopbackAvailable();
+  const skip = v6 ? false : 'this host cannot bind ::1';
+  let server: UpcaseServer | undefined;
+  let port = '';
+  before(async () => {
+    if (!v6) return;
+    server = await startServer({ host: '::', port: 0, udpRateLimit: 0 });
+    port = String(server.address().port);
+  });
+  after(() => server?.close());
+
+  test('client -H [::1] and -H ::1 reach a server on ::', { skip }, async () => {
+    for (const host of ['[::1]', '::1']) {
+      const r = await runCli(['client', '-H', host, '-p', port, 'hi']);
+      assert.equal(r.stdout, 'HI\n', `${host}: ${r.stderr}`);
+    }
+  });
+
+  test('bench with the default host, localhost, reaches a server on :: (TCP and UDP)', { skip }, async () => {
+    for (const transport of ['--tcp', '--udp']) {
+      const r = await runCli(['bench', transport, '--json', '-c', '1', '-d', '0.1', '--warmup', '0', '-p', port]);
+      assert.equal(r.code, 0, `${transport}: ${r.stderr}`);
+      assert.ok((JSON.parse(r.stdout) as { requests: { ok: number } }).requests.ok > 0, transport);
+    }
   });
 });
