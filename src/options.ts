@@ -147,6 +147,7 @@ export const SERVER_OPTIONS: OptionTable<Omit<ServerOptions, 'logger'>> = {
     kind: integer({ min: 1, max: 10_000_000, unit: 'connections' }),
     default: SERVER_DEFAULTS.maxConnections,
     help: 'open TCP connections at most; more are closed at once (lowered to fit `ulimit -n`)',
+    docs: 'per worker, counted as refused ([Limits](operations.md#limits))',
   },
   idleTimeout: {
     kind: seconds({ min: 0 }),
@@ -162,6 +163,7 @@ export const SERVER_OPTIONS: OptionTable<Omit<ServerOptions, 'logger'>> = {
     kind: number({ min: 0, max: 1e9, unit: 'datagrams per second' }),
     default: SERVER_DEFAULTS.udpRateLimit,
     help: 'UDP datagrams per second per source address (IPv6: per /64); 0 = no limit',
+    docs: 'per worker ([Limits](operations.md#limits))',
   },
   udpRateBurst: {
     kind: number({ min: 1, max: 1e9, expected: 'a number of datagrams >= 1' }),
@@ -184,11 +186,13 @@ export const SERVER_OPTIONS: OptionTable<Omit<ServerOptions, 'logger'>> = {
     kind: seconds({ min: 0 }),
     default: SERVER_DEFAULTS.drainTimeout,
     help: 'on SIGTERM/SIGINT, seconds open TCP connections may finish',
+    docs: "8 fits inside `docker stop`'s 10 s ([Graceful drain](operations.md#graceful-drain))",
   },
   proxyProtocol: {
     kind: boolean(),
     default: false,
     help: 'expect a PROXY protocol v1/v2 header on every TCP connection (behind nginx or HAProxy)',
+    docs: '[Scale-out](operations.md#scale-out)',
   },
   trustedProxies: {
     kind: cidrs(),
@@ -207,17 +211,20 @@ export const SERVER_OPTIONS: OptionTable<Omit<ServerOptions, 'logger'>> = {
     kind: choice(UDP_TRANSPORTS),
     default: 'auto',
     help: 'UDP transport: native (batched recvmmsg/sendmmsg addon), dgram (node:dgram) or auto (native when built)',
+    docs: 'both behave identically ([native transports](operations.md#native-transports))',
   },
   tcpTransport: {
     kind: choice(TCP_TRANSPORTS),
     default: 'auto',
     help: 'TCP transport: native (connections served by the C addon), stream (net.Socket) or auto (native when built)',
+    docs: 'both behave identically; TLS always uses streams ([native transports](operations.md#native-transports))',
   },
   tlsCert: {
     kind: pem(),
     requires: ['tlsKey'],
     defaultText: 'no TLS',
     help: 'TLS certificate (PEM, chain allowed); with `--tls-key`, serves TCP over TLS on `--tls-port`',
+    docs: '[TLS](operations.md#tls)',
   },
   tlsKey: { kind: pem(), requires: ['tlsCert'], defaultText: 'no TLS', help: 'TLS private key (PEM, unencrypted) for `--tls-cert`' },
   tlsPort: {

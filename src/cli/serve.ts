@@ -20,6 +20,7 @@ export const SERVE_OPTIONS = {
     kind: integerOrAuto({ min: 1, max: 1024 }),
     default: 1,
     help: 'worker processes (node:cluster), each serving TCP and UDP; auto = one per CPU',
+    docs: '`auto` = `os.availableParallelism()` ([Workers](operations.md#workers))',
     cli: true,
   },
   metricsPort: {

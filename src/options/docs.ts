@@ -24,7 +24,8 @@ function rowLine(row: ResolvedRow): string {
       : /^[^\s`]+$/.test(row.defaultShown) && !/^(off|on|none)$/.test(row.defaultShown)
         ? code(row.defaultShown)
         : cell(row.defaultShown);
-  return `| ${code(row.flags)} | \`${variable}\` | ${shown} | ${value} | ${cell(row.help)} |`;
+  const meaning = row.docs === undefined ? row.help : `${row.help}; ${row.docs}`;
+  return `| ${code(row.flags)} | \`${variable}\` | ${shown} | ${value} | ${cell(meaning)} |`;
 }
 
 export function renderOptionsTable(table: Table): string {

@@ -13,6 +13,8 @@ export interface OptionRow<T = unknown> {
   readonly kind: Kind<T>;
   /** One line for `--help` and the docs. */
   readonly help: string;
+  /** More for the docs' tables only (Markdown; links relative to docs/), after `help`. */
+  readonly docs?: string;
   /** The default; a function when it depends on other options (it gets the normalized values). */
   readonly default?: T | ((values: Readonly<Record<string, unknown>>) => T | undefined);
   /** How `--help` and the docs show the default when it is computed or absent: `12000, or 12443 with --tls`. */
@@ -94,10 +96,15 @@ function isSet(value: unknown): boolean {
  * options as given. The error names the option and quotes the other one(s) in
  * backticks, so the command line can put its flags in their place.
  */
-export function checkRelations(table: Table, given: Readonly<Record<string, unknown>>): void {
+export function checkRelations(
+  table: Table,
+  given: Readonly<Record<string, unknown>>,
+  /** The values as the caller wrote them, for the error (`10.0.0.0/8`, not `["10.0.0.0/8"]`). */
+  asGiven: Readonly<Record<string, unknown>> = given,
+): void {
   for (const [name, row] of Object.entries(table)) {
-    const value = given[name];
-    if (!isSet(value)) continue;
+    if (!isSet(given[name])) continue;
+    const value = asGiven[name];
     const missing = (row.requires ?? []).filter((other) => !isSet(given[other]));
     if (missing.length > 0) {
       throw new InvalidArgumentError(name, `used only with ${missing.map((o) => `\`${o}\``).join(' and ')}`, value);
@@ -123,7 +130,7 @@ export function normalizeTable(
     const value = input[name];
     out[name] = value === undefined ? undefined : row.kind.check(`${prefix}${name}`, value);
   }
-  checkRelations(table, out);
+  checkRelations(table, out, input);
   const computed: Array<[string, (values: Record<string, unknown>) => unknown]> = [];
   for (const [name, row] of Object.entries(table)) {
     if (out[name] !== undefined || row.default === undefined) continue;
@@ -146,7 +153,7 @@ export function optionsFromFlags(table: Table, flat: Readonly<Record<string, unk
     const value = flat[name];
     if (value !== undefined) checked[name] = row.kind.check(name, value);
   }
-  checkRelations(table, checked);
+  checkRelations(table, checked, flat);
   const out: Record<string, unknown> = {};
   for (const [name, row] of Object.entries(table)) {
     let value = checked[name];

@@ -295,10 +295,10 @@ describe('TLS configuration errors', () => {
 
   test('options: cert and key go together; TLS settings need TLS; ranges are checked', () => {
     const cases: Array<[Record<string, unknown>, RegExp]> = [
-      [{ tlsCert: 'c.pem' }, /`tlsKey` to be given too/],
-      [{ tlsKey: 'k.pem' }, /`tlsCert` to be given too/],
-      [{ tlsPort: 443 }, /`tlsPort` to be used together with `tlsCert` and `tlsKey`/],
-      [{ tlsHandshakeTimeout: 5 }, /`tlsHandshakeTimeout` to be used together/],
+      [{ tlsCert: 'c.pem' }, /`tlsCert` to be used only with `tlsKey`, got `c.pem`/],
+      [{ tlsKey: 'k.pem' }, /`tlsKey` to be used only with `tlsCert`, got `k.pem`/],
+      [{ tlsPort: 443 }, /`tlsPort` to be used only with `tlsCert` and `tlsKey`/],
+      [{ tlsHandshakeTimeout: 5 }, /`tlsHandshakeTimeout` to be used only with `tlsCert` and `tlsKey`/],
       [{ tlsCert: 'c.pem', tlsKey: 'k.pem', tlsPort: 70000 }, /`tlsPort` to be an integer port/],
       [{ tlsCert: 'c.pem', tlsKey: 'k.pem', tlsHandshakeTimeout: 0 }, /`tlsHandshakeTimeout` to be a number of seconds/],
       [{ tlsCert: '', tlsKey: 'k.pem' }, /`tlsCert` to be a file path/],
