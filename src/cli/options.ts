@@ -1,5 +1,5 @@
 import { type Command, Option } from 'commander';
-import { InvalidArgumentError } from '../errors.js';
+import { InvalidArgumentError, UpcaseError } from '../errors.js';
 import { isSwitch, optionsFromFlags, type ResolvedRow, resolveTable, type Table } from '../options/table.js';
 
 /**
@@ -92,7 +92,9 @@ export class Flags {
    * value came from there), what was expected, and the value as typed. Other
    * options named in backticks become their flags.
    */
-  describe(err: InvalidArgumentError): string {
+  describe(err: UpcaseError): string {
+    // The same code from elsewhere (a cluster worker's error, passed on as code and message).
+    if (!(err instanceof InvalidArgumentError)) return `${this.prefix}: ${err.message}`;
     const rows = err.option.split('/').map((name) => this.row(name));
     const expected = err.expected.replace(/`([\w.]+)`/g, (_m, name: string) => this.row(name)?.flag ?? name);
     if (rows.some((r) => r === undefined)) return `${this.prefix}: ${err.option}: expected ${plain(expected)}, got ${show(err.value)}`;
@@ -122,7 +124,7 @@ function show(value: unknown): string {
   }
 }
 
-/** Whether `err` is a usage error: the library refused an option. */
-export function isUsageError(err: unknown): err is InvalidArgumentError {
-  return err instanceof InvalidArgumentError;
+/** Whether `err` is a usage error: the library refused an option (exit 2). */
+export function isUsageError(err: unknown): err is UpcaseError {
+  return err instanceof UpcaseError && err.code === 'UPCASE_ERR_INVALID_ARG';
 }
