@@ -34,12 +34,15 @@ export class UpcaseError extends Error {
 export class InvalidArgumentError extends UpcaseError {
   declare readonly code: 'UPCASE_ERR_INVALID_ARG';
   readonly option: string;
+  /** What a valid value is, e.g. `a non-negative number of seconds`. */
+  readonly expected: string;
   readonly value: unknown;
 
   constructor(option: string, expected: string, value: unknown) {
     super('UPCASE_ERR_INVALID_ARG', `Expected \`${option}\` to be ${expected}, got \`${formatValue(value)}\``);
     this.name = 'InvalidArgumentError';
     this.option = option;
+    this.expected = expected;
     this.value = value;
   }
 }

@@ -1,10 +1,12 @@
-import { InvalidArgumentError } from './errors.js';
 import type { Logger } from 'pino';
-import { formatCidr, parseCidr } from './proxy/trust.js';
+import { InvalidArgumentError } from './errors.js';
+import { boolean, choice, cidrs, host, integer, number, pem, port, seconds } from './options/kinds.js';
+import { normalizeTable, type OptionTable } from './options/table.js';
 
 /**
- * All server options, normalized in one place. Defaults and units are in
- * {@link SERVER_DEFAULTS}; docs/operations.md explains why each default is what it is.
+ * All server options, normalized in one place from one table ({@link SERVER_OPTIONS}).
+ * Defaults and units are in {@link SERVER_DEFAULTS}; docs/operations.md explains why each
+ * default is what it is.
  */
 export interface ServerOptions {
   /** Address to listen on. Default `::` (dual-stack), falling back to `0.0.0.0` without IPv6. */
@@ -143,27 +145,131 @@ export const SERVER_DEFAULTS = {
   tlsHandshakeTimeout: 10, // seconds; a handshake takes 1-2 round trips, so this is generous
 } as const;
 
+/** The server's options, one row each (src/options/table.ts): flags, variables, checks, defaults and docs come from here. */
+export const SERVER_OPTIONS: OptionTable<Omit<ServerOptions, 'logger'>> = {
+  host: {
+    kind: host(),
+    help: 'address to listen on; a name is resolved once',
+    defaultText: '`::` (dual-stack), else `0.0.0.0`',
+  },
+  port: { kind: port(), short: '-p', default: SERVER_DEFAULTS.port, help: 'port for TCP and UDP; 0 picks a free one (the same for both)' },
+  tcp: { kind: boolean(), default: true, help: 'do not serve TCP' },
+  udp: { kind: boolean(), default: true, help: 'do not serve UDP (at least one transport, or TLS, must stay on)' },
+  maxConnections: {
+    kind: integer({ min: 1, max: 10_000_000, unit: 'connections' }),
+    default: SERVER_DEFAULTS.maxConnections,
+    help: 'open TCP connections at most; more are closed at once (lowered to fit `ulimit -n`)',
+    docs: 'per worker, counted as refused ([Limits](operations.md#limits))',
+  },
+  maxConnectionsPerSource: {
+    kind: integer({ min: 0, max: 10_000_000, unit: 'connections' }),
+    default: SERVER_DEFAULTS.maxConnectionsPerSource,
+    help: 'open TCP connections from one address (IPv6: one /64) at most; 0 = no limit',
+    docs: 'with `--proxy-protocol`, the client address from the header; per worker ([Limits](operations.md#limits))',
+  },
+  idleTimeout: {
+    kind: seconds({ min: 0 }),
+    default: SERVER_DEFAULTS.idleTimeout,
+    help: 'close a TCP connection silent this long in both directions; 0 = never',
+  },
+  writeTimeout: {
+    kind: seconds({ min: 0 }),
+    default: SERVER_DEFAULTS.writeTimeout,
+    help: 'reset a client that leaves replies unread this long; 0 = never',
+  },
+  udpRateLimit: {
+    kind: number({ min: 0, max: 1e9, unit: 'datagrams per second' }),
+    default: SERVER_DEFAULTS.udpRateLimit,
+    help: 'UDP datagrams per second per source address (IPv6: per /64); 0 = no limit',
+    docs: 'per worker ([Limits](operations.md#limits))',
+  },
+  udpRateBurst: {
+    kind: number({ min: 1, max: 1e9, expected: 'a number of datagrams >= 1' }),
+    // A bucket smaller than one datagram would answer nothing.
+    default: (o) => Math.max(1, o.udpRateLimit as number),
+    defaultText: 'the rate limit, at least 1',
+    help: 'datagrams a source may send at once before `--udp-rate-limit` applies',
+  },
+  udpAllowLowPorts: {
+    kind: boolean(),
+    default: false,
+    help: 'reply to UDP source ports below 1024 (off by default: stops loops with echo, chargen, DNS, NTP)',
+  },
+  dropRate: {
+    kind: number({ min: 0, max: 1, expected: 'a probability from 0 to 1', arg: '<p>' }),
+    default: SERVER_DEFAULTS.dropRate,
+    help: 'drop this fraction of UDP requests on purpose, to simulate loss',
+  },
+  drainTimeout: {
+    kind: seconds({ min: 0 }),
+    default: SERVER_DEFAULTS.drainTimeout,
+    help: 'on SIGTERM/SIGINT, seconds open TCP connections may finish',
+    docs: "8 fits inside `docker stop`'s 10 s ([Graceful drain](operations.md#graceful-drain))",
+  },
+  proxyProtocol: {
+    kind: boolean(),
+    default: false,
+    help: 'expect a PROXY protocol v1/v2 header on every TCP connection (behind nginx or HAProxy)',
+    docs: '[Scale-out](operations.md#scale-out)',
+  },
+  trustedProxies: {
+    kind: cidrs(),
+    // Only with proxyProtocol: set without it, the operator most likely believes headers are checked.
+    requires: ['proxyProtocol'],
+    default: (o) => (o.proxyProtocol === true ? [...SERVER_DEFAULTS.trustedProxies] : []),
+    defaultText: SERVER_DEFAULTS.trustedProxies.join(','),
+    help: 'with `--proxy-protocol`: comma-separated CIDR blocks allowed to connect',
+  },
+  proxyHeaderTimeout: {
+    kind: seconds({ min: 0.001, max: 3600 }),
+    default: SERVER_DEFAULTS.proxyHeaderTimeout,
+    help: 'with `--proxy-protocol`: close a connection without a complete header after this long',
+  },
+  udpTransport: {
+    kind: choice(UDP_TRANSPORTS),
+    default: 'auto',
+    help: 'UDP transport: native (batched recvmmsg/sendmmsg addon), dgram (node:dgram) or auto (native when built)',
+    docs: 'both behave identically ([native transports](operations.md#native-transports))',
+  },
+  tcpTransport: {
+    kind: choice(TCP_TRANSPORTS),
+    default: 'auto',
+    help: 'TCP transport: native (connections served by the C addon), stream (net.Socket) or auto (native when built)',
+    docs: 'both behave identically; TLS always uses streams ([native transports](operations.md#native-transports))',
+  },
+  tlsCert: {
+    kind: pem(),
+    requires: ['tlsKey'],
+    defaultText: 'no TLS',
+    help: 'TLS certificate (PEM, chain allowed); with `--tls-key`, serves TCP over TLS on `--tls-port`',
+    docs: '[TLS](operations.md#tls)',
+  },
+  tlsKey: { kind: pem(), requires: ['tlsCert'], defaultText: 'no TLS', help: 'TLS private key (PEM, unencrypted) for `--tls-cert`' },
+  tlsPort: {
+    kind: port(),
+    // As with trustedProxies: a TLS setting without TLS means the operator expects TLS.
+    requires: ['tlsCert', 'tlsKey'],
+    default: SERVER_DEFAULTS.tlsPort,
+    help: 'with TLS: port for TCP over TLS; 0 picks a free one',
+  },
+  tlsHandshakeTimeout: {
+    kind: seconds({ min: 0.001, max: 3600 }),
+    requires: ['tlsCert', 'tlsKey'],
+    default: SERVER_DEFAULTS.tlsHandshakeTimeout,
+    help: 'with TLS: close a connection whose handshake takes longer',
+  },
+};
+
 /**
  * Checks a list of CIDR blocks (array, or comma-separated string) and returns
  * it as `address/prefix` strings. Throws an InvalidArgumentError naming `name`.
  */
 export function checkCidrList(name: string, value: unknown): string[] {
-  const items = typeof value === 'string' ? value.split(',').map((s) => s.trim()) : value;
-  if (!Array.isArray(items) || items.length === 0) {
-    throw new InvalidArgumentError(name, 'a non-empty list of CIDR blocks such as 10.0.0.0/8,fd00::/8', value);
-  }
-  return items.map((item: unknown) => {
-    const cidr = typeof item === 'string' ? parseCidr(item) : null;
-    if (cidr === null) throw new InvalidArgumentError(name, 'CIDR blocks such as 10.0.0.0/8 or fd00::/8 (or single addresses)', item);
-    return formatCidr(cidr);
-  });
+  return cidrs().check(name, value);
 }
 
 export function checkPort(name: string, value: unknown): number {
-  if (typeof value !== 'number' || !Number.isInteger(value) || value < 0 || value > 65535) {
-    throw new InvalidArgumentError(name, 'an integer port from 0 to 65535', value);
-  }
-  return value;
+  return port().check(name, value);
 }
 
 export function checkInteger(name: string, value: unknown, min: number, max = Number.MAX_SAFE_INTEGER, unit = ''): number {
@@ -181,110 +287,19 @@ export function checkNumber(name: string, value: unknown, min: number, max: numb
   return value;
 }
 
-/** A TLS certificate or key source: a non-empty file path, or PEM in a Buffer. */
-function checkPemSource(name: string, value: unknown): string | Buffer {
-  if (Buffer.isBuffer(value)) {
-    if (value.length === 0) throw new InvalidArgumentError(name, 'a file path or a non-empty PEM Buffer', 'an empty Buffer');
-    return value;
-  }
-  if (typeof value !== 'string' || value.length === 0) {
-    // Never echo what might be key material.
-    throw new InvalidArgumentError(name, 'a file path (string) or PEM (Buffer)', typeof value === 'string' ? '' : typeof value);
-  }
-  return value;
-}
-
-function checkBoolean(name: string, value: unknown): boolean {
-  if (typeof value !== 'boolean') throw new InvalidArgumentError(name, 'a boolean', value);
-  return value;
-}
-
 export function checkChoice<T extends string>(name: string, value: unknown, choices: readonly T[]): T {
-  if (typeof value !== 'string' || !choices.includes(value as T)) {
-    throw new InvalidArgumentError(name, `one of ${choices.map((c) => `\`${c}\``).join(', ')}`, value);
-  }
-  return value as T;
+  return choice(choices).check(name, value);
 }
 
+/** A host name or IP address; brackets around an IPv6 literal are dropped. */
 export function checkHost(name: string, value: unknown): string {
-  if (typeof value !== 'string' || value.length === 0 || /\s/.test(value)) {
-    throw new InvalidArgumentError(name, 'a host name or IP address', value);
-  }
-  return value;
+  return host().check(name, value);
 }
 
 export function normalizeServerOptions(options: ServerOptions = {}): NormalizedServerOptions {
-  const o = options;
-  const udpRateLimit =
-    o.udpRateLimit === undefined
-      ? SERVER_DEFAULTS.udpRateLimit
-      : checkNumber('udpRateLimit', o.udpRateLimit, 0, 1e9, 'a non-negative number of datagrams per second');
-  const normalized: NormalizedServerOptions = {
-    host: o.host === undefined ? undefined : checkHost('host', o.host),
-    port: o.port === undefined ? SERVER_DEFAULTS.port : checkPort('port', o.port),
-    tcp: o.tcp === undefined ? true : checkBoolean('tcp', o.tcp),
-    udp: o.udp === undefined ? true : checkBoolean('udp', o.udp),
-    maxConnections:
-      o.maxConnections === undefined
-        ? SERVER_DEFAULTS.maxConnections
-        : checkInteger('maxConnections', o.maxConnections, 1, 10_000_000, 'connections'),
-    maxConnectionsPerSource:
-      o.maxConnectionsPerSource === undefined
-        ? SERVER_DEFAULTS.maxConnectionsPerSource
-        : checkInteger('maxConnectionsPerSource', o.maxConnectionsPerSource, 0, 10_000_000, 'connections; 0 = no limit'),
-    idleTimeout:
-      o.idleTimeout === undefined
-        ? SERVER_DEFAULTS.idleTimeout
-        : checkNumber('idleTimeout', o.idleTimeout, 0, 2_147_483, 'a non-negative number of seconds'),
-    writeTimeout:
-      o.writeTimeout === undefined
-        ? SERVER_DEFAULTS.writeTimeout
-        : checkNumber('writeTimeout', o.writeTimeout, 0, 2_147_483, 'a non-negative number of seconds'),
-    udpRateLimit,
-    udpRateBurst:
-      o.udpRateBurst === undefined
-        ? Math.max(1, udpRateLimit) // a bucket smaller than one datagram would answer nothing
-        : checkNumber('udpRateBurst', o.udpRateBurst, 1, 1e9, 'a number of datagrams >= 1'),
-    udpAllowLowPorts: o.udpAllowLowPorts === undefined ? false : checkBoolean('udpAllowLowPorts', o.udpAllowLowPorts),
-    dropRate: o.dropRate === undefined ? SERVER_DEFAULTS.dropRate : checkNumber('dropRate', o.dropRate, 0, 1, 'a probability from 0 to 1'),
-    drainTimeout:
-      o.drainTimeout === undefined
-        ? SERVER_DEFAULTS.drainTimeout
-        : checkNumber('drainTimeout', o.drainTimeout, 0, 2_147_483, 'a non-negative number of seconds'),
-    proxyProtocol: o.proxyProtocol === undefined ? false : checkBoolean('proxyProtocol', o.proxyProtocol),
-    trustedProxies: [],
-    proxyHeaderTimeout:
-      o.proxyHeaderTimeout === undefined
-        ? SERVER_DEFAULTS.proxyHeaderTimeout
-        : checkNumber('proxyHeaderTimeout', o.proxyHeaderTimeout, 0.001, 3600, 'a number of seconds from 0.001 to 3600'),
-    udpTransport: o.udpTransport === undefined ? 'auto' : checkChoice('udpTransport', o.udpTransport, UDP_TRANSPORTS),
-    tcpTransport: o.tcpTransport === undefined ? 'auto' : checkChoice('tcpTransport', o.tcpTransport, TCP_TRANSPORTS),
-    tlsCert: o.tlsCert === undefined ? undefined : checkPemSource('tlsCert', o.tlsCert),
-    tlsKey: o.tlsKey === undefined ? undefined : checkPemSource('tlsKey', o.tlsKey),
-    tlsPort: o.tlsPort === undefined ? SERVER_DEFAULTS.tlsPort : checkPort('tlsPort', o.tlsPort),
-    tlsHandshakeTimeout:
-      o.tlsHandshakeTimeout === undefined
-        ? SERVER_DEFAULTS.tlsHandshakeTimeout
-        : checkNumber('tlsHandshakeTimeout', o.tlsHandshakeTimeout, 0.001, 3600, 'a number of seconds from 0.001 to 3600'),
-    logger: o.logger,
-  };
-  if ((normalized.tlsCert === undefined) !== (normalized.tlsKey === undefined)) {
-    const missing = normalized.tlsCert === undefined ? 'tlsCert' : 'tlsKey';
-    throw new InvalidArgumentError(missing, 'given too: TLS needs both `tlsCert` and `tlsKey`', 'nothing');
-  }
-  const tls = normalized.tlsCert !== undefined;
-  for (const name of ['tlsPort', 'tlsHandshakeTimeout'] as const) {
-    // As with trustedProxies: a TLS setting without TLS means the operator expects TLS.
-    if (o[name] !== undefined && !tls) throw new InvalidArgumentError(name, 'used together with `tlsCert` and `tlsKey`', o[name]);
-  }
-  if (o.trustedProxies !== undefined && !normalized.proxyProtocol) {
-    // Most likely the operator believes PROXY headers are being checked: say so rather than ignore it.
-    throw new InvalidArgumentError('trustedProxies', 'used together with `proxyProtocol: true`', o.trustedProxies);
-  }
-  if (normalized.proxyProtocol) {
-    normalized.trustedProxies = checkCidrList('trustedProxies', o.trustedProxies ?? SERVER_DEFAULTS.trustedProxies);
-  }
-  if (!normalized.tcp && !normalized.udp && !tls) {
+  const normalized = normalizeTable(SERVER_OPTIONS, options as Record<string, unknown>) as unknown as NormalizedServerOptions;
+  normalized.logger = options.logger;
+  if (!normalized.tcp && !normalized.udp && normalized.tlsCert === undefined) {
     throw new InvalidArgumentError('tcp/udp', 'at least one transport enabled (or TLS)', 'neither');
   }
   return normalized;

@@ -1,40 +1,45 @@
 import { accessSync, constants, existsSync, statSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
-import { dirname, extname, resolve } from 'node:path';
-import { InvalidArgumentError } from '../errors.js';
+import { dirname, extname } from 'node:path';
+import { InvalidArgumentError, UpcaseError } from '../errors.js';
+import { file, type Kind } from '../options/kinds.js';
 import type { BenchResult } from './run.js';
 
 /** Report formats, by file extension. */
 export const REPORT_FORMATS = ['.svg', '.png', '.html'] as const;
 export type ReportFormat = (typeof REPORT_FORMATS)[number];
 
-export function reportFormat(file: string): ReportFormat {
-  const ext = extname(file).toLowerCase();
-  if (!(REPORT_FORMATS as readonly string[]).includes(ext)) {
-    throw new InvalidArgumentError('report', 'a file name ending in .svg, .png or .html', file);
-  }
-  return ext as ReportFormat;
+/**
+ * A report file: the format from its extension, in a directory that exists and may be
+ * written, so that a long run does not fail only at its end.
+ */
+export function reportFile(): Kind<string> {
+  const kind = file();
+  const expected = 'a file name ending in .svg, .png or .html, in a directory that exists and is writable';
+  return {
+    ...kind,
+    expected,
+    check: (name, value) => {
+      const path = kind.check(name, value);
+      reportFormat(path, name);
+      const dir = dirname(path);
+      try {
+        if (!statSync(dir).isDirectory()) throw new Error('not a directory');
+        accessSync(dir, constants.W_OK);
+      } catch {
+        throw new InvalidArgumentError(name, `a file in a directory that exists and is writable (${dir} is not)`, value);
+      }
+      return path;
+    },
+  };
 }
 
-/**
- * Checks, before a run, that its report can be written: a known extension, in
- * a directory that exists and is writable. Throws an `InvalidArgumentError`
- * naming the file and why, so a long run is not wasted on a typo.
- */
-export function checkReportPath(file: string): ReportFormat {
-  const format = reportFormat(file);
-  const dir = dirname(resolve(file));
-  let why: string | null = null;
-  try {
-    if (!statSync(dir).isDirectory()) why = `${dir} is not a directory`;
-    else accessSync(dir, constants.W_OK);
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    why = code === 'ENOENT' ? `${dir} does not exist` : code === 'EACCES' ? `${dir} is not writable` : (err as Error).message;
+export function reportFormat(file: string, name = 'report'): ReportFormat {
+  const ext = extname(file).toLowerCase();
+  if (!(REPORT_FORMATS as readonly string[]).includes(ext)) {
+    throw new InvalidArgumentError(name, 'a file name ending in .svg, .png or .html', file);
   }
-  if (why !== null) throw new InvalidArgumentError('report', `a file in a writable directory (${why})`, file);
-  if (existsSync(file) && statSync(file).isDirectory()) throw new InvalidArgumentError('report', 'a file, not a directory', file);
-  return format;
+  return ext as ReportFormat;
 }
 
 const W = 960;
@@ -216,7 +221,7 @@ export async function renderPng(r: BenchResult): Promise<Buffer> {
   try {
     ({ Resvg } = await import('@resvg/resvg-js'));
   } catch (err) {
-    throw Object.assign(new InvalidArgumentError('report', 'an .svg or .html file (PNG reports need the @resvg/resvg-js package)', 'png'), {
+    throw new UpcaseError('UPCASE_ERR_INVALID_ARG', 'PNG reports need the @resvg/resvg-js package; write .svg or .html instead', {
       cause: err,
     });
   }

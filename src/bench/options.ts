@@ -1,6 +1,7 @@
-import { normalizeTlsClientOptions, type NormalizedTlsClientOptions, type TlsClientOptions } from '../client/options.js';
+import { type NormalizedTlsClientOptions, TARGET_OPTIONS, TLS_OPTIONS, type TlsClientOptions } from '../client/options.js';
 import { InvalidArgumentError } from '../errors.js';
-import { checkHost, checkInteger, checkNumber, checkPort, SERVER_DEFAULTS } from '../options.js';
+import { bytes, choice, integer, perSecond, seconds } from '../options/kinds.js';
+import { normalizeTable, type OptionTable } from '../options/table.js';
 import { type PayloadKind, SEQ_DIGITS } from './payload.js';
 
 /** The transport a load test runs over. */
@@ -27,7 +28,7 @@ export interface BenchProgress {
 export interface BenchOptions {
   /** Default `tcp`. */
   transport?: BenchTransport;
-  /** Server address. Default `127.0.0.1`. */
+  /** Server host name or address. Default `localhost`. */
   host?: string;
   /** Server port. Default 12000, or 12443 with `tls`. */
   port?: number;
@@ -55,7 +56,7 @@ export interface BenchOptions {
   warmup?: number;
   /** `ascii`, or `utf8`: about 30% of the characters are non-ASCII (2–4 bytes, some change length). Default `ascii`. */
   payload?: PayloadKind;
-  /** Seconds a request may wait for its reply before it counts as a timeout error. Default 1. */
+  /** Seconds a request may wait for its reply before it counts as a timeout error. Default 1 for UDP, 10 for TCP. */
   timeout?: number;
   /** Called about once per second with the running figures. */
   onProgress?: (progress: BenchProgress) => void;
@@ -84,7 +85,7 @@ export interface NormalizedBenchOptions {
 /** The load generator's defaults (seconds, bytes, requests per second). */
 export const BENCH_DEFAULTS = {
   transport: 'tcp',
-  host: '127.0.0.1',
+  host: 'localhost',
   port: 12000,
   tcpConnections: 64, // connections
   udpConnections: 1, // sockets
@@ -95,7 +96,8 @@ export const BENCH_DEFAULTS = {
   rate: 0, // requests per second; 0 = closed loop
   warmup: 1, // seconds
   payload: 'ascii',
-  timeout: 1, // seconds
+  udpTimeout: 1, // seconds: a lost datagram
+  tcpTimeout: 10, // seconds: a stuck TCP connection, not one slow reply
 } as const;
 
 /** Largest request: 64 MiB over TCP; over UDP, the largest IPv4 payload. */
@@ -103,52 +105,81 @@ export const MAX_TCP_REQUEST = 64 * 1024 * 1024;
 export const MAX_UDP_REQUEST = 65_507;
 export const MIN_UDP_REQUEST = SEQ_DIGITS + 1;
 
+const byTransport =
+  <T>(udp: T, tcp: T) =>
+  (o: Readonly<Record<string, unknown>>): T =>
+    o.transport === 'udp' ? udp : tcp;
+
+/** The load generator's options, one row each. */
+export const BENCH_OPTIONS: OptionTable<Omit<BenchOptions, 'onProgress' | 'signal'>> = {
+  transport: { kind: choice(['tcp', 'udp'] as const), default: BENCH_DEFAULTS.transport, help: 'tcp or udp' },
+  ...TARGET_OPTIONS,
+  tls: {
+    ...TLS_OPTIONS.tls,
+    help: 'TCP over TLS: every connection verifies the server certificate (handshakes happen before the clock starts)',
+  },
+  connections: {
+    kind: integer({ min: 1, max: 100_000, unit: 'connections' }),
+    short: '-c',
+    default: byTransport<number>(BENCH_DEFAULTS.udpConnections, BENCH_DEFAULTS.tcpConnections),
+    defaultText: `${BENCH_DEFAULTS.tcpConnections} (TCP), ${BENCH_DEFAULTS.udpConnections} (UDP)`,
+    help: 'TCP connections, or UDP sockets',
+  },
+  duration: {
+    kind: seconds({ min: 0.01, max: 86_400 }),
+    short: '-d',
+    default: BENCH_DEFAULTS.duration,
+    help: 'time to measure, after the warmup',
+  },
+  size: {
+    kind: bytes({ min: 1, max: MAX_TCP_REQUEST }),
+    short: '-s',
+    default: BENCH_DEFAULTS.size,
+    help: `request size in bytes (binary multiples: 1k, 1M); UDP: ${MIN_UDP_REQUEST} to ${MAX_UDP_REQUEST}, the first ${SEQ_DIGITS} being the sequence number`,
+  },
+  pipeline: {
+    kind: integer({ min: 1, max: 65_536, unit: 'requests in flight' }),
+    default: byTransport<number>(BENCH_DEFAULTS.udpPipeline, BENCH_DEFAULTS.tcpPipeline),
+    defaultText: `${BENCH_DEFAULTS.tcpPipeline} (TCP), ${BENCH_DEFAULTS.udpPipeline} (UDP)`,
+    help: 'requests in flight per connection or socket; with --rate, the cap per TCP connection',
+  },
+  rate: {
+    kind: perSecond({ min: 0, max: 1e8, unit: 'requests per second', arg: '<r>' }),
+    default: BENCH_DEFAULTS.rate,
+    help: 'fixed total rate in requests/s (5000, 10k; open loop, latency from each intended send time); 0 = closed loop',
+  },
+  warmup: {
+    kind: seconds({ min: 0, max: 3600 }),
+    default: BENCH_DEFAULTS.warmup,
+    help: 'load before recording starts',
+  },
+  payload: {
+    kind: choice(['ascii', 'utf8'] as const),
+    default: BENCH_DEFAULTS.payload,
+    help: 'request text: ascii, or utf8 (about 30% non-ASCII characters, some change length)',
+  },
+  timeout: {
+    kind: seconds({ min: 0.001, max: 3600 }),
+    default: byTransport<number>(BENCH_DEFAULTS.udpTimeout, BENCH_DEFAULTS.tcpTimeout),
+    defaultText: `${BENCH_DEFAULTS.udpTimeout} (UDP), ${BENCH_DEFAULTS.tcpTimeout} (TCP)`,
+    help: 'a request with no reply this long is a timeout error',
+  },
+};
+
 export function normalizeBenchOptions(options: BenchOptions = {}): NormalizedBenchOptions {
   const o = options;
-  const transport = o.transport ?? BENCH_DEFAULTS.transport;
-  if (transport !== 'tcp' && transport !== 'udp') throw new InvalidArgumentError('transport', '`tcp` or `udp`', transport);
+  const transport = BENCH_OPTIONS.transport.kind.check('transport', o.transport ?? BENCH_DEFAULTS.transport);
+  const normalized = normalizeTable(BENCH_OPTIONS, o as Record<string, unknown>, { context: { transport } });
   const udp = transport === 'udp';
-  const payload = o.payload ?? BENCH_DEFAULTS.payload;
-  if (payload !== 'ascii' && payload !== 'utf8') throw new InvalidArgumentError('payload', '`ascii` or `utf8`', payload);
-  const size =
-    o.size === undefined
-      ? BENCH_DEFAULTS.size
-      : udp
-        ? checkInteger('size', o.size, MIN_UDP_REQUEST, MAX_UDP_REQUEST, 'bytes per datagram')
-        : checkInteger('size', o.size, 1, MAX_TCP_REQUEST, 'bytes');
-  const tls = normalizeTlsClientOptions(o.tls);
-  if (tls !== null && udp) throw new InvalidArgumentError('tls', 'false over UDP (TLS runs over TCP)', o.tls);
+  if (udp && normalized.size !== undefined && o.size !== undefined) {
+    integer({ min: MIN_UDP_REQUEST, max: MAX_UDP_REQUEST, unit: 'bytes per datagram' }).check('size', o.size);
+  }
+  if (normalized.tls !== false && udp) throw new InvalidArgumentError('tls', 'false over UDP (TLS runs over TCP)', o.tls);
   const onProgress = o.onProgress;
   if (onProgress !== undefined && typeof onProgress !== 'function') throw new InvalidArgumentError('onProgress', 'a function', onProgress);
   return {
-    transport,
-    host: o.host === undefined ? BENCH_DEFAULTS.host : checkHost('host', o.host),
-    port: o.port === undefined ? (tls === null ? BENCH_DEFAULTS.port : SERVER_DEFAULTS.tlsPort) : checkPort('port', o.port),
-    tls,
-    connections:
-      o.connections === undefined
-        ? udp
-          ? BENCH_DEFAULTS.udpConnections
-          : BENCH_DEFAULTS.tcpConnections
-        : checkInteger('connections', o.connections, 1, 100_000, 'connections'),
-    duration:
-      o.duration === undefined
-        ? BENCH_DEFAULTS.duration
-        : checkNumber('duration', o.duration, 0.01, 86_400, 'a number of seconds from 0.01 to 86400'),
-    size,
-    pipeline:
-      o.pipeline === undefined
-        ? udp
-          ? BENCH_DEFAULTS.udpPipeline
-          : BENCH_DEFAULTS.tcpPipeline
-        : checkInteger('pipeline', o.pipeline, 1, 65_536, 'requests in flight'),
-    rate: o.rate === undefined ? BENCH_DEFAULTS.rate : checkNumber('rate', o.rate, 0, 1e8, 'a non-negative number of requests per second'),
-    warmup: o.warmup === undefined ? BENCH_DEFAULTS.warmup : checkNumber('warmup', o.warmup, 0, 3600, 'a number of seconds from 0 to 3600'),
-    payload,
-    timeout:
-      o.timeout === undefined
-        ? BENCH_DEFAULTS.timeout
-        : checkNumber('timeout', o.timeout, 0.001, 3600, 'a number of seconds from 0.001 to 3600'),
+    ...(normalized as unknown as NormalizedBenchOptions),
+    tls: normalized.tls === false ? null : (normalized.tls as NormalizedTlsClientOptions),
     onProgress,
     signal: o.signal,
   };

@@ -145,7 +145,7 @@ class TcpConnection {
     const { tls } = this.d;
     if (tls !== null) {
       // Resolves once the handshake is done and the certificate verified.
-      const socket = await connectTls({ host, port, timeout: this.d.timeoutMs, retries: 0, tls });
+      const socket = await connectTls({ host, port, timeout: this.d.options.timeout, retries: 0, tls });
       if (this.killed) {
         // Another connection failed meanwhile and the run was given up.
         socket.destroy();

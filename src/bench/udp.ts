@@ -1,5 +1,6 @@
+import { resolveTargets } from '../client/resolve.js';
+import { UdpClient } from '../client/udp.js';
 import dgram from 'node:dgram';
-import { lookup } from 'node:dns/promises';
 import net from 'node:net';
 import { InvalidArgumentError, networkError } from '../errors.js';
 import type { NormalizedBenchOptions } from './options.js';
@@ -66,7 +67,7 @@ export class UdpDriver implements LoadDriver {
   async open(): Promise<void> {
     const { host, port } = this.options;
     try {
-      this.address = net.isIP(host) !== 0 ? host : (await lookup(host)).address;
+      this.address = net.isIP(host) !== 0 ? host : await answeringAddress(host, port, this.options.timeout);
       for (let i = 0; i < this.options.connections; i++) {
         const s = new UdpSocketLoad(this, i);
         this.sockets.push(s);
@@ -295,5 +296,24 @@ class UdpSocketLoad {
         resolve();
       }
     });
+  }
+}
+
+/**
+ * The address of `host` that answers over UDP: with several (`localhost` is often ::1
+ * and 127.0.0.1), one request finds the one a server listens on, as the client does;
+ * the first address when none answers (the run then counts the losses).
+ */
+async function answeringAddress(host: string, port: number, timeout: number): Promise<string> {
+  const targets = await resolveTargets(host, port, 'udp');
+  if (targets.length === 1) return targets[0]!.address;
+  const probe = new UdpClient({ host, port, timeout: Math.min(timeout, 1), retries: 0 });
+  try {
+    await probe.request('probe');
+    return (await probe.target()).address;
+  } catch {
+    return targets[0]!.address;
+  } finally {
+    await probe.close();
   }
 }

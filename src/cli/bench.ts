@@ -1,173 +1,70 @@
-import { Command, InvalidArgumentError as CommanderArgError, Option } from 'commander';
-import { checkReportPath, writeReport } from '../bench/chart.js';
+import { Command } from 'commander';
+import { reportFile, writeReport } from '../bench/chart.js';
 import {
-  BENCH_DEFAULTS,
-  normalizeBenchOptions,
+  BENCH_OPTIONS,
   type BenchOptions,
   type BenchProgress,
   type NormalizedBenchOptions,
+  normalizeBenchOptions,
 } from '../bench/options.js';
-import { runBench, type BenchResult } from '../bench/run.js';
-import { InvalidArgumentError } from '../errors.js';
+import { type BenchResult, runBench } from '../bench/run.js';
+import { TLS_OPTIONS, TRANSPORT_OPTIONS } from '../client/options.js';
 import { SERVER_DEFAULTS } from '../options.js';
-import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE, errorMessage, parseHost, parseInteger, parsePort } from './common.js';
+import { boolean } from '../options/kinds.js';
+import type { Table } from '../options/table.js';
+import { pick } from './client.js';
+import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE, errorMessage } from './common.js';
 import { reportFailure } from './failure.js';
+import { addOptions, Flags, isUsageError } from './options.js';
 
-interface BenchFlags {
-  tcp?: boolean;
-  udp?: boolean;
-  host: string;
-  port?: number;
-  tls?: boolean;
-  ca?: string;
-  servername?: string;
-  insecure?: boolean;
-  connections?: number;
-  duration: number;
-  size: number;
-  pipeline?: number;
-  rate: number;
-  warmup: number;
-  timeout?: number;
-  payload: 'ascii' | 'utf8';
-  json?: boolean;
-  report?: string;
-}
+/** `upcase bench`'s options: transport, then the load generator's (src/bench/options.ts), then the output's. */
+export const BENCH_COMMAND_OPTIONS = {
+  tcp: { ...TRANSPORT_OPTIONS.tcp, help: 'TCP request/response (the default)' },
+  udp: { ...TRANSPORT_OPTIONS.udp, help: 'UDP datagrams; each request carries a sequence number' },
+  host: BENCH_OPTIONS.host,
+  port: BENCH_OPTIONS.port,
+  tls: BENCH_OPTIONS.tls,
+  ca: TLS_OPTIONS.ca,
+  servername: TLS_OPTIONS.servername,
+  insecure: TLS_OPTIONS.insecure,
+  connections: BENCH_OPTIONS.connections,
+  duration: BENCH_OPTIONS.duration,
+  size: BENCH_OPTIONS.size,
+  pipeline: BENCH_OPTIONS.pipeline,
+  rate: BENCH_OPTIONS.rate,
+  warmup: BENCH_OPTIONS.warmup,
+  timeout: BENCH_OPTIONS.timeout,
+  payload: BENCH_OPTIONS.payload,
+  json: { kind: boolean(), help: 'print one JSON object with every figure, and nothing else', cli: true },
+  report: { kind: reportFile(), help: 'also write a chart of latency percentiles and throughput: .svg, .png or .html', cli: true },
+} as const satisfies Table;
 
-const UNITS: Record<string, number> = { ms: 0.001, s: 1, m: 60, h: 3600 };
-
-/** `10`, `10s`, `500ms`, `2m`, `1.5h` → seconds. */
-export function parseDuration(name: string) {
-  return (value: string): number => {
-    const m = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$/.exec(value);
-    if (m === null) throw new CommanderArgError(`Expected \`${name}\` to be a duration like 10s, 500ms or 2m, got \`${value}\``);
-    return Number(m[1]) * UNITS[m[2] ?? 's']!;
-  };
-}
-
-const SIZE_UNITS: Record<string, number> = { '': 1, b: 1, k: 1024, kb: 1024, kib: 1024, m: 1024 ** 2, mb: 1024 ** 2, mib: 1024 ** 2 };
-
-/** `64`, `1k`, `64KiB`, `1M` → bytes (binary multiples). */
-export function parseSize(name: string) {
-  return (value: string): number => {
-    const m = /^\s*(\d+)\s*([a-z]*)\s*$/i.exec(value);
-    const unit = m === null ? undefined : SIZE_UNITS[m[2]!.toLowerCase()];
-    if (m === null || unit === undefined)
-      throw new CommanderArgError(`Expected \`${name}\` to be a size in bytes like 64, 1k or 1M, got \`${value}\``);
-    return Number(m[1]) * unit;
-  };
-}
-
-/** `5000`, `10k`, `1.5M` → requests per second (decimal multiples). */
-function parseRate(value: string): number {
-  const m = /^\s*(\d+(?:\.\d+)?)\s*([kKmM]?)\s*$/.exec(value);
-  if (m === null)
-    throw new CommanderArgError(`Expected \`--rate\` to be a number of requests per second like 5000 or 10k, got \`${value}\``);
-  const unit = m[2] === '' ? 1 : m[2]!.toLowerCase() === 'k' ? 1e3 : 1e6;
-  return Number(m[1]) * unit;
-}
+type BenchFlags = BenchOptions & { udp?: boolean; json?: boolean; report?: string };
 
 export function benchCommand(setExitCode: (code: number) => void): Command {
-  return new Command('bench')
-    .description('load-test an upcase server over TCP or UDP, verifying every reply')
-    .addOption(new Option('--tcp', 'TCP request/response (default)').conflicts('udp'))
-    .addOption(new Option('--udp', 'UDP datagrams; each request carries a sequence number').conflicts(['tcp', 'tls']))
-    .addOption(
-      new Option('--tls', 'TCP over TLS: every connection verifies the server certificate (handshakes happen before the clock starts)'),
-    )
-    .addOption(new Option('--ca <file>', 'with --tls: trust the CA certificate(s) in this PEM file instead of the system store'))
-    .addOption(
-      new Option('--servername <name>', 'with --tls: the name the certificate must carry (default: --host)').argParser(
-        parseHost('--servername'),
-      ),
-    )
-    .addOption(new Option('--insecure', 'with --tls: do not verify the certificate'))
-    .addOption(new Option('--host <host>', 'server address').argParser(parseHost('--host')).default(BENCH_DEFAULTS.host))
-    .addOption(
-      new Option('-p, --port <port>', 'server port')
-        .argParser(parsePort('--port'))
-        .default(undefined, `${SERVER_DEFAULTS.port}, or ${SERVER_DEFAULTS.tlsPort} with --tls`),
-    )
-    .addOption(
-      new Option(
-        '-c, --connections <n>',
-        `TCP connections or UDP sockets (default: ${BENCH_DEFAULTS.tcpConnections} for TCP, ${BENCH_DEFAULTS.udpConnections} for UDP)`,
-      ).argParser(parseInteger('--connections', 1, 100_000)),
-    )
-    .addOption(
-      new Option('-d, --duration <time>', 'time to measure, after the warmup: 10s, 500ms, 2m')
-        .argParser(parseDuration('--duration'))
-        .default(BENCH_DEFAULTS.duration, '10s'),
-    )
-    .addOption(new Option('-s, --size <bytes>', 'request size: 64, 1k, 1M').argParser(parseSize('--size')).default(BENCH_DEFAULTS.size))
-    .addOption(
-      new Option(
-        '--pipeline <n>',
-        `requests in flight per connection or socket (default: ${BENCH_DEFAULTS.tcpPipeline} for TCP, ${BENCH_DEFAULTS.udpPipeline} for UDP); with --rate, the cap per TCP connection`,
-      ).argParser(parseInteger('--pipeline', 1, 65_536)),
-    )
-    .addOption(
-      new Option('--rate <r>', 'fixed total rate in requests/s (open loop; latency from each intended send time); 0 = closed loop')
-        .argParser(parseRate)
-        .default(0),
-    )
-    .addOption(
-      new Option('--warmup <time>', 'load before recording starts')
-        .argParser(parseDuration('--warmup'))
-        .default(BENCH_DEFAULTS.warmup, '1s'),
-    )
-    .addOption(
-      new Option('--timeout <time>', 'a request with no reply this long is an error (default: 1s UDP, 10s TCP)').argParser(
-        parseDuration('--timeout'),
-      ),
-    )
-    .addOption(
-      new Option('--payload <kind>', 'request text: ascii, or utf8 (about 30% non-ASCII characters)')
-        .choices(['ascii', 'utf8'])
-        .default(BENCH_DEFAULTS.payload),
-    )
-    .addOption(new Option('--json', 'print one JSON object with every figure, and nothing else'))
-    .addOption(new Option('--report <file>', 'write a chart of latency percentiles and throughput: .svg, .png or .html'))
-    .action(async (flags: BenchFlags, command: Command) => {
-      const tlsOnly = (['ca', 'servername', 'insecure'] as const).filter((k) => flags[k] !== undefined);
-      if (flags.tls !== true && tlsOnly.length > 0) command.error(`error: --${tlsOnly[0]} needs --tls`, { exitCode: EXIT_USAGE });
-      if (flags.insecure === true) process.stderr.write('upcase: warning: --insecure: the server certificate is not verified\n');
-      setExitCode(await bench(flags));
-    });
+  const command = new Command('bench').description('load-test an upcase server over TCP or UDP, verifying every reply');
+  return addOptions(command, BENCH_COMMAND_OPTIONS).action(async (_flags: unknown, cmd: Command) => {
+    setExitCode(await bench(new Flags('upcase bench', BENCH_COMMAND_OPTIONS, cmd)));
+  });
 }
 
 /** Client CPU (% of one core) above which the human output warns that the client may be the bottleneck. */
 const CLIENT_BUSY = 90;
-const TCP_DEFAULT_TIMEOUT = 10; // seconds: a stuck TCP connection, not one slow reply
 
-async function bench(flags: BenchFlags): Promise<number> {
-  const transport = flags.udp === true ? 'udp' : 'tcp';
-  const options: BenchOptions = {
-    transport,
-    host: flags.host,
-    port: flags.port,
-    tls: flags.tls === true ? { ca: flags.ca, servername: flags.servername, insecure: flags.insecure === true } : undefined,
-    connections: flags.connections,
-    duration: flags.duration,
-    size: flags.size,
-    pipeline: flags.pipeline,
-    rate: flags.rate,
-    warmup: flags.warmup,
-    payload: flags.payload,
-    timeout: flags.timeout ?? (transport === 'tcp' ? TCP_DEFAULT_TIMEOUT : BENCH_DEFAULTS.timeout),
-  };
+async function bench(cli: Flags): Promise<number> {
+  let flags: BenchFlags;
+  let options: BenchOptions;
   let normalized: NormalizedBenchOptions;
   try {
+    flags = cli.options<BenchFlags>(BENCH_COMMAND_OPTIONS);
+    options = { ...pick<BenchOptions>(flags, Object.keys(BENCH_OPTIONS)), transport: flags.udp === true ? 'udp' : 'tcp' };
     normalized = normalizeBenchOptions(options);
-    if (flags.report !== undefined) checkReportPath(flags.report);
   } catch (err) {
-    if (err instanceof InvalidArgumentError) {
-      const status = reportFailure(err);
-      process.stderr.write('(run with --help for usage)\n');
-      return status;
-    }
-    throw err;
+    if (!isUsageError(err)) throw err;
+    process.stderr.write(`${cli.describe(err)}\n`);
+    return EXIT_USAGE;
   }
+  if (normalized.tls?.insecure === true) process.stderr.write('upcase: warning: --insecure: the server certificate is not verified\n');
 
   const progress = process.stderr.isTTY === true && flags.json !== true ? new ProgressLine() : null;
   const controller = new AbortController();
@@ -178,7 +75,9 @@ async function bench(flags: BenchFlags): Promise<number> {
     result = await runBench({ ...options, signal: controller.signal, onProgress: progress === null ? undefined : (p) => progress.show(p) });
   } catch (err) {
     progress?.clear();
-    return reportFailure(err);
+    if (!isUsageError(err)) return reportFailure(err);
+    process.stderr.write(`${cli.describe(err)}\n`);
+    return EXIT_USAGE;
   } finally {
     process.off('SIGINT', onSignal);
   }
@@ -202,8 +101,8 @@ async function bench(flags: BenchFlags): Promise<number> {
 /** Notes for a person reading the result: no UDP server, or lost datagrams that look like the server's rate limit. */
 function hints(r: BenchResult, o: NormalizedBenchOptions): string[] {
   const out: string[] = [];
-  // `upcase serve` allows SERVER_DEFAULTS.udpRateLimit datagrams/s per source address (and as large a burst):
-  // a run that loses datagrams while getting about that many replies has probably hit it.
+  // `upcase serve` allows SERVER_DEFAULTS.udpRateLimit datagrams/s per source address, with a burst
+  // of as many: a run that loses datagrams while getting about that many replies has probably hit it.
   const okRate = r.requests.ok / Math.max(0.001, o.warmup + r.duration);
   if (r.transport === 'udp' && r.errors.timeout > 0 && r.requests.ok === 0) {
     out.push(`no UDP reply at all from ${r.host}:${r.port}: is a server listening there over UDP (and on that address family)?`);

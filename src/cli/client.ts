@@ -1,26 +1,17 @@
-import { Command, Option } from 'commander';
+import { Command } from 'commander';
 import readline from 'node:readline';
 import { upcase } from '../codec/upcase.js';
 import { NetworkError } from '../errors.js';
-import { CLIENT_DEFAULTS, type ClientOptions } from '../client/options.js';
+import { CLIENT_OPTIONS, type ClientOptions, normalizeClientOptions, TLS_OPTIONS, TRANSPORT_OPTIONS } from '../client/options.js';
 import { tcpRequest, tcpStream } from '../client/tcp.js';
 import { sendLines, UdpClient } from '../client/udp.js';
-import { SERVER_DEFAULTS } from '../options.js';
-import { EXIT_OK, EXIT_USAGE, parseHost, parseInteger, parseNumber } from './common.js';
+import type { Table } from '../options/table.js';
+import { EXIT_OK, EXIT_USAGE } from './common.js';
 import { reportFailure } from './failure.js';
+import { addOptions, Flags, isUsageError } from './options.js';
 
-interface ClientFlags {
-  tcp?: boolean;
-  udp?: boolean;
-  host: string;
-  port?: number;
-  timeout?: number;
-  retries: number;
-  tls?: boolean;
-  ca?: string;
-  servername?: string;
-  insecure?: boolean;
-}
+/** `upcase client`'s options: transport, TLS, then the client's (src/client/options.ts). */
+export const CLIENT_COMMAND_OPTIONS = { ...TRANSPORT_OPTIONS, ...TLS_OPTIONS, ...CLIENT_OPTIONS } as const satisfies Table;
 
 /** Sends one message and resolves with its reply. */
 type Send = (message: Buffer) => Promise<Buffer>;
@@ -30,59 +21,45 @@ const UDP_WINDOW = 16;
 const PROMPT = 'Input lowercase sentence: ';
 
 export function clientCommand(setExitCode: (code: number) => void): Command {
-  return new Command('client')
+  const command = new Command('client')
     .summary('send messages to the server and print the replies (TCP, TLS or UDP)')
     .description(
       'send messages and print the replies. With MESSAGE arguments: one reply line each. ' +
         'On a terminal: prompt for lines, as the textbook client does. With piped input: TCP streams it ' +
         'byte for byte; UDP sends each line as one datagram and prints the replies in order.',
     )
-    .argument('[message...]', 'messages to send, one reply line each')
-    .addOption(new Option('--tcp', 'use TCP (the default)').conflicts('udp'))
-    .addOption(new Option('--udp', 'use UDP').conflicts(['tcp', 'tls']))
-    .addOption(new Option('--tls', 'TCP over TLS; the server certificate is verified'))
-    .addOption(new Option('--ca <file>', 'with --tls: trust the CA certificate(s) in this PEM file instead of the system store'))
-    .addOption(
-      new Option('--servername <name>', 'with --tls: the name the certificate must carry (default: --host)').argParser(
-        parseHost('--servername'),
-      ),
-    )
-    .addOption(new Option('--insecure', 'with --tls: do not verify the certificate (testing only)'))
-    .addOption(new Option('--host <host>', 'server host').argParser(parseHost('--host')).default(CLIENT_DEFAULTS.host))
-    .addOption(
-      new Option('-p, --port <port>', 'server port')
-        .argParser(parseInteger('--port', 1, 65535))
-        .default(undefined, `${CLIENT_DEFAULTS.port}, or ${SERVER_DEFAULTS.tlsPort} with --tls`),
-    )
-    .addOption(
-      new Option(
-        '--timeout <ms>',
-        `milliseconds: UDP, to wait for each try (default ${CLIENT_DEFAULTS.udpTimeout}); ` +
-          `TCP, to connect and the longest server silence while a reply is owed (default ${CLIENT_DEFAULTS.tcpTimeout})`,
-      ).argParser(parseNumber('--timeout', 1, 2_147_483_647, 'a number of milliseconds from 1 to 2147483647')),
-    )
-    .addOption(
-      new Option('--retries <n>', 'UDP: tries after the first before giving up')
-        .argParser(parseInteger('--retries', 0, 1000))
-        .default(CLIENT_DEFAULTS.retries),
-    )
-    .action(async (messages: string[], flags: ClientFlags, command: Command) => {
-      const tlsOnly = (['ca', 'servername', 'insecure'] as const).filter((k) => flags[k] !== undefined);
-      if (flags.tls !== true && tlsOnly.length > 0) {
-        command.error(`error: --${tlsOnly[0]} needs --tls`, { exitCode: EXIT_USAGE });
-      }
-      setExitCode(await runClient(messages, flags));
-    });
+    .argument('[message...]', 'messages to send, one reply line each');
+  return addOptions(command, CLIENT_COMMAND_OPTIONS).action(async (messages: string[], _flags: unknown, cmd: Command) => {
+    const cli = new Flags('upcase client', CLIENT_COMMAND_OPTIONS, cmd);
+    let options: ClientOptions;
+    let transport: 'tcp' | 'udp';
+    try {
+      const given = cli.options<ClientOptions & { udp?: boolean }>(CLIENT_COMMAND_OPTIONS);
+      transport = given.udp === true ? 'udp' : 'tcp';
+      options = pick(given, Object.keys(CLIENT_OPTIONS));
+      normalizeClientOptions(options, transport);
+    } catch (err) {
+      if (!isUsageError(err)) throw err;
+      process.stderr.write(`${cli.describe(err)}\n`);
+      setExitCode(EXIT_USAGE);
+      return;
+    }
+    setExitCode(await runClient(messages, options, transport));
+  });
 }
 
-async function runClient(messages: string[], flags: ClientFlags): Promise<number> {
-  const tls = flags.tls === true ? { ca: flags.ca, servername: flags.servername, insecure: flags.insecure === true } : undefined;
+/** The options named in `keys`. */
+export function pick<T>(values: object, keys: readonly string[]): T {
+  const v = values as Record<string, unknown>;
+  return Object.fromEntries(keys.filter((k) => v[k] !== undefined).map((k) => [k, v[k]])) as T;
+}
+
+async function runClient(messages: string[], options: ClientOptions, transport: 'tcp' | 'udp'): Promise<number> {
+  const tls = normalizeClientOptions(options, transport).tls;
   if (tls?.insecure === true) process.stderr.write('upcase: warning: --insecure: the server certificate is not verified\n');
-  const options = { host: flags.host, port: flags.port, timeout: flags.timeout, retries: flags.retries };
-  if (flags.udp !== true) {
-    const tcpOptions = { ...options, tls };
-    if (messages.length === 0 && !process.stdin.isTTY) return streamTcp(tcpOptions);
-    const send: Send = (message) => tcpRequest(message, tcpOptions);
+  if (transport === 'tcp') {
+    if (messages.length === 0 && !process.stdin.isTTY) return streamTcp(options);
+    const send: Send = (message) => tcpRequest(message, options);
     return messages.length > 0 ? sendMessages(messages, send) : interactive(send);
   }
   const client = new UdpClient(options);

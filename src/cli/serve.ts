@@ -1,312 +1,93 @@
 import cluster from 'node:cluster';
-import { Command, type Option } from 'commander';
+import { Command } from 'commander';
 import pino, { type Logger } from 'pino';
 import { formatHostPort } from '../errors.js';
-import {
-  checkCidrList,
-  SERVER_DEFAULTS,
-  TCP_TRANSPORTS,
-  UDP_TRANSPORTS,
-  type ServerOptions,
-  type TcpTransportChoice,
-  type UdpTransportChoice,
-} from '../options.js';
+import { type NormalizedServerOptions, normalizeServerOptions, SERVER_OPTIONS, type ServerOptions } from '../options.js';
+import { choice, host, integerOrAuto, port } from '../options/kinds.js';
+import type { Table } from '../options/table.js';
 import { ClusterPrimary, ClusterWorker, clusterWorkerPort, clusterWorkerSlot, resolveWorkerCount } from '../server/cluster.js';
 import { createMetricsRegistry, METRICS_DEFAULT_HOST, type MetricsServer, metricsUrl, startMetricsServer } from '../server/metrics.js';
 import { type ServerAddress, type ServerState, UpcaseServer } from '../server/server.js';
-import {
-  EXIT_FAILURE,
-  EXIT_OK,
-  EXIT_USAGE,
-  envOption,
-  errorMessage,
-  parseBooleanEnv,
-  parseHost,
-  parseInteger,
-  parseNumber,
-  parsePort,
-  parseWorkers,
-  parsed,
-} from './common.js';
+import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE, errorMessage } from './common.js';
 import { reportFailure } from './failure.js';
+import { addOptions, Flags, isUsageError } from './options.js';
 
-export interface ServeFlags {
-  host?: string;
-  port: number;
-  tcp: boolean;
-  udp: boolean;
-  maxConnections: number;
-  maxConnectionsPerSource: number;
-  idleTimeout: number;
-  writeTimeout: number;
-  udpRateLimit: number;
-  udpRateBurst?: number;
-  udpAllowLowPorts: boolean;
-  dropRate: number;
-  drainTimeout: number;
-  proxyProtocol: boolean;
-  trustedProxies?: string[];
-  proxyHeaderTimeout: number;
-  udpTransport: UdpTransportChoice;
-  tcpTransport: TcpTransportChoice;
-  tlsCert?: string;
-  tlsKey?: string;
-  tlsPort?: number;
-  tlsHandshakeTimeout?: number;
-  logLevel: string;
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+
+/** `upcase serve`'s options: the server's (src/options.ts), then the process's own. */
+export const SERVE_OPTIONS = {
+  ...SERVER_OPTIONS,
+  workers: {
+    kind: integerOrAuto({ min: 1, max: 1024 }),
+    default: 1,
+    help: 'worker processes (node:cluster), each serving TCP and UDP; auto = one per CPU',
+    docs: '`auto` = `os.availableParallelism()` ([Workers](operations.md#workers))',
+    cli: true,
+  },
+  metricsPort: {
+    kind: port(),
+    defaultText: 'off',
+    help: 'serve the status page (/), /metrics, /connections, /healthz and /readyz over HTTP on this port; 0 picks a free one',
+    cli: true,
+  },
+  metricsHost: { kind: host(), default: METRICS_DEFAULT_HOST, help: 'address of the metrics endpoint', cli: true },
+  logLevel: { kind: choice(LOG_LEVELS, '<level>'), default: 'info', help: 'log level', cli: true },
+} as const satisfies Table;
+
+interface ProcessFlags {
   workers: number | 'auto';
   metricsPort?: number;
   metricsHost: string;
+  logLevel: string;
 }
 
-const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
+/** What `upcase serve` runs with: the server's options as given, and the process's own. */
+export interface ServeFlags extends ServerOptions, ProcessFlags {}
 
-// Commander sets a boolean flag's value when its variable merely exists (so
-// UPCASE_UDP_ALLOW_LOW_PORTS=false would turn it on); these are parsed from the
-// variable's value instead, see applyBooleanEnv.
-const BOOLEAN_ENV: Array<{ key: 'tcp' | 'udp' | 'udpAllowLowPorts' | 'proxyProtocol'; flag: string; env: string }> = [
-  { key: 'tcp', flag: '--no-tcp', env: 'UPCASE_TCP' },
-  { key: 'udp', flag: '--no-udp', env: 'UPCASE_UDP' },
-  { key: 'udpAllowLowPorts', flag: '--udp-allow-low-ports', env: 'UPCASE_UDP_ALLOW_LOW_PORTS' },
-  { key: 'proxyProtocol', flag: '--proxy-protocol', env: 'UPCASE_PROXY_PROTOCOL' },
-];
+/** Every setting of `upcase serve`, defaults included, as {@link parseServeArgs} gives them. */
+export type ParsedServeFlags = NormalizedServerOptions & ProcessFlags;
 
 /** The `serve` command's flags, without an action. Every flag has an `UPCASE_*` variable; the flag wins. */
 function serveOptions(): Command {
-  return new Command('serve')
-    .description('run the upcase server: TCP and UDP on one port')
-    .configureHelp({ optionDescription: describeOption })
-    .addOption(
-      envOption('--host <host>', 'address to listen on', 'UPCASE_HOST')
-        .argParser(parseHost('--host'))
-        .default(undefined, ':: dual-stack, else 0.0.0.0'),
-    )
-    .addOption(
-      envOption('-p, --port <port>', 'port for TCP and UDP; 0 picks a free one', 'UPCASE_PORT')
-        .argParser(parsePort('--port'))
-        .default(SERVER_DEFAULTS.port),
-    )
-    .addOption(envOption('--no-tcp', 'do not serve TCP', 'UPCASE_TCP').default(true, 'TCP on'))
-    .addOption(envOption('--no-udp', 'do not serve UDP', 'UPCASE_UDP').default(true, 'UDP on'))
-    .addOption(
-      envOption(
-        '--max-connections <n>',
-        'open TCP connections at most; more are closed at once (lowered to fit ulimit -n)',
-        'UPCASE_MAX_CONNECTIONS',
-      )
-        .argParser(parseInteger('--max-connections', 1, 10_000_000))
-        .default(SERVER_DEFAULTS.maxConnections),
-    )
-    .addOption(
-      envOption(
-        '--max-connections-per-source <n>',
-        'open TCP connections from one address (IPv6: one /64; with --proxy-protocol, the client from the header) at most; 0 = no limit',
-        'UPCASE_MAX_CONNECTIONS_PER_SOURCE',
-      )
-        .argParser(parseInteger('--max-connections-per-source', 0, 10_000_000))
-        .default(SERVER_DEFAULTS.maxConnectionsPerSource),
-    )
-    .addOption(
-      envOption('--idle-timeout <sec>', 'close a TCP connection silent this long in both directions; 0 = never', 'UPCASE_IDLE_TIMEOUT')
-        .argParser(parseNumber('--idle-timeout', 0, 2_147_483, 'a non-negative number of seconds'))
-        .default(SERVER_DEFAULTS.idleTimeout),
-    )
-    .addOption(
-      envOption('--write-timeout <sec>', 'reset a client that leaves replies unread this long; 0 = never', 'UPCASE_WRITE_TIMEOUT')
-        .argParser(parseNumber('--write-timeout', 0, 2_147_483, 'a non-negative number of seconds'))
-        .default(SERVER_DEFAULTS.writeTimeout),
-    )
-    .addOption(
-      envOption(
-        '--udp-rate-limit <n>',
-        'UDP datagrams per second per source address (IPv6: per /64); 0 = no limit',
-        'UPCASE_UDP_RATE_LIMIT',
-      )
-        .argParser(parseNumber('--udp-rate-limit', 0, 1e9, 'a non-negative number of datagrams per second'))
-        .default(SERVER_DEFAULTS.udpRateLimit),
-    )
-    .addOption(
-      envOption('--udp-rate-burst <n>', 'datagrams a source may send at once before --udp-rate-limit applies', 'UPCASE_UDP_RATE_BURST')
-        .argParser(parseNumber('--udp-rate-burst', 1, 1e9, 'a number of datagrams >= 1'))
-        .default(undefined, 'the rate limit, at least 1'),
-    )
-    .addOption(
-      envOption(
-        '--udp-allow-low-ports',
-        'reply to UDP source ports below 1024 (off by default: stops loops with echo, chargen, DNS, NTP)',
-        'UPCASE_UDP_ALLOW_LOW_PORTS',
-      ).default(false),
-    )
-    .addOption(
-      envOption('--drop-rate <p>', 'drop this fraction of UDP requests on purpose, to simulate loss', 'UPCASE_DROP_RATE')
-        .argParser(parseNumber('--drop-rate', 0, 1, 'a probability from 0 to 1'))
-        .default(SERVER_DEFAULTS.dropRate),
-    )
-    .addOption(
-      envOption('--drain-timeout <sec>', 'on SIGTERM/SIGINT, seconds open connections may finish', 'UPCASE_DRAIN_TIMEOUT')
-        .argParser(parseNumber('--drain-timeout', 0, 2_147_483, 'a non-negative number of seconds'))
-        .default(SERVER_DEFAULTS.drainTimeout),
-    )
-    .addOption(
-      envOption(
-        '--proxy-protocol',
-        'expect a PROXY protocol v1/v2 header on every TCP connection (behind nginx or HAProxy)',
-        'UPCASE_PROXY_PROTOCOL',
-      ).default(false),
-    )
-    .addOption(
-      envOption(
-        '--trusted-proxies <cidrs>',
-        'with --proxy-protocol: comma-separated CIDR blocks allowed to connect',
-        'UPCASE_TRUSTED_PROXIES',
-      )
-        .argParser((value: string) => parsed(() => checkCidrList('--trusted-proxies', value)))
-        .default(undefined, SERVER_DEFAULTS.trustedProxies.join(',')),
-    )
-    .addOption(
-      envOption(
-        '--proxy-header-timeout <sec>',
-        'with --proxy-protocol: close a connection without a complete header after this long',
-        'UPCASE_PROXY_HEADER_TIMEOUT',
-      )
-        .argParser(parseNumber('--proxy-header-timeout', 0.001, 3600, 'a number of seconds from 0.001 to 3600'))
-        .default(SERVER_DEFAULTS.proxyHeaderTimeout),
-    )
-    .addOption(
-      envOption(
-        '--udp-transport <kind>',
-        'UDP transport: native (batched recvmmsg/sendmmsg addon), dgram (node:dgram) or auto',
-        'UPCASE_UDP_TRANSPORT',
-      )
-        .choices(UDP_TRANSPORTS)
-        .default('auto'),
-    )
-    .addOption(
-      envOption(
-        '--tcp-transport <kind>',
-        'TCP transport: native (connections served by the C addon), stream (net.Socket) or auto',
-        'UPCASE_TCP_TRANSPORT',
-      )
-        .choices(TCP_TRANSPORTS)
-        .default('auto'),
-    )
-    .addOption(
-      envOption(
-        '--tls-cert <file>',
-        'TLS certificate (PEM, chain allowed); with --tls-key, serves TCP over TLS on --tls-port',
-        'UPCASE_TLS_CERT',
-      ).default(undefined, 'no TLS'),
-    )
-    .addOption(
-      envOption('--tls-key <file>', 'TLS private key (PEM, unencrypted) for --tls-cert', 'UPCASE_TLS_KEY').default(undefined, 'no TLS'),
-    )
-    .addOption(
-      envOption('--tls-port <port>', 'with --tls-cert: port for TCP over TLS; 0 picks a free one', 'UPCASE_TLS_PORT')
-        .argParser(parsePort('--tls-port'))
-        .default(undefined, String(SERVER_DEFAULTS.tlsPort)),
-    )
-    .addOption(
-      envOption(
-        '--tls-handshake-timeout <sec>',
-        'with --tls-cert: close a TLS connection whose handshake takes longer',
-        'UPCASE_TLS_HANDSHAKE_TIMEOUT',
-      )
-        .argParser(parseNumber('--tls-handshake-timeout', 0.001, 3600, 'a number of seconds from 0.001 to 3600'))
-        .default(undefined, String(SERVER_DEFAULTS.tlsHandshakeTimeout)),
-    )
-    .addOption(
-      envOption('--workers <n|auto>', 'worker processes (node:cluster), each serving TCP and UDP; auto = one per CPU', 'UPCASE_WORKERS')
-        .argParser(parseWorkers('--workers'))
-        .default(1),
-    )
-    .addOption(
-      envOption(
-        '--metrics-port <port>',
-        'serve /metrics, /healthz and /readyz over HTTP on this port; 0 picks a free one',
-        'UPCASE_METRICS_PORT',
-      )
-        .argParser(parsePort('--metrics-port'))
-        .default(undefined, 'off'),
-    )
-    .addOption(
-      envOption('--metrics-host <host>', 'address of the metrics endpoint', 'UPCASE_METRICS_HOST')
-        .argParser(parseHost('--metrics-host'))
-        .default(METRICS_DEFAULT_HOST),
-    )
-    .addOption(envOption('--log-level <level>', 'log level', 'UPCASE_LOG_LEVEL').choices(LOG_LEVELS).default('info'));
+  return addOptions(new Command('serve').description('run the upcase server: TCP and UDP on one port'), SERVE_OPTIONS);
 }
 
-/**
- * Every flag's help ends with its default and its variable, including the flags
- * commander would show neither for (negated flags, defaults that are not values).
- */
-function describeOption(option: Option): string {
-  const info: string[] = [];
-  if (option.argChoices) info.push(`choices: ${option.argChoices.join(', ')}`);
-  const fallback = option.defaultValue === undefined ? undefined : JSON.stringify(option.defaultValue);
-  const defaultText = option.defaultValueDescription ?? fallback;
-  if (defaultText !== undefined) info.push(`default: ${defaultText}`);
-  const boolean = BOOLEAN_ENV.some((b) => b.env === option.envVar);
-  if (option.envVar !== undefined) info.push(`env: ${option.envVar}${boolean ? '=true|false' : ''}`);
-  return info.length === 0 ? option.description : `${option.description} (${info.join(', ')})`;
-}
-
-/**
- * Boolean flags from their variable's value: true/false, 1/0, yes/no, on/off.
- * Anything else is a usage error naming the flag, the variable and the value.
- */
-function applyBooleanEnv(command: Command): void {
-  for (const { key, flag, env } of BOOLEAN_ENV) {
-    if (command.getOptionValueSource(key) !== 'env') continue;
-    const raw = process.env[env] ?? '';
-    const value = parseBooleanEnv(raw);
-    if (value === undefined) {
-      command.error(
-        `error: option '${flag}' value '${raw}' from env '${env}' is invalid. Expected \`${env}\` to be true or false, got \`${raw}\``,
-        {
-          exitCode: EXIT_USAGE,
-          code: 'commander.invalidArgument',
-        },
-      );
-    }
-    command.setOptionValueWithSource(key, value, 'env');
-  }
+/** The flags of this run, checked by the library (which throws InvalidArgumentError); the server's as given. */
+function readServeFlags(command: Command): { cli: Flags; flags: ServeFlags } {
+  const cli = new Flags('upcase serve', SERVE_OPTIONS, command);
+  const flags = cli.options<ServeFlags>(SERVE_OPTIONS);
+  normalizeServerOptions(flags);
+  return { cli, flags };
 }
 
 export function serveCommand(setExitCode: (code: number) => void): Command {
-  return serveOptions().action(async (_flags: ServeFlags, command: Command) => {
-    applyBooleanEnv(command);
-    const flags = command.opts<ServeFlags>();
-    if (flags.trustedProxies !== undefined && !flags.proxyProtocol) {
-      command.error('error: --trusted-proxies (or UPCASE_TRUSTED_PROXIES) needs --proxy-protocol', { exitCode: EXIT_USAGE });
+  return serveOptions().action(async (_flags: unknown, command: Command) => {
+    let parsed: { cli: Flags; flags: ServeFlags };
+    try {
+      parsed = readServeFlags(command);
+    } catch (err) {
+      if (!isUsageError(err)) throw err;
+      process.stderr.write(`${new Flags('upcase serve', SERVE_OPTIONS, command).describe(err)}\n`);
+      setExitCode(EXIT_USAGE);
+      return;
     }
-    if ((flags.tlsCert === undefined) !== (flags.tlsKey === undefined)) {
-      command.error('error: --tls-cert and --tls-key (or UPCASE_TLS_CERT and UPCASE_TLS_KEY) go together', { exitCode: EXIT_USAGE });
-    }
-    if (flags.tlsCert === undefined && (flags.tlsPort !== undefined || flags.tlsHandshakeTimeout !== undefined)) {
-      command.error('error: --tls-port and --tls-handshake-timeout (or their UPCASE_TLS_* variables) need --tls-cert and --tls-key', {
-        exitCode: EXIT_USAGE,
-      });
-    }
-    if (!flags.tcp && !flags.udp && flags.tlsCert === undefined) {
-      command.error('error: --no-tcp and --no-udp together leave nothing to serve', { exitCode: EXIT_USAGE });
-    }
-    setExitCode(await serve(flags));
+    setExitCode(await serve(parsed.flags, parsed.cli));
   });
 }
 
 /**
  * Parses `serve` arguments (and `UPCASE_*` variables) exactly as `upcase serve`
- * would, without serving. Rejects with commander's error on a bad value.
+ * would, without serving, and resolves to every setting with its default.
+ * Rejects with commander's error, or the library's InvalidArgumentError, on a bad value.
  */
-export async function parseServeArgs(args: string[]): Promise<ServeFlags> {
-  let result: ServeFlags | undefined;
+export async function parseServeArgs(args: string[]): Promise<ParsedServeFlags> {
+  let result: ParsedServeFlags | undefined;
   const command = serveOptions()
     .exitOverride()
     .configureOutput({ writeErr: () => {}, writeOut: () => {} })
-    .action((_flags: ServeFlags, cmd: Command) => {
-      applyBooleanEnv(cmd);
-      result = cmd.opts<ServeFlags>();
+    .action((_flags: unknown, cmd: Command) => {
+      const { flags } = readServeFlags(cmd);
+      result = { ...flags, ...normalizeServerOptions(flags) };
     });
   await command.parseAsync(args, { from: 'user' });
   if (result === undefined) throw new Error('serve arguments did not parse');
@@ -321,32 +102,11 @@ function createLogger(level: string, bindings: Record<string, unknown> = {}): Lo
   return pino({ level }, pino.destination({ fd: 2, sync: false })).child(bindings);
 }
 
+/** The server's options out of the command's. */
 function serverOptions(flags: ServeFlags, logger: Logger): ServerOptions {
-  return {
-    host: flags.host,
-    port: flags.port,
-    tcp: flags.tcp,
-    udp: flags.udp,
-    maxConnections: flags.maxConnections,
-    maxConnectionsPerSource: flags.maxConnectionsPerSource,
-    idleTimeout: flags.idleTimeout,
-    writeTimeout: flags.writeTimeout,
-    udpRateLimit: flags.udpRateLimit,
-    udpRateBurst: flags.udpRateBurst,
-    udpAllowLowPorts: flags.udpAllowLowPorts,
-    dropRate: flags.dropRate,
-    drainTimeout: flags.drainTimeout,
-    proxyProtocol: flags.proxyProtocol,
-    trustedProxies: flags.trustedProxies,
-    proxyHeaderTimeout: flags.proxyHeaderTimeout,
-    udpTransport: flags.udpTransport,
-    tcpTransport: flags.tcpTransport,
-    tlsCert: flags.tlsCert,
-    tlsKey: flags.tlsKey,
-    tlsPort: flags.tlsPort,
-    tlsHandshakeTimeout: flags.tlsHandshakeTimeout,
-    logger,
-  };
+  const options: Record<string, unknown> = { logger };
+  for (const name of Object.keys(SERVER_OPTIONS)) options[name] = flags[name as keyof ServeFlags];
+  return options as ServerOptions;
 }
 
 /** `The server is ready to receive on tcp+udp [::]:12000, tls [::]:12443` */
@@ -357,22 +117,22 @@ function readyLine(address: ServerAddress): string {
   return `The server is ready to receive on ${parts.join(', ')}\n`;
 }
 
-async function serve(flags: ServeFlags): Promise<number> {
+async function serve(flags: ServeFlags, cli: Flags): Promise<number> {
   if (cluster.isWorker) return serveWorker(flags);
   const logger = createLogger(flags.logLevel);
   const workers = resolveWorkerCount(flags.workers);
   // The effective configuration, once, so an operator can see what a process runs with.
   logger.debug({ ...flags, workers, metricsPort: flags.metricsPort ?? 'off' }, 'starting');
-  return workers > 1 ? servePrimary(flags, workers, logger) : serveSingle(flags, logger);
+  return workers > 1 ? servePrimary(flags, workers, logger, cli) : serveSingle(flags, logger, cli);
 }
 
 /** One process serving everything (`--workers 1`, the default). */
-async function serveSingle(flags: ServeFlags, logger: Logger): Promise<number> {
+async function serveSingle(flags: ServeFlags, logger: Logger, cli: Flags): Promise<number> {
   let server: UpcaseServer;
   try {
     server = new UpcaseServer(serverOptions(flags, logger));
   } catch (err) {
-    return fail(err, logger);
+    return fail(err, logger, cli);
   }
   // The handlers go in before the ready line: whoever reads that line may signal at once.
   // A signal during start-up makes close() abort listen(): a clean stop.
@@ -397,7 +157,7 @@ async function serveSingle(flags: ServeFlags, logger: Logger): Promise<number> {
       return EXIT_OK;
     }
     stop.remove();
-    return fail(err, logger);
+    return fail(err, logger, cli);
   }
   await stop.done;
   await metrics?.close();
@@ -406,7 +166,7 @@ async function serveSingle(flags: ServeFlags, logger: Logger): Promise<number> {
 }
 
 /** The cluster primary (`--workers N`): forks, supervises, aggregates metrics, serves none itself. */
-async function servePrimary(flags: ServeFlags, workers: number, logger: Logger): Promise<number> {
+async function servePrimary(flags: ServeFlags, workers: number, logger: Logger, cli: Flags): Promise<number> {
   const primary = new ClusterPrimary({ workers, server: serverOptions(flags, logger), logger });
   let metrics: MetricsServer | null = null;
   const stop = onSignals(
@@ -435,7 +195,7 @@ async function servePrimary(flags: ServeFlags, workers: number, logger: Logger):
   } catch (err) {
     await metrics?.close();
     stop.remove();
-    return fail(err, logger);
+    return fail(err, logger, cli);
   }
   await stop.done;
   await metrics?.close();
@@ -492,8 +252,9 @@ async function startMetrics(
 }
 
 /** A startup failure: exactly one line on stderr (a JSON log line would only repeat it). */
-function fail(err: unknown, logger: Logger): number {
-  const status = reportFailure(err);
+function fail(err: unknown, logger: Logger, cli: Flags): number {
+  // A setting the library refuses only once it starts (a native transport that is not built) is a usage error too.
+  const status = isUsageError(err) ? (process.stderr.write(`${cli.describe(err)}\n`), EXIT_USAGE) : reportFailure(err);
   logger.flush?.();
   return status;
 }

@@ -1,9 +1,11 @@
 import { InvalidArgumentError } from '../errors.js';
-import { checkHost, checkInteger, checkNumber, SERVER_DEFAULTS } from '../options.js';
+import { SERVER_DEFAULTS } from '../options.js';
+import { boolean, host, integer, type Kind, port, pem, seconds } from '../options/kinds.js';
+import { normalizeTable, type OptionTable, type Table } from '../options/table.js';
 
 /**
- * Client options, normalized in one place. Defaults and units are in
- * {@link CLIENT_DEFAULTS}.
+ * Client options, normalized in one place from one table ({@link CLIENT_OPTIONS}).
+ * Defaults and units are in {@link CLIENT_DEFAULTS}.
  */
 export interface ClientOptions {
   /** Server host name or address. Default `localhost`. */
@@ -11,9 +13,9 @@ export interface ClientOptions {
   /** Server port. Default 12000, or 12443 with `tls`. */
   port?: number;
   /**
-   * Milliseconds. TCP: to connect, and the longest silence from the server while
-   * a reply is owed. UDP: how long each try waits for its reply.
-   * Default 10000 for TCP, 1000 for UDP.
+   * Seconds (fractions allowed). TCP: to connect, and the longest silence from the
+   * server while a reply is owed. UDP: how long each try waits for its reply.
+   * Default 10 for TCP, 1 for UDP.
    */
   timeout?: number;
   /** UDP only: tries after the first one before giving up. Default 2 (3 tries in all). */
@@ -55,55 +57,109 @@ export interface NormalizedClientOptions {
 export const CLIENT_DEFAULTS = {
   host: 'localhost',
   port: 12000,
-  tcpTimeout: 10_000, // milliseconds: connect, and server silence while a reply is owed
-  udpTimeout: 1000, // milliseconds per try
+  tcpTimeout: 10, // seconds: connect, and server silence while a reply is owed
+  udpTimeout: 1, // seconds per try
   retries: 2, // UDP tries after the first
 } as const;
 
-/** Longest timer Node accepts (2^31 − 1 ms). */
-const MAX_TIMER_MS = 2_147_483_647;
+/**
+ * The rows every client command shares (client, ping, bench): where the server is.
+ * `host` is given the same way everywhere: `-H, --host`, `UPCASE_HOST`, default `localhost`.
+ */
+export const TARGET_OPTIONS = {
+  host: {
+    kind: host(),
+    short: '-H',
+    default: CLIENT_DEFAULTS.host,
+    help: 'server host name or address (an IPv6 address with or without brackets)',
+  },
+  port: {
+    kind: port(1),
+    short: '-p',
+    default: (o: Readonly<Record<string, unknown>>) =>
+      o.tls !== undefined && o.tls !== null && o.tls !== false ? SERVER_DEFAULTS.tlsPort : CLIENT_DEFAULTS.port,
+    defaultText: `${CLIENT_DEFAULTS.port}, or ${SERVER_DEFAULTS.tlsPort} with --tls`,
+    help: 'server port',
+  },
+} as const satisfies Table;
+
+/** The options of the `tls` object, one row each. */
+export const TLS_CLIENT_OPTIONS: OptionTable<TlsClientOptions> = {
+  ca: {
+    kind: pem(),
+    help: 'with --tls: trust the CA certificate(s) in this PEM file instead of the system store',
+    defaultText: 'the system store',
+  },
+  servername: { kind: host('<name>'), help: 'with --tls: the name the certificate must carry (also sent as SNI)', defaultText: 'the host' },
+  insecure: { kind: boolean(), default: false, help: 'with --tls: do not verify the certificate (testing only)' },
+};
+
+/** `tls`: true, false, or `{ ca, servername, insecure }`; normalized to false or the checked object. */
+const tlsKind: Kind<false | NormalizedTlsClientOptions> = {
+  expected: 'a boolean or { ca, servername, insecure }',
+  check: (name, value) => {
+    if (value === false) return false;
+    if (value === true) return { ca: undefined, servername: undefined, insecure: false };
+    if (typeof value !== 'object' || value === null || Buffer.isBuffer(value) || Array.isArray(value)) {
+      throw new InvalidArgumentError(name, 'a boolean or { ca, servername, insecure }', value);
+    }
+    return normalizeTable(TLS_CLIENT_OPTIONS, value as Record<string, unknown>, {
+      prefix: `${name}.`,
+    }) as unknown as NormalizedTlsClientOptions;
+  },
+  fromText: (text) => boolean().fromText(text),
+  format: (v) => (v === false ? 'off' : 'on'),
+};
+
+/**
+ * The TLS rows of the client commands (client, bench): `--tls`, and the flags that
+ * go into its object, each of which needs `--tls`.
+ */
+export const TLS_OPTIONS = {
+  tls: { kind: tlsKind, default: false, help: 'TCP over TLS (1.2 or later); the server certificate is verified' },
+  ca: { ...TLS_CLIENT_OPTIONS.ca, path: 'tls.ca', requires: ['tls'] },
+  servername: { ...TLS_CLIENT_OPTIONS.servername, path: 'tls.servername', requires: ['tls'] },
+  insecure: { ...TLS_CLIENT_OPTIONS.insecure, default: undefined, defaultText: 'off', path: 'tls.insecure', requires: ['tls'] },
+} as const satisfies Table;
+
+/** `--tcp` / `--udp` of the client commands: which functions the command calls. */
+export const TRANSPORT_OPTIONS = {
+  tcp: { kind: boolean(), conflicts: ['udp'], defaultText: 'on', help: 'use TCP (the default)', cli: true },
+  udp: { kind: boolean(), conflicts: ['tcp', 'tls'], defaultText: 'off', help: 'use UDP', cli: true },
+} as const satisfies Table;
+
+/** The client's options, one row each. */
+export const CLIENT_OPTIONS: OptionTable<ClientOptions> = {
+  ...TARGET_OPTIONS,
+  timeout: {
+    kind: seconds({ min: 0.001 }),
+    default: (o) => (o.transport === 'udp' ? CLIENT_DEFAULTS.udpTimeout : CLIENT_DEFAULTS.tcpTimeout),
+    defaultText: `${CLIENT_DEFAULTS.udpTimeout} (UDP, per try), ${CLIENT_DEFAULTS.tcpTimeout} (TCP)`,
+    help: 'UDP: seconds to wait for each try; TCP: to connect, and the longest server silence while a reply is owed',
+  },
+  retries: {
+    kind: integer({ min: 0, max: 1000, unit: 'tries' }),
+    default: CLIENT_DEFAULTS.retries,
+    help: 'UDP: tries after the first before giving up',
+  },
+  tls: TLS_OPTIONS.tls,
+};
 
 export function normalizeClientOptions(options: ClientOptions, transport: 'tcp' | 'udp'): NormalizedClientOptions {
-  const o = options;
-  const tls = normalizeTlsClientOptions(o.tls);
-  if (tls !== null && transport === 'udp') throw new InvalidArgumentError('tls', 'false over UDP (TLS runs over TCP)', o.tls);
-  return {
-    tls,
-    host: o.host === undefined ? CLIENT_DEFAULTS.host : checkHost('host', o.host),
-    port: o.port === undefined ? (tls === null ? CLIENT_DEFAULTS.port : SERVER_DEFAULTS.tlsPort) : checkPositivePort(o.port),
-    timeout:
-      o.timeout === undefined
-        ? transport === 'tcp'
-          ? CLIENT_DEFAULTS.tcpTimeout
-          : CLIENT_DEFAULTS.udpTimeout
-        : checkNumber('timeout', o.timeout, 1, MAX_TIMER_MS, 'a number of milliseconds from 1 to 2147483647'),
-    retries: o.retries === undefined ? CLIENT_DEFAULTS.retries : checkInteger('retries', o.retries, 0, 1000),
-  };
+  const o = normalizeTable(CLIENT_OPTIONS, options as Record<string, unknown>, { context: { transport } });
+  if (o.tls !== false && transport === 'udp') throw new InvalidArgumentError('tls', 'false over UDP (TLS runs over TCP)', options.tls);
+  return { ...(o as unknown as NormalizedClientOptions), tls: o.tls === false ? null : (o.tls as NormalizedTlsClientOptions) };
 }
 
 /** `tls` as given (boolean or object) → checked options, or null for no TLS. */
 export function normalizeTlsClientOptions(value: unknown): NormalizedTlsClientOptions | null {
-  if (value === undefined || value === false) return null;
-  if (value === true) return { ca: undefined, servername: undefined, insecure: false };
-  if (typeof value !== 'object' || value === null || Buffer.isBuffer(value)) {
-    throw new InvalidArgumentError('tls', 'a boolean or { ca, servername, insecure }', value);
-  }
-  const t = value as TlsClientOptions;
-  const ca = t.ca;
-  if (ca !== undefined && !Buffer.isBuffer(ca) && (typeof ca !== 'string' || ca.length === 0)) {
-    throw new InvalidArgumentError('tls.ca', 'a file path (string) or PEM (Buffer)', ca);
-  }
-  if (t.insecure !== undefined && typeof t.insecure !== 'boolean') throw new InvalidArgumentError('tls.insecure', 'a boolean', t.insecure);
-  return {
-    ca,
-    servername: t.servername === undefined ? undefined : checkHost('tls.servername', t.servername),
-    insecure: t.insecure ?? false,
-  };
+  if (value === undefined) return null;
+  return tlsKind.check('tls', value) || null;
 }
 
 /** A client needs a real port to talk to: 1–65535. */
 export function checkPositivePort(value: unknown, name = 'port'): number {
-  return checkInteger(name, value, 1, 65535);
+  return port(1).check(name, value);
 }
 
 /** Pinger options; see {@link PING_DEFAULTS}. */
@@ -116,10 +172,12 @@ export interface PingOptions {
   count?: number;
   /** Seconds between pings, as ping(8)'s `-i`. Default 1. */
   interval?: number;
-  /** Milliseconds to wait for each reply. Default 1000. */
+  /** Seconds to wait for each reply, as ping(8)'s `-W`. Default 1. */
   timeout?: number;
   /** Bytes of payload per ping (the textbook lab's `Ping <seq> <time>`, padded). Default 56. */
   size?: number;
+  /** Seconds after which the run stops, whatever the count, as ping(8)'s `-w`. Default: none. */
+  deadline?: number;
 }
 
 export interface NormalizedPingOptions {
@@ -129,33 +187,58 @@ export interface NormalizedPingOptions {
   interval: number;
   timeout: number;
   size: number;
+  /** Undefined: no deadline. */
+  deadline: number | undefined;
 }
 
 /** The pinger's defaults: count, interval, timeout, size. */
 export const PING_DEFAULTS = {
   count: 0, // pings; 0 = until stopped
   interval: 1, // seconds
-  timeout: 1000, // milliseconds
+  timeout: 1, // seconds
   size: 56, // bytes, as ping(8)
   minSize: 32, // bytes: room for "Ping <10-digit seq> <13-digit ms time>"
   minInterval: 0.001, // seconds
 } as const;
 
-export function normalizePingOptions(options: PingOptions): NormalizedPingOptions {
-  const o = options;
-  return {
-    host: o.host === undefined ? CLIENT_DEFAULTS.host : checkHost('host', o.host),
-    port: o.port === undefined ? CLIENT_DEFAULTS.port : checkPositivePort(o.port),
-    count: o.count === undefined ? PING_DEFAULTS.count : checkInteger('count', o.count, 0),
-    interval:
-      o.interval === undefined
-        ? PING_DEFAULTS.interval
-        : checkNumber('interval', o.interval, PING_DEFAULTS.minInterval, MAX_TIMER_MS / 1000, 'a number of seconds >= 0.001'),
-    timeout:
-      o.timeout === undefined
-        ? PING_DEFAULTS.timeout
-        : checkNumber('timeout', o.timeout, 1, MAX_TIMER_MS, 'a number of milliseconds from 1 to 2147483647'),
+/** The pinger's options, one row each; the flags are ping(8)'s. */
+export const PING_OPTIONS: OptionTable<PingOptions> = {
+  host: TARGET_OPTIONS.host,
+  port: { ...TARGET_OPTIONS.port, default: CLIENT_DEFAULTS.port, defaultText: undefined },
+  count: {
+    kind: integer({ min: 0, unit: 'pings' }),
+    short: '-c',
+    default: PING_DEFAULTS.count,
+    defaultText: '0 (until Ctrl-C)',
+    help: 'stop after this many pings; 0 = until Ctrl-C',
+  },
+  interval: {
+    kind: seconds({ min: PING_DEFAULTS.minInterval }),
+    short: '-i',
+    default: PING_DEFAULTS.interval,
+    help: 'seconds between pings',
+  },
+  timeout: {
+    kind: seconds({ min: 0.001 }),
+    short: '-W',
+    default: PING_DEFAULTS.timeout,
+    help: 'seconds to wait for each reply',
+  },
+  size: {
     // 65507: the largest UDP payload over IPv4 (src/udp/handler.ts).
-    size: o.size === undefined ? PING_DEFAULTS.size : checkInteger('size', o.size, PING_DEFAULTS.minSize, 65_507, 'bytes'),
-  };
+    kind: integer({ min: PING_DEFAULTS.minSize, max: 65_507, unit: 'bytes', arg: '<bytes>' }),
+    short: '-s',
+    default: PING_DEFAULTS.size,
+    help: 'payload bytes per ping',
+  },
+  deadline: {
+    kind: seconds({ min: 0.001 }),
+    short: '-w',
+    defaultText: 'none',
+    help: 'stop after this many seconds, whatever the count (exit 0 if any reply came, else 1)',
+  },
+};
+
+export function normalizePingOptions(options: PingOptions): NormalizedPingOptions {
+  return normalizeTable(PING_OPTIONS, options as Record<string, unknown>) as unknown as NormalizedPingOptions;
 }

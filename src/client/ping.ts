@@ -2,7 +2,7 @@ import dgram from 'node:dgram';
 import { EventEmitter } from 'node:events';
 import { formatHostPort, type NetworkError, type NetworkLocation, networkError, systemCode } from '../errors.js';
 import { type NormalizedPingOptions, normalizePingOptions, type PingOptions } from './options.js';
-import { resolveTargets } from './resolve.js';
+import { resolveTargets, type Target } from './resolve.js';
 
 /**
  * The textbook's UDP pinger lab, against the upcase server: each ping is a
@@ -109,6 +109,8 @@ export class Pinger extends EventEmitter<PingerEvents> {
   private readonly rtts = new RttStats();
   private nextSeq = 1;
   private sendTimer: NodeJS.Timeout | null = null;
+  private deadlineTimer: NodeJS.Timeout | null = null;
+  private resolved: Promise<Target> | null = null;
   private startedAt = 0n;
   private transmitted = 0;
   private errors = 0;
@@ -125,6 +127,15 @@ export class Pinger extends EventEmitter<PingerEvents> {
     this.options = normalizePingOptions(options);
   }
 
+  /**
+   * The address the pings go to. Rejects (`UPCASE_ERR_CONNECT`) if the host cannot be
+   * resolved; a caller may await it before `run()` to report that before anything else.
+   */
+  resolve(): Promise<Target> {
+    this.resolved ??= resolveTargets(this.options.host, this.options.port, 'udp').then((targets) => targets[0]!);
+    return this.resolved;
+  }
+
   /** Starts pinging; resolves with the summary. Rejects only if the host cannot be resolved. Call once. */
   run(): Promise<PingSummary> {
     this.result ??= this.start();
@@ -138,8 +149,8 @@ export class Pinger extends EventEmitter<PingerEvents> {
   }
 
   private async start(): Promise<PingSummary> {
-    const { host, port } = this.options;
-    const [target] = await resolveTargets(host, port, 'udp');
+    const { host, port, deadline } = this.options;
+    const target = await this.resolve();
     const socket = dgram.createSocket(target!.family === 6 ? 'udp6' : 'udp4');
     await new Promise<void>((resolve, reject) => {
       socket.once('error', reject);
@@ -159,6 +170,8 @@ export class Pinger extends EventEmitter<PingerEvents> {
     socket.on('message', (msg: Buffer) => this.onReply(msg));
     socket.on('error', (err: Error) => this.onError(err));
     this.startedAt = process.hrtime.bigint();
+    // As ping(8)'s -w: the run ends then, whatever the count; pings still unanswered are lost.
+    if (deadline !== undefined) this.deadlineTimer = setTimeout(() => this.stop(), deadline * 1000);
     if (this.stopped) this.finish();
     else this.sendNext();
     return done;
@@ -167,7 +180,7 @@ export class Pinger extends EventEmitter<PingerEvents> {
   private sendNext(): void {
     const { count, interval, timeout, size } = this.options;
     const seq = this.nextSeq++;
-    const timer = setTimeout(() => this.onTimeout(seq), timeout);
+    const timer = setTimeout(() => this.onTimeout(seq), timeout * 1000);
     this.pending.set(seq, { sentAt: process.hrtime.bigint(), timer });
     this.transmitted++;
     this.socket!.send(pingPayload(seq, size), (err) => {
@@ -246,6 +259,7 @@ export class Pinger extends EventEmitter<PingerEvents> {
     const resolve = this.finished;
     this.finished = null;
     if (this.sendTimer !== null) clearTimeout(this.sendTimer);
+    if (this.deadlineTimer !== null) clearTimeout(this.deadlineTimer);
     for (const { timer } of this.pending.values()) clearTimeout(timer);
     this.pending.clear();
     this.socket?.close();

@@ -19,7 +19,7 @@ function where(o: NormalizedClientOptions): NetworkLocation {
 /**
  * Opens a TCP connection (half-open allowed, so our end of input and the
  * server's are independent). Rejects with a `ConnectError` (refused, …), a
- * `ResolveError` (unknown host) or a `TimeoutError` after `timeout` ms, naming
+ * `ResolveError` (unknown host) or a `TimeoutError` after `timeout` seconds, naming
  * host, port and transport. With the `tls` option, the connection is TLS and resolves
  * once the server's certificate is verified; see {@link connectTls} for its errors.
  */
@@ -33,8 +33,8 @@ function open(o: NormalizedClientOptions): Promise<net.Socket> {
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => {
       socket.destroy();
-      reject(networkError({ op: 'timeout', phase: 'connect', after: `after ${o.timeout} ms` }, where(o)));
-    }, o.timeout);
+      reject(networkError({ op: 'timeout', phase: 'connect', after: `after ${o.timeout} s` }, where(o)));
+    }, o.timeout * 1000);
     timer.unref();
     const onError = (err: Error): void => {
       clearTimeout(timer);
@@ -54,7 +54,7 @@ function open(o: NormalizedClientOptions): Promise<net.Socket> {
  * (everything the server sent before closing).
  *
  * Rejects with a `NetworkError`: as {@link connectTcp}, or a `TimeoutError`
- * when the server is silent for `timeout` ms while the reply is owed, or a
+ * when the server is silent for `timeout` seconds while the reply is owed, or a
  * `SocketError` on a reset. If part of the reply had arrived, the error's
  * `received` holds it.
  */
@@ -65,8 +65,8 @@ export async function tcpRequest(message: Uint8Array | string, options: ClientOp
     const chunks: Buffer[] = [];
     let received = 0;
     let failure: NetworkError | null = null;
-    socket.setTimeout(o.timeout, () => {
-      failure = networkError({ op: 'timeout', phase: 'reply', after: `for ${o.timeout} ms` }, where(o));
+    socket.setTimeout(o.timeout * 1000, () => {
+      failure = networkError({ op: 'timeout', phase: 'reply', after: `for ${o.timeout} s` }, where(o));
       socket.destroy();
     });
     socket.on('data', (chunk: Buffer) => {
@@ -119,8 +119,8 @@ export async function tcpStream(input: Readable, output: Writable, options: Clie
   const upload = pipeline(input, socket).then(
     () => {
       inputComplete = true;
-      socket.setTimeout(o.timeout, () => {
-        socket.destroy(networkError({ op: 'timeout', phase: 'reply', after: `for ${o.timeout} ms` }, where(o)));
+      socket.setTimeout(o.timeout * 1000, () => {
+        socket.destroy(networkError({ op: 'timeout', phase: 'reply', after: `for ${o.timeout} s` }, where(o)));
       });
     },
     (err: unknown) => {

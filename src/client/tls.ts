@@ -34,7 +34,7 @@ function handshakeReason(err: OpenSslError): string {
  * the handshake is done and the certificate verified (unless `insecure`).
  *
  * Rejects with `UPCASE_ERR_CONNECT` if TCP cannot connect, `UPCASE_ERR_TIMEOUT`
- * after `timeout` ms (connect and handshake together), or a `TlsError`
+ * after `timeout` seconds (connect and handshake together), or a `TlsError`
  * (`UPCASE_ERR_TLS`) saying why the handshake or verification failed, e.g.
  * `TLS to 127.0.0.1:12443 failed: certificate has expired (CERT_HAS_EXPIRED)`,
  * with `tlsCode` set to that code.
@@ -61,8 +61,8 @@ export async function connectTls(o: NormalizedClientOptions): Promise<tls.TLSSoc
     const timer = setTimeout(() => {
       socket.destroy();
       const phase = tcpConnected ? 'handshake' : 'connect';
-      reject(networkError({ op: 'timeout', phase, after: `after ${o.timeout} ms` }, { transport: 'tls', address: o.host, port: o.port }));
-    }, o.timeout);
+      reject(networkError({ op: 'timeout', phase, after: `after ${o.timeout} s` }, { transport: 'tls', address: o.host, port: o.port }));
+    }, o.timeout * 1000);
     timer.unref();
     const onError = (err: OpenSslError): void => {
       clearTimeout(timer);

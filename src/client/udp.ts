@@ -143,7 +143,7 @@ export class UdpClient {
           if (systemCode(err) === 'EMSGSIZE') settle(new MessageTooLargeError(payload.length, maxUdpPayload(target.family), 'UDP message'));
           else settle(networkError({ op: 'exchange' }, where, err));
         });
-        timer = setTimeout(attempt, timeout);
+        timer = setTimeout(attempt, timeout * 1000);
       };
       attempt();
     });
@@ -158,7 +158,7 @@ export class UdpClient {
     socket.on('message', () => this.stats.late++);
     socket.on('error', () => {});
     const { timeout, retries } = this.options;
-    const timer = setTimeout(() => void this.release(socket), Math.min(timeout * (retries + 1), MAX_QUARANTINE_MS));
+    const timer = setTimeout(() => void this.release(socket), Math.min(timeout * 1000 * (retries + 1), MAX_QUARANTINE_MS));
     timer.unref();
     socket.unref();
     this.quarantine.set(socket, timer);

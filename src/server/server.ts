@@ -325,7 +325,7 @@ export class UpcaseServer extends EventEmitter {
     if (choice === 'native' && binding === null) {
       throw new InvalidArgumentError(
         'tcpTransport',
-        `\`auto\` or \`stream\`: the native TCP transport is not ${problem === null ? 'built here' : `usable (${problem})`} (run \`npm rebuild upcase\`, or \`npm run build:native\` in a clone)`,
+        `auto or stream: the native TCP transport is not ${problem === null ? 'built here' : `usable (${problem})`} (run npm rebuild upcase, or npm run build:native in a clone)`,
         choice,
       );
     }
@@ -381,7 +381,7 @@ export class UpcaseServer extends EventEmitter {
     if (choice === 'native' && native === null) {
       throw new InvalidArgumentError(
         'udpTransport',
-        `\`auto\` or \`dgram\`: the native UDP transport is not ${problem === null ? 'built here' : `usable (${problem})`} (run \`npm rebuild upcase\`, or \`npm run build:native\` in a clone)`,
+        `auto or dgram: the native UDP transport is not ${problem === null ? 'built here' : `usable (${problem})`} (run npm rebuild upcase, or npm run build:native in a clone)`,
         choice,
       );
     }

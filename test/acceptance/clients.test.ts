@@ -129,7 +129,7 @@ describe('acceptance: a UDP server that drops 30% of requests', () => {
     const input = `${Array.from({ length: 50 }, (_, i) => `line ${i + 1}: straße`).join('\n')}\n`;
     // 13 tries: a line fails only if all 13 are dropped, 0.3^13 ≈ 1.6e-7.
     const r = await upcaseCli(
-      ['client', '--udp', '--host', '127.0.0.1', '--port', String(serve.port), '--timeout', '150', '--retries', '12'],
+      ['client', '--udp', '--host', '127.0.0.1', '--port', String(serve.port), '--timeout', '0.15', '--retries', '12'],
       {
         input,
         timeoutMs: 60_000,
@@ -140,7 +140,7 @@ describe('acceptance: a UDP server that drops 30% of requests', () => {
   });
 
   test('the drops are real: the library client needed retries for 50 messages', async (t) => {
-    const client = new UdpClient({ host: '127.0.0.1', port: serve.port, timeout: 150, retries: 12 });
+    const client = new UdpClient({ host: '127.0.0.1', port: serve.port, timeout: 0.15, retries: 12 });
     t.after(() => client.close());
     const replies = await Promise.all(Array.from({ length: 50 }, (_, i) => client.request(`m${i}`)));
     assert.deepEqual(
@@ -151,7 +151,7 @@ describe('acceptance: a UDP server that drops 30% of requests', () => {
   });
 
   test('upcase ping -c 200 -i 0.005 -W 200 reports a loss near 30%', async () => {
-    const r = await upcaseCli(['ping', '127.0.0.1', '--port', String(serve.port), '-c', '200', '-i', '0.005', '-W', '200'], {
+    const r = await upcaseCli(['ping', '127.0.0.1', '--port', String(serve.port), '-c', '200', '-i', '0.005', '-W', '0.2'], {
       timeoutMs: 30_000,
     });
     const lines = r.stdout.toString().trimEnd().split('\n');

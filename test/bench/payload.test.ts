@@ -4,7 +4,7 @@ import { test } from 'node:test';
 import { renderSvg } from '../../src/bench/chart.js';
 import { makeBody, makePayloads, readSeq, writeSeq, SEQ_DIGITS } from '../../src/bench/payload.js';
 import { upcase } from '../../src/codec/upcase.js';
-import { parseDuration, parseSize } from '../../src/cli/bench.js';
+import { BENCH_OPTIONS } from '../../src/bench/options.js';
 
 test('bodies have the exact size, whole UTF-8 characters, and ~30% non-ASCII characters for utf8', () => {
   for (const size of [1, 2, 3, 7, 64, 1000]) {
@@ -40,14 +40,16 @@ test('sequence numbers round-trip as digits, which uppercasing leaves alone', ()
 });
 
 test('durations and sizes parse with units', () => {
-  assert.equal(parseDuration('-d')('10'), 10);
-  assert.equal(parseDuration('-d')('500ms'), 0.5);
-  assert.equal(parseDuration('-d')('2m'), 120);
-  assert.equal(parseSize('-s')('64'), 64);
-  assert.equal(parseSize('-s')('1k'), 1024);
-  assert.equal(parseSize('-s')('2MiB'), 2 * 1024 * 1024);
-  assert.throws(() => parseDuration('-d')('1 fortnight'), /-d/);
-  assert.throws(() => parseSize('-s')('1g'), /-s/);
+  const duration = (text: string): number => BENCH_OPTIONS.duration.kind.check('duration', BENCH_OPTIONS.duration.kind.fromText(text));
+  const size = (text: string): number => BENCH_OPTIONS.size.kind.check('size', BENCH_OPTIONS.size.kind.fromText(text));
+  assert.equal(duration('10'), 10);
+  assert.equal(duration('500ms'), 0.5);
+  assert.equal(duration('2m'), 120);
+  assert.equal(size('64'), 64);
+  assert.equal(size('1k'), 1024);
+  assert.equal(size('2MiB'), 2 * 1024 * 1024);
+  assert.throws(() => duration('1 fortnight'), /got `1 fortnight`/);
+  assert.throws(() => size('1g'), /got `1g`/);
 });
 
 test('the SVG chart escapes text and plots the percentile axis in decades', () => {

@@ -92,7 +92,7 @@ describe('upcase client errors', () => {
   test('UDP, no reply: exit 1 with "no reply … after 3 tries"', async (t) => {
     const silent = await fakeUdpServer();
     t.after(() => silent.close());
-    const r = await upcaseCli(['client', '--udp', '--host', '127.0.0.1', '--port', String(silent.port), '--timeout', '100', 'hi']);
+    const r = await upcaseCli(['client', '--udp', '--host', '127.0.0.1', '--port', String(silent.port), '--timeout', '0.1', 'hi']);
     assert.equal(r.stdout.length, 0);
     assert.equal(r.stderr, `upcase: no reply from 127.0.0.1:${silent.port} (udp) after 3 tries\n`);
     assert.equal(r.code, 1);
@@ -110,7 +110,7 @@ describe('upcase client errors', () => {
       '--port',
       String(silent.port),
       '--timeout',
-      '50',
+      '0.05',
       '--retries',
       '0',
       'hi',
@@ -146,7 +146,7 @@ describe('upcase client errors', () => {
       '--port',
       String(fake.port),
       '--timeout',
-      '150',
+      '0.15',
       'first',
       'second',
     ]);
@@ -175,7 +175,8 @@ describe('upcase client errors', () => {
       const r = await upcaseCli(['client', ...args]);
       assert.equal(r.code, 2, `${args.join(' ')}: ${r.stderr}`);
       assert.equal(r.stdout.length, 0);
-      assert.match(r.stderr, /error: /);
+      // Commander's own errors (an unknown flag) come with the usage; the library's are one line naming the flag.
+      assert.match(r.stderr, /^upcase client: --\w+: expected .*|error: unknown option/);
     }
   });
 });

@@ -98,7 +98,7 @@ describe('upcase ping against a rate-limited server', () => {
   test('losses after a clean burst come with a hint about --udp-rate-limit', async (t) => {
     const serve = await startServe(['--udp-rate-limit', '20', '--no-tcp']);
     t.after(() => serve.stop());
-    const r = await upcaseCli(['ping', '127.0.0.1', '--port', String(serve.port), '-c', '80', '-i', '0.002', '-W', '200']);
+    const r = await upcaseCli(['ping', '127.0.0.1', '--port', String(serve.port), '-c', '80', '-i', '0.002', '-W', '0.2']);
     const stats = r.stdout
       .toString()
       .split('\n')

@@ -80,15 +80,18 @@ describe('configuration through UPCASE_* variables', () => {
 
   it('rejects invalid values at startup with exit 2, naming the option, the variable and the value', async () => {
     const cases: Array<{ env?: Record<string, string>; args?: string[]; expect: RegExp[] }> = [
-      { env: { UPCASE_PORT: '70000' }, expect: [/--port/, /UPCASE_PORT/, /`70000`/] },
-      { env: { UPCASE_TCP: 'maybe' }, expect: [/--no-tcp/, /UPCASE_TCP/, /`maybe`/] },
-      { env: { UPCASE_WORKERS: 'many' }, expect: [/--workers/, /UPCASE_WORKERS/, /`many`/] },
-      { env: { UPCASE_METRICS_PORT: '-5' }, expect: [/--metrics-port/, /UPCASE_METRICS_PORT/, /`-5`/] },
-      { env: { UPCASE_LOG_LEVEL: 'loud' }, expect: [/--log-level/, /UPCASE_LOG_LEVEL/, /'loud'/] },
-      { env: { UPCASE_DRAIN_TIMEOUT: 'soon' }, expect: [/--drain-timeout/, /UPCASE_DRAIN_TIMEOUT/, /`soon`/] },
-      { args: ['--idle-timeout', '-1'], expect: [/--idle-timeout/, /`-1`/] },
-      { args: ['--workers', '0'], expect: [/--workers/, /`0`/] },
-      { env: { UPCASE_TCP: 'false', UPCASE_UDP: 'off' }, expect: [/--no-tcp and --no-udp/, /nothing to serve/] },
+      { env: { UPCASE_PORT: '70000' }, expect: [/--port/, /UPCASE_PORT/, /got 70000/] },
+      { env: { UPCASE_TCP: 'maybe' }, expect: [/--no-tcp/, /UPCASE_TCP/, /got maybe/] },
+      { env: { UPCASE_WORKERS: 'many' }, expect: [/--workers/, /UPCASE_WORKERS/, /got many/] },
+      { env: { UPCASE_METRICS_PORT: '-5' }, expect: [/--metrics-port/, /UPCASE_METRICS_PORT/, /got -5/] },
+      { env: { UPCASE_LOG_LEVEL: 'loud' }, expect: [/--log-level/, /UPCASE_LOG_LEVEL/, /got loud/] },
+      { env: { UPCASE_DRAIN_TIMEOUT: 'soon' }, expect: [/--drain-timeout/, /UPCASE_DRAIN_TIMEOUT/, /got soon/] },
+      { args: ['--idle-timeout', '-1'], expect: [/--idle-timeout/, /got -1/] },
+      { args: ['--workers', '0'], expect: [/--workers/, /got 0/] },
+      {
+        env: { UPCASE_TCP: 'false', UPCASE_UDP: 'off' },
+        expect: [/--no-tcp \(UPCASE_TCP\) and --no-udp \(UPCASE_UDP\)/, /at least one transport/],
+      },
     ];
     // A few at a time: each is a node process start, and the machine may be busy.
     await pool(cases, 3, async (c) => {
@@ -134,6 +137,7 @@ describe('configuration through UPCASE_* variables', () => {
     assert.equal(flags.tcp, true);
     assert.equal(flags.udp, false);
     process.env.UPCASE_UDP_ALLOW_LOW_PORTS = 'yes';
+    process.env.UPCASE_UDP = 'on';
     flags = await parseServeArgs(['--no-tcp']);
     assert.equal(flags.udpAllowLowPorts, true);
     assert.equal(flags.tcp, false, 'the flag wins over UPCASE_TCP=true');
@@ -158,10 +162,10 @@ describe('configuration through UPCASE_* variables', () => {
     assert.ok(options.length >= 15);
     for (const option of options) {
       const text = help.optionDescription(option);
-      assert.match(text, /\(.*default: .+, env: UPCASE_[A-Z_]+(=true\|false)?\)$/, `${option.flags}: ${text}`);
+      assert.match(text, /\(.*default: .+; env: UPCASE_[A-Z_]+(=true\|false)?\)$/, `${option.flags}: ${text}`);
     }
     const rendered = command.helpInformation();
-    assert.match(rendered, /--no-udp\s+do not serve UDP \(default: UDP on, env:\s+UPCASE_UDP=true\|false\)/);
+    assert.match(rendered, /--no-udp\s+do not serve UDP [\s\S]*?\(default: on; env:\s+UPCASE_UDP=true\|false\)/);
     assert.match(rendered, /--workers <n\|auto>/);
     assert.match(rendered, /--metrics-port <port>[\s\S]*default: off/);
   });

@@ -91,7 +91,7 @@ describe('Pinger', () => {
       }
     });
     t.after(() => fake.close());
-    const pinger = new Pinger({ host: '127.0.0.1', port: fake.port, count: 3, interval: 0.005, timeout: 800 });
+    const pinger = new Pinger({ host: '127.0.0.1', port: fake.port, count: 3, interval: 0.005, timeout: 0.8 });
     const events: string[] = [];
     pinger.on('reply', (r) => events.push(`reply ${r.seq}`));
     pinger.on('timeout', (seq) => events.push(`timeout ${seq}`));
@@ -116,7 +116,7 @@ describe('Pinger', () => {
 
   test('nothing listening: each ping fails as port unreachable', async () => {
     const dead = await deadUdpPort();
-    const pinger = new Pinger({ host: '127.0.0.1', port: dead, count: 2, interval: 0.01, timeout: 2000 });
+    const pinger = new Pinger({ host: '127.0.0.1', port: dead, count: 2, interval: 0.01, timeout: 2 });
     const failures: string[] = [];
     pinger.on('failure', (f) => failures.push(`${f.seq} ${f.error.code} ${f.error.syscallCode}`));
     const summary = await pinger.run();

@@ -82,27 +82,27 @@ describe('tcpRequest against misbehaving servers', () => {
       /^(\d+)\n/,
     );
     t.after(() => py.stop());
-    const filler = await connectTcp({ host: '127.0.0.1', port: py.port, timeout: 5000 });
+    const filler = await connectTcp({ host: '127.0.0.1', port: py.port, timeout: 5 });
     filler.on('error', () => {});
     t.after(() => filler.destroy());
     // The second may still fit depending on the kernel; one of the next few cannot.
-    const attempts = [1, 2, 3].map(() => connectTcp({ host: '127.0.0.1', port: py.port, timeout: 300 }));
+    const attempts = [1, 2, 3].map(() => connectTcp({ host: '127.0.0.1', port: py.port, timeout: 0.3 }));
     const results = await Promise.allSettled(attempts);
     for (const r of results) if (r.status === 'fulfilled') r.value.on('error', () => {}).destroy();
     const timedOut = results.filter((r) => r.status === 'rejected').map((r) => (r as PromiseRejectedResult).reason as NetworkError);
     assert.ok(timedOut.length > 0, 'no connect timed out');
     for (const err of timedOut) {
       assert.equal(err.code, 'UPCASE_ERR_TIMEOUT');
-      assert.equal(err.message, `timed out connecting to 127.0.0.1:${py.port} (tcp) after 300 ms`);
+      assert.equal(err.message, `timed out connecting to 127.0.0.1:${py.port} (tcp) after 0.3 s`);
     }
   });
 
-  test('a server that never answers: UPCASE_ERR_TIMEOUT after `timeout` ms of silence', async (t) => {
+  test('a server that never answers: UPCASE_ERR_TIMEOUT after `timeout` seconds of silence', async (t) => {
     const raw = await rawServer(() => {});
     t.after(() => raw.close());
-    await assert.rejects(tcpRequest('hi', { host: '127.0.0.1', port: raw.port, timeout: 150 }), (err: NetworkError) => {
+    await assert.rejects(tcpRequest('hi', { host: '127.0.0.1', port: raw.port, timeout: 0.15 }), (err: NetworkError) => {
       assert.equal(err.code, 'UPCASE_ERR_TIMEOUT');
-      assert.equal(err.message, `no reply from 127.0.0.1:${raw.port} (tcp) for 150 ms`);
+      assert.equal(err.message, `no reply from 127.0.0.1:${raw.port} (tcp) for 0.15 s`);
       assert.equal(err.received, undefined);
       return true;
     });
@@ -111,7 +111,7 @@ describe('tcpRequest against misbehaving servers', () => {
   test('part of a reply, then silence: the error carries what arrived', async (t) => {
     const raw = await rawServer((socket) => socket.write('HEL'));
     t.after(() => raw.close());
-    await assert.rejects(tcpRequest('hello', { host: '127.0.0.1', port: raw.port, timeout: 400 }), (err: NetworkError) => {
+    await assert.rejects(tcpRequest('hello', { host: '127.0.0.1', port: raw.port, timeout: 0.4 }), (err: NetworkError) => {
       assert.ok(err instanceof TimeoutError);
       assert.equal(err.code, 'UPCASE_ERR_TIMEOUT');
       assert.deepEqual(err.received, Buffer.from('HEL'));
@@ -188,10 +188,10 @@ describe('tcpStream', () => {
     const raw = await rawServer((socket) => socket.resume());
     t.after(() => raw.close());
     await assert.rejects(
-      tcpStream(Readable.from([Buffer.from('hi')]), new PassThrough(), { host: '127.0.0.1', port: raw.port, timeout: 150 }),
+      tcpStream(Readable.from([Buffer.from('hi')]), new PassThrough(), { host: '127.0.0.1', port: raw.port, timeout: 0.15 }),
       {
         code: 'UPCASE_ERR_TIMEOUT',
-        message: `no reply from 127.0.0.1:${raw.port} (tcp) for 150 ms`,
+        message: `no reply from 127.0.0.1:${raw.port} (tcp) for 0.15 s`,
       },
     );
   });

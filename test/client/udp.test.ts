@@ -104,7 +104,7 @@ describe('UdpClient reliability', () => {
       }
     });
     t.after(() => fake.close());
-    const client = new UdpClient({ host: '127.0.0.1', port: fake.port, timeout: 100, retries: 3 });
+    const client = new UdpClient({ host: '127.0.0.1', port: fake.port, timeout: 0.1, retries: 3 });
     t.after(() => client.close());
     assert.equal((await client.request('first')).toString(), 'FIRST');
     assert.equal((await client.request('second')).toString(), 'SECOND');
@@ -120,7 +120,7 @@ describe('UdpClient reliability', () => {
       if (++seen >= 3) socket.send(upcase(msg), rinfo.port, rinfo.address);
     });
     t.after(() => fake.close());
-    const client = new UdpClient({ host: '127.0.0.1', port: fake.port, timeout: 50, retries: 10 });
+    const client = new UdpClient({ host: '127.0.0.1', port: fake.port, timeout: 0.05, retries: 10 });
     t.after(() => client.close());
     assert.equal((await client.request('third time')).toString(), 'THIRD TIME');
     assert.ok(client.stats.tries >= 3, `tries: ${client.stats.tries}`);
@@ -131,7 +131,7 @@ describe('UdpClient reliability', () => {
   test('no reply: UPCASE_ERR_TIMEOUT after retries + 1 tries, naming host, port and transport', async (t) => {
     const fake = await fakeUdpServer();
     t.after(() => fake.close());
-    const client = new UdpClient({ host: '127.0.0.1', port: fake.port, timeout: 60 });
+    const client = new UdpClient({ host: '127.0.0.1', port: fake.port, timeout: 0.06 });
     t.after(() => client.close());
     await assert.rejects(client.request('anyone?'), (err: NetworkError) => {
       assert.ok(err instanceof NetworkError);
@@ -146,7 +146,7 @@ describe('UdpClient reliability', () => {
 
   test('nothing listening: UPCASE_ERR_CONNECT at once (port unreachable), not a timeout', async (t) => {
     const port = await deadUdpPort();
-    const client = new UdpClient({ host: '127.0.0.1', port, timeout: 5000, retries: 5 });
+    const client = new UdpClient({ host: '127.0.0.1', port, timeout: 5, retries: 5 });
     t.after(() => client.close());
     const started = Date.now();
     await assert.rejects(client.request('hello?'), { code: 'UPCASE_ERR_CONNECT', syscallCode: 'ECONNREFUSED', transport: 'udp' });
@@ -181,7 +181,7 @@ describe('sendLines', () => {
       setTimeout(() => socket.send(upcase(msg), rinfo.port, rinfo.address), delay);
     });
     t.after(() => fake.close());
-    const client = new UdpClient({ host: '127.0.0.1', port: fake.port, timeout: 1000 });
+    const client = new UdpClient({ host: '127.0.0.1', port: fake.port, timeout: 1 });
     t.after(() => client.close());
     const output = new PassThrough();
     const written = collect(output);
@@ -213,7 +213,7 @@ describe('sendLines', () => {
       if (msg.toString() !== 'silence') socket.send(upcase(msg), rinfo.port, rinfo.address);
     });
     t.after(() => fake.close());
-    const client = new UdpClient({ host: '127.0.0.1', port: fake.port, timeout: 300, retries: 1 });
+    const client = new UdpClient({ host: '127.0.0.1', port: fake.port, timeout: 0.3, retries: 1 });
     t.after(() => client.close());
     const output = new PassThrough();
     const written = collect(output);

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { parseAllDocuments } from 'yaml';
-import { parseServeArgs, type ServeFlags } from '../../src/cli/serve.js';
+import { type ParsedServeFlags, parseServeArgs } from '../../src/cli/serve.js';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
 const read = (path: string): string => readFileSync(join(root, path), 'utf8');
@@ -19,7 +19,7 @@ before(() => {
 });
 
 /** Parses serve flags exactly as `upcase serve` does; rejects on an unknown flag or a bad value. */
-async function serveFlags(args: string[]): Promise<ServeFlags> {
+async function serveFlags(args: string[]): Promise<ParsedServeFlags> {
   try {
     return await parseServeArgs(args);
   } catch (err) {

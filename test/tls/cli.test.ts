@@ -145,11 +145,11 @@ describe('upcase serve with TLS', () => {
       runCli(['serve', '--tls-cert', pki.server.cert, '--tls-key', pki.server.key, '--tls-handshake-timeout', '0']),
     ]);
     assert.equal(noKey.code, 2);
-    assert.match(noKey.stderr, /^error: --tls-cert and --tls-key \(or UPCASE_TLS_CERT and UPCASE_TLS_KEY\) go together$/m);
+    assert.equal(noKey.stderr, `upcase serve: --tls-cert: expected used only with --tls-key, got ${pki.server.cert}\n`);
     assert.equal(noCert.code, 2);
-    assert.match(noCert.stderr, /--tls-port and --tls-handshake-timeout .* need --tls-cert and --tls-key/);
+    assert.equal(noCert.stderr, 'upcase serve: --tls-port: expected used only with --tls-cert and --tls-key, got 8443\n');
     assert.equal(bad.code, 2);
-    assert.match(bad.stderr, /`--tls-handshake-timeout` to be a number of seconds from 0\.001 to 3600, got `0`/);
+    assert.equal(bad.stderr, 'upcase serve: --tls-handshake-timeout: expected a number of seconds from 0.001 to 3600, got 0\n');
   });
 
   test('SIGHUP reloads the certificate: new connections see it, an open one goes on; a bad file keeps the old one', async (t) => {
@@ -245,8 +245,8 @@ describe('upcase client --tls', () => {
     assert.equal(insecure.stderr, 'upcase: warning: --insecure: the server certificate is not verified\n');
     const [noTls, udp] = await Promise.all([runCli(['client', '--ca', pki.ca, 'x']), runCli(['client', '--tls', '--udp', 'x'])]);
     assert.equal(noTls.code, 2);
-    assert.match(noTls.stderr, /^error: --ca needs --tls$/m);
+    assert.equal(noTls.stderr, `upcase client: --ca: expected used only with --tls, got ${pki.ca}\n`);
     assert.equal(udp.code, 2);
-    assert.match(udp.stderr, /cannot be used with option '--tls'/);
+    assert.equal(udp.stderr, 'upcase client: --udp: expected used only without --tls\n');
   });
 });

@@ -111,7 +111,7 @@ describe('TLS listener', () => {
     const server = await serverFor(t, withTls());
     const { port } = server.address();
     await assert.rejects(
-      tcpRequest('x', { host: '127.0.0.1', port, tls: { ca: pki.ca }, timeout: 5000 }),
+      tcpRequest('x', { host: '127.0.0.1', port, tls: { ca: pki.ca }, timeout: 5 }),
       (err: Error & { code?: string }) => {
         assert.equal(err.code, 'UPCASE_ERR_TLS');
         assert.match(err.message, new RegExp(`^TLS to 127\\.0\\.0\\.1:${port} failed: .*did not answer in TLS`));
@@ -295,10 +295,10 @@ describe('TLS configuration errors', () => {
 
   test('options: cert and key go together; TLS settings need TLS; ranges are checked', () => {
     const cases: Array<[Record<string, unknown>, RegExp]> = [
-      [{ tlsCert: 'c.pem' }, /`tlsKey` to be given too/],
-      [{ tlsKey: 'k.pem' }, /`tlsCert` to be given too/],
-      [{ tlsPort: 443 }, /`tlsPort` to be used together with `tlsCert` and `tlsKey`/],
-      [{ tlsHandshakeTimeout: 5 }, /`tlsHandshakeTimeout` to be used together/],
+      [{ tlsCert: 'c.pem' }, /`tlsCert` to be used only with `tlsKey`, got `c.pem`/],
+      [{ tlsKey: 'k.pem' }, /`tlsKey` to be used only with `tlsCert`, got `k.pem`/],
+      [{ tlsPort: 443 }, /`tlsPort` to be used only with `tlsCert` and `tlsKey`/],
+      [{ tlsHandshakeTimeout: 5 }, /`tlsHandshakeTimeout` to be used only with `tlsCert` and `tlsKey`/],
       [{ tlsCert: 'c.pem', tlsKey: 'k.pem', tlsPort: 70000 }, /`tlsPort` to be an integer port/],
       [{ tlsCert: 'c.pem', tlsKey: 'k.pem', tlsHandshakeTimeout: 0 }, /`tlsHandshakeTimeout` to be a number of seconds/],
       [{ tlsCert: '', tlsKey: 'k.pem' }, /`tlsCert` to be a file path/],
