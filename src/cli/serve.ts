@@ -27,7 +27,7 @@ export const SERVE_OPTIONS = {
   metricsPort: {
     kind: port(),
     defaultText: 'off',
-    help: 'serve the status page (/), /metrics, /connections, /healthz and /readyz over HTTP on this port; 0 picks a free one',
+    help: 'serve /, /metrics, /connections, /healthz, /readyz over HTTP on this port; 0 = any free port',
     cli: true,
   },
   metricsHost: { kind: host(), default: METRICS_DEFAULT_HOST, help: 'address of the metrics endpoint', cli: true },

@@ -59,6 +59,7 @@ export interface ConnectionView {
   owedBytes: number;
 }
 
+/** One page of `/connections`: the open connections from `offset`, at most `limit` of them. */
 export interface ConnectionsPage {
   /** Open connections in all (not only on this page). */
   total: number;
@@ -68,6 +69,7 @@ export interface ConnectionsPage {
   connections: ConnectionView[];
 }
 
+/** Which page of `/connections` to list (`?offset=&limit=`). */
 export interface ConnectionsQuery {
   offset: number;
   limit: number;

@@ -100,7 +100,7 @@ describe('network errors on the command line', () => {
     assert.equal(r.code, 2, r.stderr);
     assert.equal(
       r.stderr.split('\n')[0],
-      'upcase: Expected `report` to be a file in a writable directory (/nonexistent/dir does not exist), got `/nonexistent/dir/x.svg`',
+      'upcase bench: --report: expected a file in a directory that exists and is writable (/nonexistent/dir is not), got /nonexistent/dir/x.svg',
     );
   });
 
