@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#if defined(__x86_64__) || defined(_M_X64)
+#if defined(__x86_64__)
 #include <immintrin.h>
 #endif
 
@@ -141,7 +141,7 @@ static size_t upcase_scalar(const codec_tables_t *t, uint8_t *buf, size_t i, siz
 }
 
 
-#if defined(__x86_64__) || defined(_M_X64)
+#if defined(__x86_64__)
 #define BLOCK 64
 
 // Bit j set where byte j of the block, masked with `mask`, equals `want`.
@@ -504,7 +504,7 @@ static inline __attribute__((always_inline)) size_t splice_inline(const codec_ta
 
 #define SPLICE_ARGS const codec_tables_t *t, const uint8_t *buf, size_t n, const uint32_t *specials, const int32_t *kinds, size_t count, uint8_t *out, size_t prefix
 static size_t splice(SPLICE_ARGS) { return splice_inline(t, buf, n, specials, kinds, count, out, prefix); }
-#if defined(__x86_64__) || defined(_M_X64)
+#if defined(__x86_64__)
 // The same, for the AVX-512 path: its 64-byte copies are one instruction each.
 AVX512_TARGET static size_t splice_avx512(SPLICE_ARGS) { return splice_inline(t, buf, n, specials, kinds, count, out, prefix); }
 #else

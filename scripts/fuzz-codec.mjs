@@ -6,7 +6,7 @@
 //   npm run fuzz:codec                              # 40,000 streams, about 20 s
 //   node scripts/fuzz-codec.mjs --iterations N --seed S
 //
-// Needs `cc` with the sanitizer runtimes (gcc's libasan and libubsan). Exits with the fuzzer's
+// Needs a C compiler (`CC`, default cc; `CFLAGS` are added) with the sanitizer runtimes (gcc's libasan and libubsan). Exits with the fuzzer's
 // status: 0 when every path agreed, 1 at the first difference (with the seed to replay it).
 import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -15,6 +15,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { writeCaseTables } from './case-tables.mjs';
+import { compileCommand } from './compiler.mjs';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 const { values } = parseArgs({ options: { iterations: { type: 'string', default: '40000' }, seed: { type: 'string' } } });
@@ -29,8 +30,7 @@ const work = mkdtempSync(join(os.tmpdir(), 'upcase-codec-fuzz-'));
 try {
   const exe = join(work, 'codec-fuzz');
   execFileSync(
-    'cc',
-    [
+    ...compileCommand([
       '-O1',
       '-g',
       '-fsanitize=address,undefined',
@@ -39,7 +39,7 @@ try {
       exe,
       join(ROOT, 'test', 'native', 'codec-fuzz.c'),
       join(ROOT, 'native', 'codec.c'),
-    ],
+    ]),
     { stdio: 'inherit' },
   );
   writeCaseTables(work);

@@ -9,7 +9,7 @@ import { normalizeServerOptions, type NormalizedServerOptions, type ServerOption
 import { readProxyHeader, type ProxyHeaderResult } from '../proxy/accept.js';
 import { parseCidr, TrustList } from '../proxy/trust.js';
 import { handleConnection } from '../tcp/connection.js';
-import { loadNativeTcp, nativeCodecPaths, NativeTcpTransport, type NativeCloseReason, type NativeTcpCounters } from '../tcp/native.js';
+import { loadNativeTcp, NativeTcpTransport, type NativeCloseReason, type NativeTcpCounters, tcpCodecPath } from '../tcp/native.js';
 import { type CertificateInfo, loadTlsCredentials, type PemSource, type TlsCredentials } from '../tls/credentials.js';
 import { TlsAcceptor } from '../tls/server.js';
 import { createDatagramHandler, DatagramPolicy, type DatagramOptions } from '../udp/handler.js';
@@ -163,7 +163,7 @@ export class UpcaseServer extends EventEmitter {
     const udpTransport = this.udpTransport ?? undefined;
     const tcpTransport = this.tcpTransport ?? undefined;
     // The C codec's block path (avx512, sse2, scalar): what bulk throughput depends on.
-    const tcpCodec = tcpTransport === 'native' ? nativeCodecPaths()[0] : undefined;
+    const tcpCodec = tcpTransport === 'native' ? tcpCodecPath() : undefined;
     this.logger.info(
       { ...this.bound, transports: this.bound.transports.join('+'), tcpTransport, tcpCodec, udpTransport, ...limits },
       'listening',

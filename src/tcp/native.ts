@@ -1,5 +1,5 @@
-import { createRequire } from 'node:module';
 import type net from 'node:net';
+import { type AddonStatus, loadAddon } from '../addons.js';
 import { caseTables } from '../codec/fast.js';
 
 /**
@@ -20,9 +20,6 @@ import { caseTables } from '../codec/fast.js';
 interface ServerHandle {
   readonly __brand: 'upcase-native-tcp-server';
 }
-interface CodecHandle {
-  readonly __brand: 'upcase-native-codec';
-}
 
 interface NativeTcpBinding {
   setTables(table: Int32Array, specialOffsets: Int32Array, specialBytes: Uint8Array): void;
@@ -36,9 +33,6 @@ interface NativeTcpBinding {
   destroy(server: ServerHandle, id: number): void;
   closeServer(server: ServerHandle): void;
   codecPaths(): string[];
-  codecCreate(path?: string): CodecHandle;
-  codecPush(codec: CodecHandle, chunk: Buffer): Buffer;
-  codecEnd(codec: CodecHandle): Buffer;
 }
 
 /** How a natively served connection ended. */
@@ -48,34 +42,37 @@ const REASONS: readonly NativeCloseReason[] = ['end', 'idle', 'stall', 'error', 
 // The native codec sizes its output buffers for this growth (native/codec.h).
 const NATIVE_MAX_GROWTH = 3;
 
-let cached: NativeTcpBinding | null | undefined;
+let cached: AddonStatus<NativeTcpBinding> | undefined;
 
 /**
- * The native TCP binding, with the case tables installed; null when it is not
- * built, not supported, or disabled by `UPCASE_NATIVE=0`.
+ * The native TCP binding, with the case tables installed, or why it cannot be used
+ * (not built, not supported, a load error, or disabled by `UPCASE_NATIVE=0`).
  */
-export function loadNativeTcp(): NativeTcpBinding | null {
+export function nativeTcpStatus(): AddonStatus<NativeTcpBinding> {
   if (cached !== undefined) return cached;
-  cached = null;
-  if (process.env.UPCASE_NATIVE === '0' || process.platform !== 'linux') return cached;
-  let binding: NativeTcpBinding;
-  try {
-    const require = createRequire(import.meta.url);
-    binding = require('../../build/Release/upcase_tcp.node') as NativeTcpBinding;
-  } catch {
-    return cached;
-  }
+  const status = loadAddon<NativeTcpBinding>('upcase_tcp', true);
+  cached = status.binding === null ? status : installTables(status.binding);
+  return cached;
+}
+
+function installTables(binding: NativeTcpBinding): AddonStatus<NativeTcpBinding> {
   const tables = caseTables();
   // A future Unicode with a longer uppercase than the C buffers allow: use streams.
-  if (tables.maxGrowth > NATIVE_MAX_GROWTH) return cached;
+  if (tables.maxGrowth > NATIVE_MAX_GROWTH) {
+    return { binding: null, unavailable: { reason: 'refused', detail: `an uppercase ${tables.maxGrowth} times as long as its character` } };
+  }
   try {
     // The addon checks the tables before it takes them (a table it cannot use: streams).
     binding.setTables(tables.table, tables.specialOffsets, tables.specialBytes);
-  } catch {
-    return cached;
+  } catch (err) {
+    return { binding: null, unavailable: { reason: 'refused', detail: (err as Error).message } };
   }
-  cached = binding;
-  return cached;
+  return { binding, unavailable: null };
+}
+
+/** The native TCP binding, or null when it cannot be used ({@link nativeTcpStatus} says why). */
+export function loadNativeTcp(): NativeTcpBinding | null {
+  return nativeTcpStatus().binding;
 }
 
 /** Which TCP transport a new server will use. */
@@ -188,26 +185,7 @@ export class NativeTcpTransport implements NativeTcpCounters {
   }
 }
 
-/**
- * The C codec's block paths: first the one servers use (the widest this CPU has),
- * then every one available (`scalar`, and on x86-64 `sse2` and, with AVX-512 VBMI2,
- * `avx512`). Empty when the addon is not built.
- */
-export function nativeCodecPaths(): string[] {
-  return loadNativeTcp()?.codecPaths() ?? [];
-}
-
-/**
- * The native codec as a streaming {@link Upcaser}-like object, for tests that
- * hold it to the TypeScript codec: on the widest path, or on `path` (one of
- * {@link nativeCodecPaths}). Null when the addon is not built.
- */
-export function nativeUpcaser(path?: string): { push(chunk: Buffer): Buffer; end(): Buffer } | null {
-  const binding = loadNativeTcp();
-  if (binding === null) return null;
-  const codec = path === undefined ? binding.codecCreate() : binding.codecCreate(path);
-  return {
-    push: (chunk) => binding.codecPush(codec, chunk),
-    end: () => binding.codecEnd(codec),
-  };
+/** The C codec's block path the native TCP transport uses (`avx512`, `sse2`, `scalar`, …); undefined without it. */
+export function tcpCodecPath(): string | undefined {
+  return loadNativeTcp()?.codecPaths()[0];
 }

@@ -1,5 +1,5 @@
-import { createRequire } from 'node:module';
 import type { Logger } from 'pino';
+import { type AddonStatus, loadAddon } from '../addons.js';
 import { type DatagramPolicy, maxPayloadFor } from './handler.js';
 
 /**
@@ -29,20 +29,17 @@ interface NativeBinding {
   readonly META_FIELDS: number;
 }
 
-let cached: NativeBinding | null | undefined;
+let cached: AddonStatus<NativeBinding> | undefined;
 
-/** The native binding, or null when it is not built, not supported, or disabled by `UPCASE_NATIVE=0`. */
-export function loadNativeUdp(): NativeBinding | null {
-  if (cached !== undefined) return cached;
-  cached = null;
-  if (process.env.UPCASE_NATIVE === '0' || process.platform !== 'linux') return cached;
-  try {
-    const require = createRequire(import.meta.url);
-    cached = require('../../build/Release/upcase_udp.node') as NativeBinding;
-  } catch {
-    cached = null;
-  }
+/** The native binding, or why it cannot be used (not built, not supported, a load error, or `UPCASE_NATIVE=0`). */
+export function nativeUdpStatus(): AddonStatus<NativeBinding> {
+  cached ??= loadAddon<NativeBinding>('upcase_udp', true);
   return cached;
+}
+
+/** The native binding, or null when it cannot be used ({@link nativeUdpStatus} says why). */
+export function loadNativeUdp(): NativeBinding | null {
+  return nativeUdpStatus().binding;
 }
 
 /** Which UDP transport a new server will use. */
