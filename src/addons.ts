@@ -65,7 +65,7 @@ export function loadAddon<T>(name: AddonName, linuxOnly: boolean): AddonStatus<T
     return { binding: createRequire(import.meta.url)(file) as T, unavailable: null };
   } catch (err) {
     const e = err as NodeJS.ErrnoException;
-    if (e.code === 'MODULE_NOT_FOUND') return fail('not-built', buildReason(dir, name) ?? `no ${file}`);
+    if (e.code === 'MODULE_NOT_FOUND') return fail('not-built', buildReason(dir, name) ?? `no such file in ${dir}`);
     return fail('load-error', e.message.split('\n')[0] ?? String(err));
   }
 }

@@ -14,6 +14,7 @@ import {
 import { ClusterPrimary, ClusterWorker, clusterWorkerPort, clusterWorkerSlot, resolveWorkerCount } from '../server/cluster.js';
 import { createMetricsRegistry, METRICS_DEFAULT_HOST, type MetricsServer, metricsUrl, startMetricsServer } from '../server/metrics.js';
 import { type ServerAddress, UpcaseServer } from '../server/server.js';
+import { clusterTransports, transportsLine } from './transports.js';
 import {
   EXIT_FAILURE,
   EXIT_OK,
@@ -337,7 +338,10 @@ function serverOptions(flags: ServeFlags, logger: Logger): ServerOptions {
   };
 }
 
-/** `The server is ready to receive on tcp+udp [::]:12000, tls [::]:12443` */
+/**
+ * `The server is ready to receive on tcp+udp [::]:12000, tls [::]:12443` (scripts parse
+ * it: keep it so), then a line on the transports in use (src/cli/transports.ts).
+ */
 function readyLine(address: ServerAddress): string {
   const plain = address.transports.filter((t) => t !== 'tls');
   const parts = plain.length > 0 ? [`${plain.join('+')} ${formatHostPort(address.host, address.port)}`] : [];
@@ -377,6 +381,8 @@ async function serveSingle(flags: ServeFlags, logger: Logger): Promise<number> {
       ready: () => server.state === 'listening',
     });
     process.stdout.write(readyLine(await server.listen()));
+    const { tcpTransport: tcpChoice, udpTransport: udpChoice } = flags;
+    process.stdout.write(transportsLine({ tcp: server.tcpTransport, udp: server.udpTransport, tcpChoice, udpChoice, clustered: false }));
   } catch (err) {
     await metrics?.close();
     stopReloading();
@@ -416,7 +422,9 @@ async function servePrimary(flags: ServeFlags, workers: number, logger: Logger):
   if (flags.tlsCert !== undefined) process.on('SIGHUP', forwardHangup);
   try {
     metrics = await startMetrics(flags, logger, { source: primary, ready: () => primary.ready });
-    process.stdout.write(readyLine(await primary.start()));
+    const address = await primary.start();
+    process.stdout.write(readyLine(address));
+    process.stdout.write(transportsLine(clusterTransports(address.transports, flags.tcpTransport, flags.udpTransport)));
   } catch (err) {
     await metrics?.close();
     stop.remove();

@@ -4,16 +4,24 @@ import { lookup } from 'node:dns/promises';
 import { EventEmitter, once } from 'node:events';
 import net from 'node:net';
 import type { Logger } from 'pino';
+import { type AddonUnavailable, addonFix } from '../addons.js';
 import { listenError, type NetworkError, UpcaseError } from '../errors.js';
 import { normalizeServerOptions, type NormalizedServerOptions, type ServerOptions } from '../options.js';
 import { readProxyHeader, type ProxyHeaderResult } from '../proxy/accept.js';
 import { parseCidr, TrustList } from '../proxy/trust.js';
 import { handleConnection } from '../tcp/connection.js';
-import { loadNativeTcp, NativeTcpTransport, type NativeCloseReason, type NativeTcpCounters, tcpCodecPath } from '../tcp/native.js';
+import {
+  loadNativeTcp,
+  nativeTcpStatus,
+  NativeTcpTransport,
+  type NativeCloseReason,
+  type NativeTcpCounters,
+  tcpCodecPath,
+} from '../tcp/native.js';
 import { type CertificateInfo, loadTlsCredentials, type PemSource, type TlsCredentials } from '../tls/credentials.js';
 import { TlsAcceptor } from '../tls/server.js';
 import { createDatagramHandler, DatagramPolicy, type DatagramOptions } from '../udp/handler.js';
-import { loadNativeUdp, NativeUdpListener } from '../udp/native.js';
+import { loadNativeUdp, NativeUdpListener, nativeUdpStatus } from '../udp/native.js';
 import { connectionsThatFit } from './fd-limit.js';
 import { RateLimitedLog, safeAddress, silentLogger } from './log.js';
 import { countError, createStats, type ServerStats } from './stats.js';
@@ -263,12 +271,7 @@ export class UpcaseServer extends EventEmitter {
   private createNativeTcp(): NativeTcpTransport | null {
     const choice = this.options.tcpTransport;
     const binding = choice === 'stream' ? null : loadNativeTcp();
-    if (choice === 'native' && binding === null) {
-      throw new UpcaseError(
-        'UPCASE_ERR_INVALID_ARG',
-        'the native TCP transport is not built here (run `npm run build:native`); use tcpTransport `auto` or `stream`',
-      );
-    }
+    if (choice === 'native' && binding === null) throw nativeMissing('TCP', nativeTcpStatus().unavailable!, 'stream');
     if (binding === null) return null;
     const { idleTimeout, writeTimeout } = this.options;
     const transport = new NativeTcpTransport(binding, { idleTimeoutMs: idleTimeout * 1000, writeTimeoutMs: writeTimeout * 1000 });
@@ -305,12 +308,7 @@ export class UpcaseServer extends EventEmitter {
     // workers. An explicit `native` gives each worker its own socket with SO_REUSEPORT.
     const inWorker = cluster.isWorker;
     const native = choice === 'dgram' || (choice === 'auto' && inWorker) ? null : loadNativeUdp();
-    if (choice === 'native' && native === null) {
-      throw new UpcaseError(
-        'UPCASE_ERR_INVALID_ARG',
-        'the native UDP transport is not built here (run `npm run build:native`); use udpTransport `auto` or `dgram`',
-      );
-    }
+    if (choice === 'native' && native === null) throw nativeMissing('UDP', nativeUdpStatus().unavailable!, 'dgram');
     if (native !== null) {
       try {
         const policy = new DatagramPolicy(this.datagramOptions());
@@ -656,4 +654,13 @@ function addNativeCounters(stats: ServerStats, native: NativeTcpCounters): void 
 
 function closeServer(server: net.Server): Promise<void> {
   return new Promise((resolve) => server.close(() => resolve()));
+}
+
+/** `tcpTransport: 'native'` (or UDP's) asked for where it cannot be had: why, and the fix. */
+function nativeMissing(protocol: 'TCP' | 'UDP', unavailable: AddonUnavailable, fallback: string): UpcaseError {
+  const option = protocol === 'TCP' ? 'tcpTransport' : 'udpTransport';
+  return new UpcaseError(
+    'UPCASE_ERR_INVALID_ARG',
+    `the native ${protocol} transport cannot be used here (${unavailable.detail}): ${addonFix(unavailable)}, or use ${option} \`auto\` or \`${fallback}\``,
+  );
 }
