@@ -272,14 +272,17 @@ static napi_value js_upcase(napi_env env, napi_callback_info info) {
   return push_copy(env, &stream, data, n, 1);
 }
 
+// Methods as JavaScript defines them: writable and configurable (tests wrap them).
+#define METHOD ((napi_property_attributes)(napi_writable | napi_configurable))
+
 napi_status codec_napi_define(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
-      {"setTables", NULL, codec_napi_set_tables, NULL, NULL, NULL, napi_default, NULL},
-      {"codecPaths", NULL, codec_napi_paths, NULL, NULL, NULL, napi_default, NULL},
-      {"codecCreate", NULL, js_codec_create, NULL, NULL, NULL, napi_default, NULL},
-      {"codecPush", NULL, js_codec_push, NULL, NULL, NULL, napi_default, NULL},
-      {"codecEnd", NULL, js_codec_end, NULL, NULL, NULL, napi_default, NULL},
-      {"upcase", NULL, js_upcase, NULL, NULL, NULL, napi_default, NULL},
+      {"setTables", NULL, codec_napi_set_tables, NULL, NULL, NULL, METHOD, NULL},
+      {"codecPaths", NULL, codec_napi_paths, NULL, NULL, NULL, METHOD, NULL},
+      {"codecCreate", NULL, js_codec_create, NULL, NULL, NULL, METHOD, NULL},
+      {"codecPush", NULL, js_codec_push, NULL, NULL, NULL, METHOD, NULL},
+      {"codecEnd", NULL, js_codec_end, NULL, NULL, NULL, METHOD, NULL},
+      {"upcase", NULL, js_upcase, NULL, NULL, NULL, METHOD, NULL},
   };
   return napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
 }

@@ -14,7 +14,7 @@
 //   node scripts/build-native.mjs [--out DIR] [--only NAME,...] [--quiet]
 //   UPCASE_NATIVE=0 skips the build.
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -53,7 +53,13 @@ const wanted = ADDONS.filter((a) => only === undefined || only.includes(a.name))
 /** Writes the outcome where the loaders look (src/addons.ts) and says it, addon by addon. */
 function report(results, compilerLabel) {
   mkdirSync(OUT, { recursive: true });
-  writeFileSync(join(OUT, 'native-build.json'), `${JSON.stringify({ compiler: compilerLabel, addons: results }, null, 2)}\n`);
+  const file = join(OUT, 'native-build.json');
+  // With --only, the other addons' records stay as they were.
+  let earlier = {};
+  try {
+    if (only !== undefined) earlier = JSON.parse(readFileSync(file, 'utf8')).addons ?? {};
+  } catch {}
+  writeFileSync(file, `${JSON.stringify({ compiler: compilerLabel, addons: { ...earlier, ...results } }, null, 2)}\n`);
   if (values.quiet) return;
   const built = wanted.filter((a) => results[a.name].built);
   const missing = wanted.filter((a) => !results[a.name].built);
