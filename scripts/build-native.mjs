@@ -11,7 +11,8 @@
 // It never fails the install: without an addon upcase uses node:dgram, net.Socket streams
 // and the TypeScript codec (same behaviour, lower throughput).
 //
-//   node scripts/build-native.mjs [--out DIR] [--only NAME,...] [--quiet]
+//   node scripts/build-native.mjs [--out DIR] [--only NAME,...] [--with FILE.c] [--quiet]
+//   (--with: a C file compiled into every addon too, e.g. the sanitizer build's report hook)
 //   UPCASE_NATIVE=0 skips the build.
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -22,7 +23,12 @@ import { compileCommand, compiler } from './compiler.mjs';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const { values } = parseArgs({
-  options: { out: { type: 'string' }, only: { type: 'string' }, quiet: { type: 'boolean', default: false } },
+  options: {
+    out: { type: 'string' },
+    only: { type: 'string' },
+    with: { type: 'string', multiple: true },
+    quiet: { type: 'boolean', default: false },
+  },
 });
 const OUT = resolve(values.out ?? join(ROOT, 'build', 'Release'));
 const say = (message) => process.stderr.write(`upcase: ${message}\n`);
@@ -99,7 +105,8 @@ function compileOne(addon) {
   rmSync(target, { force: true });
   const flags = [...BASE_FLAGS, `-DNODE_GYP_MODULE_NAME=${addon.name}`, `-I${include}`];
   if (process.platform === 'darwin') flags.push('-undefined', 'dynamic_lookup');
-  const [command, args] = compileCommand([...flags, ...addon.sources.map((s) => join(ROOT, s)), '-o', target]);
+  const sources = [...addon.sources.map((s) => join(ROOT, s)), ...(values.with ?? []).map((s) => resolve(s))];
+  const [command, args] = compileCommand([...flags, ...sources, '-o', target]);
   const run = spawnSync(command, args, { cwd: ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: 300_000 });
   if (run.error?.code === 'ENOENT') return `no C compiler (\`${command}\` not found)`;
   if (run.error) return `${command}: ${run.error.message}`;
