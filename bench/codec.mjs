@@ -4,12 +4,14 @@
 //
 //   npm run bench:codec            # builds first; about a minute
 //   node bench/codec.mjs --json    # one JSON object instead of the table
+//   node bench/codec.mjs --threshold   # only the TypeScript codec against the addon, per chunk size
 //
 // Every payload is 2 MiB, pushed as one stream in 64 KiB chunks (the native TCP transport's
 // read size), so a branch predictor cannot learn it; each figure is the best of 15 passes.
 // Each path's output is checked against the TypeScript codec's first.
 // Then the TypeScript codec against the codec addon (upcase_codec.node) per chunk size,
-// 16 B to 64 KiB, ASCII and UTF-8: where src/codec/upcase.ts's NATIVE_MIN_BYTES belongs.
+// 16 B to 64 KiB, on ASCII, the UTF-8 mix and mostly-ASCII German: where src/codec/upcase.ts's
+// NATIVE_MIN_BYTES belongs.
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -25,6 +27,8 @@ const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 const SIZE = 2 << 20;
 const CHUNK = 64 * 1024;
 const json = process.argv.includes('--json');
+// Only the TypeScript codec against the codec addon, chunk size by chunk size.
+const thresholdOnly = process.argv.includes('--threshold');
 
 /** Words of 2–9 letters drawn from `letters`, separated by spaces: `size` bytes of whole characters. */
 function words(letters, size, seed) {
@@ -58,8 +62,8 @@ const PAYLOADS = [
   ],
 ];
 
-const paths = nativeCodecPaths().slice(1);
-if (paths.length === 0)
+const paths = thresholdOnly ? [] : nativeCodecPaths().slice(1);
+if (paths.length === 0 && !thresholdOnly)
   console.error('bench:codec: the native addon is not built (npm run build:native): only the TypeScript codec is measured');
 
 const work = mkdtempSync(join(os.tmpdir(), 'upcase-codec-'));
@@ -72,7 +76,7 @@ try {
     });
     writeCaseTables(work);
   }
-  for (const [name, description, make] of PAYLOADS) {
+  for (const [name, description, make] of thresholdOnly ? [] : PAYLOADS) {
     const input = make();
     writeFileSync(join(work, `${name}.in`), input);
     writeFileSync(join(work, `${name}.out`), typescriptUpcase(input));
@@ -115,14 +119,19 @@ function typescriptMbps(input) {
 }
 
 // ---- TypeScript against the codec addon, chunk by chunk: one call per chunk, as a transport makes.
-const SIZES = [16, 64, 256, 1024, 4096, 16384, 65536];
+const SIZES = [16, 64, 128, 256, 512, 1024, 4096, 16384, 65536];
 const nativeUpcase = nativeUpcaseFunction();
 const sizes = [];
 if (nativeUpcase === null) {
   console.error('bench:codec: the codec addon (upcase_codec.node) is not built: no threshold comparison');
 } else {
-  for (const kind of ['ascii', 'utf8']) {
-    const source = makeBody(kind, SIZE, 9);
+  const SOURCES = {
+    ascii: () => makeBody('ascii', SIZE, 9),
+    utf8: () => makeBody('utf8', SIZE, 9),
+    german: () => words(`${LATIN.repeat(6)}äöüß`, SIZE, 11),
+  };
+  for (const [kind, make] of Object.entries(SOURCES)) {
+    const source = make();
     for (const size of SIZES) {
       // Chunks cut at character boundaries, as the Upcaser hands them on.
       const chunks = [];
@@ -177,13 +186,15 @@ if (json) {
   );
 } else {
   const cols = ['typescript', ...paths];
-  console.log(
-    `MB/s of input, best of 15 passes over 2 MiB in ${CHUNK / 1024} KiB chunks; ${os.cpus()[0]?.model ?? 'unknown CPU'}; servers use: ${nativeCodecPaths()[0] ?? 'TypeScript'}\n`,
-  );
-  console.log(`| payload | ${cols.join(' | ')} | text |`);
-  console.log(`|---|${cols.map(() => '---:').join('|')}|---|`);
-  for (const row of rows)
-    console.log(`| ${row.payload} | ${cols.map((c) => row[c].toLocaleString('en-US')).join(' | ')} | ${row.description} |`);
+  if (!thresholdOnly) {
+    console.log(
+      `MB/s of input, best of 15 passes over 2 MiB in ${CHUNK / 1024} KiB chunks; ${os.cpus()[0]?.model ?? 'unknown CPU'}; servers use: ${nativeCodecPaths()[0] ?? 'TypeScript'}\n`,
+    );
+    console.log(`| payload | ${cols.join(' | ')} | text |`);
+    console.log(`|---|${cols.map(() => '---:').join('|')}|---|`);
+    for (const row of rows)
+      console.log(`| ${row.payload} | ${cols.map((c) => row[c].toLocaleString('en-US')).join(' | ')} | ${row.description} |`);
+  }
   if (sizes.length > 0) {
     console.log(
       `\nThe TypeScript codec against the codec addon, one call per chunk (MB/s of input, best of 9); the Upcaser uses the addon for non-ASCII chunks of ${NATIVE_MIN_BYTES} B and more\n`,
