@@ -1,8 +1,6 @@
 // The C codec's N-API surface: see codec_napi.h.
 #include "codec_napi.h"
 
-#include <errno.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <uv.h>

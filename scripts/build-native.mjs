@@ -72,6 +72,10 @@ function report(results, compilerLabel) {
   if (built.length > 0) {
     say(`built ${built.map((a) => `${a.name}.node (${a.what})`).join(', ')} in ${OUT} with ${compilerLabel}`);
   }
+  for (const a of built.filter((x) => results[x.name].loads === false)) {
+    // Expected when cross-compiling (CC=aarch64-linux-gnu-gcc): the files are for another machine.
+    say(`but this node cannot load ${a.name}.node (${results[a.name].reason}); here ${a.without}`);
+  }
   for (const a of missing) say(`not built: ${a.name}.node (${a.what}): ${results[a.name].reason}; ${a.without}`);
   if (missing.length === 0) return;
   if (built.length === 0) {
@@ -135,17 +139,15 @@ function viaNodeGyp() {
   return null;
 }
 
-/** Whether a fresh node (this environment: LD_PRELOAD and all) can load the addon; null, or why not. */
+/** Whether a fresh node (this environment: LD_PRELOAD and all) can load the addon: null, or the loader's complaint. */
 function loads(addon) {
   const file = join(OUT, `${addon.name}.node`);
-  if (!existsSync(file)) return 'no file was produced';
   const run = spawnSync(process.execPath, ['-e', 'process.dlopen({ exports: {} }, process.argv[1])', file], {
     encoding: 'utf8',
     timeout: 60_000,
   });
   if (run.status === 0) return null;
-  const why = firstLines(run.stderr, 2) || run.signal || `exit ${run.status}`;
-  return `built, but this node cannot load it (${why})`;
+  return firstLines(run.stderr, 2) || run.signal || `exit ${run.status}`;
 }
 
 const results = {};
@@ -157,7 +159,15 @@ if (toBuild.length > 0 && include === undefined) gypFailure = viaNodeGyp();
 else mkdirSync(OUT, { recursive: true });
 for (const a of toBuild) {
   const why = include === undefined ? gypFailure : compileOne(a);
-  const loadFailure = why === null ? loads(a) : null;
-  results[a.name] = why === null && loadFailure === null ? { built: true } : { built: false, reason: why ?? loadFailure };
+  if (why !== null) {
+    results[a.name] = { built: false, reason: why };
+    continue;
+  }
+  if (!existsSync(join(OUT, `${a.name}.node`))) {
+    results[a.name] = { built: false, reason: 'the compiler reported success but produced no file' };
+    continue;
+  }
+  const loadFailure = loads(a);
+  results[a.name] = loadFailure === null ? { built: true, loads: true } : { built: true, loads: false, reason: loadFailure };
 }
 report(results, include === undefined ? 'node-gyp' : compiler().label);

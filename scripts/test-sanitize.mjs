@@ -82,9 +82,9 @@ const build = spawnSync(
   { env, stdio: 'inherit', timeout: 600_000 },
 );
 const record = JSON.parse(readFileSync(join(OUT, 'native-build.json'), 'utf8')).addons;
-const missing = Object.entries(record).filter(([, r]) => !r.built);
+const missing = Object.entries(record).filter(([, r]) => !r.built || r.loads === false);
 if (build.status !== 0 || missing.length > 0) {
-  say(`not every addon was built with the sanitizers: ${missing.map(([name, r]) => `${name}: ${r.reason}`).join('; ')}`);
+  say(`not every addon was built with the sanitizers and loads: ${missing.map(([name, r]) => `${name}: ${r.reason}`).join('; ')}`);
   process.exit(1);
 }
 
