@@ -1,12 +1,12 @@
 // The import rules of src/ (README.md, Development: the layers): imports only point down.
-//   base        errors, stats, log, codec, addon (reading native constants)   imports nothing else of upcase
+//   base        errors, stats, log, codec, addons (loading them, reading their constants)   imports nothing else of upcase
 //   transports  tcp, udp, tls, proxy           base only (and each other)
 //   client      client                         base and the pieces both ends share
 //   server      server                         anything but the CLI
 //   cli         cli                            anything
 // Type-only imports count too (tsPreCompilationDeps): a type that points up is a
 // dependency that points up.
-const BASE = '^src/(errors|stats|log|addon)[.]ts$|^src/codec/';
+const BASE = '^src/(errors|stats|log|addons)[.]ts$|^src/codec/';
 const TRANSPORTS = '^src/(tcp|udp|tls|proxy)/';
 
 /** @type {import('dependency-cruiser').IConfiguration} */

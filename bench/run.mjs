@@ -27,6 +27,7 @@ import dgram from 'node:dgram';
 import os from 'node:os';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { compileCommand, compiler } from '../scripts/compiler.mjs';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 const BIN = join(ROOT, 'bin', 'upcase.js');
@@ -134,7 +135,7 @@ function lastJson(text) {
 
 function have(cmd) {
   try {
-    execFileSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' });
+    execFileSync('sh', ['-c', 'command -v "$1"', 'sh', cmd], { stdio: 'ignore' });
     return true;
   } catch {
     return false;
@@ -215,8 +216,10 @@ if (!existsSync(join(ROOT, 'dist', 'cli', 'main.js'))) {
   console.error('bench: dist/ is missing: run `npm run build` first (npm run bench does)');
   process.exit(1);
 }
-if (!have('cc')) {
-  console.error('bench: no C compiler (cc): the C ceiling and the C load generator need one (apt-get install gcc)');
+if (!have(compiler().command)) {
+  console.error(
+    `bench: no C compiler (${compiler().command}): the C ceiling and the C load generator need one (apt-get install gcc, or set CC)`,
+  );
   process.exit(1);
 }
 
@@ -224,8 +227,8 @@ const work = mkdtempSync(join(os.tmpdir(), 'upcase-bench-'));
 process.on('exit', () => rmSync(work, { recursive: true, force: true }));
 const LOADGEN = join(work, 'loadgen');
 const EPOLL = join(work, 'epoll-upcase');
-execFileSync('cc', ['-O2', '-o', LOADGEN, join(ROOT, 'bench', 'loadgen', 'loadgen.c')], { stdio: 'inherit' });
-execFileSync('cc', ['-O2', '-o', EPOLL, join(ROOT, 'bench', 'peers', 'epoll-upcase.c')], { stdio: 'inherit' });
+execFileSync(...compileCommand(['-O2', '-o', LOADGEN, join(ROOT, 'bench', 'loadgen', 'loadgen.c')]), { stdio: 'inherit' });
+execFileSync(...compileCommand(['-O2', '-o', EPOLL, join(ROOT, 'bench', 'peers', 'epoll-upcase.c')]), { stdio: 'inherit' });
 
 const notes = [];
 if (!have('socat')) {
@@ -520,7 +523,7 @@ const machine = {
   kernel: `${os.type()} ${os.release()}`,
   node: process.version,
   python: hasPython ? version('python3', ['--version']) : 'n/a',
-  cc: version('cc', ['--version']),
+  cc: version(compiler().command, [...compiler().args, '--version']),
   socat: hasSocat ? version('sh', ['-c', 'socat -V 2>/dev/null | grep "socat version"']) : 'n/a',
   loadAverageAtStart: os.loadavg().map((l) => Math.round(l * 100) / 100),
   commit: version('git', ['-C', ROOT, 'rev-parse', '--short', 'HEAD']),

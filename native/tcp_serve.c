@@ -24,6 +24,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <node_api.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -32,6 +33,7 @@
 #include <uv.h>
 
 #include "codec.h"
+#include "codec_napi.h"
 #include "napi_check.h"
 #include "napi_constants.h"
 
@@ -105,15 +107,6 @@ struct server {
 };
 
 #define READ_BUF(s) ((s)->read_space + CODEC_HEADROOM)
-
-// The case tables (setTables), copied once and shared by every server in the
-// process (every Node.js environment: worker threads build the same tables).
-static codec_tables_t tables;
-static int tables_set = 0;
-static uv_once_t tables_once = UV_ONCE_INIT;
-static uv_mutex_t tables_lock;
-
-static void init_tables_lock(void) { uv_mutex_init(&tables_lock); }
 
 // ---------------------------------------------------------------- lists and timer
 
@@ -336,7 +329,7 @@ static int answer(conn_t *c, uint8_t *data, size_t n, const codec_scratch_t *scr
   s->counters[COUNTER_BYTES_IN] += (double)n;
   c->bytes_in += (double)n;
   size_t out_n;
-  uint8_t *out = codec_push(&tables, &c->codec, data, n, scratch, &out_n);
+  uint8_t *out = codec_push(codec_napi_tables(), &c->codec, data, n, scratch, &out_n);
   if (out_n == 0) {
     touch(c);
     return 1;
@@ -522,54 +515,12 @@ static napi_value throw_errno(napi_env env, const char *syscall, int err) {
   return NULL;
 }
 
-// setTables(table: Int32Array, specialOffsets: Int32Array, specialBytes: Uint8Array)
-static napi_value js_set_tables(napi_env env, napi_callback_info info) {
-  size_t argc = 3;
-  napi_value argv[3];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  napi_typedarray_type type;
-  size_t length[3];
-  void *data[3];
-  napi_typedarray_type want[3] = {napi_int32_array, napi_int32_array, napi_uint8_array};
-  for (int i = 0; i < 3; i++) {
-    if (napi_get_typedarray_info(env, argv[i], &type, &length[i], &data[i], NULL, NULL) != napi_ok || type != want[i]) {
-      napi_throw_type_error(env, NULL, "upcase native: setTables(Int32Array, Int32Array, Uint8Array)");
-      return NULL;
-    }
-  }
-  if (length[0] != CODEC_TABLE_SIZE || length[1] < 1 || (size_t)((int32_t *)data[1])[length[1] - 1] > length[2]) {
-    napi_throw_range_error(env, NULL, "upcase native: case tables of the wrong size");
-    return NULL;
-  }
-  // Built once per process: every environment (worker threads too) builds the same
-  // tables from the same toUpperCase(), and the first to get here copies them into
-  // memory the addon owns (never freed, 0.5 MiB), which all of them then share.
-  uv_once(&tables_once, init_tables_lock);
-  uv_mutex_lock(&tables_lock);
-  if (!tables_set) {
-    codec_init();
-    tables_set = codec_build_tables(&tables, data[0], data[1], length[1] - 1, data[2], length[2]);
-  }
-  int ok = tables_set;
-  uv_mutex_unlock(&tables_lock);
-  if (!ok) napi_throw_range_error(env, NULL, "upcase native: case tables the codec cannot use (or out of memory)");
-  // UPCASE_CODEC_PATH names a path there is not: an error, never a silent fallback.
-  else if (codec_path_error() != NULL) napi_throw_error(env, "UPCASE_ERR_CODEC_PATH", codec_path_error());
-  return NULL;
-}
-
-// Whether setTables() has succeeded in this process; throws when it has not.
-static int tables_ready(napi_env env) {
-  if (!tables_set) napi_throw_error(env, NULL, "upcase native: setTables() first");
-  return tables_set;
-}
-
 // createServer(counters: Float64Array(counters.length), idleMs, writeMs, onClose(id, reason, code, message)) -> handle
 static napi_value js_create_server(napi_env env, napi_callback_info info) {
   size_t argc = 4;
   napi_value argv[4];
   CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (!tables_ready(env)) return NULL;
+  if (codec_napi_ready(env) == NULL) return NULL;
   napi_typedarray_type type;
   size_t length;
   void *counters;
@@ -746,119 +697,15 @@ static napi_value js_close_server(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
-// ---------------------------------------------------------------- the codec, for tests
-
-typedef struct {
-  codec_stream_t stream;
-} codec_handle_t;
-
-static void free_handle(napi_env env, void *data, void *hint) {
-  (void)env;
-  (void)hint;
-  free(data);
-}
-
-// codecPaths() -> [name of the path 'auto' means, ...every path this CPU has]
-static napi_value js_codec_paths(napi_env env, napi_callback_info info) {
-  (void)info;
-  if (!tables_ready(env)) return NULL;
-  napi_value list, name;
-  CHECK(napi_create_array(env, &list));
-  uint32_t k = 0;
-  CHECK(napi_create_string_utf8(env, codec_path_name(codec_resolve_path(CODEC_PATH_AUTO)), NAPI_AUTO_LENGTH, &name));
-  CHECK(napi_set_element(env, list, k++, name));
-  for (int p = CODEC_PATH_SCALAR; p < CODEC_PATH_COUNT; p++) {
-    if (!codec_path_available((codec_path_t)p)) continue;
-    CHECK(napi_create_string_utf8(env, codec_path_name((codec_path_t)p), NAPI_AUTO_LENGTH, &name));
-    CHECK(napi_set_element(env, list, k++, name));
-  }
-  return list;
-}
-
-// codecCreate(path = 'auto') -> handle
-static napi_value js_codec_create(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value argv[1];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (!tables_ready(env)) return NULL;
-  codec_path_t path = CODEC_PATH_AUTO;
-  if (argc >= 1) {
-    char name[16];
-    size_t length;
-    if (napi_get_value_string_utf8(env, argv[0], name, sizeof name, &length) != napi_ok) {
-      napi_throw_type_error(env, NULL, "upcase native: codecCreate(path?: string)");
-      return NULL;
-    }
-    int p = codec_path_from_name(name);
-    if (p < 0 || !codec_path_available((codec_path_t)p)) {
-      napi_throw_range_error(env, NULL, "upcase native: no such codec path on this CPU");
-      return NULL;
-    }
-    path = (codec_path_t)p;
-  }
-  codec_handle_t *h = calloc(1, sizeof *h);
-  if (h == NULL) return throw_errno(env, "calloc", ENOMEM);
-  h->stream.path = (uint8_t)path;
-  napi_value external;
-  CHECK(napi_create_external(env, h, free_handle, NULL, &external));
-  return external;
-}
-
-// codecPush(handle, chunk) -> Buffer (the chunk is not modified)
-static napi_value js_codec_push(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
-  napi_value argv[2];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  codec_handle_t *h;
-  CHECK(napi_get_value_external(env, argv[0], (void **)&h));
-  void *data;
-  size_t n;
-  CHECK(napi_get_buffer_info(env, argv[1], &data, &n));
-  uint8_t *copy = malloc(CODEC_HEADROOM + n);
-  codec_scratch_t scratch;
-  int ok = scratch_alloc(&scratch, n);
-  if (copy == NULL || !ok) {
-    free(copy);
-    scratch_free(&scratch);
-    return throw_errno(env, "malloc", ENOMEM);
-  }
-  memcpy(copy + CODEC_HEADROOM, data, n);
-  size_t out_n;
-  uint8_t *result = codec_push(&tables, &h->stream, copy + CODEC_HEADROOM, n, &scratch, &out_n);
-  napi_value buffer;
-  napi_status st = napi_create_buffer_copy(env, out_n, result, NULL, &buffer);
-  free(copy);
-  scratch_free(&scratch);
-  CHECK(st);
-  return buffer;
-}
-
-// codecEnd(handle) -> Buffer
-static napi_value js_codec_end(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value argv[1];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  codec_handle_t *h;
-  CHECK(napi_get_value_external(env, argv[0], (void **)&h));
-  uint8_t rest[4];
-  size_t n = codec_end(&h->stream, rest);
-  napi_value buffer;
-  CHECK(napi_create_buffer_copy(env, n, rest, NULL, &buffer));
-  return buffer;
-}
-
 static napi_value init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
-      {"setTables", NULL, js_set_tables, NULL, NULL, NULL, napi_default, NULL},
+      {"setTables", NULL, codec_napi_set_tables, NULL, NULL, NULL, napi_default, NULL},
       {"createServer", NULL, js_create_server, NULL, NULL, NULL, napi_default, NULL},
       {"adopt", NULL, js_adopt, NULL, NULL, NULL, napi_default, NULL},
       {"destroy", NULL, js_destroy, NULL, NULL, NULL, napi_default, NULL},
       {"connInfo", NULL, js_conn_info, NULL, NULL, NULL, napi_default, NULL},
       {"closeServer", NULL, js_close_server, NULL, NULL, NULL, napi_default, NULL},
-      {"codecPaths", NULL, js_codec_paths, NULL, NULL, NULL, napi_default, NULL},
-      {"codecCreate", NULL, js_codec_create, NULL, NULL, NULL, napi_default, NULL},
-      {"codecPush", NULL, js_codec_push, NULL, NULL, NULL, napi_default, NULL},
-      {"codecEnd", NULL, js_codec_end, NULL, NULL, NULL, napi_default, NULL},
+      {"codecPaths", NULL, codec_napi_paths, NULL, NULL, NULL, napi_default, NULL},
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
   static const named_int_t reasons[] = {

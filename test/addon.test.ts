@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { createRequire } from 'node:module';
 import { describe, test } from 'node:test';
-import { readNamedInts } from '../src/addon.js';
+import { readNamedInts } from '../src/addons.js';
 import { NATIVE_TCP_CLOSE_REASONS, NATIVE_TCP_COUNTERS, readNativeTcpConstants } from '../src/tcp/native.js';
 import { NATIVE_UDP_META, readNativeUdpMeta } from '../src/udp/native.js';
 

@@ -10,6 +10,7 @@ import { createMetricsRegistry, METRICS_DEFAULT_HOST, type MetricsServer, metric
 import { type ServerAddress, type ServerState, UpcaseServer } from '../server/server.js';
 import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE, errorMessage } from './common.js';
 import { reportFailure } from './failure.js';
+import { clusterTransports, transportsLine } from './transports.js';
 import { addOptions, Flags, isUsageError } from './options.js';
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
@@ -109,7 +110,10 @@ function serverOptions(flags: ServeFlags, logger: Logger): ServerOptions {
   return options as ServerOptions;
 }
 
-/** `The server is ready to receive on tcp+udp [::]:12000, tls [::]:12443` */
+/**
+ * `The server is ready to receive on tcp+udp [::]:12000, tls [::]:12443` (scripts parse
+ * it: keep it so), then a line on the transports in use (src/cli/transports.ts).
+ */
 function readyLine(address: ServerAddress): string {
   const plain = address.transports.filter((t) => t !== 'tls');
   const parts = plain.length > 0 ? [`${plain.join('+')} ${formatHostPort(address.host, address.port)}`] : [];
@@ -150,6 +154,9 @@ async function serveSingle(flags: ServeFlags, logger: Logger, cli: Flags): Promi
       connections: (query) => server.listConnections(query),
     });
     process.stdout.write(readyLine(await server.listen()));
+    const tcpChoice = flags.tcpTransport ?? 'auto';
+    const udpChoice = flags.udpTransport ?? 'auto';
+    process.stdout.write(transportsLine({ tcp: server.tcpTransport, udp: server.udpTransport, tcpChoice, udpChoice, clustered: false }));
   } catch (err) {
     await metrics?.close();
     if (stop.signalled()) {
@@ -191,7 +198,9 @@ async function servePrimary(flags: ServeFlags, workers: number, logger: Logger, 
       ready: () => primary.ready,
       connections: (query) => primary.connections(query),
     });
-    process.stdout.write(readyLine(await primary.start()));
+    const address = await primary.start();
+    process.stdout.write(readyLine(address));
+    process.stdout.write(transportsLine(clusterTransports(address.transports, flags.tcpTransport ?? 'auto', flags.udpTransport ?? 'auto')));
   } catch (err) {
     await metrics?.close();
     stop.remove();

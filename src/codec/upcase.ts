@@ -1,6 +1,7 @@
 import { isAscii } from 'node:buffer';
 import { Transform, type TransformCallback } from 'node:stream';
 import { spliceSpecials, upcaseAsciiInPlace, upcaseInPlace } from './fast.js';
+import { nativeUpcaseFunction } from './native.js';
 import { incompleteTailStart, sequenceLength } from './utf8.js';
 
 /**
@@ -16,13 +17,35 @@ import { incompleteTailStart, sequenceLength } from './utf8.js';
  */
 
 /**
+ * Pieces of text that are not all ASCII and at least this long (bytes) are uppercased
+ * by the C codec (src/codec/native.ts) when it is built, as ws hands large frames to
+ * bufferutil: below it, crossing into C costs more than it saves. Measured with
+ * `npm run bench:codec` (docs/benchmarks.md). All-ASCII text stays in TypeScript,
+ * which uppercases it in place.
+ */
+export const NATIVE_MIN_BYTES = 256;
+
+// The C codec's function: undefined until first needed, null when it cannot be used.
+let nativeUpcase: ((bytes: Uint8Array) => Buffer) | null | undefined;
+
+/**
  * Uppercases `buf[start, end)` as a complete piece of input (no character is
  * continued past `end`). `prefix`, if given, is put in front of the result.
  * With `inPlace`, the range is rewritten inside `buf` and, whenever no
  * character changed length, returned as a view of it (no allocation): for
  * transports that own their read buffers. Otherwise `buf` is not modified.
+ * With `native`, long non-ASCII pieces go to the C codec ({@link NATIVE_MIN_BYTES}).
  */
-function upcaseRange(buf: Buffer, start: number, end: number, prefix: Buffer | null, inPlace: boolean): Buffer {
+function upcaseRange(buf: Buffer, start: number, end: number, prefix: Buffer | null, inPlace: boolean, native = true): Buffer {
+  const piece = start === 0 && end === buf.length ? buf : buf.subarray(start, end);
+  const ascii = isAscii(piece);
+  if (!ascii && native && end - start >= NATIVE_MIN_BYTES) {
+    nativeUpcase ??= nativeUpcaseFunction();
+    if (nativeUpcase !== null) {
+      const out = nativeUpcase(piece);
+      return prefix === null ? out : Buffer.concat([prefix, out], prefix.length + out.length);
+    }
+  }
   let target = buf;
   let from = start;
   let to = end;
@@ -32,8 +55,8 @@ function upcaseRange(buf: Buffer, start: number, end: number, prefix: Buffer | n
     from = 0;
     to = end - start;
   }
-  let out: Buffer = from === 0 && to === target.length ? target : target.subarray(from, to);
-  if (isAscii(out)) {
+  let out: Buffer = inPlace ? piece : target;
+  if (ascii) {
     upcaseAsciiInPlace(target, from, to);
   } else {
     out = upcaseMixed(target, from, to);
@@ -65,6 +88,15 @@ export function upcase(input: Uint8Array | string): Buffer {
   return upcaseRange(buf, 0, buf.length, null, false);
 }
 
+/** Options of the {@link Upcaser} constructor. */
+export interface UpcaserOptions {
+  /**
+   * Hand long non-ASCII chunks to the C codec when it is built ({@link NATIVE_MIN_BYTES}).
+   * Default `true`; the output is the same either way.
+   */
+  native?: boolean;
+}
+
 /** Options of {@link Upcaser.push}. */
 export interface PushOptions {
   /**
@@ -86,6 +118,11 @@ export class Upcaser {
   // The held-back start of a character: pending[0, pendingLength).
   private readonly pending = Buffer.alloc(4);
   private pendingLength = 0;
+  private readonly native: boolean;
+
+  constructor(options?: UpcaserOptions) {
+    this.native = options?.native !== false;
+  }
 
   /** How many bytes are held back waiting for the rest of a character (0–3). */
   get pendingBytes(): number {
@@ -117,7 +154,7 @@ export class Upcaser {
       this.pendingLength = end - tail;
     }
     if (tail === start) return prefix ?? EMPTY;
-    return upcaseRange(buf, start, tail, prefix, options?.inPlace === true);
+    return upcaseRange(buf, start, tail, prefix, options?.inPlace === true, this.native);
   }
 
   /** Ends the stream: returns any held-back bytes, unchanged (they never became a character). */
@@ -140,7 +177,7 @@ export class Upcaser {
     const n = sequenceLength(this.pending, 0, held + take);
     if (n > 0) {
       this.pendingLength = 0;
-      return { out: upcaseRange(this.pending, 0, n, null, false), consumed: n - held };
+      return { out: upcaseRange(this.pending, 0, n, null, false, false), consumed: n - held };
     }
     if (n < 0) {
       this.pendingLength = held + take; // take === buf.length here

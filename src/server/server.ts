@@ -4,6 +4,7 @@ import { lookup } from 'node:dns/promises';
 import { EventEmitter, once } from 'node:events';
 import net from 'node:net';
 import type { Logger } from 'pino';
+import { type AddonUnavailable, addonFix } from '../addons.js';
 import { ClosedError, InvalidArgumentError, type NetworkError, networkError } from '../errors.js';
 import { normalizeServerOptions, type NormalizedServerOptions, type ServerOptions } from '../options.js';
 import { readProxyHeader, type ProxyHeaderResult } from '../proxy/accept.js';
@@ -11,17 +12,18 @@ import { parseCidr, TrustList } from '../proxy/trust.js';
 import { handleConnection } from '../tcp/connection.js';
 import {
   loadNativeTcp,
-  nativeCodecPaths,
   NativeTcpTransport,
   nativeTcpProblem,
+  nativeTcpStatus,
   type NativeCloseReason,
   type NativeTcpCounters,
+  tcpCodecPath,
 } from '../tcp/native.js';
 import { type CertificateInfo, loadTlsCredentials, type PemSource, type TlsCredentials } from '../tls/credentials.js';
 import { TlsAcceptor } from '../tls/server.js';
 import { createDatagramHandler, DatagramPolicy, type DatagramOptions } from '../udp/handler.js';
 import { udpKernelDrops } from '../udp/kernel-drops.js';
-import { loadNativeUdp, NativeUdpListener, nativeUdpProblem } from '../udp/native.js';
+import { loadNativeUdp, NativeUdpListener, nativeUdpProblem, nativeUdpStatus } from '../udp/native.js';
 import { UPCASE_VERSION } from '../version.js';
 import { type ConnectionCounters, type ConnectionsPage, type ConnectionsQuery, ConnectionTable } from './connections.js';
 import { connectionsThatFit } from './fd-limit.js';
@@ -134,7 +136,7 @@ export class UpcaseServer extends EventEmitter {
       version: UPCASE_VERSION,
       nodeVersion: process.versions.node,
       tcpTransport,
-      tcpCodec: tcpTransport === 'native' ? (nativeCodecPaths()[0] ?? 'none') : tcpTransport === 'stream' ? 'js' : 'none',
+      tcpCodec: tcpTransport === 'native' ? (tcpCodecPath() ?? 'none') : tcpTransport === 'stream' ? 'js' : 'none',
       udpTransport: this.udpTransport ?? 'none',
       tls: this.tls !== null,
       maxConnections: this.maxConnectionsValue,
@@ -221,7 +223,7 @@ export class UpcaseServer extends EventEmitter {
     const udpTransport = this.udpTransport ?? undefined;
     const tcpTransport = this.tcpTransport ?? undefined;
     // The C codec's block path (avx512, sse2, scalar): what bulk throughput depends on.
-    const tcpCodec = tcpTransport === 'native' ? nativeCodecPaths()[0] : undefined;
+    const tcpCodec = tcpTransport === 'native' ? tcpCodecPath() : undefined;
     this.logger.info(
       { ...this.bound, transports: this.bound.transports.join('+'), tcpTransport, tcpCodec, udpTransport, ...limits },
       'listening',
@@ -322,13 +324,7 @@ export class UpcaseServer extends EventEmitter {
     const choice = this.options.tcpTransport;
     const binding = choice === 'stream' ? null : loadNativeTcp();
     const problem = nativeTcpProblem();
-    if (choice === 'native' && binding === null) {
-      throw new InvalidArgumentError(
-        'tcpTransport',
-        `auto or stream: the native TCP transport is not ${problem === null ? 'built here' : `usable (${problem})`} (run npm rebuild upcase, or npm run build:native in a clone)`,
-        choice,
-      );
-    }
+    if (choice === 'native' && binding === null) throw nativeMissing('TCP', nativeTcpStatus().unavailable!, 'stream');
     if (binding === null && choice === 'auto' && problem !== null) {
       this.logger.warn({ problem }, 'native TCP transport not used; serving TCP with streams');
     }
@@ -378,13 +374,7 @@ export class UpcaseServer extends EventEmitter {
     const inWorker = cluster.isWorker;
     const native = choice === 'dgram' || (choice === 'auto' && inWorker) ? null : loadNativeUdp();
     const problem = nativeUdpProblem();
-    if (choice === 'native' && native === null) {
-      throw new InvalidArgumentError(
-        'udpTransport',
-        `auto or dgram: the native UDP transport is not ${problem === null ? 'built here' : `usable (${problem})`} (run npm rebuild upcase, or npm run build:native in a clone)`,
-        choice,
-      );
-    }
+    if (choice === 'native' && native === null) throw nativeMissing('UDP', nativeUdpStatus().unavailable!, 'dgram');
     if (native === null && choice === 'auto' && problem !== null) {
       this.logger.warn({ problem }, 'native UDP transport not used; serving UDP with node:dgram');
     }
@@ -793,4 +783,14 @@ function addNativeCounters(stats: ServerStats, native: NativeTcpCounters): void 
 
 function closeServer(server: net.Server): Promise<void> {
   return new Promise((resolve) => server.close(() => resolve()));
+}
+
+/** `tcpTransport: 'native'` (or UDP's) asked for where it cannot be had: why, and the fix. */
+function nativeMissing(protocol: 'TCP' | 'UDP', unavailable: AddonUnavailable, fallback: string): InvalidArgumentError {
+  const option = protocol === 'TCP' ? 'tcpTransport' : 'udpTransport';
+  return new InvalidArgumentError(
+    option,
+    `auto or ${fallback}: the native ${protocol} transport cannot be used here (${unavailable.detail}); ${addonFix(unavailable)}`,
+    'native',
+  );
 }

@@ -1,6 +1,5 @@
-import { createRequire } from 'node:module';
 import type net from 'node:net';
-import { readNamedInts } from '../addon.js';
+import { type AddonStatus, loadAddon, readNamedInts } from '../addons.js';
 import { caseTables } from '../codec/fast.js';
 import { UpcaseError } from '../errors.js';
 
@@ -28,9 +27,6 @@ import { UpcaseError } from '../errors.js';
 interface ServerHandle {
   readonly __brand: 'upcase-native-tcp-server';
 }
-interface CodecHandle {
-  readonly __brand: 'upcase-native-codec';
-}
 
 interface NativeTcpBinding {
   /** The close reasons' numbers, by name (CLOSE_* in C). */
@@ -49,9 +45,6 @@ interface NativeTcpBinding {
   connInfo?(server: ServerHandle, id: number, out: Float64Array): boolean;
   closeServer(server: ServerHandle): void;
   codecPaths(): string[];
-  codecCreate(path?: string): CodecHandle;
-  codecPush(codec: CodecHandle, chunk: Buffer): Buffer;
-  codecEnd(codec: CodecHandle): Buffer;
 }
 
 /** How a natively served connection ended (the close reasons of docs/protocol.md). */
@@ -86,52 +79,57 @@ export interface LoadedNativeTcp {
   readonly constants: NativeTcpConstants;
 }
 
-let cached: LoadedNativeTcp | null | undefined;
-let problem: string | null = null;
+let cached: AddonStatus<LoadedNativeTcp> | undefined;
 // Why UPCASE_CODEC_PATH cannot be followed, once found: thrown on every call after.
 let codecPathFailure: UpcaseError | null = null;
 
 /**
- * The native TCP binding, with the case tables installed and its constants
- * read; null when it is not built, not supported, disabled by `UPCASE_NATIVE=0`,
- * or built but unusable ({@link nativeTcpProblem} says why). Throws an `UpcaseError`
- * (`UPCASE_ERR_INVALID_ARG`) when `UPCASE_CODEC_PATH` names a codec path this CPU
- * does not have, or one is named and the addon cannot be used: a forced path is
- * never silently replaced.
+ * The native TCP binding, with the case tables installed and its constants read,
+ * or why it cannot be used (as data: not built, disabled by `UPCASE_NATIVE=0`, a
+ * load error — an addon whose constants do not match this file counts as one —, or
+ * case tables it refused). Throws an `UpcaseError` (`UPCASE_ERR_INVALID_ARG`) when
+ * `UPCASE_CODEC_PATH` names a codec path this CPU does not have, or one is named and
+ * the addon cannot be used: a forced path is never silently replaced.
  */
-export function loadNativeTcp(): LoadedNativeTcp | null {
+export function nativeTcpStatus(): AddonStatus<LoadedNativeTcp> {
   if (codecPathFailure !== null) throw codecPathFailure;
   if (cached !== undefined) return cached;
-  cached = null;
-  if (process.env.UPCASE_NATIVE === '0' || process.platform !== 'linux') return cached;
+  cached = load();
   const forced = process.env.UPCASE_CODEC_PATH ?? '';
-  const unusable = (why: string | null): null => {
-    problem = why;
-    if (forced === '') return null;
+  if (cached.binding === null && forced !== '' && cached.unavailable.reason !== 'disabled') {
     codecPathFailure = new UpcaseError(
       'UPCASE_ERR_INVALID_ARG',
-      `UPCASE_CODEC_PATH=${forced}: ${why ?? 'the native TCP transport is not built here'}, so no C codec runs`,
+      `UPCASE_CODEC_PATH=${forced}: the native TCP transport cannot be used (${cached.unavailable.detail}), so no C codec runs`,
     );
     throw codecPathFailure;
-  };
-  let binding: NativeTcpBinding;
-  try {
-    const require = createRequire(import.meta.url);
-    binding = require('../../build/Release/upcase_tcp.node') as NativeTcpBinding;
-  } catch {
-    return unusable(null);
   }
+  return cached;
+}
+
+function load(): AddonStatus<LoadedNativeTcp> {
+  const status = loadAddon<NativeTcpBinding>('upcase_tcp', true);
+  if (status.binding === null) return status;
+  const binding = status.binding;
   let constants: NativeTcpConstants;
   try {
     constants = readNativeTcpConstants(binding);
   } catch (err) {
     // An addon built from other sources than this TypeScript (a stale build/).
-    return unusable(`build/Release/upcase_tcp.node does not match src/tcp/native.ts: ${(err as Error).message}`);
+    return {
+      binding: null,
+      unavailable: { reason: 'load-error', detail: `upcase_tcp.node does not match src/tcp/native.ts: ${(err as Error).message}` },
+    };
   }
   const tables = caseTables();
   // A future Unicode with a longer uppercase than the C buffers allow: use streams.
   if (tables.maxGrowth > NATIVE_MAX_GROWTH) {
-    return unusable(`an uppercase grows up to ${tables.maxGrowth}× here; the native codec allows ${NATIVE_MAX_GROWTH}×`);
+    return {
+      binding: null,
+      unavailable: {
+        reason: 'refused',
+        detail: `an uppercase grows up to ${tables.maxGrowth}× here; the native codec allows ${NATIVE_MAX_GROWTH}×`,
+      },
+    };
   }
   try {
     // The addon checks the tables before it takes them (a table it cannot use: streams).
@@ -142,20 +140,27 @@ export function loadNativeTcp(): LoadedNativeTcp | null {
       codecPathFailure = new UpcaseError('UPCASE_ERR_INVALID_ARG', (err as Error).message);
       throw codecPathFailure;
     }
-    return unusable(`the native codec refused the case tables: ${(err as Error).message}`);
+    return {
+      binding: null,
+      unavailable: { reason: 'refused', detail: `the native codec refused the case tables: ${(err as Error).message}` },
+    };
   }
-  cached = { binding, constants };
-  return cached;
+  return { binding: { binding, constants }, unavailable: null };
+}
+
+/** The native TCP binding, or null when it cannot be used ({@link nativeTcpStatus} says why). */
+export function loadNativeTcp(): LoadedNativeTcp | null {
+  return nativeTcpStatus().binding;
 }
 
 /**
- * Why the native TCP transport is built but not used (a stale build whose
- * constants do not match, case tables it cannot take); null when it is used, or
- * simply not built or disabled.
+ * Why the native TCP transport is built but not used (a load error such as a stale
+ * build whose constants do not match, case tables it cannot take); null when it is
+ * used, or simply not built or disabled.
  */
 export function nativeTcpProblem(): string | null {
-  loadNativeTcp();
-  return problem;
+  const { unavailable } = nativeTcpStatus();
+  return unavailable !== null && (unavailable.reason === 'load-error' || unavailable.reason === 'refused') ? unavailable.detail : null;
 }
 
 /** Which TCP transport a new server will use. */
@@ -283,27 +288,7 @@ export class NativeTcpTransport implements NativeTcpCounters {
   }
 }
 
-/**
- * The C codec's block paths: first the one servers use (the widest this CPU has,
- * or the one `UPCASE_CODEC_PATH` names), then every one available, narrowest first
- * (`scalar`; on x86-64 `sse2`, with AVX2 `avx2`, with AVX-512 VBMI2 `avx512`; on
- * arm64 `neon`). Empty when the addon is not built.
- */
-export function nativeCodecPaths(): string[] {
-  return loadNativeTcp()?.binding.codecPaths() ?? [];
-}
-
-/**
- * The native codec as a streaming {@link Upcaser}-like object, for tests that
- * hold it to the TypeScript codec: on the widest path, or on `path` (one of
- * {@link nativeCodecPaths}). Null when the addon is not built.
- */
-export function nativeUpcaser(path?: string): { push(chunk: Buffer): Buffer; end(): Buffer } | null {
-  const binding = loadNativeTcp()?.binding;
-  if (binding === undefined) return null;
-  const codec = path === undefined ? binding.codecCreate() : binding.codecCreate(path);
-  return {
-    push: (chunk) => binding.codecPush(codec, chunk),
-    end: () => binding.codecEnd(codec),
-  };
+/** The C codec's block path the native TCP transport uses (`avx512`, `avx2`, `sse2`, `neon`, `scalar`); undefined without it. */
+export function tcpCodecPath(): string | undefined {
+  return loadNativeTcp()?.binding.codecPaths()[0];
 }

@@ -1,6 +1,5 @@
-import { createRequire } from 'node:module';
 import type { Logger } from 'pino';
-import { readNamedInts } from '../addon.js';
+import { type AddonStatus, loadAddon, readNamedInts } from '../addons.js';
 import type { DatagramPolicy } from './handler.js';
 import { maxPayloadFor } from './limits.js';
 
@@ -58,37 +57,40 @@ export interface LoadedNativeUdp {
   readonly meta: NativeUdpMeta;
 }
 
-let cached: LoadedNativeUdp | null | undefined;
-let problem: string | null = null;
+let cached: AddonStatus<LoadedNativeUdp> | undefined;
 
 /**
- * The native binding, or null when it is not built, not supported, disabled by
- * `UPCASE_NATIVE=0`, or built from sources that do not match this file
- * ({@link nativeUdpProblem} says why).
+ * The native binding with its slot layout read, or why it cannot be used (as data:
+ * not built, not supported, disabled by `UPCASE_NATIVE=0`, or a load error — an
+ * addon built from sources that do not match this file counts as one).
  */
-export function loadNativeUdp(): LoadedNativeUdp | null {
+export function nativeUdpStatus(): AddonStatus<LoadedNativeUdp> {
   if (cached !== undefined) return cached;
-  cached = null;
-  if (process.env.UPCASE_NATIVE === '0' || process.platform !== 'linux') return cached;
-  let binding: NativeBinding;
-  try {
-    const require = createRequire(import.meta.url);
-    binding = require('../../build/Release/upcase_udp.node') as NativeBinding;
-  } catch {
+  const status = loadAddon<NativeBinding>('upcase_udp', true);
+  if (status.binding === null) {
+    cached = status;
     return cached;
   }
   try {
-    cached = { binding, meta: readNativeUdpMeta(binding) };
+    cached = { binding: { binding: status.binding, meta: readNativeUdpMeta(status.binding) }, unavailable: null };
   } catch (err) {
-    problem = `build/Release/upcase_udp.node does not match src/udp/native.ts: ${(err as Error).message}`;
+    cached = {
+      binding: null,
+      unavailable: { reason: 'load-error', detail: `upcase_udp.node does not match src/udp/native.ts: ${(err as Error).message}` },
+    };
   }
   return cached;
 }
 
-/** Why the native UDP transport is built but not used; null when it is used, or not built or disabled. */
+/** The native binding, or null when it cannot be used ({@link nativeUdpStatus} says why). */
+export function loadNativeUdp(): LoadedNativeUdp | null {
+  return nativeUdpStatus().binding;
+}
+
+/** Why the native UDP transport is built but not used (a load error); null when it is used, or not built or disabled. */
 export function nativeUdpProblem(): string | null {
-  loadNativeUdp();
-  return problem;
+  const { unavailable } = nativeUdpStatus();
+  return unavailable !== null && (unavailable.reason === 'load-error' || unavailable.reason === 'refused') ? unavailable.detail : null;
 }
 
 /** Which UDP transport a new server will use. */

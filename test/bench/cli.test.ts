@@ -5,8 +5,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { startServer, type UpcaseServer } from '../../src/server/server.js';
+import { fileURLToPath } from 'node:url';
 
-const BIN = new URL('../../bin/upcase.js', import.meta.url).pathname;
+const BIN = fileURLToPath(new URL('../../bin/upcase.js', import.meta.url));
 
 function run(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {

@@ -119,7 +119,7 @@ describe('upcase (no server)', { concurrency: true }, () => {
       assert.match(
         r.stderr,
         new RegExp(
-          `^upcase serve: --${transport}-transport: expected .*native ${transport.toUpperCase()} transport is not built.*, got native\n$`,
+          `^upcase serve: --${transport}-transport: expected auto or .*: the native ${transport.toUpperCase()} transport cannot be used here \\(UPCASE_NATIVE=0\\); unset UPCASE_NATIVE.*, got native\n$`,
         ),
       );
       assert.equal(r.stdout, '', 'never ready');

@@ -11,8 +11,9 @@ import net from 'node:net';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { upcase } from '../../src/codec/upcase.js';
+import { fileURLToPath } from 'node:url';
 
-export const ROOT = new URL('../..', import.meta.url).pathname;
+export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const BIN = join(ROOT, 'bin', 'upcase.js');
 
 /** An address on loopback other than 127.0.0.1: the "real client", so it differs from the balancer's. */
