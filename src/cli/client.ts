@@ -7,6 +7,7 @@ import { tcpRequest, tcpStream } from '../client/tcp.js';
 import { sendLines, UdpClient } from '../client/udp.js';
 import { SERVER_DEFAULTS } from '../options.js';
 import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE, errorMessage, parseHost, parseInteger, parseNumber } from './common.js';
+import { startTrace, traceFlag, traceOption } from './trace.js';
 
 interface ClientFlags {
   tcp?: boolean;
@@ -19,6 +20,7 @@ interface ClientFlags {
   ca?: string;
   servername?: string;
   insecure?: boolean;
+  trace?: boolean;
 }
 
 /** Sends one message and resolves with its reply. */
@@ -65,7 +67,9 @@ export function clientCommand(setExitCode: (code: number) => void): Command {
         .argParser(parseInteger('--retries', 0, 1000))
         .default(CLIENT_DEFAULTS.retries),
     )
+    .addOption(traceOption("the client's"))
     .action(async (messages: string[], flags: ClientFlags, command: Command) => {
+      flags.trace = traceFlag(command);
       const tlsOnly = (['ca', 'servername', 'insecure'] as const).filter((k) => flags[k] !== undefined);
       if (flags.tls !== true && tlsOnly.length > 0) {
         command.error(`error: --${tlsOnly[0]} needs --tls`, { exitCode: EXIT_USAGE });
@@ -77,7 +81,8 @@ export function clientCommand(setExitCode: (code: number) => void): Command {
 async function runClient(messages: string[], flags: ClientFlags): Promise<number> {
   const tls = flags.tls === true ? { ca: flags.ca, servername: flags.servername, insecure: flags.insecure === true } : undefined;
   if (tls?.insecure === true) process.stderr.write('upcase: warning: --insecure: the server certificate is not verified\n');
-  const options = { host: flags.host, port: flags.port, timeout: flags.timeout, retries: flags.retries };
+  const tracer = flags.trace === true ? startTrace() : undefined;
+  const options = { host: flags.host, port: flags.port, timeout: flags.timeout, retries: flags.retries, tracer };
   if (flags.udp !== true) {
     const tcpOptions = { ...options, tls };
     if (messages.length === 0 && !process.stdin.isTTY) return streamTcp(tcpOptions);

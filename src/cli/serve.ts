@@ -28,6 +28,7 @@ import {
   parseWorkers,
   parsed,
 } from './common.js';
+import { SERVE_TRACE_TRANSPORTS, startTrace, traceFlag, traceOption } from './trace.js';
 
 export interface ServeFlags {
   host?: string;
@@ -55,6 +56,7 @@ export interface ServeFlags {
   workers: number | 'auto';
   metricsPort?: number;
   metricsHost: string;
+  trace: boolean;
 }
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
@@ -222,7 +224,8 @@ function serveOptions(): Command {
         .argParser(parseHost('--metrics-host'))
         .default(METRICS_DEFAULT_HOST),
     )
-    .addOption(envOption('--log-level <level>', 'log level', 'UPCASE_LOG_LEVEL').choices(LOG_LEVELS).default('info'));
+    .addOption(envOption('--log-level <level>', 'log level', 'UPCASE_LOG_LEVEL').choices(LOG_LEVELS).default('info'))
+    .addOption(traceOption("the server's"));
 }
 
 /**
@@ -266,6 +269,8 @@ export function serveCommand(setExitCode: (code: number) => void): Command {
   return serveOptions().action(async (_flags: ServeFlags, command: Command) => {
     applyBooleanEnv(command);
     const flags = command.opts<ServeFlags>();
+    flags.trace = traceFlag(command);
+    if (flags.trace) checkTraceFlags(command, flags);
     if (flags.trustedProxies !== undefined && !flags.proxyProtocol) {
       command.error('error: --trusted-proxies (or UPCASE_TRUSTED_PROXIES) needs --proxy-protocol', { exitCode: EXIT_USAGE });
     }
@@ -285,6 +290,19 @@ export function serveCommand(setExitCode: (code: number) => void): Command {
 }
 
 /**
+ * `--trace` narrates one process's socket steps on the transports that report
+ * them: it refuses the native ones and workers, and keeps the logs to warnings
+ * unless a log level is given, so the narration reads on its own.
+ */
+function checkTraceFlags(command: Command, flags: ServeFlags): void {
+  const refuse = (what: string): never => command.error(`error: --trace ${what}`, { exitCode: EXIT_USAGE });
+  if (flags.workers !== 1) refuse('traces one process: it needs --workers 1');
+  if (flags.tcpTransport === 'native') refuse('needs --tcp-transport stream or auto (the native transport does not report each read)');
+  if (flags.udpTransport === 'native') refuse('needs --udp-transport dgram or auto (the native transport does not report each read)');
+  if (command.getOptionValueSource('logLevel') === 'default') flags.logLevel = 'warn';
+}
+
+/**
  * Parses `serve` arguments (and `UPCASE_*` variables) exactly as `upcase serve`
  * would, without serving. Rejects with commander's error on a bad value.
  */
@@ -296,6 +314,7 @@ export async function parseServeArgs(args: string[]): Promise<ServeFlags> {
     .action((_flags: ServeFlags, cmd: Command) => {
       applyBooleanEnv(cmd);
       result = cmd.opts<ServeFlags>();
+      result.trace = traceFlag(cmd);
     });
   await command.parseAsync(args, { from: 'user' });
   if (result === undefined) throw new Error('serve arguments did not parse');
@@ -358,7 +377,8 @@ async function serve(flags: ServeFlags): Promise<number> {
 async function serveSingle(flags: ServeFlags, logger: Logger): Promise<number> {
   let server: UpcaseServer;
   try {
-    server = new UpcaseServer(serverOptions(flags, logger));
+    const tracer = flags.trace ? startTrace(SERVE_TRACE_TRANSPORTS) : undefined;
+    server = new UpcaseServer(serverOptions(flags, logger), { tracer });
   } catch (err) {
     return fail(err, logger);
   }

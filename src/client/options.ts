@@ -1,5 +1,6 @@
 import { InvalidArgumentError } from '../errors.js';
 import { checkHost, checkInteger, checkNumber, SERVER_DEFAULTS } from '../options.js';
+import type { Tracer } from '../trace.js';
 
 /**
  * Client options, normalized in one place. Defaults and units are in
@@ -24,6 +25,8 @@ export interface ClientOptions {
    * server name, or turn verification off. Default false.
    */
   tls?: boolean | TlsClientOptions;
+  /** Reports each socket step, payload included (`upcase client --trace`). Default none. */
+  tracer?: Tracer;
 }
 
 export interface TlsClientOptions {
@@ -48,6 +51,7 @@ export interface NormalizedClientOptions {
   retries: number;
   /** Null without TLS. */
   tls: NormalizedTlsClientOptions | null;
+  tracer?: Tracer;
 }
 
 export const CLIENT_DEFAULTS = {
@@ -76,6 +80,7 @@ export function normalizeClientOptions(options: ClientOptions, transport: 'tcp' 
           : CLIENT_DEFAULTS.udpTimeout
         : checkNumber('timeout', o.timeout, 1, MAX_TIMER_MS, 'a number of milliseconds from 1 to 2147483647'),
     retries: o.retries === undefined ? CLIENT_DEFAULTS.retries : checkInteger('retries', o.retries, 0, 1000),
+    tracer: o.tracer,
   };
 }
 

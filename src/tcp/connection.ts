@@ -1,7 +1,9 @@
+import { performance } from 'node:perf_hooks';
 import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import { Upcaser } from '../codec/upcase.js';
 import { countError, type ServerStats } from '../server/stats.js';
+import type { Tracer } from '../trace.js';
 
 export interface ConnectionOptions {
   stats: ServerStats;
@@ -25,6 +27,8 @@ export interface ConnectionOptions {
   logFields?: Record<string, unknown>;
   /** Count payload bytes in `stats.tlsBytesIn/Out` instead of `tcpBytesIn/Out`. Default false. */
   tls?: boolean;
+  /** Reports each read, reply, FIN and the close (`upcase serve --trace`), as connection socket #`id`. */
+  trace?: { tracer: Tracer; id: number };
 }
 
 type Resettable = Duplex & { resetAndDestroy?: () => unknown };
@@ -110,14 +114,19 @@ export function handleConnection(stream: Duplex, options: ConnectionOptions): vo
     idleTimer.unref();
   }
 
+  const trace = options.trace === undefined ? null : new ConnectionTrace(options.trace.tracer, options.trace.id);
+
   stream.on('data', (chunk: Buffer) => {
     stats[bytesIn] += chunk.length;
+    // Before push: it may uppercase the chunk in place.
+    trace?.recv(chunk);
     const out = upcaser.push(chunk, pushOptions);
     if (out.length === 0) {
       touch();
       return;
     }
     stats[bytesOut] += out.length;
+    trace?.send(out);
     // Write completion counts as traffic for the idle timer, but a completion
     // callback costs a tick per reply, so ask for one only when earlier writes are
     // still queued (this one will complete after them). A write into an empty queue
@@ -144,9 +153,11 @@ export function handleConnection(stream: Duplex, options: ConnectionOptions): vo
 
   stream.on('end', () => {
     touch();
+    trace?.peerFin();
     const rest = upcaser.end();
     if (rest.length > 0) {
       stats[bytesOut] += rest.length;
+      trace?.send(rest);
       stream.end(rest);
     } else {
       stream.end();
@@ -158,14 +169,52 @@ export function handleConnection(stream: Duplex, options: ConnectionOptions): vo
   stream.on('finish', clearStall);
 
   stream.on('error', (err: NodeJS.ErrnoException) => {
+    trace?.failed(err);
     countError(stats, err.code);
     logger.debug({ ...options.logFields, code: err.code, err: err.message }, 'connection error');
     stream.destroy();
   });
 
   stream.on('close', () => {
+    trace?.closed();
     clearStall();
     if (idleTimer !== null) clearTimeout(idleTimer);
     idleTimer = null;
   });
+}
+
+/** Connection socket #id's steps, and at its close what went through it and why it ended early, if it did. */
+class ConnectionTrace {
+  private readonly opened = performance.now();
+  private bytesIn = 0;
+  private bytesOut = 0;
+  private error: string | undefined;
+
+  constructor(
+    private readonly tracer: Tracer,
+    private readonly id: number,
+  ) {}
+
+  recv(data: Buffer): void {
+    this.bytesIn += data.length;
+    this.tracer({ type: 'recv', id: this.id, data });
+  }
+
+  send(data: Buffer): void {
+    this.bytesOut += data.length;
+    this.tracer({ type: 'send', id: this.id, data });
+  }
+
+  peerFin(): void {
+    this.tracer({ type: 'peer-fin', id: this.id });
+  }
+
+  failed(err: NodeJS.ErrnoException): void {
+    this.error ??= err.code === 'ECONNRESET' ? 'the client reset the connection (ECONNRESET)' : `error ${err.code ?? err.message}`;
+  }
+
+  closed(): void {
+    const { id, bytesIn, bytesOut, error } = this;
+    this.tracer({ type: 'closed', id, bytesIn, bytesOut, ms: performance.now() - this.opened, error });
+  }
 }

@@ -4,6 +4,7 @@ import type { Logger } from 'pino';
 import { upcaseOwned } from '../codec/upcase.js';
 import { type RateLimitedLog, safeAddress } from '../server/log.js';
 import { countError, type ServerStats, type UdpDropReason } from '../server/stats.js';
+import type { Tracer } from '../trace.js';
 import { RateLimiter, sourceKey } from './rate-limit.js';
 
 /** Largest UDP payload over IPv4 (65535 − 20 IP − 8 UDP) and over IPv6 (65535 − 8). */
@@ -37,7 +38,20 @@ export interface DatagramOptions {
   localPort?: number;
   /** Monotonic milliseconds for the rate limit; tests inject one. Default `performance.now`. */
   clock?: () => number;
+  /** Reports each recvfrom and sendto (`upcase serve --trace`); node:dgram only. */
+  tracer?: Tracer;
 }
+
+/** Why a request got no reply, for the trace. */
+const DROP_WORDS: Record<UdpDropReason, string> = {
+  port_zero: 'source port 0 cannot be answered',
+  low_port: 'source port below 1024 (loop guard; --udp-allow-low-ports)',
+  loop: "source port is the server's own (loop guard)",
+  rate_limited: 'over the rate limit for this source (--udp-rate-limit)',
+  simulated: 'dropped on purpose to simulate loss (--drop-rate)',
+  too_large: 'the reply would not fit in one datagram',
+  send_error: 'sendto() failed',
+};
 
 /**
  * What to answer to one request datagram: the abuse guards (docs/security.md):
@@ -51,6 +65,8 @@ export class DatagramPolicy {
   private readonly clock: () => number;
   /** The server's own port (loop guard); 0 = off. Set once the port is known. */
   localPort: number;
+  /** Why the last request that got no reply was dropped. */
+  lastDrop: UdpDropReason | null = null;
 
   constructor(private readonly options: DatagramOptions) {
     this.limiter = options.udpRateLimit > 0 ? new RateLimiter(options.udpRateLimit, options.udpRateBurst) : null;
@@ -93,6 +109,7 @@ export class DatagramPolicy {
   }
 
   private drop(reason: UdpDropReason, address: string, port: number, level: 'debug' | 'warn'): null {
+    this.lastDrop = reason;
     this.options.stats.udpDrops[reason]++;
     const fields = { transport: 'udp', remoteAddress: safeAddress(address), remotePort: port, reason };
     if (level === 'warn') this.options.warnings.warn(`udp:${reason}`, fields, 'udp request dropped');
@@ -107,8 +124,15 @@ export function createDatagramHandler(socket: DgramSocket, options: DatagramOpti
   const onSendError = (err: NodeJS.ErrnoException | null): void => {
     if (err !== null) policy.sendFailed(err.code);
   };
+  const tracer = options.tracer ?? null;
   return (msg, rinfo) => {
+    // Before reply(): it uppercases the message in place.
+    if (tracer !== null) tracer({ type: 'recvfrom', client: rinfo, data: msg });
     const reply = policy.reply(msg, rinfo.port, rinfo.address, maxPayloadFor(rinfo.address, rinfo.family));
+    if (tracer !== null) {
+      if (reply !== null) tracer({ type: 'sendto', client: rinfo, data: reply });
+      else tracer({ type: 'no-reply', client: rinfo, reason: DROP_WORDS[policy.lastDrop ?? 'send_error'] });
+    }
     if (reply !== null) socket.send(reply, rinfo.port, rinfo.address, onSendError);
   };
 }
