@@ -120,7 +120,7 @@ export function describe(e: TraceEvent): string {
         ? `udp: no reply within ${e.ms} ms (try ${e.attempt} of ${e.attempts}); sending again`
         : `udp: no reply within ${e.ms} ms (try ${e.attempt} of ${e.attempts}); giving up`;
     case 'udp-close':
-      return e.heldMs > 0 ? `udp: socket kept ${e.heldMs} ms for late replies, then close()` : 'udp: close()';
+      return e.heldMs > 0 ? `udp: socket kept open up to ${e.heldMs} ms for late replies, then close()` : 'udp: close()';
   }
 }
 
