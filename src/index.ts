@@ -34,6 +34,7 @@ export {
   type ServerAddress,
   type ServerState,
   type CloseOptions,
+  type ServerHooks,
 } from './server/server.js';
 export {
   type ServerStats,
@@ -101,3 +102,13 @@ export {
   type PingOptions,
 } from './client/options.js';
 export * from './bench/index.js';
+export {
+  createTraceWriter,
+  describe as describeTraceEvent,
+  TRACE_NOTICE,
+  TRACE_PAYLOAD_BYTES,
+  type Endpoint,
+  type TraceEvent,
+  type Tracer,
+  type TraceWriterOptions,
+} from './trace.js';

@@ -4,6 +4,7 @@ import { once } from 'node:events';
 import net from 'node:net';
 import { afterEach, beforeEach, describe, test } from 'node:test';
 import { run, type Started, startOnFreePort, TEXTBOOK, tsxArgs } from '../client/helpers.js';
+import { delay, within } from '../helpers/net.js';
 
 // The example servers (examples/) against hostile clients: a reset in the middle
 // of a reply, bytes that are not UTF-8, more than the example reads in one go.
@@ -11,15 +12,6 @@ import { run, type Started, startOnFreePort, TEXTBOOK, tsxArgs } from '../client
 
 const READY = /^The server is ready to receive\n/;
 const WAIT_MS = 10_000;
-
-/** Rejects after `ms` (a bounded wait), naming what was awaited. */
-function within<T>(ms: number, what: string, promise: Promise<T>): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what}: no result in ${ms} ms`)), ms);
-  });
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
-}
 
 /** One TCP exchange with a raw socket: write `message`, half-close, read until the server closes. */
 function tcpExchange(port: number, message: Buffer): Promise<Buffer> {
@@ -56,7 +48,7 @@ async function udpExchange(port: number, message: Buffer): Promise<Buffer> {
  */
 async function assertStillServes(server: Started, next: () => Promise<Buffer>, expected: string): Promise<void> {
   assert.deepEqual(await next(), Buffer.from(expected));
-  await new Promise((resolve) => setTimeout(resolve, 200));
+  await delay(200);
   assert.equal(server.child.exitCode, null, `the example server exited; output: ${server.stdout()}`);
   assert.equal(server.child.signalCode, null);
   assert.deepEqual(await next(), Buffer.from(expected));
