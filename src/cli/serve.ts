@@ -64,11 +64,12 @@ const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'
 // Commander sets a boolean flag's value when its variable merely exists (so
 // UPCASE_UDP_ALLOW_LOW_PORTS=false would turn it on); these are parsed from the
 // variable's value instead, see applyBooleanEnv.
-const BOOLEAN_ENV: Array<{ key: 'tcp' | 'udp' | 'udpAllowLowPorts' | 'proxyProtocol'; flag: string; env: string }> = [
+const BOOLEAN_ENV: Array<{ key: 'tcp' | 'udp' | 'udpAllowLowPorts' | 'proxyProtocol' | 'trace'; flag: string; env: string }> = [
   { key: 'tcp', flag: '--no-tcp', env: 'UPCASE_TCP' },
   { key: 'udp', flag: '--no-udp', env: 'UPCASE_UDP' },
   { key: 'udpAllowLowPorts', flag: '--udp-allow-low-ports', env: 'UPCASE_UDP_ALLOW_LOW_PORTS' },
   { key: 'proxyProtocol', flag: '--proxy-protocol', env: 'UPCASE_PROXY_PROTOCOL' },
+  { key: 'trace', flag: '--trace', env: 'UPCASE_TRACE' },
 ];
 
 /** The `serve` command's flags, without an action. Every flag has an `UPCASE_*` variable; the flag wins. */
