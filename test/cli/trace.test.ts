@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import { after, before, describe, test } from 'node:test';
+import { upcaseCli } from '../client/helpers.js';
 import { runCli, ServeProcess } from '../helpers/cli.js';
 import { delay } from '../helpers/net.js';
 
@@ -110,6 +111,27 @@ describe('upcase serve --trace with upcase client --trace', () => {
     assertInOrder(server.stderr, [
       new RegExp(`^${T}udp: recvfrom\\(\\) got 7 bytes "ﬃ\\\\t\\\\"x\\\\"" from 127\\.0\\.0\\.1:${clientPort}$`),
       new RegExp(`^${T}udp: sendto\\(\\) 7 bytes "FFI\\\\t\\\\"X\\\\"" to 127\\.0\\.0\\.1:${clientPort}$`),
+    ]);
+  });
+
+  test('TCP with piped input: every chunk sent and received is reported, and the sizes add up', async () => {
+    const input = Buffer.alloc(200_000, 'a');
+    const r = await upcaseCli(['client', '--trace', '--host', '127.0.0.1', '--port', String(server.port)], { input });
+    assert.equal(r.code, 0, r.stderr);
+    assert.ok(r.stdout.equals(Buffer.alloc(200_000, 'A')));
+    const sizes = (verb: string): number[] =>
+      [...r.stderr.matchAll(new RegExp(`^${T}tcp: ${verb} (\\d+) bytes "(?:a|A){40}…" \\(first 40 shown\\)$`, 'gm'))].map((m) =>
+        Number(m[1]),
+      );
+    const sum = (xs: number[]): number => xs.reduce((a, b) => a + b, 0);
+    assert.equal(sum(sizes('send\\(\\)')), 200_000);
+    assert.equal(sum(sizes('recv\\(\\) got')), 200_000);
+    assertInOrder(r.stderr, [
+      /tcp: connected from/,
+      /tcp: send\(\)/,
+      /tcp: shutdown\(SHUT_WR\): FIN sent/,
+      /tcp: the server sent FIN: the reply is complete/,
+      /tcp: close\(\)/,
     ]);
   });
 
