@@ -38,7 +38,11 @@ export type TraceEvent =
   | { type: 'udp-timeout'; ms: number; attempt: number; attempts: number }
   | { type: 'udp-close'; heldMs: number };
 
-/** Receives trace events. Library code calls it only when one was given (a null check when off). */
+/**
+ * Receives trace events. Library code calls it only when one was given (a null
+ * check when off). An event's `data` is valid only during the call: the server
+ * uppercases requests in place right after, so copy what you keep.
+ */
 export type Tracer = (event: TraceEvent) => void;
 
 /** Bytes of payload shown per line; the rest is counted. */
