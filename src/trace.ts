@@ -25,7 +25,7 @@ export type TraceEvent =
   | { type: 'no-reply'; client: Endpoint; reason: string }
   // The TCP client.
   | { type: 'connect'; transport: 'tcp' | 'tls'; server: Endpoint }
-  | { type: 'connected'; local: Endpoint; server: Endpoint; ms: number }
+  | { type: 'connected'; transport: 'tcp' | 'tls'; local: Endpoint; server: Endpoint; ms: number }
   | { type: 'client-send'; data: Uint8Array }
   | { type: 'client-fin' }
   | { type: 'client-recv'; data: Uint8Array }
@@ -102,7 +102,9 @@ export function describe(e: TraceEvent): string {
     case 'connect':
       return `${e.transport}: socket(); connect() to ${at(e.server)}: the kernel starts the three-way handshake (SYN)`;
     case 'connected':
-      return `tcp: connected from ${at(e.local)} (a port the OS chose) to ${at(e.server)}; the handshake took ${ms(e.ms)}`;
+      return e.transport === 'tls'
+        ? `tls: connected from ${at(e.local)} (a port the OS chose) to ${at(e.server)}; the TCP and TLS handshakes took ${ms(e.ms)}`
+        : `tcp: connected from ${at(e.local)} (a port the OS chose) to ${at(e.server)}; the handshake took ${ms(e.ms)}`;
     case 'client-send':
       return `tcp: send() ${payload(e.data)}`;
     case 'client-fin':

@@ -44,7 +44,7 @@ async function open(o: NormalizedClientOptions): Promise<net.Socket> {
   const socket = await connect(o);
   const local = { address: socket.localAddress ?? '?', port: socket.localPort ?? 0 };
   const remote = { address: socket.remoteAddress ?? o.host, port: socket.remotePort ?? o.port };
-  tracer({ type: 'connected', local, server: remote, ms: performance.now() - started });
+  tracer({ type: 'connected', transport: where(o).transport, local, server: remote, ms: performance.now() - started });
   // shutdown(SHUT_WR) happens when end() has flushed what we wrote: 'finish'.
   socket.once('finish', () => tracer({ type: 'client-fin' }));
   socket.once('end', () => tracer({ type: 'server-fin' }));
