@@ -16,10 +16,10 @@ export type TraceEvent =
   // The server.
   | { type: 'listening'; transport: 'tcp' | 'tls' | 'udp'; local: Endpoint }
   | { type: 'accept'; transport: 'tcp' | 'tls'; id: number; client: Endpoint }
-  | { type: 'recv'; id: number; data: Uint8Array }
-  | { type: 'send'; id: number; data: Uint8Array }
-  | { type: 'peer-fin'; id: number }
-  | { type: 'closed'; id: number; bytesIn: number; bytesOut: number; ms: number; error?: string }
+  | { type: 'recv'; transport: 'tcp' | 'tls'; id: number; data: Uint8Array }
+  | { type: 'send'; transport: 'tcp' | 'tls'; id: number; data: Uint8Array }
+  | { type: 'peer-fin'; transport: 'tcp' | 'tls'; id: number }
+  | { type: 'closed'; transport: 'tcp' | 'tls'; id: number; bytesIn: number; bytesOut: number; ms: number; error?: string }
   | { type: 'recvfrom'; client: Endpoint; data: Uint8Array }
   | { type: 'sendto'; client: Endpoint; data: Uint8Array }
   | { type: 'no-reply'; client: Endpoint; reason: string }
@@ -84,14 +84,14 @@ export function describe(e: TraceEvent): string {
     case 'accept':
       return `${e.transport}: accept() created connection socket #${e.id} for client ${at(e.client)}`;
     case 'recv':
-      return `tcp #${e.id}: recv() got ${payload(e.data)}`;
+      return `${e.transport} #${e.id}: recv() got ${payload(e.data)}`;
     case 'send':
-      return `tcp #${e.id}: send() ${payload(e.data)}`;
+      return `${e.transport} #${e.id}: send() ${payload(e.data)}`;
     case 'peer-fin':
-      return `tcp #${e.id}: the client sent FIN: no more bytes will come`;
+      return `${e.transport} #${e.id}: the client sent FIN: no more bytes will come`;
     case 'closed': {
       const why = e.error === undefined ? '' : `${e.error}; `;
-      return `tcp #${e.id}: ${why}closing connection socket #${e.id} (${e.bytesIn} bytes in, ${e.bytesOut} out, open ${ms(e.ms)})`;
+      return `${e.transport} #${e.id}: ${why}closing connection socket #${e.id} (${e.bytesIn} bytes in, ${e.bytesOut} out, open ${ms(e.ms)})`;
     }
     case 'recvfrom':
       return `udp: recvfrom() got ${payload(e.data)} from ${at(e.client)}`;

@@ -26,7 +26,7 @@ test('the writer stamps each line with milliseconds since its first event', () =
   const tracer = createTraceWriter((line) => lines.push(line), { now: () => times.shift()! });
   tracer({ type: 'listening', transport: 'tcp', local: { address: '::', port: 12000 } });
   tracer({ type: 'accept', transport: 'tcp', id: 1, client: { address: '::1', port: 40000 } });
-  tracer({ type: 'peer-fin', id: 1 });
+  tracer({ type: 'peer-fin', transport: 'tcp', id: 1 });
   assert.deepEqual(lines, [
     '[0.000 ms] tcp: welcoming socket listening on [::]:12000; waiting in accept()\n',
     '[0.500 ms] tcp: accept() created connection socket #1 for client [::1]:40000\n',

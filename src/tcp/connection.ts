@@ -114,7 +114,8 @@ export function handleConnection(stream: Duplex, options: ConnectionOptions): vo
     idleTimer.unref();
   }
 
-  const trace = options.trace === undefined ? null : new ConnectionTrace(options.trace.tracer, options.trace.id);
+  const trace =
+    options.trace === undefined ? null : new ConnectionTrace(options.trace.tracer, options.trace.id, options.tls === true ? 'tls' : 'tcp');
 
   stream.on('data', (chunk: Buffer) => {
     stats[bytesIn] += chunk.length;
@@ -193,20 +194,21 @@ class ConnectionTrace {
   constructor(
     private readonly tracer: Tracer,
     private readonly id: number,
+    private readonly transport: 'tcp' | 'tls',
   ) {}
 
   recv(data: Buffer): void {
     this.bytesIn += data.length;
-    this.tracer({ type: 'recv', id: this.id, data });
+    this.tracer({ type: 'recv', transport: this.transport, id: this.id, data });
   }
 
   send(data: Buffer): void {
     this.bytesOut += data.length;
-    this.tracer({ type: 'send', id: this.id, data });
+    this.tracer({ type: 'send', transport: this.transport, id: this.id, data });
   }
 
   peerFin(): void {
-    this.tracer({ type: 'peer-fin', id: this.id });
+    this.tracer({ type: 'peer-fin', transport: this.transport, id: this.id });
   }
 
   failed(err: NodeJS.ErrnoException): void {
@@ -214,7 +216,7 @@ class ConnectionTrace {
   }
 
   closed(): void {
-    const { id, bytesIn, bytesOut, error } = this;
-    this.tracer({ type: 'closed', id, bytesIn, bytesOut, ms: performance.now() - this.opened, error });
+    const { id, transport, bytesIn, bytesOut, error } = this;
+    this.tracer({ type: 'closed', transport, id, bytesIn, bytesOut, ms: performance.now() - this.opened, error });
   }
 }

@@ -54,10 +54,10 @@ test('a tracer selects the stream and dgram transports and reports each step in 
   const tcp = events.filter((e) => e.id === 1 || e.type === 'accept');
   assert.deepEqual(tcp, [
     { type: 'accept', transport: 'tcp', id: 1, client: { address: '127.0.0.1', port: clientPort } },
-    { type: 'recv', id: 1, data: 'straße' },
-    { type: 'send', id: 1, data: 'STRASSE' },
-    { type: 'peer-fin', id: 1 },
-    { type: 'closed', id: 1, bytesIn: 7, bytesOut: 7, error: undefined },
+    { type: 'recv', transport: 'tcp', id: 1, data: 'straße' },
+    { type: 'send', transport: 'tcp', id: 1, data: 'STRASSE' },
+    { type: 'peer-fin', transport: 'tcp', id: 1 },
+    { type: 'closed', transport: 'tcp', id: 1, bytesIn: 7, bytesOut: 7, error: undefined },
   ]);
   assert.deepEqual(
     events.filter((e) => e.type === 'listening'),
