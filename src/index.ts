@@ -112,3 +112,13 @@ export {
   type TlsClientOptions,
   type PingOptions,
 } from './client/options.js';
+export {
+  createTraceWriter,
+  describe as describeTraceEvent,
+  TRACE_NOTICE,
+  TRACE_PAYLOAD_BYTES,
+  type Endpoint,
+  type TraceEvent,
+  type Tracer,
+  type TraceWriterOptions,
+} from './trace.js';

@@ -5,13 +5,25 @@ import { NetworkError } from '../errors.js';
 import { CLIENT_OPTIONS, type ClientOptions, normalizeClientOptions, TLS_OPTIONS, TRANSPORT_OPTIONS } from '../client/options.js';
 import { tcpRequest, tcpStream } from '../client/tcp.js';
 import { sendLines, UdpClient } from '../client/udp.js';
+import { boolean } from '../options/kinds.js';
 import type { Table } from '../options/table.js';
 import { EXIT_OK, EXIT_USAGE } from './common.js';
 import { reportFailure } from './failure.js';
 import { addOptions, Flags, isUsageError } from './options.js';
+import { startTrace } from './trace.js';
 
 /** `upcase client`'s options: transport, TLS, then the client's (src/client/options.ts). */
-export const CLIENT_COMMAND_OPTIONS = { ...TRANSPORT_OPTIONS, ...TLS_OPTIONS, ...CLIENT_OPTIONS } as const satisfies Table;
+export const CLIENT_COMMAND_OPTIONS = {
+  ...TRANSPORT_OPTIONS,
+  ...TLS_OPTIONS,
+  ...CLIENT_OPTIONS,
+  trace: {
+    kind: boolean(),
+    default: false,
+    help: "narrate the client's socket steps on stderr, payload included ([tutorial](tutorial.md))",
+    cli: true,
+  },
+} as const satisfies Table;
 
 /** Sends one message and resolves with its reply. */
 type Send = (message: Buffer) => Promise<Buffer>;
@@ -34,10 +46,11 @@ export function clientCommand(setExitCode: (code: number) => void): Command {
     let options: ClientOptions;
     let transport: 'tcp' | 'udp';
     try {
-      const given = cli.options<ClientOptions & { udp?: boolean }>(CLIENT_COMMAND_OPTIONS);
+      const given = cli.options<ClientOptions & { udp?: boolean; trace?: boolean }>(CLIENT_COMMAND_OPTIONS);
       transport = given.udp === true ? 'udp' : 'tcp';
       options = pick(given, Object.keys(CLIENT_OPTIONS));
       normalizeClientOptions(options, transport);
+      if (given.trace === true) options.tracer = startTrace();
     } catch (err) {
       if (!isUsageError(err)) throw err;
       process.stderr.write(`${cli.describe(err)}\n`);

@@ -1,9 +1,9 @@
 import cluster from 'node:cluster';
 import { Command } from 'commander';
 import pino, { type Logger } from 'pino';
-import { formatHostPort } from '../errors.js';
+import { formatHostPort, InvalidArgumentError } from '../errors.js';
 import { type NormalizedServerOptions, normalizeServerOptions, SERVER_OPTIONS, type ServerOptions } from '../options.js';
-import { choice, host, integerOrAuto, port } from '../options/kinds.js';
+import { boolean, choice, host, integerOrAuto, port } from '../options/kinds.js';
 import type { Table } from '../options/table.js';
 import { ClusterPrimary, ClusterWorker, clusterWorkerPort, clusterWorkerSlot, resolveWorkerCount } from '../server/cluster.js';
 import { createMetricsRegistry, METRICS_DEFAULT_HOST, type MetricsServer, metricsUrl, startMetricsServer } from '../server/metrics.js';
@@ -12,6 +12,7 @@ import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE, errorMessage } from './common.js';
 import { reportFailure } from './failure.js';
 import { clusterTransports, transportsLine } from './transports.js';
 import { addOptions, Flags, isUsageError } from './options.js';
+import { announceTrace, SERVE_TRACE_TRANSPORTS, traceWriter } from './trace.js';
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 
@@ -33,6 +34,13 @@ export const SERVE_OPTIONS = {
   },
   metricsHost: { kind: host(), default: METRICS_DEFAULT_HOST, help: 'address of the metrics endpoint', cli: true },
   logLevel: { kind: choice(LOG_LEVELS, '<level>'), default: 'info', help: 'log level', cli: true },
+  trace: {
+    kind: boolean(),
+    default: false,
+    help: "narrate the server's socket steps on stderr, payload included; one process, on the stream and dgram transports",
+    docs: 'the log level then defaults to `warn` ([tutorial](tutorial.md))',
+    cli: true,
+  },
 } as const satisfies Table;
 
 interface ProcessFlags {
@@ -40,6 +48,7 @@ interface ProcessFlags {
   metricsPort?: number;
   metricsHost: string;
   logLevel: string;
+  trace: boolean;
 }
 
 /** What `upcase serve` runs with: the server's options as given, and the process's own. */
@@ -53,11 +62,23 @@ function serveOptions(): Command {
   return addOptions(new Command('serve').description('run the upcase server: TCP and UDP on one port'), SERVE_OPTIONS);
 }
 
+/**
+ * `--trace` narrates one process's socket steps on the transports that report them:
+ * it refuses the native ones and workers, and keeps the logs to warnings unless a log
+ * level is given, so the narration reads on its own.
+ */
+function checkTraceFlags(cli: Flags, flags: ServeFlags): void {
+  // The native transports are refused by the library (UpcaseServer), which the trace needs.
+  if (flags.workers !== 1) throw new InvalidArgumentError('workers', '1 with `trace` (it narrates one process)', flags.workers);
+  if (!cli.fromCommandLine('logLevel') && process.env.UPCASE_LOG_LEVEL === undefined) flags.logLevel = 'warn';
+}
+
 /** The flags of this run, checked by the library (which throws InvalidArgumentError); the server's as given. */
 function readServeFlags(command: Command): { cli: Flags; flags: ServeFlags } {
   const cli = new Flags('upcase serve', SERVE_OPTIONS, command);
   const flags = cli.options<ServeFlags>(SERVE_OPTIONS);
   normalizeServerOptions(flags);
+  if (flags.trace) checkTraceFlags(cli, flags);
   return { cli, flags };
 }
 
@@ -134,7 +155,9 @@ async function serve(flags: ServeFlags, cli: Flags): Promise<number> {
 async function serveSingle(flags: ServeFlags, logger: Logger, cli: Flags): Promise<number> {
   let server: UpcaseServer;
   try {
-    server = new UpcaseServer(serverOptions(flags, logger));
+    const tracer = flags.trace ? traceWriter() : undefined;
+    server = new UpcaseServer(serverOptions(flags, logger), { tracer });
+    if (tracer !== undefined) announceTrace(SERVE_TRACE_TRANSPORTS);
   } catch (err) {
     return fail(err, logger, cli);
   }

@@ -2,6 +2,7 @@ import { InvalidArgumentError } from '../errors.js';
 import { SERVER_DEFAULTS } from '../options.js';
 import { boolean, host, integer, type Kind, port, pem, seconds } from '../options/kinds.js';
 import { normalizeTable, type OptionTable, type Table } from '../options/table.js';
+import type { Tracer } from '../trace.js';
 
 /**
  * Client options, normalized in one place from one table ({@link CLIENT_OPTIONS}).
@@ -26,6 +27,8 @@ export interface ClientOptions {
    * server name, or turn verification off. Default false.
    */
   tls?: boolean | TlsClientOptions;
+  /** Reports each socket step, payload included (`upcase client --trace`). Default none. */
+  tracer?: Tracer;
 }
 
 /** The `tls` option of the TCP clients: CA, server name, and whether to skip verification. */
@@ -51,6 +54,7 @@ export interface NormalizedClientOptions {
   retries: number;
   /** Null without TLS. */
   tls: NormalizedTlsClientOptions | null;
+  tracer?: Tracer;
 }
 
 /** The clients' defaults: host, port, timeouts, retries. */
@@ -129,7 +133,7 @@ export const TRANSPORT_OPTIONS = {
 } as const satisfies Table;
 
 /** The client's options, one row each. */
-export const CLIENT_OPTIONS: OptionTable<ClientOptions> = {
+export const CLIENT_OPTIONS: OptionTable<Omit<ClientOptions, 'tracer'>> = {
   ...TARGET_OPTIONS,
   timeout: {
     kind: seconds({ min: 0.001 }),
@@ -148,7 +152,11 @@ export const CLIENT_OPTIONS: OptionTable<ClientOptions> = {
 export function normalizeClientOptions(options: ClientOptions, transport: 'tcp' | 'udp'): NormalizedClientOptions {
   const o = normalizeTable(CLIENT_OPTIONS, options as Record<string, unknown>, { context: { transport } });
   if (o.tls !== false && transport === 'udp') throw new InvalidArgumentError('tls', 'false over UDP (TLS runs over TCP)', options.tls);
-  return { ...(o as unknown as NormalizedClientOptions), tls: o.tls === false ? null : (o.tls as NormalizedTlsClientOptions) };
+  return {
+    ...(o as unknown as NormalizedClientOptions),
+    tls: o.tls === false ? null : (o.tls as NormalizedTlsClientOptions),
+    tracer: options.tracer,
+  };
 }
 
 /** `tls` as given (boolean or object) → checked options, or null for no TLS. */

@@ -1,8 +1,10 @@
 import net from 'node:net';
-import type { Readable, Writable } from 'node:stream';
+import { performance } from 'node:perf_hooks';
+import { type Readable, Transform, type Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { type NetworkError, type NetworkLocation, networkError } from '../errors.js';
 import { type ClientOptions, type NormalizedClientOptions, normalizeClientOptions } from './options.js';
+import type { TraceEvent, Tracer } from '../trace.js';
 import { connectTls } from './tls.js';
 
 /**
@@ -27,7 +29,24 @@ export function connectTcp(options: ClientOptions = {}): Promise<net.Socket> {
   return open(normalizeClientOptions(options, 'tcp'));
 }
 
-function open(o: NormalizedClientOptions): Promise<net.Socket> {
+async function open(o: NormalizedClientOptions): Promise<net.Socket> {
+  const tracer = o.tracer;
+  if (tracer === undefined) return connect(o);
+  const server = { address: o.host, port: o.port };
+  tracer({ type: 'connect', transport: where(o).transport as 'tcp' | 'tls', server });
+  const started = performance.now();
+  const socket = await connect(o);
+  const local = { address: socket.localAddress ?? '?', port: socket.localPort ?? 0 };
+  const remote = { address: socket.remoteAddress ?? o.host, port: socket.remotePort ?? o.port };
+  tracer({ type: 'connected', transport: where(o).transport as 'tcp' | 'tls', local, server: remote, ms: performance.now() - started });
+  // shutdown(SHUT_WR) happens when end() has flushed what we wrote: 'finish'.
+  socket.once('finish', () => tracer({ type: 'client-fin' }));
+  socket.once('end', () => tracer({ type: 'server-fin' }));
+  socket.once('close', () => tracer({ type: 'client-close' }));
+  return socket;
+}
+
+function connect(o: NormalizedClientOptions): Promise<net.Socket> {
   if (o.tls !== null) return connectTls(o);
   const socket = net.connect({ host: o.host, port: o.port, allowHalfOpen: true, noDelay: true });
   return new Promise((resolve, reject) => {
@@ -70,6 +89,7 @@ export async function tcpRequest(message: Uint8Array | string, options: ClientOp
       socket.destroy();
     });
     socket.on('data', (chunk: Buffer) => {
+      o.tracer?.({ type: 'client-recv', data: chunk });
       chunks.push(chunk);
       received += chunk.length;
     });
@@ -86,6 +106,7 @@ export async function tcpRequest(message: Uint8Array | string, options: ClientOp
       if (received > 0) failure.received = reply;
       reject(failure);
     });
+    o.tracer?.({ type: 'client-send', data: typeof message === 'string' ? Buffer.from(message) : message });
     socket.end(message);
   });
 }
@@ -116,7 +137,8 @@ export async function tcpStream(input: Readable, output: Writable, options: Clie
   const socket = await open(o);
   let inputComplete = false;
   let uploadError: unknown = null;
-  const upload = pipeline(input, socket).then(
+  const tracer = o.tracer;
+  const upload = (tracer === undefined ? pipeline(input, socket) : pipeline(input, tap(tracer, 'client-send'), socket)).then(
     () => {
       inputComplete = true;
       socket.setTimeout(o.timeout * 1000, () => {
@@ -128,7 +150,7 @@ export async function tcpStream(input: Readable, output: Writable, options: Clie
     },
   );
   try {
-    await pipeline(socket, output);
+    await (tracer === undefined ? pipeline(socket, output) : pipeline(socket, tap(tracer, 'client-recv'), output));
   } catch (err) {
     if (output.errored) throw output.errored;
     // An input that fails (a read error) takes the socket down with it: report the input's error.
@@ -142,4 +164,14 @@ export async function tcpStream(input: Readable, output: Writable, options: Clie
     await upload;
   }
   return { bytesSent: socket.bytesWritten, bytesReceived: socket.bytesRead, inputComplete };
+}
+
+/** A pass-through that reports each chunk going by, for the trace. */
+function tap(tracer: Tracer, type: 'client-send' | 'client-recv'): Transform {
+  return new Transform({
+    transform(chunk: Buffer, _encoding, callback) {
+      tracer({ type, data: chunk } as TraceEvent);
+      callback(null, chunk);
+    },
+  });
 }

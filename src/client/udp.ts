@@ -1,5 +1,6 @@
 import dgram from 'node:dgram';
 import { once } from 'node:events';
+import { performance } from 'node:perf_hooks';
 import type { Readable, Writable } from 'node:stream';
 import { upcase } from '../codec/upcase.js';
 import { ClosedError, MessageTooLargeError, type NetworkError, networkError, systemCode } from '../errors.js';
@@ -101,7 +102,7 @@ export class UdpClient {
   }
 
   private async exchange(payload: Uint8Array, target: Target): Promise<Buffer> {
-    const { host, port, timeout, retries } = this.options;
+    const { host, port, timeout, retries, tracer } = this.options;
     const where = { transport: 'udp', address: host, port } as const;
     const socket = dgram.createSocket(target.family === 6 ? 'udp6' : 'udp4');
     try {
@@ -110,7 +111,10 @@ export class UdpClient {
       socket.close();
       throw networkError({ op: 'connect' }, where, err);
     }
+    const server = { address: target.address, port };
+    if (tracer !== undefined) tracer({ type: 'udp-socket', local: socket.address(), server });
     return new Promise((resolve, reject) => {
+      let sentAt = 0;
       let tries = 0;
       let timer: NodeJS.Timeout | null = null;
       let settled = false;
@@ -121,23 +125,34 @@ export class UdpClient {
         socket.removeAllListeners('message');
         socket.removeAllListeners('error');
         // Answered on the only try: nothing more can come. Otherwise a reply may still be on its way.
-        if (reply !== undefined && tries === 1) socket.close();
-        else this.hold(socket);
+        if (reply !== undefined && tries === 1) {
+          socket.close();
+          if (tracer !== undefined) tracer({ type: 'udp-close', heldMs: 0 });
+        } else {
+          const heldMs = this.hold(socket);
+          if (tracer !== undefined) tracer({ type: 'udp-close', heldMs });
+        }
         if (err !== null) reject(err);
         else resolve(reply!);
       };
-      socket.on('message', (reply: Buffer) => settle(null, reply));
+      socket.on('message', (reply: Buffer) => {
+        if (tracer !== undefined && !settled) tracer({ type: 'udp-recvfrom', server, data: reply, ms: performance.now() - sentAt });
+        settle(null, reply);
+      });
       socket.on('error', (err: Error) => {
         // A connected UDP socket reports ICMP port unreachable as ECONNREFUSED: nothing listens there.
         settle(networkError({ op: systemCode(err) === 'ECONNREFUSED' ? 'connect' : 'exchange' }, where, err));
       });
       const attempt = (): void => {
+        if (tracer !== undefined && tries > 0) tracer({ type: 'udp-timeout', ms: timeout, attempt: tries, attempts: retries + 1 });
         if (tries > retries) {
           settle(networkError({ op: 'timeout', phase: 'reply', after: `after ${tries} ${tries === 1 ? 'try' : 'tries'}` }, where));
           return;
         }
         tries++;
         this.stats.tries++;
+        if (tracer !== undefined) tracer({ type: 'udp-sendto', server, data: payload, attempt: tries, attempts: retries + 1 });
+        sentAt = performance.now();
         socket.send(payload, (err) => {
           if (err === null) return;
           if (systemCode(err) === 'EMSGSIZE') settle(new MessageTooLargeError(payload.length, maxUdpPayload(target.family), 'UDP message'));
@@ -149,20 +164,22 @@ export class UdpClient {
     });
   }
 
-  /** Keeps `socket` bound (counting what still arrives) until late replies are unlikely. */
-  private hold(socket: dgram.Socket): void {
+  /** Keeps `socket` bound (counting what still arrives) until late replies are unlikely; returns for how many ms. */
+  private hold(socket: dgram.Socket): number {
     if (this.closed) {
       socket.close();
-      return;
+      return 0;
     }
     socket.on('message', () => this.stats.late++);
     socket.on('error', () => {});
     const { timeout, retries } = this.options;
-    const timer = setTimeout(() => void this.release(socket), Math.min(timeout * 1000 * (retries + 1), MAX_QUARANTINE_MS));
+    const heldMs = Math.min(timeout * 1000 * (retries + 1), MAX_QUARANTINE_MS);
+    const timer = setTimeout(() => void this.release(socket), heldMs);
     timer.unref();
     socket.unref();
     this.quarantine.set(socket, timer);
     if (this.quarantine.size > MAX_QUARANTINE) void this.release(this.quarantine.keys().next().value!);
+    return heldMs;
   }
 
   private async release(socket: dgram.Socket): Promise<void> {

@@ -21,6 +21,7 @@ import {
 } from '../tcp/native.js';
 import { type CertificateInfo, loadTlsCredentials, type PemSource, type TlsCredentials } from '../tls/credentials.js';
 import { TlsAcceptor } from '../tls/server.js';
+import type { Tracer } from '../trace.js';
 import { createDatagramHandler, DatagramPolicy, type DatagramOptions } from '../udp/handler.js';
 import { udpKernelDrops } from '../udp/kernel-drops.js';
 import { loadNativeUdp, NativeUdpListener, nativeUdpProblem, nativeUdpStatus } from '../udp/native.js';
@@ -59,6 +60,15 @@ export interface CloseOptions {
 const DEFAULT_HOSTS = ['::', '0.0.0.0'];
 /** Receive and send buffers of the UDP socket, both transports (native/udp_batch.c sets the same). */
 const UDP_BUFFER_BYTES = 4 << 20;
+
+export interface ServerHooks {
+  /**
+   * Reports each socket step (`upcase serve --trace`), payload included. The
+   * native transports do not report reads to JavaScript, so with a tracer `auto`
+   * picks the stream and dgram transports, and `native` is refused.
+   */
+  tracer?: Tracer;
+}
 
 /** A bound UDP listener, whichever transport serves it. */
 interface UdpListener {
@@ -102,10 +112,18 @@ export class UpcaseServer extends EventEmitter {
   /** The open connections with their addresses and counters, for `/connections`. */
   private readonly table = new ConnectionTable();
   private readonly startTime = Date.now() / 1000;
+  private readonly tracer: Tracer | null;
+  /** Connection sockets accepted so far, numbered for the trace. */
+  private accepted = 0;
 
-  constructor(options: ServerOptions = {}) {
+  constructor(options: ServerOptions = {}, hooks: ServerHooks = {}) {
     super();
     this.options = normalizeServerOptions(options);
+    this.tracer = hooks.tracer ?? null;
+    if (this.tracer !== null) {
+      if (this.options.tcpTransport === 'native') throw tracedNative('tcpTransport', 'stream');
+      if (this.options.udpTransport === 'native') throw tracedNative('udpTransport', 'dgram');
+    }
     this.logger = this.options.logger ?? silentLogger();
     this.warnings = new RateLimitedLog(this.logger);
     this.trustedProxies = this.options.proxyProtocol ? new TrustList(this.options.trustedProxies.map((c) => parseCidr(c)!)) : null;
@@ -229,6 +247,7 @@ export class UpcaseServer extends EventEmitter {
       'listening',
     );
     if (this.tls !== null) this.logCertificate(this.tls.credentials, 'tls certificate loaded');
+    if (this.tracer !== null) this.traceListening(this.bound);
     this.emit('listening', this.bound);
     return this.bound;
   }
@@ -322,7 +341,7 @@ export class UpcaseServer extends EventEmitter {
   /** The native TCP transport if chosen and built; what it counts joins the stats. */
   private createNativeTcp(): NativeTcpTransport | null {
     const choice = this.options.tcpTransport;
-    const binding = choice === 'stream' ? null : loadNativeTcp();
+    const binding = choice === 'stream' || this.tracer !== null ? null : loadNativeTcp();
     const problem = nativeTcpProblem();
     if (choice === 'native' && binding === null) throw nativeMissing('TCP', nativeTcpStatus().unavailable!, 'stream');
     if (binding === null && choice === 'auto' && problem !== null) {
@@ -350,6 +369,7 @@ export class UpcaseServer extends EventEmitter {
       udpRateBurst: this.options.udpRateBurst,
       udpAllowLowPorts: this.options.udpAllowLowPorts,
       dropRate: this.options.dropRate,
+      tracer: this.tracer ?? undefined,
     };
   }
 
@@ -372,7 +392,7 @@ export class UpcaseServer extends EventEmitter {
     // In a cluster worker, `auto` keeps node:dgram: node:cluster shares one socket between
     // workers. An explicit `native` gives each worker its own socket with SO_REUSEPORT.
     const inWorker = cluster.isWorker;
-    const native = choice === 'dgram' || (choice === 'auto' && inWorker) ? null : loadNativeUdp();
+    const native = choice === 'dgram' || (choice === 'auto' && inWorker) || this.tracer !== null ? null : loadNativeUdp();
     const problem = nativeUdpProblem();
     if (choice === 'native' && native === null) throw nativeMissing('UDP', nativeUdpStatus().unavailable!, 'dgram');
     if (native === null && choice === 'auto' && problem !== null) {
@@ -546,6 +566,7 @@ export class UpcaseServer extends EventEmitter {
         idleTimeoutMs: idleTimeout * 1000,
         writeTimeoutMs: writeTimeout * 1000,
         logFields,
+        trace: this.traceAccept(transport, client),
       };
       if (transport === 'tcp' || this.tls === null) {
         this.logger.debug(logFields, 'connection open');
@@ -606,6 +627,26 @@ export class UpcaseServer extends EventEmitter {
       // reads those itself (the socket must stay paused, or they would flow past it).
       if (transport === 'tcp') socket.resume();
     });
+  }
+
+  /** The listeners, in the textbook's words: the welcoming socket, the UDP server socket. */
+  private traceListening(bound: ServerAddress): void {
+    const tracer = this.tracer!;
+    for (const transport of bound.transports) {
+      const port = transport === 'tls' ? bound.tlsPort! : bound.port;
+      tracer({ type: 'listening', transport, local: { address: bound.host, port } });
+    }
+  }
+
+  /** accept() has made connection socket #n; undefined when not tracing. */
+  private traceAccept(
+    transport: 'tcp' | 'tls',
+    client: { address: string | undefined; port: number | undefined },
+  ): { tracer: Tracer; id: number } | undefined {
+    if (this.tracer === null) return undefined;
+    const id = ++this.accepted;
+    this.tracer({ type: 'accept', transport, id, client: { address: client.address ?? '?', port: client.port ?? 0 } });
+    return { tracer: this.tracer, id };
   }
 
   /** Counts and logs how a natively served connection ended, as handleConnection does. */
@@ -744,9 +785,17 @@ export class UpcaseServer extends EventEmitter {
   }
 }
 
+function tracedNative(option: 'tcpTransport' | 'udpTransport', traced: string): InvalidArgumentError {
+  return new InvalidArgumentError(
+    option,
+    `\`auto\` or \`${traced}\` with a tracer (the native transport does not report each read)`,
+    'native',
+  );
+}
+
 /** Creates a server and waits until it listens. */
-export async function startServer(options: ServerOptions = {}): Promise<UpcaseServer> {
-  const server = new UpcaseServer(options);
+export async function startServer(options: ServerOptions = {}, hooks: ServerHooks = {}): Promise<UpcaseServer> {
+  const server = new UpcaseServer(options, hooks);
   await server.listen();
   return server;
 }

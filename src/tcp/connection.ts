@@ -1,8 +1,10 @@
+import { performance } from 'node:perf_hooks';
 import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import { Upcaser } from '../codec/upcase.js';
 import { countError, type ServerStats } from '../stats.js';
 import { SMALL_CHUNK, turnSpent } from './turn.js';
+import type { Tracer } from '../trace.js';
 
 /** Options of {@link handleConnection}: where to count and log, and the connection's timeouts. */
 export interface ConnectionOptions {
@@ -30,6 +32,8 @@ export interface ConnectionOptions {
   tls?: boolean;
   /** This connection's own counters, kept up to date for `/connections`. Optional. */
   counters?: ConnectionCounters;
+  /** Reports each read, reply, FIN and the close (`upcase serve --trace`), as connection socket #`id`. */
+  trace?: { tracer: Tracer; id: number };
 }
 
 /** One connection's own counters, which {@link handleConnection} keeps up to date (for `/connections`). Never payload. */
@@ -142,6 +146,9 @@ export function handleConnection(stream: Duplex, options: ConnectionOptions): vo
     idleTimer.unref();
   }
 
+  const trace =
+    options.trace === undefined ? null : new ConnectionTrace(options.trace.tracer, options.trace.id, options.tls === true ? 'tls' : 'tcp');
+
   stream.on('data', (chunk: Buffer) => {
     if (chunk.length >= SMALL_CHUNK && turnSpent()) {
       // Other connections, and the listener's next accept, go first: this chunk waits for
@@ -158,6 +165,8 @@ export function handleConnection(stream: Duplex, options: ConnectionOptions): vo
     }
     stats[bytesIn] += chunk.length;
     if (counters !== undefined) counters.bytesIn += chunk.length;
+    // Before push: it may uppercase the chunk in place.
+    trace?.recv(chunk);
     const out = upcaser.push(chunk, pushOptions);
     if (out.length === 0) {
       touch();
@@ -165,6 +174,7 @@ export function handleConnection(stream: Duplex, options: ConnectionOptions): vo
     }
     stats[bytesOut] += out.length;
     if (counters !== undefined) counters.bytesOut += out.length;
+    trace?.send(out);
     // Write completion counts as traffic for the idle timer, but a completion
     // callback costs a tick per reply, so ask for one only when earlier writes are
     // still queued (this one will complete after them). A write into an empty queue
@@ -197,10 +207,12 @@ export function handleConnection(stream: Duplex, options: ConnectionOptions): vo
   stream.on('end', () => {
     touch();
     if (stream.writableLength === 0) clearStall();
+    trace?.peerFin();
     const rest = upcaser.end();
     if (rest.length > 0) {
       stats[bytesOut] += rest.length;
       if (counters !== undefined) counters.bytesOut += rest.length;
+      trace?.send(rest);
       stream.end(rest);
     } else {
       stream.end();
@@ -212,14 +224,53 @@ export function handleConnection(stream: Duplex, options: ConnectionOptions): vo
   stream.on('finish', clearStall);
 
   stream.on('error', (err: NodeJS.ErrnoException) => {
+    trace?.failed(err);
     countError(stats, err.code);
     logger.debug({ ...options.logFields, code: err.code, err: err.message }, 'connection error');
     stream.destroy();
   });
 
   stream.on('close', () => {
+    trace?.closed();
     clearStall();
     if (idleTimer !== null) clearTimeout(idleTimer);
     idleTimer = null;
   });
+}
+
+/** Connection socket #id's steps, and at its close what went through it and why it ended early, if it did. */
+class ConnectionTrace {
+  private readonly opened = performance.now();
+  private bytesIn = 0;
+  private bytesOut = 0;
+  private error: string | undefined;
+
+  constructor(
+    private readonly tracer: Tracer,
+    private readonly id: number,
+    private readonly transport: 'tcp' | 'tls',
+  ) {}
+
+  recv(data: Buffer): void {
+    this.bytesIn += data.length;
+    this.tracer({ type: 'recv', transport: this.transport, id: this.id, data });
+  }
+
+  send(data: Buffer): void {
+    this.bytesOut += data.length;
+    this.tracer({ type: 'send', transport: this.transport, id: this.id, data });
+  }
+
+  peerFin(): void {
+    this.tracer({ type: 'peer-fin', transport: this.transport, id: this.id });
+  }
+
+  failed(err: NodeJS.ErrnoException): void {
+    this.error ??= err.code === 'ECONNRESET' ? 'the client reset the connection (ECONNRESET)' : `error ${err.code ?? err.message}`;
+  }
+
+  closed(): void {
+    const { id, transport, bytesIn, bytesOut, error } = this;
+    this.tracer({ type: 'closed', transport, id, bytesIn, bytesOut, ms: performance.now() - this.opened, error });
+  }
 }

@@ -5,6 +5,7 @@ import { upcaseOwned } from '../codec/upcase.js';
 import { type RateLimitedLog, safeAddress } from '../log.js';
 import { countError, type ServerStats, type UdpDropReason } from '../stats.js';
 import { maxPayloadFor } from './limits.js';
+import type { Tracer } from '../trace.js';
 import { RateLimiter, sourceKey } from './rate-limit.js';
 
 /** Source ports below this get no reply unless `udpAllowLowPorts` (loop protection). */
@@ -28,7 +29,20 @@ export interface DatagramOptions {
   localPort?: number;
   /** Monotonic milliseconds for the rate limit; tests inject one. Default `performance.now`. */
   clock?: () => number;
+  /** Reports each recvfrom and sendto (`upcase serve --trace`); node:dgram only. */
+  tracer?: Tracer;
 }
+
+/** Why a request got no reply, for the trace. */
+const DROP_WORDS: Record<UdpDropReason, string> = {
+  port_zero: 'source port 0 cannot be answered',
+  low_port: 'source port below 1024 (loop guard; --udp-allow-low-ports)',
+  loop: "source port is the server's own (loop guard)",
+  rate_limited: 'over the rate limit for this source (--udp-rate-limit)',
+  simulated: 'dropped on purpose to simulate loss (--drop-rate)',
+  too_large: 'the reply would not fit in one datagram',
+  send_error: 'sendto() failed',
+};
 
 /**
  * What to answer to one request datagram: the abuse guards (docs/security.md):
@@ -42,6 +56,8 @@ export class DatagramPolicy {
   private readonly clock: () => number;
   /** The server's own port (loop guard); 0 = off. Set once the port is known. */
   localPort: number;
+  /** Why the last request that got no reply was dropped. */
+  lastDrop: UdpDropReason | null = null;
 
   constructor(private readonly options: DatagramOptions) {
     this.limiter = options.udpRateLimit > 0 ? new RateLimiter(options.udpRateLimit, options.udpRateBurst) : null;
@@ -84,6 +100,7 @@ export class DatagramPolicy {
   }
 
   private drop(reason: UdpDropReason, address: string, port: number, level: 'debug' | 'warn'): null {
+    this.lastDrop = reason;
     this.options.stats.udpDrops[reason]++;
     const fields = { transport: 'udp', remoteAddress: safeAddress(address), remotePort: port, reason };
     if (level === 'warn') this.options.warnings.warn(`udp:${reason}`, fields, 'udp request dropped');
@@ -98,8 +115,15 @@ export function createDatagramHandler(socket: DgramSocket, options: DatagramOpti
   const onSendError = (err: NodeJS.ErrnoException | null): void => {
     if (err !== null) policy.sendFailed(err.code);
   };
+  const tracer = options.tracer ?? null;
   return (msg, rinfo) => {
+    // Before reply(): it uppercases the message in place.
+    if (tracer !== null) tracer({ type: 'recvfrom', client: rinfo, data: msg });
     const reply = policy.reply(msg, rinfo.port, rinfo.address, maxPayloadFor(rinfo.address, rinfo.family));
+    if (tracer !== null) {
+      if (reply !== null) tracer({ type: 'sendto', client: rinfo, data: reply });
+      else tracer({ type: 'no-reply', client: rinfo, reason: DROP_WORDS[policy.lastDrop ?? 'send_error'] });
+    }
     if (reply !== null) socket.send(reply, rinfo.port, rinfo.address, onSendError);
   };
 }

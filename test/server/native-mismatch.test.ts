@@ -41,11 +41,11 @@ test('auto: a mismatched addon is not used, and the server says why', { skip }, 
   assert.deepEqual(warnings, [
     [
       'native TCP transport not used; serving TCP with streams',
-      'build/Release/upcase_tcp.node does not match src/tcp/native.ts: `closeReasons.stall` and `closeReasons.idle` are both 1',
+      'upcase_tcp.node does not match src/tcp/native.ts: `closeReasons.stall` and `closeReasons.idle` are both 1',
     ],
     [
       'native UDP transport not used; serving UDP with node:dgram',
-      'build/Release/upcase_udp.node does not match src/udp/native.ts: the addon exports no `udpMeta`',
+      'upcase_udp.node does not match src/udp/native.ts: the addon exports no `udpMeta`',
     ],
   ]);
 });
@@ -54,10 +54,10 @@ test('native: a mismatched addon stops the start, naming the mismatch', { skip }
   await assert.rejects(startServer({ host: '127.0.0.1', port: 0, udp: false, tcpTransport: 'native' }), {
     code: 'UPCASE_ERR_INVALID_ARG',
     message:
-      /not usable \(build\/Release\/upcase_tcp.node does not match src\/tcp\/native.ts: `closeReasons.stall` and `closeReasons.idle` are both 1\)/,
+      /cannot be used here \(upcase_tcp.node does not match src\/tcp\/native.ts: `closeReasons.stall` and `closeReasons.idle` are both 1\)/,
   });
   await assert.rejects(startServer({ host: '127.0.0.1', port: 0, tcp: false, udpTransport: 'native' }), {
     code: 'UPCASE_ERR_INVALID_ARG',
-    message: /not usable \(build\/Release\/upcase_udp.node does not match src\/udp\/native.ts: the addon exports no `udpMeta`\)/,
+    message: /cannot be used here \(upcase_udp.node does not match src\/udp\/native.ts: the addon exports no `udpMeta`\)/,
   });
 });
