@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { upcase } from '../../src/codec/upcase.js';
 import { runCli } from '../helpers/cli.js';
-import { tcpExchange } from '../helpers/clients.js';
+import { tcpExchange, waitFor } from '../helpers/clients.js';
 import { expectedCodecPaths } from '../helpers/cpu.js';
 import { spawnServer } from '../helpers/server-process.js';
 
@@ -22,6 +22,8 @@ for (const path of paths) {
   test(`UPCASE_CODEC_PATH=${path}: the server runs that path, names it, and answers byte for byte`, { skip }, async () => {
     const server = await spawnServer(['--tcp-transport', 'native', '--no-udp'], { env: { UPCASE_CODEC_PATH: path } });
     try {
+      // The log (stderr) may arrive after the ready line (stdout).
+      await waitFor(() => server.logLines().some((l) => l.msg === 'listening'), 'the listening log line');
       const listening = server.logLines().find((l) => l.msg === 'listening');
       assert.equal(listening?.tcpCodec, path);
       assert.ok((await tcpExchange(server.port, input)).equals(upcase(input)));
