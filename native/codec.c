@@ -423,12 +423,8 @@ static size_t upcase_to_avx512(const codec_tables_t *t, uint8_t *buf, uint8_t *d
 #define B8(x) _mm256_set1_epi8((char)(x))
 #define D8(x) _mm256_set1_epi32((int)(x))
 
-// LEAD_AT[c][m]: the positions (8c + bit) of the set bits of byte m, one per byte,
-// first in the low byte. In a well-formed block no two leads are adjacent, so a byte
-// of the lead mask holds at most 4. Filled by codec_init().
-static uint32_t LEAD_AT[8][256];
 // COMPRESS_LANES[m]: the lanes set in the 8-bit mask m, in order, 4 bits each (vpermd's
-// indices packed): an AVX2 stand-in for AVX-512's compress.
+// indices packed): an AVX2 stand-in for AVX-512's compress. Filled by codec_init().
 static uint32_t COMPRESS_LANES[256];
 // Whether pdep takes a few cycles (it does but on AMD Zen 1 and 2). Set by codec_init().
 static int fast_pdep;
@@ -440,13 +436,6 @@ static void init_avx2_tables(void) {
     for (int bit = 0; bit < 8; bit++)
       if (m & (1 << bit)) lanes |= (uint32_t)bit << (4 * k++);
     COMPRESS_LANES[m] = lanes;
-    for (int c = 0; c < 8; c++) {
-      uint32_t at = 0;
-      k = 0;
-      for (int bit = 0; bit < 8 && k < 4; bit++)
-        if (m & (1 << bit)) at |= (uint32_t)(8 * c + bit) << (8 * k++);
-      LEAD_AT[c][m] = at;
-    }
   }
 }
 
@@ -553,10 +542,10 @@ AVX2_INLINE void avx2_chars(const codec_tables_t *t, const uint8_t *buf, uint8_t
 
 // Uppercases buf[0, n) into dst (see upcase_scalar) 64 bytes at a time where it can:
 // ASCII by vector; up to 16 multi-byte characters per block (the block ends at the 17th),
-// their positions from the lead mask by table, read as one 32-bit lane each with one
-// gather, decoded, looked up in the case table with a second gather, re-encoded and
-// written back over the block. A block with an ill-formed byte goes through the scalar
-// loop; so does the tail of the input.
+// 8 per vector: their positions from the lead mask by tzcnt, read as one 32-bit lane
+// each, decoded, looked up in the case table, re-encoded and written back over the
+// block. A block with an ill-formed byte goes through the scalar loop; so does the tail
+// of the input.
 AVX2_TARGET
 static size_t upcase_to_avx2(const codec_tables_t *t, uint8_t *buf, uint8_t *dst, size_t n, uint32_t *specials, int32_t *kinds) {
   size_t i = 0, count = 0;
