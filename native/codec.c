@@ -426,7 +426,7 @@ static size_t upcase_to_avx512(const codec_tables_t *t, uint8_t *buf, uint8_t *d
 // COMPRESS_LANES[m]: the lanes set in the 8-bit mask m, in order, 4 bits each (vpermd's
 // indices packed): an AVX2 stand-in for AVX-512's compress. Filled by codec_init().
 static uint32_t COMPRESS_LANES[256];
-// Whether pdep takes a few cycles (it does but on AMD Zen 1 and 2). Set by codec_init().
+// Whether pdep takes a few cycles (it does, except on AMD Zen 1 and 2). Set by codec_init().
 static int fast_pdep;
 
 static void init_avx2_tables(void) {
@@ -481,7 +481,7 @@ AVX2_INLINE void avx2_chars(const codec_tables_t *t, const uint8_t *buf, uint8_t
   const __m256i lane_index = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
   const __m256i nibble_shift = _mm256_setr_epi32(0, 4, 8, 12, 16, 20, 24, 28);
   size_t count = *count_io;
-    // Where each character starts, in order; the positions past the last repeat it (so
+  // Where each character starts, in order; the positions past the last repeat it (so
   // that writing all 8 back, in order, is right).
   uint64_t m = leads;
   unsigned pos[8];
