@@ -423,14 +423,10 @@ static size_t upcase_to_avx512(const codec_tables_t *t, uint8_t *buf, uint8_t *d
 #define B8(x) _mm256_set1_epi8((char)(x))
 #define D8(x) _mm256_set1_epi32((int)(x))
 
-// LEAD_AT[c][m]: the positions (8c + bit) of the set bits of byte m, one per byte,
-// first in the low byte. In a well-formed block no two leads are adjacent, so a byte
-// of the lead mask holds at most 4. Filled by codec_init().
-static uint32_t LEAD_AT[8][256];
 // COMPRESS_LANES[m]: the lanes set in the 8-bit mask m, in order, 4 bits each (vpermd's
-// indices packed): an AVX2 stand-in for AVX-512's compress.
+// indices packed): an AVX2 stand-in for AVX-512's compress. Filled by codec_init().
 static uint32_t COMPRESS_LANES[256];
-// Whether pdep takes a few cycles (it does but on AMD Zen 1 and 2). Set by codec_init().
+// Whether pdep takes a few cycles (it does, except on AMD Zen 1 and 2). Set by codec_init().
 static int fast_pdep;
 
 static void init_avx2_tables(void) {
@@ -440,13 +436,6 @@ static void init_avx2_tables(void) {
     for (int bit = 0; bit < 8; bit++)
       if (m & (1 << bit)) lanes |= (uint32_t)bit << (4 * k++);
     COMPRESS_LANES[m] = lanes;
-    for (int c = 0; c < 8; c++) {
-      uint32_t at = 0;
-      k = 0;
-      for (int bit = 0; bit < 8 && k < 4; bit++)
-        if (m & (1 << bit)) at |= (uint32_t)(8 * c + bit) << (8 * k++);
-      LEAD_AT[c][m] = at;
-    }
   }
 }
 
@@ -485,36 +474,32 @@ AVX2_INLINE __m256i avx2_out_of_range(__m256i v, __m256i s) {
   return _mm256_or_si256(bad, _mm256_andnot_si256(le8f, _mm256_cmpeq_epi8(v, B8(0xf4))));
 }
 
-// Uppercases into dst the (1 to 8) characters of the well-formed block at buf + i that
+// Uppercases into dst the 1 to 8 characters of the well-formed block at buf + i that
 // start where `leads` has a bit, and records the specials among them: each character's
 // 4 bytes as one lane, decoded, looked up, re-encoded and written back in order.
 AVX2_INLINE void avx2_chars(const codec_tables_t *t, const uint8_t *buf, uint8_t *dst, size_t i, uint64_t leads, uint32_t *specials, int32_t *kinds, size_t *count_io) {
   const __m256i lane_index = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
   const __m256i nibble_shift = _mm256_setr_epi32(0, 4, 8, 12, 16, 20, 24, 28);
   size_t count = *count_io;
-    // Where each character starts (one byte each, in order), and its 4 bytes (and what
-  // follows, unused) as one lane.
-  uint64_t starts = 0;
-  unsigned seen = 0;
-  for (int c = 0; c < 8; c++) {
-    uint32_t byte = (uint32_t)(leads >> (8 * c)) & 0xff;
-    starts |= (uint64_t)LEAD_AT[c][byte] << (8 * (seen & 7));
-    seen += (unsigned)__builtin_popcount(byte);
+  // Where each character starts, in order; the positions past the last repeat it (so
+  // that writing all 8 back, in order, is right).
+  uint64_t m = leads;
+  unsigned pos[8];
+  pos[0] = (unsigned)__builtin_ctzll(m);  // leads has at least one bit
+  for (int k = 1; k < 8; k++) {
+    m &= m - 1;
+    pos[k] = m ? (unsigned)__builtin_ctzll(m) : pos[k - 1];
   }
-  __m256i at = _mm256_cvtepu8_epi32(_mm_cvtsi64_si128((long long)starts));
+  unsigned seen = (unsigned)__builtin_popcountll(leads);
+  __m256i at = _mm256_setr_epi32((int)pos[0], (int)pos[1], (int)pos[2], (int)pos[3], (int)pos[4], (int)pos[5], (int)pos[6], (int)pos[7]);
   __m256i lanes = _mm256_cmpgt_epi32(D8(seen), lane_index);
-  // Scalar loads: cheaper than a gather of 8 lanes on the CPUs measured.
+  // Each character's 4 bytes (and what follows, unused) as one lane. Scalar loads: cheaper
+  // than a gather of 8 lanes on the CPUs measured.
   const uint8_t *block = buf + i;
-  uint32_t w0, w1, w2, w3, w4, w5, w6, w7;
-  memcpy(&w0, block + (starts & 0xff), 4);
-  memcpy(&w1, block + ((starts >> 8) & 0xff), 4);
-  memcpy(&w2, block + ((starts >> 16) & 0xff), 4);
-  memcpy(&w3, block + ((starts >> 24) & 0xff), 4);
-  memcpy(&w4, block + ((starts >> 32) & 0xff), 4);
-  memcpy(&w5, block + ((starts >> 40) & 0xff), 4);
-  memcpy(&w6, block + ((starts >> 48) & 0xff), 4);
-  memcpy(&w7, block + (starts >> 56), 4);
-  __m256i w = _mm256_setr_epi32((int)w0, (int)w1, (int)w2, (int)w3, (int)w4, (int)w5, (int)w6, (int)w7);
+  uint32_t window[8];
+  for (int k = 0; k < 8; k++) memcpy(&window[k], block + pos[k], 4);
+  __m256i w = _mm256_setr_epi32((int)window[0], (int)window[1], (int)window[2], (int)window[3], (int)window[4], (int)window[5],
+                                (int)window[6], (int)window[7]);
   __m256i lead = _mm256_and_si256(w, D8(0xff));
   __m256i is3 = _mm256_cmpgt_epi32(lead, D8(0xdf)), is4 = _mm256_cmpgt_epi32(lead, D8(0xef));
   // 8 × (4 − length): moves a character's bytes to the top of its lane, and back.
@@ -549,20 +534,18 @@ AVX2_INLINE void avx2_chars(const codec_tables_t *t, const uint8_t *buf, uint8_t
   __m256i e = avx2_upper(_mm256_xor_si256(w, _mm256_srlv_epi32(spread, shift)));
   // Written back in order, always 8 (a loop of `seen` would be mispredicted about
   // every block): the lanes past the last character repeat it.
-  __m256i last = _mm256_min_epu32(lane_index, D8(seen - 1));
-  uint32_t encoded[8], where[8];
-  _mm256_storeu_si256((__m256i *)encoded, _mm256_permutevar8x32_epi32(e, last));
-  _mm256_storeu_si256((__m256i *)where, _mm256_permutevar8x32_epi32(at, last));
-  for (int k = 0; k < 8; k++) memcpy(dst + i + where[k], &encoded[k], 4);
+  uint32_t encoded[8];
+  _mm256_storeu_si256((__m256i *)encoded, _mm256_permutevar8x32_epi32(e, _mm256_min_epu32(lane_index, D8(seen - 1))));
+  for (int k = 0; k < 8; k++) memcpy(dst + i + pos[k], &encoded[k], 4);
   *count_io = count;
 }
 
 // Uppercases buf[0, n) into dst (see upcase_scalar) 64 bytes at a time where it can:
 // ASCII by vector; up to 16 multi-byte characters per block (the block ends at the 17th),
-// their positions from the lead mask by table, read as one 32-bit lane each with one
-// gather, decoded, looked up in the case table with a second gather, re-encoded and
-// written back over the block. A block with an ill-formed byte goes through the scalar
-// loop; so does the tail of the input.
+// 8 per vector: their positions from the lead mask by tzcnt, read as one 32-bit lane
+// each, decoded, looked up in the case table, re-encoded and written back over the
+// block. A block with an ill-formed byte goes through the scalar loop; so does the tail
+// of the input.
 AVX2_TARGET
 static size_t upcase_to_avx2(const codec_tables_t *t, uint8_t *buf, uint8_t *dst, size_t n, uint32_t *specials, int32_t *kinds) {
   size_t i = 0, count = 0;
@@ -599,7 +582,8 @@ static size_t upcase_to_avx2(const codec_tables_t *t, uint8_t *buf, uint8_t *dst
     }
     // At most 8 characters per vector: the first 8, then the rest.
     uint64_t first8 = leads & (nth_bit(leads, 8) - 1);
-    avx2_chars(t, buf, dst, i, first8, specials, kinds, &count);
+    // (None when the block's only lead crosses its end: the block is ASCII up to it.)
+    if (first8 != 0) avx2_chars(t, buf, dst, i, first8, specials, kinds, &count);
     if (leads != first8) avx2_chars(t, buf, dst, i, leads & ~first8, specials, kinds, &count);
     i += (size_t)__builtin_popcountll(live);
   }

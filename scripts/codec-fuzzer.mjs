@@ -8,13 +8,14 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { upcase } from '../dist/codec/upcase.js';
+import { shellWords } from './compiler.mjs';
 
 export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 export const DIGEST_FIXTURE = join(ROOT, 'test', 'fixtures', 'codec-digest.json');
 
-/** `CC` as a command and its leading arguments (`CC="ccache gcc"`), or `fallback`. */
+/** `CC` as a command and its leading arguments (`CC="ccache gcc"`, split as a shell would), or `fallback`. */
 export function compilerFrom(cc, fallback) {
-  const words = (cc ?? '').trim().split(/\s+/).filter(Boolean);
+  const words = shellWords(cc ?? '');
   return words.length > 0 ? words : [fallback];
 }
 

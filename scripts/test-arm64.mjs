@@ -58,26 +58,22 @@ function isAarch64(file) {
 
 const work = mkdtempSync(join(os.tmpdir(), 'upcase-arm64-'));
 try {
-  // 1. The addons, as build-native.mjs builds them without node-gyp (N-API: headers only, no libraries).
-  const include = join(dirname(process.execPath), '..', 'include', 'node');
-  if (!existsSync(join(include, 'node_api.h'))) fail(`no Node.js headers in ${include}`);
+  // 1. The addons, built by scripts/build-native.mjs itself (one list of addons and sources)
+  // with the cross compiler; it says they cannot be loaded here, which is expected.
   const release = join(work, 'build', 'Release');
-  mkdirSync(release, { recursive: true });
-  const addons = { upcase_udp: ['native/udp_batch.c'], upcase_tcp: ['native/tcp_serve.c', 'native/codec.c'] };
-  for (const [name, sources] of Object.entries(addons)) {
+  const build = spawnSync(process.execPath, [join(ROOT, 'scripts', 'build-native.mjs'), '--out', release], {
+    cwd: ROOT,
+    env: { ...process.env, CC: compiler.join(' '), UPCASE_NATIVE: undefined },
+    stdio: ['ignore', 'inherit', 'inherit'],
+  });
+  if (build.status !== 0) fail(`build-native.mjs exited with ${build.status ?? build.signal}`);
+  const addons = ['upcase_udp', 'upcase_tcp', 'upcase_codec'];
+  for (const name of addons) {
     const out = join(release, `${name}.node`);
-    const [command, ...args] = compiler;
-    execFileSync(
-      command,
-      [...args, '-O2', '-Wall', '-shared', '-fPIC', `-DNODE_GYP_MODULE_NAME=${name}`, `-I${include}`, ...sources, '-o', out],
-      {
-        cwd: ROOT,
-        stdio: 'inherit',
-      },
-    );
+    if (!existsSync(out)) fail(`${name}.node was not built with ${compiler.join(' ')}`);
     if (!isAarch64(out)) fail(`${out} is not an AArch64 object: is CC a cross compiler?`);
   }
-  say(`built ${Object.keys(addons).join(' and ')} for aarch64 with ${compiler.join(' ')}`);
+  say(`built ${addons.join(', ')} for aarch64 with ${compiler.join(' ')}`);
 
   // 2. The fuzzer, under qemu: the recorded streams' digest first (emitted by the aarch64 build,
   // digested here by the TypeScript codec), then every path against it and against scalar.
