@@ -6,16 +6,29 @@ import { SEQ_DIGITS } from './payload.js';
 export type BenchTransport = 'tcp' | 'udp';
 export type PayloadKind = 'ascii' | 'utf8';
 
-/** A progress sample, about once per second while the run lasts. */
+/** A progress sample, once per `interval` while the run lasts (iperf3's interval reports). */
 export interface BenchProgress {
   /** Seconds since the start of the run, warmup included. */
   elapsed: number;
-  /** True while the warmup lasts (nothing is recorded yet). */
+  /** True for an interval of the warmup (not part of the result). */
   warmingUp: boolean;
-  /** Requests answered correctly per second over the last sample. */
+  /**
+   * The interval, in seconds: since the start of the measured window, or of the
+   * run for a warmup interval. The last interval of each phase may be shorter.
+   */
+  start: number;
+  end: number;
+  /** Requests answered correctly in the interval. */
+  requests: number;
+  /** Requests answered correctly per second over the interval. */
   rate: number;
+  /** Errors counted in the interval. */
+  intervalErrors: number;
   /** Errors so far (warmup included). */
   errors: number;
+  /** Latency percentiles over the interval, µs; null when no reply came in it. */
+  p50: number | null;
+  p99: number | null;
 }
 
 /**
@@ -56,8 +69,10 @@ export interface BenchOptions {
   payload?: PayloadKind;
   /** Seconds a request may wait for its reply before it counts as a timeout error. Default 1. */
   timeout?: number;
-  /** Called about once per second with the running figures. */
+  /** Called once per `interval` with the figures of that interval. */
   onProgress?: (progress: BenchProgress) => void;
+  /** Seconds between progress samples (and timeline samples). Default 1. */
+  interval?: number;
   /** Aborting ends the run early; the result covers what was measured. */
   signal?: AbortSignal;
 }
@@ -77,6 +92,7 @@ export interface NormalizedBenchOptions {
   payload: PayloadKind;
   timeout: number;
   onProgress: ((progress: BenchProgress) => void) | undefined;
+  interval: number;
   signal: AbortSignal | undefined;
 }
 
@@ -94,6 +110,7 @@ export const BENCH_DEFAULTS = {
   warmup: 1, // seconds
   payload: 'ascii',
   timeout: 1, // seconds
+  interval: 1, // seconds between progress samples
 } as const;
 
 /** Largest request: 64 MiB over TCP; over UDP, the largest IPv4 payload. */
@@ -148,6 +165,10 @@ export function normalizeBenchOptions(options: BenchOptions = {}): NormalizedBen
         ? BENCH_DEFAULTS.timeout
         : checkNumber('timeout', o.timeout, 0.001, 3600, 'a number of seconds from 0.001 to 3600'),
     onProgress,
+    interval:
+      o.interval === undefined
+        ? BENCH_DEFAULTS.interval
+        : checkNumber('interval', o.interval, 0.1, 3600, 'a number of seconds from 0.1 to 3600'),
     signal: o.signal,
   };
 }

@@ -1,11 +1,11 @@
-import { LatencyHistogram, type LatencySummary, type PercentilePoint } from './histogram.js';
+import { type EncodedHistogram, LatencyHistogram, type LatencySummary, type PercentilePoint } from './histogram.js';
 import { normalizeBenchOptions, type BenchOptions, type BenchTransport, type PayloadKind } from './options.js';
 import { PAYLOAD_VARIANTS, SEQ_DIGITS, makePayloads } from './payload.js';
 import { Tally, snapshot, type LoadDriver, type TallySnapshot } from './tally.js';
 import { TcpDriver } from './tcp.js';
 import { UdpDriver } from './udp.js';
 
-/** One per-second sample of the measured window. */
+/** One sample of the measured window, per progress interval (default 1 s). */
 export interface TimelineSample {
   /** Seconds since the start of the measured window, at the end of the sample. */
   t: number;
@@ -14,6 +14,9 @@ export interface TimelineSample {
   mbPerSec: number;
   /** Errors counted during the sample. */
   errors: number;
+  /** Latency percentiles over the sample, µs; null when no reply came in it. */
+  p50: number | null;
+  p99: number | null;
 }
 
 /** The result of {@link runBench}; `--json` prints it as is. */
@@ -38,6 +41,11 @@ export interface BenchResult {
   duration: number;
   /** True when the run ended before its duration (aborted, or every connection lost). */
   endedEarly: boolean;
+  /**
+   * The measured window in wall-clock time (ms since the Unix epoch), so runs
+   * made on several machines can be merged over the time they share.
+   */
+  window: { start: number; end: number };
   throughput: {
     /** Requests answered correctly per second in the measured window. */
     requestsPerSec: number;
@@ -47,8 +55,13 @@ export interface BenchResult {
     sentBytesPerSec: number;
     receivedBytesPerSec: number;
   };
-  /** Microseconds, from the send (closed loop) or the intended send time (fixed rate) to the last reply byte. */
+  /**
+   * Microseconds, from the send (closed loop) or the intended send time (fixed
+   * rate) to the last reply byte. All null (but `count`) when no reply came.
+   */
   latency: LatencySummary & { unit: 'us' };
+  /** The measured window's latencies as an encoded HDR histogram, for `upcase bench merge`. */
+  histogram: EncodedHistogram;
   requests: {
     /** Requests sent over the whole run (warmup and drain included). */
     sent: number;
@@ -76,7 +89,7 @@ export interface BenchResult {
     percentOfOneCore: number;
   };
   timeline: TimelineSample[];
-  /** The latency percentile distribution (µs), for plotting. */
+  /** The latency percentile distribution (µs), for plotting; empty when no reply came. */
   percentiles: PercentilePoint[];
 }
 
@@ -113,8 +126,10 @@ export async function runBench(options: BenchOptions = {}): Promise<BenchResult>
   const o = normalizeBenchOptions(options);
   const udp = o.transport === 'udp';
   const payloads = makePayloads(o.payload, udp ? o.size - SEQ_DIGITS : o.size, variantsFor(o.size));
+  // Replies are recorded into `recent`, which each sample folds into `histogram` inside the measured window.
   const histogram = await LatencyHistogram.create();
-  const tally = new Tally(histogram);
+  const recent = await LatencyHistogram.create();
+  const tally = new Tally(recent);
   const timers: NodeJS.Timeout[] = [];
   const stop = new AbortController();
   const onAbort = (): void => stop.abort();
@@ -127,6 +142,7 @@ export async function runBench(options: BenchOptions = {}): Promise<BenchResult>
     if (o.signal?.aborted) stop.abort();
 
     const t0 = performance.now();
+    tally.recording = true;
     d.start(t0);
     if (o.rate > 0) timers.push(setInterval(() => d.tick(performance.now()), 1));
     timers.push(
@@ -141,39 +157,68 @@ export async function runBench(options: BenchOptions = {}): Promise<BenchResult>
 
     const timeline: TimelineSample[] = [];
     let windowStart = Infinity;
+    let inWindow = false;
     let last = { at: t0, ok: 0, errors: 0 };
+    /** Ends the current interval: reports it, and folds its latencies into the result inside the window. */
     const sample = (): void => {
       const now = performance.now();
       const dt = (now - last.at) / 1000;
       const errors = tally.errors;
-      const rate = dt > 0 ? (tally.ok - last.ok) / dt : 0;
-      if (tally.recording && now > windowStart) {
+      const requests = tally.ok - last.ok;
+      const rate = dt > 0 ? requests / dt : 0;
+      const p50 = recent.count === 0 ? null : round(recent.valueAt(50) / 1000, 3);
+      const p99 = recent.count === 0 ? null : round(recent.valueAt(99) / 1000, 3);
+      const origin = inWindow ? windowStart : t0;
+      if (inWindow) {
         timeline.push({
           t: round((now - windowStart) / 1000, 3),
           requestsPerSec: round(rate, 1),
           mbPerSec: round((rate * o.size) / 1e6, 3),
           errors: errors - last.errors,
+          p50,
+          p99,
         });
+        histogram.add(recent);
       }
-      o.onProgress?.({ elapsed: (now - t0) / 1000, warmingUp: !tally.recording && now < windowStart, rate, errors });
+      recent.reset();
+      o.onProgress?.({
+        elapsed: (now - t0) / 1000,
+        warmingUp: !inWindow,
+        start: round((last.at - origin) / 1000, 3),
+        end: round((now - origin) / 1000, 3),
+        requests,
+        rate,
+        intervalErrors: errors - last.errors,
+        errors,
+        p50,
+        p99,
+      });
       last = { at: now, ok: tally.ok, errors };
     };
-    const sampler = setInterval(sample, 1000);
+    const sampler = setInterval(sample, o.interval * 1000);
     timers.push(sampler);
 
     await delay(o.warmup * 1000, stop.signal);
     // The measured window: latencies, counters and CPU between these two points.
+    // Every interval is reported, the last one of each phase however short, so the intervals add up to the totals.
+    const changed = (): boolean => tally.ok !== last.ok || tally.errors !== last.errors || performance.now() - last.at > 100;
+    if (changed()) sample();
     windowStart = performance.now();
+    const wallStart = performance.timeOrigin + windowStart;
+    inWindow = true;
+    recent.reset();
     const startCounts: TallySnapshot = snapshot(tally);
     const cpuStart = process.cpuUsage();
-    tally.recording = true;
     last = { at: windowStart, ok: tally.ok, errors: tally.errors };
     sampler.refresh();
     await delay(o.duration * 1000, stop.signal);
     const windowEnd = performance.now();
     const cpu = process.cpuUsage(cpuStart);
     const endCounts = snapshot(tally);
-    if (windowEnd - last.at > 100) sample();
+    if (changed()) sample();
+    clearInterval(sampler);
+    histogram.add(recent);
+    inWindow = false;
     tally.recording = false;
     const endedEarly = stop.signal.aborted;
     d.stopSending();
@@ -205,6 +250,7 @@ export async function runBench(options: BenchOptions = {}): Promise<BenchResult>
       timeout: o.timeout,
       duration: round(seconds, 3),
       endedEarly,
+      window: { start: Math.round(wallStart), end: Math.round(wallStart + (windowEnd - windowStart)) },
       throughput: {
         requestsPerSec: perSec(measured, seconds),
         mbPerSec: round(perSec(measured * o.size, seconds) / 1e6, 3),
@@ -212,6 +258,7 @@ export async function runBench(options: BenchOptions = {}): Promise<BenchResult>
         receivedBytesPerSec: perSec(endCounts.bytesReceived - startCounts.bytesReceived, seconds),
       },
       latency: { unit: 'us', ...histogram.summary() },
+      histogram: histogram.encode(),
       requests: { sent: tally.sent, ok: tally.ok, measured },
       errors: {
         total: tally.errors,
@@ -235,6 +282,7 @@ export async function runBench(options: BenchOptions = {}): Promise<BenchResult>
     o.signal?.removeEventListener('abort', onAbort);
     if (driver !== null) await driver.close();
     histogram.destroy();
+    recent.destroy();
   }
 }
 

@@ -134,6 +134,9 @@ class UdpSocketLoad {
   private tail = 0;
   private t0 = 0;
   private closed = false;
+  private readonly onSent = (err: Error | null): void => {
+    if (err !== null) this.onError(err as NodeJS.ErrnoException);
+  };
 
   constructor(
     private readonly d: UdpDriver,
@@ -166,9 +169,7 @@ class UdpSocketLoad {
     }
     this.bufferOffset = index % variants;
     this.socket.on('message', (msg: Buffer) => this.receive(msg));
-    this.socket.on('error', () => {
-      d.tally.socket++;
-    });
+    this.socket.on('error', (err: NodeJS.ErrnoException) => this.onError(err));
   }
 
   connect(): Promise<void> {
@@ -215,7 +216,8 @@ class UdpSocketLoad {
     const tally = this.d.tally;
     tally.sent++;
     tally.bytesSent += buf.length;
-    this.socket.send(buf);
+    // With a callback, so a send that fails (an earlier ICMP error reported to it) is counted, not dropped.
+    this.socket.send(buf, this.onSent);
   }
 
   sendDue(now: number): void {
@@ -258,6 +260,35 @@ class UdpSocketLoad {
       tally.mismatch++;
     }
     if (!d.openLoop && d.sending) this.send(seq + this.slots, now);
+  }
+
+  /**
+   * A socket error is a `socket` error. A connected UDP socket reports an ICMP
+   * error (port unreachable: ECONNREFUSED) without saying which datagram caused
+   * it: it is charged to the oldest request in flight, which is settled then
+   * (not left to time out), so each request counts once.
+   */
+  private onError(err: NodeJS.ErrnoException): void {
+    const tally = this.d.tally;
+    tally.socket++;
+    if (err.code !== 'ECONNREFUSED' && err.code !== 'EHOSTUNREACH' && err.code !== 'ENETUNREACH') return;
+    const { state, sentAt } = this;
+    let oldest = -1;
+    if (this.d.openLoop) {
+      for (let seq = this.tail; seq < this.head; seq++) {
+        const i = seq % this.slots;
+        if (this.seqAt[i] === seq && state[i] === IN_FLIGHT) {
+          oldest = i;
+          break;
+        }
+      }
+    } else {
+      for (let i = 0; i < this.slots; i++) if (state[i] === IN_FLIGHT && (oldest < 0 || sentAt[i]! < sentAt[oldest]!)) oldest = i;
+    }
+    if (oldest < 0) return;
+    state[oldest] = TIMED_OUT;
+    this.inFlight--;
+    if (!this.d.openLoop && this.d.sending && !this.closed) this.send(this.seqAt[oldest]! + this.slots, performance.now());
   }
 
   scan(now: number): void {

@@ -10,7 +10,7 @@ import {
 import { runBench, type BenchResult } from '../bench/run.js';
 import { InvalidArgumentError, UpcaseError } from '../errors.js';
 import { SERVER_DEFAULTS } from '../options.js';
-import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE, errorMessage, parseHost, parseInteger, parsePort } from './common.js';
+import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE, errorMessage, parseHost, parseInteger, parseNumber, parsePort } from './common.js';
 
 interface BenchFlags {
   tcp?: boolean;
@@ -31,7 +31,26 @@ interface BenchFlags {
   payload: 'ascii' | 'utf8';
   json?: boolean;
   report?: string;
+  interval?: number;
 }
+
+// ---- Issue 17 (instruments): flags added here, in one block, to be ported onto the options table. ----
+/** `--interval SEC`: iperf3-style progress lines. */
+function addInstrumentOptions(command: Command): void {
+  command.addOption(
+    new Option('--interval <sec>', 'print a progress line every SEC seconds, as iperf3 does (to stderr with --json)').argParser(
+      parseNumber('--interval', 0.1, 3600, 'a number of seconds from 0.1 to 3600'),
+    ),
+  );
+}
+
+/** One iperf3-style interval line: `[  1.00-2.00 s]  12,345 req/s  p50 41.2 µs  p99 120.3 µs  errors 0`. */
+export function formatInterval(p: BenchProgress): string {
+  const span = `${p.start.toFixed(2)}-${p.end.toFixed(2)}`.padStart(11);
+  const latency = p.p50 === null ? 'no replies' : `p50 ${us(p.p50)}  p99 ${us(p.p99)}`;
+  return `[${span} s]  ${num(p.rate)} req/s  ${latency}  errors ${num(p.intervalErrors)}${p.warmingUp ? '  (warmup)' : ''}`;
+}
+// ---- end of issue 17 flags ----
 
 const UNITS: Record<string, number> = { ms: 0.001, s: 1, m: 60, h: 3600 };
 
@@ -67,7 +86,7 @@ function parseRate(value: string): number {
 }
 
 export function benchCommand(setExitCode: (code: number) => void): Command {
-  return new Command('bench')
+  const command = new Command('bench')
     .description('load-test an upcase server over TCP or UDP, verifying every reply')
     .addOption(new Option('--tcp', 'TCP request/response (default)').conflicts('udp'))
     .addOption(new Option('--udp', 'UDP datagrams; each request carries a sequence number').conflicts(['tcp', 'tls']))
@@ -126,13 +145,14 @@ export function benchCommand(setExitCode: (code: number) => void): Command {
         .default(BENCH_DEFAULTS.payload),
     )
     .addOption(new Option('--json', 'print one JSON object with every figure, and nothing else'))
-    .addOption(new Option('--report <file>', 'write a chart of latency percentiles and throughput: .svg, .png or .html'))
-    .action(async (flags: BenchFlags, command: Command) => {
-      const tlsOnly = (['ca', 'servername', 'insecure'] as const).filter((k) => flags[k] !== undefined);
-      if (flags.tls !== true && tlsOnly.length > 0) command.error(`error: --${tlsOnly[0]} needs --tls`, { exitCode: EXIT_USAGE });
-      if (flags.insecure === true) process.stderr.write('upcase bench: warning: --insecure: the server certificate is not verified\n');
-      setExitCode(await bench(flags));
-    });
+    .addOption(new Option('--report <file>', 'write a chart of latency percentiles and throughput: .svg, .png or .html'));
+  addInstrumentOptions(command);
+  return command.action(async (flags: BenchFlags, command: Command) => {
+    const tlsOnly = (['ca', 'servername', 'insecure'] as const).filter((k) => flags[k] !== undefined);
+    if (flags.tls !== true && tlsOnly.length > 0) command.error(`error: --${tlsOnly[0]} needs --tls`, { exitCode: EXIT_USAGE });
+    if (flags.insecure === true) process.stderr.write('upcase bench: warning: --insecure: the server certificate is not verified\n');
+    setExitCode(await bench(flags));
+  });
 }
 
 /** Client CPU (% of one core) above which the human output warns that the client may be the bottleneck. */
@@ -154,6 +174,7 @@ async function bench(flags: BenchFlags): Promise<number> {
     warmup: flags.warmup,
     payload: flags.payload,
     timeout: flags.timeout ?? (transport === 'tcp' ? TCP_DEFAULT_TIMEOUT : BENCH_DEFAULTS.timeout),
+    interval: flags.interval,
   };
   let normalized: NormalizedBenchOptions;
   try {
@@ -167,13 +188,20 @@ async function bench(flags: BenchFlags): Promise<number> {
     throw err;
   }
 
-  const progress = process.stderr.isTTY === true && flags.json !== true ? new ProgressLine() : null;
+  const progress = process.stderr.isTTY === true && flags.json !== true && flags.interval === undefined ? new ProgressLine() : null;
+  const intervals = flags.interval === undefined ? null : flags.json === true ? process.stderr : process.stdout;
+  const onProgress =
+    intervals !== null
+      ? (p: BenchProgress) => intervals.write(`${formatInterval(p)}\n`)
+      : progress === null
+        ? undefined
+        : (p: BenchProgress) => progress.show(p);
   const controller = new AbortController();
   const onSignal = (): void => controller.abort();
   process.once('SIGINT', onSignal);
   let result: BenchResult;
   try {
-    result = await runBench({ ...options, signal: controller.signal, onProgress: progress === null ? undefined : (p) => progress.show(p) });
+    result = await runBench({ ...options, signal: controller.signal, onProgress });
   } catch (err) {
     progress?.clear();
     process.stderr.write(`upcase bench: ${errorMessage(err)}\n`);
@@ -204,7 +232,9 @@ function hints(r: BenchResult, o: NormalizedBenchOptions): string[] {
   // `upcase serve` allows 1000 datagrams/s per source address with a burst of 1000:
   // a run that loses datagrams while getting about that many replies has probably hit it.
   const okRate = r.requests.ok / Math.max(0.001, o.warmup + r.duration);
-  if (r.transport === 'udp' && r.errors.timeout > 0 && r.requests.ok === 0) {
+  if (r.transport === 'udp' && r.errors.socket > 0 && r.requests.ok === 0) {
+    out.push(`no UDP reply at all from ${r.host}:${r.port}, and ICMP port unreachable: nothing listens there over UDP`);
+  } else if (r.transport === 'udp' && r.errors.timeout > 0 && r.requests.ok === 0) {
     out.push(`no UDP reply at all from ${r.host}:${r.port}: is a server listening there over UDP (and on that address family)?`);
   } else if (r.transport === 'udp' && r.errors.timeout > 0 && okRate < 2.5 * SERVER_DEFAULTS.udpRateLimit) {
     out.push(
@@ -220,6 +250,10 @@ function num(n: number, digits = 0): string {
   return n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits });
 }
 
+function us(v: number | null): string {
+  return v === null ? '–' : `${num(v, 1)} µs`;
+}
+
 export function formatResult(r: BenchResult): string {
   const load =
     r.transport === 'udp'
@@ -231,7 +265,9 @@ export function formatResult(r: BenchResult): string {
     `upcase bench: ${r.tls ? 'TLS' : r.transport.toUpperCase()} ${r.host}:${r.port}, ${load}, ${r.size} B ${r.payload} requests, ${mode}`,
     `  requests    ${num(r.throughput.requestsPerSec, 1)}/s  (${num(r.requests.measured)} answered correctly in ${r.duration.toFixed(2)} s${r.endedEarly ? ', ended early' : ''})`,
     `  throughput  ${num(r.throughput.mbPerSec, 2)} MB/s of requests  (wire: ${num(r.throughput.sentBytesPerSec / 1e6, 2)} MB/s out, ${num(r.throughput.receivedBytesPerSec / 1e6, 2)} MB/s in)`,
-    `  latency     p50 ${num(r.latency.p50, 1)} µs  p90 ${num(r.latency.p90, 1)} µs  p99 ${num(r.latency.p99, 1)} µs  p99.9 ${num(r.latency.p99_9, 1)} µs  max ${num(r.latency.max, 1)} µs`,
+    r.latency.count === 0
+      ? '  latency     no replies'
+      : `  latency     p50 ${us(r.latency.p50)}  p90 ${us(r.latency.p90)}  p99 ${us(r.latency.p99)}  p99.9 ${us(r.latency.p99_9)}  max ${us(r.latency.max)}`,
     `  errors      ${num(e.total)}  (mismatch ${e.mismatch}, timeout ${e.timeout}, closed ${e.closed}, unexpected ${e.unexpected}, socket ${e.socket}${e.late > 0 ? `; late replies ${e.late}` : ''})`,
     `  client CPU  ${num(r.cpu.percentOfOneCore, 1)}% of one core${r.cpu.percentOfOneCore >= CLIENT_BUSY ? ' (the client itself may be the bottleneck)' : ''}`,
   ];

@@ -66,14 +66,16 @@ test('the SVG chart escapes text and plots the percentile axis in decades', () =
     timeout: 1,
     duration: 2,
     endedEarly: false,
+    window: { start: 0, end: 2000 },
     throughput: { requestsPerSec: 10, mbPerSec: 0, sentBytesPerSec: 640, receivedBytesPerSec: 640 },
     latency: { unit: 'us', count: 1000, min: 1, mean: 2, stdev: 1, p50: 2, p90: 3, p99: 4, p99_9: 5, max: 6 },
+    histogram: { unit: 'ns', significantDigits: 3, min: 1000, max: 6000, encoded: '' },
     requests: { sent: 20, ok: 20, measured: 20 },
     errors: { total: 0, mismatch: 0, timeout: 0, closed: 0, unexpected: 0, socket: 0, late: 0 },
     cpu: { userSec: 0, systemSec: 0, percentOfOneCore: 1 },
     timeline: [
-      { t: 1, requestsPerSec: 10, mbPerSec: 0, errors: 0 },
-      { t: 2, requestsPerSec: 10, mbPerSec: 0, errors: 1 },
+      { t: 1, requestsPerSec: 10, mbPerSec: 0, errors: 0, p50: 2, p99: 4 },
+      { t: 2, requestsPerSec: 10, mbPerSec: 0, errors: 1, p50: 2, p99: 4 },
     ],
     percentiles: [
       { percentile: 0, value: 1 },
