@@ -1,3 +1,4 @@
+import { readFile } from 'node:fs/promises';
 import { Command, InvalidArgumentError as CommanderArgError, Option } from 'commander';
 import { reportFormat, writeReport } from '../bench/chart.js';
 import {
@@ -7,6 +8,7 @@ import {
   type BenchProgress,
   type NormalizedBenchOptions,
 } from '../bench/options.js';
+import { mergeResults, type MergedResult } from '../bench/merge.js';
 import { runBench, type BenchResult } from '../bench/run.js';
 import { InvalidArgumentError, UpcaseError } from '../errors.js';
 import { SERVER_DEFAULTS } from '../options.js';
@@ -49,6 +51,89 @@ export function formatInterval(p: BenchProgress): string {
   const span = `${p.start.toFixed(2)}-${p.end.toFixed(2)}`.padStart(11);
   const latency = p.p50 === null ? 'no replies' : `p50 ${us(p.p50)}  p99 ${us(p.p99)}`;
   return `[${span} s]  ${num(p.rate)} req/s  ${latency}  errors ${num(p.intervalErrors)}${p.warmingUp ? '  (warmup)' : ''}`;
+}
+interface MergeFlags {
+  strict?: boolean;
+  json?: boolean;
+}
+
+/** `upcase bench merge A.json B.json …`: one exact result from runs made at the same time. */
+function mergeCommand(setExitCode: (code: number) => void): Command {
+  return new Command('merge')
+    .description(
+      'merge the --json results of bench runs made at the same time (several machines or processes): exact percentiles from their histograms, summed counts and rates',
+    )
+    .argument('<files...>', 'files holding `upcase bench --json` results, one per line (other lines are skipped); - for stdin')
+    .addOption(new Option('--strict', "refuse a run whose measured window does not overlap the others' (default: flag it)"))
+    .addOption(new Option('--json', 'print the merged result as one JSON object'))
+    .exitOverride()
+    .showHelpAfterError('(run with --help for usage)')
+    .action(async (files: string[], flags: MergeFlags) => {
+      setExitCode(await merge(files, flags));
+    });
+}
+
+async function merge(files: string[], flags: MergeFlags): Promise<number> {
+  const results: unknown[] = [];
+  for (const file of files) {
+    let text: string;
+    try {
+      text = file === '-' ? await readStdin() : await readFile(file, 'utf8');
+    } catch (err) {
+      process.stderr.write(`upcase bench merge: cannot read ${file}: ${errorMessage(err)}\n`);
+      return EXIT_FAILURE;
+    }
+    const before = results.length;
+    for (const [n, line] of text.split('\n').entries()) {
+      // kubectl logs and shells mix other lines in (hints on stderr): a result is a line that is a JSON object.
+      if (!line.trimStart().startsWith('{')) continue;
+      try {
+        results.push(JSON.parse(line));
+      } catch {
+        process.stderr.write(`upcase bench merge: ${file}:${n + 1}: not valid JSON\n`);
+        return EXIT_FAILURE;
+      }
+    }
+    if (results.length === before) {
+      process.stderr.write(`upcase bench merge: ${file}: no result (expected the output of upcase bench --json)\n`);
+      return EXIT_FAILURE;
+    }
+  }
+  let merged: MergedResult;
+  try {
+    merged = await mergeResults(results, { strict: flags.strict === true });
+  } catch (err) {
+    process.stderr.write(`upcase bench merge: ${errorMessage(err)}\n`);
+    return EXIT_FAILURE;
+  }
+  if (flags.json === true) process.stdout.write(`${JSON.stringify(merged)}\n`);
+  else process.stdout.write(formatMerged(merged));
+  for (const i of merged.merged.flagged) {
+    const run = merged.merged.runs[i]!;
+    process.stderr.write(
+      `upcase bench merge: warning: run ${i + 1} was not measured at the same time as the others (${Math.round(run.overlap * 100)}% of its window overlaps theirs); --strict refuses it\n`,
+    );
+  }
+  return merged.errors.total > 0 ? EXIT_FAILURE : EXIT_OK;
+}
+
+function readStdin(): Promise<string> {
+  return new Promise((resolve, reject) => {
+    let data = '';
+    process.stdin.setEncoding('utf8');
+    process.stdin.on('data', (d: string) => (data += d));
+    process.stdin.on('end', () => resolve(data));
+    process.stdin.on('error', reject);
+  });
+}
+
+export function formatMerged(m: MergedResult): string {
+  const { common } = m.merged;
+  const window =
+    common === null ? 'no time shared by every run' : `${((common.end - common.start) / 1000).toFixed(2)} s shared by every run`;
+  const lines = formatResult(m).split('\n');
+  lines.splice(1, 0, `  merged      ${m.merged.runs.length} runs, ${window}; rates are the runs' rates added`);
+  return lines.join('\n');
 }
 // ---- end of issue 17 flags ----
 
@@ -147,6 +232,8 @@ export function benchCommand(setExitCode: (code: number) => void): Command {
     .addOption(new Option('--json', 'print one JSON object with every figure, and nothing else'))
     .addOption(new Option('--report <file>', 'write a chart of latency percentiles and throughput: .svg, .png or .html'));
   addInstrumentOptions(command);
+  // bench's own flags (--json) come before `merge`, so merge's flags of the same name are merge's.
+  command.enablePositionalOptions().addCommand(mergeCommand(setExitCode));
   return command.action(async (flags: BenchFlags, command: Command) => {
     const tlsOnly = (['ca', 'servername', 'insecure'] as const).filter((k) => flags[k] !== undefined);
     if (flags.tls !== true && tlsOnly.length > 0) command.error(`error: --${tlsOnly[0]} needs --tls`, { exitCode: EXIT_USAGE });
