@@ -91,7 +91,20 @@ export {
 } from './tls/credentials.js';
 export { TlsAcceptor, type TlsAcceptorOptions, type TlsHandshakeHandlers } from './tls/server.js';
 export { UdpClient, sendLines, type UdpClientStats, type LinesOptions, type LinesResult } from './client/udp.js';
-export { Pinger, RttStats, looksRateLimited, type PingReply, type PingFailure, type PingSummary } from './client/ping.js';
+export {
+  Pinger,
+  RttStats,
+  looksRateLimited,
+  durationStats,
+  type DurationStats,
+  type PingReply,
+  type PingFailure,
+  type PingSummary,
+  type ProbeRecord,
+  type ExtraReply,
+} from './client/ping.js';
+export { TcpPinger, type TcpProbeRecord, type TcpPingSummary } from './client/tcp-ping.js';
+export { sweep, parseSweep, sweepSizes, SWEEP_DEFAULTS, type SweepOptions, type SweepStep, type SweepResult } from './client/sweep.js';
 export { IncompleteReplyError } from './client/errors.js';
 export {
   CLIENT_DEFAULTS,
