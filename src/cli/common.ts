@@ -6,6 +6,8 @@ import { checkHost, checkInteger, checkNumber, checkPort } from '../options.js';
 export const EXIT_OK = 0;
 export const EXIT_FAILURE = 1;
 export const EXIT_USAGE = 2;
+/** `upcase client`: every reply came, but one was not the uppercase of its message (typically truncated by the server). */
+export const EXIT_BAD_REPLY = 3;
 
 /** Runs a library check and turns its error into commander's, so a bad flag is a usage error (exit 2). */
 export function parsed<T>(check: () => T): T {

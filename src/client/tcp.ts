@@ -2,6 +2,7 @@ import net from 'node:net';
 import type { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { formatHostPort, type NetworkError, TimeoutError } from '../errors.js';
+import { type ReplyCheck, StreamReplyChecker } from './check.js';
 import { connectError, IncompleteReplyError, socketError } from './errors.js';
 import { type ClientOptions, type NormalizedClientOptions, normalizeClientOptions } from './options.js';
 import { connectTls } from './tls.js';
@@ -99,6 +100,8 @@ export interface TcpStreamResult {
   bytesReceived: number;
   /** False when the server closed before all of the input was sent. */
   inputComplete: boolean;
+  /** Whether the reply was the uppercase of the input sent, computed as both streamed. */
+  check: ReplyCheck;
 }
 
 /**
@@ -111,13 +114,15 @@ export interface TcpStreamResult {
  * the server. If the server closes before the input is all sent (the
  * textbook's server reads once and closes), sending stops, `input` is
  * destroyed and `inputComplete` is false. `output` is ended at the end.
+ * `check` says whether the reply was the uppercase of what was sent.
  */
 export async function tcpStream(input: Readable, output: Writable, options: ClientOptions = {}): Promise<TcpStreamResult> {
   const o = normalizeClientOptions(options, 'tcp');
   const socket = await open(o);
   let inputComplete = false;
   let uploadError: unknown = null;
-  const upload = pipeline(input, socket).then(
+  const checker = new StreamReplyChecker();
+  const upload = pipeline(input, checker.sentTap(), socket).then(
     () => {
       inputComplete = true;
       socket.setTimeout(o.timeout, () => {
@@ -129,7 +134,7 @@ export async function tcpStream(input: Readable, output: Writable, options: Clie
     },
   );
   try {
-    await pipeline(socket, output);
+    await pipeline(socket, checker.receivedTap(), output);
   } catch (err) {
     if (output.errored) throw output.errored;
     // An input that fails (a read error) takes the socket down with it: report the input's error.
@@ -142,5 +147,5 @@ export async function tcpStream(input: Readable, output: Writable, options: Clie
     }
     await upload;
   }
-  return { bytesSent: socket.bytesWritten, bytesReceived: socket.bytesRead, inputComplete };
+  return { bytesSent: socket.bytesWritten, bytesReceived: socket.bytesRead, inputComplete, check: checker.result() };
 }
