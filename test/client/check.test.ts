@@ -30,15 +30,36 @@ test('streamed: any split of input and reply gives the verdict of the whole; a c
       fc.nat(),
       (input, inCuts, outCuts, cutAt) => {
         const whole = upcase(input);
-        const sent = splitAt(input, inCuts.map((c) => c % (input.length + 1)));
-        assert.equal(streamed(sent, splitAt(whole, outCuts.map((c) => c % (whole.length + 1)))).verdict, 'match');
+        const sent = splitAt(
+          input,
+          inCuts.map((c) => c % (input.length + 1)),
+        );
+        assert.equal(
+          streamed(
+            sent,
+            splitAt(
+              whole,
+              outCuts.map((c) => c % (whole.length + 1)),
+            ),
+          ).verdict,
+          'match',
+        );
         const cut = cutAt % whole.length;
         const short = whole.subarray(0, cut);
-        assert.deepEqual(streamed(sent, splitAt(short, outCuts.map((c) => c % (short.length + 1)))), {
-          verdict: 'truncated',
-          expected: whole.length,
-          received: cut,
-        });
+        assert.deepEqual(
+          streamed(
+            sent,
+            splitAt(
+              short,
+              outCuts.map((c) => c % (short.length + 1)),
+            ),
+          ),
+          {
+            verdict: 'truncated',
+            expected: whole.length,
+            received: cut,
+          },
+        );
         const wrong = Buffer.from(whole);
         wrong[cut] = wrong[cut] === 0x23 ? 0x24 : 0x23;
         assert.equal(streamed(sent, [wrong]).verdict, 'mismatch');
