@@ -201,6 +201,7 @@ export async function mergeResults(inputs: readonly unknown[], options: MergeOpt
           3,
         ),
         percentOfOneCore: round(Math.max(...runs.map((r) => r.cpu.percentOfOneCore)), 1),
+        loadThreads: runs.flatMap((r) => r.cpu.loadThreads ?? []),
       },
       timeline: [],
       percentiles: histogram.distribution().map((p) => ({ percentile: round(p.percentile, 6), value: round(p.value, 3) })),

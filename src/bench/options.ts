@@ -1,3 +1,4 @@
+import { availableParallelism } from 'node:os';
 import { normalizeTlsClientOptions, type NormalizedTlsClientOptions, type TlsClientOptions } from '../client/options.js';
 import { InvalidArgumentError } from '../errors.js';
 import { checkHost, checkInteger, checkNumber, checkPort, SERVER_DEFAULTS } from '../options.js';
@@ -73,6 +74,13 @@ export interface BenchOptions {
   onProgress?: (progress: BenchProgress) => void;
   /** Seconds between progress samples (and timeline samples). Default 1. */
   interval?: number;
+  /**
+   * Load threads: the connections are spread over this many worker threads (at
+   * most one per connection), each with its own event loop, verifying and
+   * recording as one; their histograms are merged exactly. Default: the CPUs
+   * (`os.availableParallelism()`).
+   */
+  threads?: number;
   /** Aborting ends the run early; the result covers what was measured. */
   signal?: AbortSignal;
 }
@@ -93,6 +101,7 @@ export interface NormalizedBenchOptions {
   timeout: number;
   onProgress: ((progress: BenchProgress) => void) | undefined;
   interval: number;
+  threads: number;
   signal: AbortSignal | undefined;
 }
 
@@ -169,6 +178,7 @@ export function normalizeBenchOptions(options: BenchOptions = {}): NormalizedBen
       o.interval === undefined
         ? BENCH_DEFAULTS.interval
         : checkNumber('interval', o.interval, 0.1, 3600, 'a number of seconds from 0.1 to 3600'),
+    threads: o.threads === undefined ? availableParallelism() : checkInteger('threads', o.threads, 1, 256, 'threads'),
     signal: o.signal,
   };
 }

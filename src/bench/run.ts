@@ -1,5 +1,12 @@
 import { type EncodedHistogram, LatencyHistogram, type LatencySummary, type PercentilePoint } from './histogram.js';
-import { normalizeBenchOptions, type BenchOptions, type BenchTransport, type PayloadKind } from './options.js';
+import {
+  type BenchOptions,
+  type BenchProgress,
+  type BenchTransport,
+  type NormalizedBenchOptions,
+  normalizeBenchOptions,
+  type PayloadKind,
+} from './options.js';
 import { PAYLOAD_VARIANTS, SEQ_DIGITS, makePayloads } from './payload.js';
 import { Tally, snapshot, type LoadDriver, type TallySnapshot } from './tally.js';
 import { TcpDriver } from './tcp.js';
@@ -85,8 +92,13 @@ export interface BenchResult {
   cpu: {
     userSec: number;
     systemSec: number;
-    /** (user + system) / wall time × 100: near 100 means the client itself may be the bottleneck. */
+    /** (user + system) / wall time × 100, all threads of the process together. */
     percentOfOneCore: number;
+    /**
+     * Per load thread, the share of the window its event loop was busy (%): near
+     * 100 means that thread is at its own limit, and the client may be the bottleneck.
+     */
+    loadThreads: number[];
   };
   timeline: TimelineSample[];
   /** The latency percentile distribution (µs), for plotting; empty when no reply came. */
@@ -124,6 +136,25 @@ function variantsFor(size: number): number {
  */
 export async function runBench(options: BenchOptions = {}): Promise<BenchResult> {
   const o = normalizeBenchOptions(options);
+  const threads = Math.min(o.threads, o.connections);
+  if (threads > 1) {
+    // Loaded lazily: a one-thread run never starts a worker.
+    const { runThreads } = await import('./threads.js');
+    return runThreads(o, threads);
+  }
+  return runShard(o);
+}
+
+/** How a load thread's run is driven by the main thread (src/bench/threads.ts). */
+export interface ShardHooks {
+  /** Awaited once the connections are open, before the clock starts: all threads start together. */
+  ready?: () => Promise<void>;
+  /** Each interval's latencies, before they are folded and reset (for the main thread's interval percentiles). */
+  onInterval?: (progress: BenchProgress, recent: LatencyHistogram) => void;
+}
+
+/** One thread's run: the whole of a one-thread run, or one share of the connections. */
+export async function runShard(o: NormalizedBenchOptions, hooks: ShardHooks = {}): Promise<BenchResult> {
   const udp = o.transport === 'udp';
   const payloads = makePayloads(o.payload, udp ? o.size - SEQ_DIGITS : o.size, variantsFor(o.size));
   // Replies are recorded into `recent`, which each sample folds into `histogram` inside the measured window.
@@ -137,6 +168,7 @@ export async function runBench(options: BenchOptions = {}): Promise<BenchResult>
   try {
     driver = udp ? new UdpDriver(o, tally, payloads) : new TcpDriver(o, tally, payloads);
     await driver.open();
+    await hooks.ready?.();
     const d = driver;
     o.signal?.addEventListener('abort', onAbort);
     if (o.signal?.aborted) stop.abort();
@@ -180,8 +212,7 @@ export async function runBench(options: BenchOptions = {}): Promise<BenchResult>
         });
         histogram.add(recent);
       }
-      recent.reset();
-      o.onProgress?.({
+      const progress: BenchProgress = {
         elapsed: (now - t0) / 1000,
         warmingUp: !inWindow,
         start: round((last.at - origin) / 1000, 3),
@@ -192,7 +223,10 @@ export async function runBench(options: BenchOptions = {}): Promise<BenchResult>
         errors,
         p50,
         p99,
-      });
+      };
+      hooks.onInterval?.(progress, recent);
+      recent.reset();
+      o.onProgress?.(progress);
       last = { at: now, ok: tally.ok, errors };
     };
     const sampler = setInterval(sample, o.interval * 1000);
@@ -209,11 +243,13 @@ export async function runBench(options: BenchOptions = {}): Promise<BenchResult>
     recent.reset();
     const startCounts: TallySnapshot = snapshot(tally);
     const cpuStart = process.cpuUsage();
+    const eluStart = performance.eventLoopUtilization();
     last = { at: windowStart, ok: tally.ok, errors: tally.errors };
     sampler.refresh();
     await delay(o.duration * 1000, stop.signal);
     const windowEnd = performance.now();
     const cpu = process.cpuUsage(cpuStart);
+    const elu = performance.eventLoopUtilization(eluStart);
     const endCounts = snapshot(tally);
     if (changed()) sample();
     clearInterval(sampler);
@@ -273,6 +309,7 @@ export async function runBench(options: BenchOptions = {}): Promise<BenchResult>
         userSec: round(cpu.user / 1e6, 3),
         systemSec: round(cpu.system / 1e6, 3),
         percentOfOneCore: seconds > 0 ? round((cpuSec / seconds) * 100, 1) : 0,
+        loadThreads: [round(elu.utilization * 100, 1)],
       },
       timeline,
       percentiles: histogram.distribution().map((p) => ({ percentile: round(p.percentile, 6), value: round(p.value, 3) })),

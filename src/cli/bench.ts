@@ -34,11 +34,18 @@ interface BenchFlags {
   json?: boolean;
   report?: string;
   interval?: number;
+  threads?: number;
 }
 
 // ---- Issue 17 (instruments): flags added here, in one block, to be ported onto the options table. ----
 /** `--interval SEC`: iperf3-style progress lines. */
 function addInstrumentOptions(command: Command): void {
+  command.addOption(
+    new Option(
+      '--threads <n>',
+      'load threads: the connections are spread over n worker threads, verified and recorded as one (default: the CPUs)',
+    ).argParser(parseInteger('--threads', 1, 256)),
+  );
   command.addOption(
     new Option('--interval <sec>', 'print a progress line every SEC seconds, as iperf3 does (to stderr with --json)').argParser(
       parseNumber('--interval', 0.1, 3600, 'a number of seconds from 0.1 to 3600'),
@@ -242,8 +249,22 @@ export function benchCommand(setExitCode: (code: number) => void): Command {
   });
 }
 
-/** Client CPU (% of one core) above which the human output warns that the client may be the bottleneck. */
+/** Busy share (%) of a load thread's event loop above which the human output warns that the client may be the bottleneck. */
 const CLIENT_BUSY = 90;
+
+/** The load threads' busy shares, and a warning when one nears its limit. */
+function clientLimit(r: BenchResult): string {
+  const busy = r.cpu.loadThreads ?? [];
+  const shares =
+    busy.length > 1 ? `; ${busy.length} load threads, event loops busy ${busy.map((b) => `${Math.round(b)}%`).join(' / ')}` : '';
+  const limit =
+    busy.some((b) => b >= CLIENT_BUSY) || (busy.length === 0 && r.cpu.percentOfOneCore >= CLIENT_BUSY)
+      ? busy.length > 1
+        ? ' (a load thread is at its limit: the client itself may be the bottleneck; add --threads or machines)'
+        : ' (the client itself may be the bottleneck)'
+      : '';
+  return `${shares}${limit}`;
+}
 const TCP_DEFAULT_TIMEOUT = 10; // seconds: a stuck TCP connection, not one slow reply
 
 async function bench(flags: BenchFlags): Promise<number> {
@@ -262,6 +283,7 @@ async function bench(flags: BenchFlags): Promise<number> {
     payload: flags.payload,
     timeout: flags.timeout ?? (transport === 'tcp' ? TCP_DEFAULT_TIMEOUT : BENCH_DEFAULTS.timeout),
     interval: flags.interval,
+    threads: flags.threads,
   };
   let normalized: NormalizedBenchOptions;
   try {
@@ -356,7 +378,7 @@ export function formatResult(r: BenchResult): string {
       ? '  latency     no replies'
       : `  latency     p50 ${us(r.latency.p50)}  p90 ${us(r.latency.p90)}  p99 ${us(r.latency.p99)}  p99.9 ${us(r.latency.p99_9)}  max ${us(r.latency.max)}`,
     `  errors      ${num(e.total)}  (mismatch ${e.mismatch}, timeout ${e.timeout}, closed ${e.closed}, unexpected ${e.unexpected}, socket ${e.socket}${e.late > 0 ? `; late replies ${e.late}` : ''})`,
-    `  client CPU  ${num(r.cpu.percentOfOneCore, 1)}% of one core${r.cpu.percentOfOneCore >= CLIENT_BUSY ? ' (the client itself may be the bottleneck)' : ''}`,
+    `  client CPU  ${num(r.cpu.percentOfOneCore, 1)}% of one core${clientLimit(r)}`,
   ];
   return `${lines.join('\n')}\n`;
 }

@@ -36,7 +36,7 @@ describe('upcase bench merge', () => {
     // Three bench processes at once against one server, as three machines would.
     const outs = await Promise.all(
       [1, 2, 3].map((c) =>
-        upcaseCli(['bench', '-p', port, '-c', String(c), '-d', '1', '--warmup', '0.2', '--json'], { timeoutMs: 30_000 }),
+        upcaseCli(['bench', '-p', port, '-c', String(c), '--threads', '1', '-d', '3', '--warmup', '0.5', '--json'], { timeoutMs: 30_000 }),
       ),
     );
     for (const [i, out] of outs.entries()) {

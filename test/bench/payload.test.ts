@@ -72,7 +72,7 @@ test('the SVG chart escapes text and plots the percentile axis in decades', () =
     histogram: { unit: 'ns', significantDigits: 3, min: 1000, max: 6000, encoded: '' },
     requests: { sent: 20, ok: 20, measured: 20 },
     errors: { total: 0, mismatch: 0, timeout: 0, closed: 0, unexpected: 0, socket: 0, late: 0 },
-    cpu: { userSec: 0, systemSec: 0, percentOfOneCore: 1 },
+    cpu: { userSec: 0, systemSec: 0, percentOfOneCore: 1, loadThreads: [1] },
     timeline: [
       { t: 1, requestsPerSec: 10, mbPerSec: 0, errors: 0, p50: 2, p99: 4 },
       { t: 2, requestsPerSec: 10, mbPerSec: 0, errors: 1, p50: 2, p99: 4 },
