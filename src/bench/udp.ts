@@ -134,6 +134,8 @@ class UdpSocketLoad {
   private tail = 0;
   private t0 = 0;
   private closed = false;
+  /** Replies are coming: sends go without a callback (see send()). */
+  private replying = false;
   private readonly onSent = (err: Error | null): void => {
     if (err !== null) this.onError(err as NodeJS.ErrnoException);
   };
@@ -216,8 +218,11 @@ class UdpSocketLoad {
     const tally = this.d.tally;
     tally.sent++;
     tally.bytesSent += buf.length;
-    // With a callback, so a send that fails (an earlier ICMP error reported to it) is counted, not dropped.
-    this.socket.send(buf, this.onSent);
+    // An ICMP error can be reported to the next send instead of the socket, and dgram drops a send's
+    // error without a callback. A callback costs about 0.5 µs a send, so sends carry one only until
+    // replies come, and again after a timeout or an error (when the server may be gone).
+    if (this.replying) this.socket.send(buf);
+    else this.socket.send(buf, this.onSent);
   }
 
   sendDue(now: number): void {
@@ -252,6 +257,7 @@ class UdpSocketLoad {
     }
     this.state[i] = DONE;
     this.inFlight--;
+    this.replying = true;
     const want = d.expected[((seq % this.buffers.length) + this.bufferOffset) % d.variants]!;
     if (msg.length === SEQ_DIGITS + want.length && want.compare(msg, SEQ_DIGITS) === 0) {
       tally.ok++;
@@ -269,6 +275,7 @@ class UdpSocketLoad {
    * (not left to time out), so each request counts once.
    */
   private onError(err: NodeJS.ErrnoException): void {
+    this.replying = false;
     const tally = this.d.tally;
     tally.socket++;
     if (err.code !== 'ECONNREFUSED' && err.code !== 'EHOSTUNREACH' && err.code !== 'ENETUNREACH') return;
@@ -300,6 +307,7 @@ class UdpSocketLoad {
         state[i] = TIMED_OUT;
         this.inFlight--;
         this.d.tally.timeout++;
+        this.replying = false;
         if (this.d.sending) this.send(this.seqAt[i]! + this.slots, now);
       }
       return;
@@ -312,6 +320,7 @@ class UdpSocketLoad {
         state[i] = TIMED_OUT;
         this.inFlight--;
         this.d.tally.timeout++;
+        this.replying = false;
       }
       this.tail++;
     }

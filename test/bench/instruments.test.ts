@@ -98,3 +98,13 @@ test('UDP to a closed port: ICMP port unreachable counts as socket errors, one p
   for (const k of ['min', 'mean', 'stdev', 'p50', 'p90', 'p99', 'p99_9', 'max'] as const) assert.equal(r.latency[k], null, k);
   assert.deepEqual(r.percentiles, []);
 });
+
+test('UDP server gone mid-run: requests already answered count ok, the ICMP errors after it count as socket errors', async () => {
+  const { lossyUdpServer } = await import('./fakes.js');
+  const fake = await lossyUdpServer(1_000_000, 1_000_000);
+  setTimeout(() => void fake.close(), 300);
+  const r = await runBench({ transport: 'udp', port: fake.port, pipeline: 4, duration: 0.9, warmup: 0, timeout: 0.1 });
+  assert.ok(r.requests.ok > 0);
+  assert.ok(r.errors.socket > 0, JSON.stringify(r.errors));
+  assert.equal(r.requests.ok + r.errors.timeout + r.errors.socket, r.requests.sent);
+});
