@@ -104,7 +104,18 @@ export {
 // The clients.
 export { tcpRequest, tcpStream, connectTcp, type TcpStreamResult } from './client/tcp.js';
 export { UdpClient, sendLines, type UdpClientStats, type LinesOptions, type LinesResult } from './client/udp.js';
-export { Pinger, type PingReply, type PingFailure, type PingSummary } from './client/ping.js';
+export {
+  Pinger,
+  durationStats,
+  type DurationStats,
+  type PingReply,
+  type PingFailure,
+  type PingSummary,
+  type ProbeRecord,
+  type ExtraReply,
+} from './client/ping.js';
+export { TcpPinger, type TcpProbeRecord, type TcpPingSummary } from './client/tcp-ping.js';
+export { sweep, parseSweep, sweepSizes, SWEEP_DEFAULTS, type SweepOptions, type SweepStep, type SweepResult } from './client/sweep.js';
 export {
   CLIENT_DEFAULTS,
   PING_DEFAULTS,

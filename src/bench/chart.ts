@@ -148,10 +148,14 @@ export function renderSvg(r: BenchResult): string {
   for (let t = 0; t <= tMax + 1e-9; t += tStep) tTicks.push({ x: t, label: `${+t.toFixed(2)}s` });
   const errorPoints = tl.filter((s) => s.errors > 0).map((s): [number, number] => [s.t, 0]);
 
-  const us = (v: number): string => `${fmt(v)} µs`;
+  const us = (v: number | null): string => `${fmt(v ?? 0)} µs`;
+  const latency =
+    r.latency.count === 0
+      ? 'latency: no replies'
+      : `latency p50 ${us(r.latency.p50)}, p99 ${us(r.latency.p99)}, p99.9 ${us(r.latency.p99_9)}, max ${us(r.latency.max)}`;
   const summary =
-    `${fmt(r.throughput.requestsPerSec)} req/s, ${fmt(r.throughput.mbPerSec)} MB/s · latency p50 ${us(r.latency.p50)}, p99 ${us(r.latency.p99)}, ` +
-    `p99.9 ${us(r.latency.p99_9)}, max ${us(r.latency.max)} · errors ${r.errors.total} · client CPU ${r.cpu.percentOfOneCore}%`;
+    `${fmt(r.throughput.requestsPerSec)} req/s, ${fmt(r.throughput.mbPerSec)} MB/s · ${latency} · ` +
+    `errors ${r.errors.total} · client CPU ${r.cpu.percentOfOneCore}%`;
   const body = [
     text(M.left, 24, `upcase bench: ${describe(r)}`, 'font-size="15" font-weight="bold"'),
     text(M.left, 44, summary, 'font-size="12" fill="#333"'),
@@ -192,7 +196,9 @@ export function renderHtml(r: BenchResult): string {
     ['MB/s', String(r.throughput.mbPerSec)],
     [
       'latency p50 / p90 / p99 / p99.9 / max (µs)',
-      `${r.latency.p50} / ${r.latency.p90} / ${r.latency.p99} / ${r.latency.p99_9} / ${r.latency.max}`,
+      r.latency.count === 0
+        ? 'no replies'
+        : `${r.latency.p50} / ${r.latency.p90} / ${r.latency.p99} / ${r.latency.p99_9} / ${r.latency.max}`,
     ],
     [
       'errors (mismatch, timeout, closed, unexpected, socket)',

@@ -1,17 +1,25 @@
-import { build, initWebAssembly, type Histogram } from 'hdr-histogram-js';
+import { build, decodeFromCompressedBase64, encodeIntoCompressedBase64, initWebAssembly, type Histogram } from 'hdr-histogram-js';
 
-/** Latency figures in microseconds. */
+/**
+ * Latency figures in microseconds. With no replies recorded, every figure but
+ * `count` is null: there is no latency to report.
+ */
 export interface LatencySummary {
   /** Replies recorded. */
   count: number;
-  min: number;
-  mean: number;
-  stdev: number;
-  p50: number;
-  p90: number;
-  p99: number;
-  p99_9: number;
-  max: number;
+  /** The exact smallest and largest latencies recorded. */
+  min: number | null;
+  mean: number | null;
+  stdev: number | null;
+  /**
+   * Percentiles: the highest value equivalent (to 3 significant digits) to the
+   * recorded value at that rank, clamped to [min, max], so never above `max`.
+   */
+  p50: number | null;
+  p90: number | null;
+  p99: number | null;
+  p99_9: number | null;
+  max: number | null;
 }
 
 /** One point of the percentile distribution (HdrHistogram's percentile plot). */
@@ -22,8 +30,22 @@ export interface PercentilePoint {
   value: number;
 }
 
+/** How a run's histogram travels in `--json`, so runs can be merged exactly ({@link LatencyHistogram.decode}). */
+export interface EncodedHistogram {
+  /** Values are nanoseconds. */
+  unit: 'ns';
+  /** Significant decimal digits the histogram keeps. */
+  significantDigits: number;
+  /** The exact smallest and largest values recorded (ns), which the encoding rounds to its buckets; null when empty. */
+  min: number | null;
+  max: number | null;
+  /** HdrHistogram's compressed V2 encoding, in base64, as hdr-histogram-js's `encodeIntoCompressedBase64` writes it. */
+  encoded: string;
+}
+
 // Values are nanoseconds, from 1 ns to an hour, to 3 significant digits.
 const HIGHEST_NS = 3_600_000_000_000;
+const SIGNIFICANT_DIGITS = 3;
 let wasm: Promise<boolean> | null = null;
 
 /**
@@ -38,22 +60,43 @@ function wasmReady(): Promise<boolean> {
   return wasm;
 }
 
+function fresh(useWebAssembly: boolean): Histogram {
+  return build({
+    bitBucketSize: 32,
+    autoResize: false,
+    lowestDiscernibleValue: 1,
+    highestTrackableValue: HIGHEST_NS,
+    numberOfSignificantValueDigits: SIGNIFICANT_DIGITS,
+    useWebAssembly,
+  });
+}
+
+const us = (ns: number): number => Math.round(ns) / 1000;
+
 /** An HDR histogram of latencies recorded in nanoseconds. Call {@link destroy} when done (it frees WebAssembly memory). */
 export class LatencyHistogram {
+  /**
+   * Exact bounds (ns) when they differ from the histogram's own: a decoded
+   * histogram only knows its extreme buckets, so the exact values travel beside it.
+   */
+  private bounds: { min: number; max: number } | null = null;
+
   private constructor(private readonly histogram: Histogram) {}
 
   static async create(): Promise<LatencyHistogram> {
+    return new LatencyHistogram(fresh(await wasmReady()));
+  }
+
+  /** A histogram from its `--json` form. Throws on a malformed encoding. */
+  static async decode(e: EncodedHistogram): Promise<LatencyHistogram> {
     const useWebAssembly = await wasmReady();
-    return new LatencyHistogram(
-      build({
-        bitBucketSize: 32,
-        autoResize: false,
-        lowestDiscernibleValue: 1,
-        highestTrackableValue: HIGHEST_NS,
-        numberOfSignificantValueDigits: 3,
-        useWebAssembly,
-      }),
-    );
+    const decoded = decodeFromCompressedBase64(e.encoded, 32, useWebAssembly);
+    // Copy into a histogram of the usual shape, so merged histograms all have the same buckets.
+    const h = new LatencyHistogram(fresh(useWebAssembly));
+    h.histogram.add(decoded);
+    decoded.destroy();
+    if (h.count > 0 && e.min !== null && e.max !== null) h.bounds = { min: e.min, max: e.max };
+    return h;
   }
 
   /** Records one latency given in milliseconds (as `performance.now()` differences are). */
@@ -68,20 +111,64 @@ export class LatencyHistogram {
     return this.histogram.totalCount;
   }
 
+  /** The exact smallest value recorded, ns (0 when empty). */
+  get min(): number {
+    if (this.count === 0) return 0;
+    return this.bounds?.min ?? this.histogram.minNonZeroValue;
+  }
+
+  /** The exact largest value recorded, ns (0 when empty). */
+  get max(): number {
+    if (this.count === 0) return 0;
+    return this.bounds?.max ?? this.histogram.maxValue;
+  }
+
+  /** Adds every value of `other` (exactly: same buckets), keeping the exact bounds. */
+  add(other: LatencyHistogram): void {
+    if (other.count === 0) return;
+    const bounds =
+      this.count === 0 ? { min: other.min, max: other.max } : { min: Math.min(this.min, other.min), max: Math.max(this.max, other.max) };
+    this.histogram.add(other.histogram);
+    this.bounds = bounds;
+  }
+
+  reset(): void {
+    this.histogram.reset();
+    this.bounds = null;
+  }
+
+  /** The value (ns) at `percentile`, to the histogram's precision, within [min, max]. */
+  valueAt(percentile: number): number {
+    const v = this.histogram.getValueAtPercentile(percentile);
+    // HdrHistogram answers with the highest value of the bucket, which can exceed the largest value recorded.
+    return Math.min(this.max, Math.max(this.min, v));
+  }
+
   summary(): LatencySummary {
     const h = this.histogram;
-    const us = (ns: number): number => Math.round(ns) / 1000;
-    if (h.totalCount === 0) return { count: 0, min: 0, mean: 0, stdev: 0, p50: 0, p90: 0, p99: 0, p99_9: 0, max: 0 };
+    if (h.totalCount === 0)
+      return { count: 0, min: null, mean: null, stdev: null, p50: null, p90: null, p99: null, p99_9: null, max: null };
     return {
       count: h.totalCount,
-      min: us(h.minNonZeroValue),
+      min: us(this.min),
       mean: us(h.mean),
       stdev: us(h.stdDeviation),
-      p50: us(h.getValueAtPercentile(50)),
-      p90: us(h.getValueAtPercentile(90)),
-      p99: us(h.getValueAtPercentile(99)),
-      p99_9: us(h.getValueAtPercentile(99.9)),
-      max: us(h.maxValue),
+      p50: us(this.valueAt(50)),
+      p90: us(this.valueAt(90)),
+      p99: us(this.valueAt(99)),
+      p99_9: us(this.valueAt(99.9)),
+      max: us(this.max),
+    };
+  }
+
+  encode(): EncodedHistogram {
+    const empty = this.count === 0;
+    return {
+      unit: 'ns',
+      significantDigits: SIGNIFICANT_DIGITS,
+      min: empty ? null : this.min,
+      max: empty ? null : this.max,
+      encoded: encodeIntoCompressedBase64(this.histogram),
     };
   }
 
@@ -96,9 +183,9 @@ export class LatencyHistogram {
     const decades = Math.max(1, Math.log10(h.totalCount));
     for (let i = 0; i <= decades * 10; i++) {
       const percentile = 100 * (1 - 10 ** (-i / 10));
-      points.push({ percentile, value: h.getValueAtPercentile(percentile) / 1000 });
+      points.push({ percentile, value: this.valueAt(percentile) / 1000 });
     }
-    points.push({ percentile: 100, value: h.maxValue / 1000 });
+    points.push({ percentile: 100, value: this.max / 1000 });
     return points;
   }
 

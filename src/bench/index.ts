@@ -16,4 +16,5 @@ export {
   type PayloadKind,
 } from './options.js';
 export { renderSvg, renderHtml, renderPng, writeReport, REPORT_FORMATS } from './chart.js';
-export type { LatencySummary, PercentilePoint } from './histogram.js';
+export { LatencyHistogram, type LatencySummary, type PercentilePoint, type EncodedHistogram } from './histogram.js';
+export { mergeResults, WORKLOAD_FIELDS, MIN_OVERLAP, type MergeOptions, type MergedResult, type MergedRun } from './merge.js';

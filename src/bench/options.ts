@@ -1,3 +1,4 @@
+import { availableParallelism } from 'node:os';
 import { type NormalizedTlsClientOptions, TARGET_OPTIONS, TLS_OPTIONS, type TlsClientOptions } from '../client/options.js';
 import { InvalidArgumentError } from '../errors.js';
 import { bytes, choice, integer, perSecond, seconds } from '../options/kinds.js';
@@ -8,16 +9,29 @@ import { type PayloadKind, SEQ_DIGITS } from './payload.js';
 export type BenchTransport = 'tcp' | 'udp';
 export type { PayloadKind };
 
-/** A progress sample, about once per second while the run lasts. */
+/** A progress sample, once per `interval` while the run lasts (iperf3's interval reports). */
 export interface BenchProgress {
   /** Seconds since the start of the run, warmup included. */
   elapsed: number;
-  /** True while the warmup lasts (nothing is recorded yet). */
+  /** True for an interval of the warmup (not part of the result). */
   warmingUp: boolean;
-  /** Requests answered correctly per second over the last sample. */
+  /**
+   * The interval, in seconds: since the start of the measured window, or of the
+   * run for a warmup interval. The last interval of each phase may be shorter.
+   */
+  start: number;
+  end: number;
+  /** Requests answered correctly in the interval. */
+  requests: number;
+  /** Requests answered correctly per second over the interval. */
   rate: number;
+  /** Errors counted in the interval. */
+  intervalErrors: number;
   /** Errors so far (warmup included). */
   errors: number;
+  /** Latency percentiles over the interval, µs; null when no reply came in it. */
+  p50: number | null;
+  p99: number | null;
 }
 
 /**
@@ -58,8 +72,17 @@ export interface BenchOptions {
   payload?: PayloadKind;
   /** Seconds a request may wait for its reply before it counts as a timeout error. Default 1 for UDP, 10 for TCP. */
   timeout?: number;
-  /** Called about once per second with the running figures. */
+  /** Called once per `interval` with the figures of that interval. */
   onProgress?: (progress: BenchProgress) => void;
+  /** Seconds between progress samples (and timeline samples). Default 1. */
+  interval?: number;
+  /**
+   * Load threads: the connections are spread over this many worker threads (at
+   * most one per connection), each with its own event loop, verifying and
+   * recording as one; their histograms are merged exactly. Default: the CPUs
+   * (`os.availableParallelism()`).
+   */
+  threads?: number;
   /** Aborting ends the run early; the result covers what was measured. */
   signal?: AbortSignal;
 }
@@ -79,6 +102,8 @@ export interface NormalizedBenchOptions {
   payload: PayloadKind;
   timeout: number;
   onProgress: ((progress: BenchProgress) => void) | undefined;
+  interval: number;
+  threads: number;
   signal: AbortSignal | undefined;
 }
 
@@ -98,6 +123,7 @@ export const BENCH_DEFAULTS = {
   payload: 'ascii',
   udpTimeout: 1, // seconds: a lost datagram
   tcpTimeout: 10, // seconds: a stuck TCP connection, not one slow reply
+  interval: 1, // seconds between progress samples
 } as const;
 
 /** Largest request: 64 MiB over TCP; over UDP, the largest IPv4 payload. */
@@ -163,6 +189,18 @@ export const BENCH_OPTIONS: OptionTable<Omit<BenchOptions, 'onProgress' | 'signa
     default: byTransport<number>(BENCH_DEFAULTS.udpTimeout, BENCH_DEFAULTS.tcpTimeout),
     defaultText: `${BENCH_DEFAULTS.udpTimeout} (UDP), ${BENCH_DEFAULTS.tcpTimeout} (TCP)`,
     help: 'a request with no reply this long is a timeout error',
+  },
+  interval: {
+    kind: seconds({ min: 0.1, max: 3600 }),
+    default: BENCH_DEFAULTS.interval,
+    defaultText: 'off on the command line (the library: 1)',
+    help: 'print a progress line every this many seconds, as iperf3 does (to stderr with --json)',
+  },
+  threads: {
+    kind: integer({ min: 1, max: 256, unit: 'threads' }),
+    default: () => availableParallelism(),
+    defaultText: 'the CPUs, at most one per connection',
+    help: 'load threads: the connections are spread over this many worker threads, verified and recorded as one',
   },
 };
 

@@ -1,84 +1,10 @@
-import { LatencyHistogram, type LatencySummary, type PercentilePoint } from './histogram.js';
-import { normalizeBenchOptions, type BenchOptions, type BenchTransport, type PayloadKind } from './options.js';
+import { LatencyHistogram } from './histogram.js';
+import { type BenchOptions, type BenchProgress, type NormalizedBenchOptions, normalizeBenchOptions } from './options.js';
+import type { BenchResult, TimelineSample } from './result.js';
 import { PAYLOAD_VARIANTS, SEQ_DIGITS, makePayloads } from './payload.js';
 import { Tally, snapshot, type LoadDriver, type TallySnapshot } from './tally.js';
 import { TcpDriver } from './tcp.js';
 import { UdpDriver } from './udp.js';
-
-/** One per-second sample of the measured window. */
-export interface TimelineSample {
-  /** Seconds since the start of the measured window, at the end of the sample. */
-  t: number;
-  requestsPerSec: number;
-  /** Request bytes answered correctly, in MB (10^6 bytes) per second. */
-  mbPerSec: number;
-  /** Errors counted during the sample. */
-  errors: number;
-}
-
-/** The result of {@link runBench}; `--json` prints it as is. */
-export interface BenchResult {
-  transport: BenchTransport;
-  /** True when the TCP connections spoke TLS. */
-  tls: boolean;
-  host: string;
-  port: number;
-  /** `closed-loop`, or `fixed-rate` with `--rate`. */
-  mode: 'closed-loop' | 'fixed-rate';
-  connections: number;
-  pipeline: number;
-  /** Request size in bytes (over UDP, the sequence number included). */
-  size: number;
-  payload: PayloadKind;
-  /** Target requests per second (fixed-rate), or null. */
-  rate: number | null;
-  /** Seconds: warmup, timeout as configured; duration as measured. */
-  warmup: number;
-  timeout: number;
-  duration: number;
-  /** True when the run ended before its duration (aborted, or every connection lost). */
-  endedEarly: boolean;
-  throughput: {
-    /** Requests answered correctly per second in the measured window. */
-    requestsPerSec: number;
-    /** Request bytes answered correctly, MB (10^6 bytes) per second. */
-    mbPerSec: number;
-    /** Bytes written and read per second, on the wire as the sockets saw them. */
-    sentBytesPerSec: number;
-    receivedBytesPerSec: number;
-  };
-  /** Microseconds, from the send (closed loop) or the intended send time (fixed rate) to the last reply byte. */
-  latency: LatencySummary & { unit: 'us' };
-  requests: {
-    /** Requests sent over the whole run (warmup and drain included). */
-    sent: number;
-    /** Requests answered correctly over the whole run. */
-    ok: number;
-    /** Requests answered correctly inside the measured window. */
-    measured: number;
-  };
-  /** Over the whole run. `total` is the sum of all but `late`. */
-  errors: {
-    total: number;
-    mismatch: number;
-    timeout: number;
-    closed: number;
-    unexpected: number;
-    socket: number;
-    /** UDP replies that came after their request timed out (already counted as timeouts). */
-    late: number;
-  };
-  /** The bench process's own CPU use during the measured window. */
-  cpu: {
-    userSec: number;
-    systemSec: number;
-    /** (user + system) / wall time × 100: near 100 means the client itself may be the bottleneck. */
-    percentOfOneCore: number;
-  };
-  timeline: TimelineSample[];
-  /** The latency percentile distribution (µs), for plotting. */
-  percentiles: PercentilePoint[];
-}
 
 const MAX_SCAN_INTERVAL_MS = 100;
 
@@ -111,10 +37,31 @@ function variantsFor(size: number): number {
  */
 export async function runBench(options: BenchOptions = {}): Promise<BenchResult> {
   const o = normalizeBenchOptions(options);
+  const threads = Math.min(o.threads, o.connections);
+  if (threads > 1) {
+    // Loaded lazily: a one-thread run never starts a worker.
+    const { runThreads } = await import('./threads.js');
+    return runThreads(o, threads);
+  }
+  return runShard(o);
+}
+
+/** How a load thread's run is driven by the main thread (src/bench/threads.ts). */
+export interface ShardHooks {
+  /** Awaited once the connections are open, before the clock starts: all threads start together. */
+  ready?: () => Promise<void>;
+  /** Each interval's latencies, before they are folded and reset (for the main thread's interval percentiles). */
+  onInterval?: (progress: BenchProgress, recent: LatencyHistogram) => void;
+}
+
+/** One thread's run: the whole of a one-thread run, or one share of the connections. */
+export async function runShard(o: NormalizedBenchOptions, hooks: ShardHooks = {}): Promise<BenchResult> {
   const udp = o.transport === 'udp';
   const payloads = makePayloads(o.payload, udp ? o.size - SEQ_DIGITS : o.size, variantsFor(o.size));
+  // Replies are recorded into `recent`, which each sample folds into `histogram` inside the measured window.
   const histogram = await LatencyHistogram.create();
-  const tally = new Tally(histogram);
+  const recent = await LatencyHistogram.create();
+  const tally = new Tally(recent);
   const timers: NodeJS.Timeout[] = [];
   const stop = new AbortController();
   const onAbort = (): void => stop.abort();
@@ -122,11 +69,13 @@ export async function runBench(options: BenchOptions = {}): Promise<BenchResult>
   try {
     driver = udp ? new UdpDriver(o, tally, payloads) : new TcpDriver(o, tally, payloads);
     await driver.open();
+    await hooks.ready?.();
     const d = driver;
     o.signal?.addEventListener('abort', onAbort);
     if (o.signal?.aborted) stop.abort();
 
     const t0 = performance.now();
+    tally.recording = true;
     d.start(t0);
     if (o.rate > 0) timers.push(setInterval(() => d.tick(performance.now()), 1));
     timers.push(
@@ -141,39 +90,72 @@ export async function runBench(options: BenchOptions = {}): Promise<BenchResult>
 
     const timeline: TimelineSample[] = [];
     let windowStart = Infinity;
+    let inWindow = false;
     let last = { at: t0, ok: 0, errors: 0 };
+    /** Ends the current interval: reports it, and folds its latencies into the result inside the window. */
     const sample = (): void => {
       const now = performance.now();
       const dt = (now - last.at) / 1000;
       const errors = tally.errors;
-      const rate = dt > 0 ? (tally.ok - last.ok) / dt : 0;
-      if (tally.recording && now > windowStart) {
+      const requests = tally.ok - last.ok;
+      const rate = dt > 0 ? requests / dt : 0;
+      const p50 = recent.count === 0 ? null : round(recent.valueAt(50) / 1000, 3);
+      const p99 = recent.count === 0 ? null : round(recent.valueAt(99) / 1000, 3);
+      const origin = inWindow ? windowStart : t0;
+      if (inWindow) {
         timeline.push({
           t: round((now - windowStart) / 1000, 3),
           requestsPerSec: round(rate, 1),
           mbPerSec: round((rate * o.size) / 1e6, 3),
           errors: errors - last.errors,
+          p50,
+          p99,
         });
+        histogram.add(recent);
       }
-      o.onProgress?.({ elapsed: (now - t0) / 1000, warmingUp: !tally.recording && now < windowStart, rate, errors });
+      const progress: BenchProgress = {
+        elapsed: (now - t0) / 1000,
+        warmingUp: !inWindow,
+        start: round((last.at - origin) / 1000, 3),
+        end: round((now - origin) / 1000, 3),
+        requests,
+        rate,
+        intervalErrors: errors - last.errors,
+        errors,
+        p50,
+        p99,
+      };
+      hooks.onInterval?.(progress, recent);
+      recent.reset();
+      o.onProgress?.(progress);
       last = { at: now, ok: tally.ok, errors };
     };
-    const sampler = setInterval(sample, 1000);
+    const sampler = setInterval(sample, o.interval * 1000);
     timers.push(sampler);
 
     await delay(o.warmup * 1000, stop.signal);
     // The measured window: latencies, counters and CPU between these two points.
+    // Every interval is reported, the last one of each phase however short, so the intervals add up to the totals.
+    const changed = (): boolean => tally.ok !== last.ok || tally.errors !== last.errors || performance.now() - last.at > 100;
+    if (changed()) sample();
     windowStart = performance.now();
+    const wallStart = performance.timeOrigin + windowStart;
+    inWindow = true;
+    recent.reset();
     const startCounts: TallySnapshot = snapshot(tally);
     const cpuStart = process.cpuUsage();
-    tally.recording = true;
+    const eluStart = performance.eventLoopUtilization();
     last = { at: windowStart, ok: tally.ok, errors: tally.errors };
     sampler.refresh();
     await delay(o.duration * 1000, stop.signal);
     const windowEnd = performance.now();
     const cpu = process.cpuUsage(cpuStart);
+    const elu = performance.eventLoopUtilization(eluStart);
     const endCounts = snapshot(tally);
-    if (windowEnd - last.at > 100) sample();
+    if (changed()) sample();
+    clearInterval(sampler);
+    histogram.add(recent);
+    inWindow = false;
     tally.recording = false;
     const endedEarly = stop.signal.aborted;
     d.stopSending();
@@ -205,6 +187,7 @@ export async function runBench(options: BenchOptions = {}): Promise<BenchResult>
       timeout: o.timeout,
       duration: round(seconds, 3),
       endedEarly,
+      window: { start: Math.round(wallStart), end: Math.round(wallStart + (windowEnd - windowStart)) },
       throughput: {
         requestsPerSec: perSec(measured, seconds),
         mbPerSec: round(perSec(measured * o.size, seconds) / 1e6, 3),
@@ -212,6 +195,7 @@ export async function runBench(options: BenchOptions = {}): Promise<BenchResult>
         receivedBytesPerSec: perSec(endCounts.bytesReceived - startCounts.bytesReceived, seconds),
       },
       latency: { unit: 'us', ...histogram.summary() },
+      histogram: histogram.encode(),
       requests: { sent: tally.sent, ok: tally.ok, measured },
       errors: {
         total: tally.errors,
@@ -226,6 +210,7 @@ export async function runBench(options: BenchOptions = {}): Promise<BenchResult>
         userSec: round(cpu.user / 1e6, 3),
         systemSec: round(cpu.system / 1e6, 3),
         percentOfOneCore: seconds > 0 ? round((cpuSec / seconds) * 100, 1) : 0,
+        loadThreads: [round(elu.utilization * 100, 1)],
       },
       timeline,
       percentiles: histogram.distribution().map((p) => ({ percentile: round(p.percentile, 6), value: round(p.value, 3) })),
@@ -235,6 +220,7 @@ export async function runBench(options: BenchOptions = {}): Promise<BenchResult>
     o.signal?.removeEventListener('abort', onAbort);
     if (driver !== null) await driver.close();
     histogram.destroy();
+    recent.destroy();
   }
 }
 
@@ -246,3 +232,5 @@ function round(value: number, digits: number): number {
   const f = 10 ** digits;
   return Math.round(value * f) / f;
 }
+
+export type { BenchResult, TimelineSample } from './result.js';

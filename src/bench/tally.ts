@@ -24,7 +24,7 @@ export class Tally {
   sent = 0;
   bytesSent = 0;
   bytesReceived = 0;
-  /** Latencies are recorded only inside the measured window. */
+  /** Latencies are recorded while the load runs (the runner keeps those of the measured window). */
   recording = false;
 
   constructor(readonly histogram: LatencyHistogram) {}

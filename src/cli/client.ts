@@ -1,13 +1,13 @@
 import { Command } from 'commander';
 import readline from 'node:readline';
-import { upcase } from '../codec/upcase.js';
+import { checkReply, type ReplyCheck } from '../client/check.js';
 import { NetworkError } from '../errors.js';
 import { CLIENT_OPTIONS, type ClientOptions, normalizeClientOptions, TLS_OPTIONS, TRANSPORT_OPTIONS } from '../client/options.js';
 import { tcpRequest, tcpStream } from '../client/tcp.js';
 import { sendLines, UdpClient } from '../client/udp.js';
 import { boolean } from '../options/kinds.js';
 import type { Table } from '../options/table.js';
-import { EXIT_OK, EXIT_USAGE } from './common.js';
+import { EXIT_BAD_REPLY, EXIT_OK, EXIT_USAGE } from './common.js';
 import { reportFailure } from './failure.js';
 import { addOptions, Flags, isUsageError } from './options.js';
 import { startTrace } from './trace.js';
@@ -88,17 +88,18 @@ async function runClient(messages: string[], options: ClientOptions, transport: 
 
 /** One message per argument, one reply line each; stops at the first failure. */
 async function sendMessages(messages: string[], send: Send): Promise<number> {
+  let exitCode = EXIT_OK;
   for (const text of messages) {
     const message = Buffer.from(text, 'utf8');
     try {
       const reply = await send(message);
       process.stdout.write(Buffer.concat([reply, NEWLINE]));
-      warnIfNotUppercase(message, reply);
+      if (!warnIfNotUppercase(checkReply(message, reply))) exitCode = EXIT_BAD_REPLY;
     } catch (err) {
       return fail(err);
     }
   }
-  return EXIT_OK;
+  return exitCode;
 }
 
 /** The textbook's loop: prompt, send, print `From server: …`, until EOF (Ctrl-D). */
@@ -116,7 +117,7 @@ async function interactive(send: Send): Promise<number> {
     try {
       const reply = await send(message);
       process.stdout.write(`From server: ${reply.toString('utf8')}\n`);
-      warnIfNotUppercase(message, reply);
+      if (!warnIfNotUppercase(checkReply(message, reply)) && exitCode === EXIT_OK) exitCode = EXIT_BAD_REPLY;
     } catch (err) {
       // One failed line does not end the session (the server may be back for the next).
       exitCode = fail(err, 'From server: ');
@@ -136,8 +137,9 @@ async function streamTcp(options: ClientOptions): Promise<number> {
       process.stderr.write(
         `upcase: warning: the server closed the connection before the end of the input (${result.bytesSent} bytes sent)\n`,
       );
+      if (result.check.verdict === 'match') return EXIT_BAD_REPLY;
     }
-    return EXIT_OK;
+    return warnIfNotUppercase(result.check) ? EXIT_OK : EXIT_BAD_REPLY;
   } catch (err) {
     // A reader that went away (`upcase client < f | head`) is not an error.
     if ((err as NodeJS.ErrnoException).code === 'EPIPE') return EXIT_OK;
@@ -147,11 +149,17 @@ async function streamTcp(options: ClientOptions): Promise<number> {
 
 async function streamUdpLines(client: UdpClient): Promise<number> {
   try {
-    await sendLines(process.stdin, process.stdout, client, { window: UDP_WINDOW });
+    const result = await sendLines(process.stdin, process.stdout, client, { window: UDP_WINDOW });
     if (client.stats.late > 0) {
       process.stderr.write(`upcase: ${client.stats.late} late or duplicate replies were dropped\n`);
     }
-    return EXIT_OK;
+    if (result.firstBad === null) return EXIT_OK;
+    const bad = result.truncated + result.mismatched;
+    process.stderr.write(
+      `upcase: warning: ${bad} of ${result.lines} replies ${bad === 1 ? 'was' : 'were'} not the uppercase of their line ` +
+        `(${result.truncated} truncated by the server); the first, line ${result.firstBad.line}: ${describeCheck(result.firstBad.check)}\n`,
+    );
+    return EXIT_BAD_REPLY;
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'EPIPE') return EXIT_OK;
     return fail(err);
@@ -161,17 +169,19 @@ async function streamUdpLines(client: UdpClient): Promise<number> {
 /**
  * upcase knows the rule, so it can tell when a reply is not the uppercase of
  * the message: typically a server that truncates (the textbook's reads 1024
- * bytes over TCP, 2048 over UDP). The reply is printed as it came; this warns.
+ * bytes over TCP, 2048 over UDP). The reply is printed as it came; this warns,
+ * and the caller exits with EXIT_BAD_REPLY (3). Returns true when the reply matched.
  */
-function warnIfNotUppercase(message: Buffer, reply: Buffer): void {
-  const expected = upcase(message);
-  if (reply.equals(expected)) return;
-  const truncated = reply.length < expected.length && expected.subarray(0, reply.length).equals(reply);
-  process.stderr.write(
-    truncated
-      ? `upcase: warning: the reply has ${reply.length} of the ${expected.length} bytes expected; the server truncated the message\n`
-      : `upcase: warning: the reply is not the uppercase of the message (${reply.length} bytes, ${expected.length} expected)\n`,
-  );
+function warnIfNotUppercase(check: ReplyCheck): boolean {
+  if (check.verdict === 'match') return true;
+  process.stderr.write(`upcase: warning: ${describeCheck(check)}\n`);
+  return false;
+}
+
+function describeCheck(check: ReplyCheck): string {
+  return check.verdict === 'truncated'
+    ? `the reply has ${check.received} of the ${check.expected} bytes expected; the server truncated the message`
+    : `the reply is not the uppercase of the message (${check.received} bytes, ${check.expected} expected)`;
 }
 
 /** Prints a failure as one line on stderr (and any partial reply on stdout) and returns the exit code. */

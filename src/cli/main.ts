@@ -25,6 +25,8 @@ export async function main(argv: string[]): Promise<number> {
     .version(version(), '-V, --version')
     .showHelpAfterError('(run with --help for usage)')
     .exitOverride()
+    // So a subcommand's subcommand (`bench merge --json`) gets its own flags, not its parent's of the same name.
+    .enablePositionalOptions()
     .addCommand(serveCommand(setExitCode))
     .addCommand(clientCommand(setExitCode))
     .addCommand(pingCommand(setExitCode))

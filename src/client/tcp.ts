@@ -3,6 +3,7 @@ import { performance } from 'node:perf_hooks';
 import { type Readable, Transform, type Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { type NetworkError, type NetworkLocation, networkError } from '../errors.js';
+import { type ReplyCheck, StreamReplyChecker } from './check.js';
 import { type ClientOptions, type NormalizedClientOptions, normalizeClientOptions } from './options.js';
 import type { TraceEvent, Tracer } from '../trace.js';
 import { connectTls } from './tls.js';
@@ -119,6 +120,8 @@ export interface TcpStreamResult {
   bytesReceived: number;
   /** False when the server closed before all of the input was sent. */
   inputComplete: boolean;
+  /** Whether the reply was the uppercase of the input sent, computed as both streamed. */
+  check: ReplyCheck;
 }
 
 /**
@@ -131,6 +134,7 @@ export interface TcpStreamResult {
  * the server. If the server closes before the input is all sent (the
  * textbook's server reads once and closes), sending stops, `input` is
  * destroyed and `inputComplete` is false. `output` is ended at the end.
+ * `check` says whether the reply was the uppercase of what was sent.
  */
 export async function tcpStream(input: Readable, output: Writable, options: ClientOptions = {}): Promise<TcpStreamResult> {
   const o = normalizeClientOptions(options, 'tcp');
@@ -138,7 +142,9 @@ export async function tcpStream(input: Readable, output: Writable, options: Clie
   let inputComplete = false;
   let uploadError: unknown = null;
   const tracer = o.tracer;
-  const upload = (tracer === undefined ? pipeline(input, socket) : pipeline(input, tap(tracer, 'client-send'), socket)).then(
+  const checker = new StreamReplyChecker();
+  const sent = checker.sentTap();
+  const upload = (tracer === undefined ? pipeline(input, sent, socket) : pipeline(input, sent, tap(tracer, 'client-send'), socket)).then(
     () => {
       inputComplete = true;
       socket.setTimeout(o.timeout * 1000, () => {
@@ -150,7 +156,9 @@ export async function tcpStream(input: Readable, output: Writable, options: Clie
     },
   );
   try {
-    await (tracer === undefined ? pipeline(socket, output) : pipeline(socket, tap(tracer, 'client-recv'), output));
+    await (tracer === undefined
+      ? pipeline(socket, checker.receivedTap(), output)
+      : pipeline(socket, checker.receivedTap(), tap(tracer, 'client-recv'), output));
   } catch (err) {
     if (output.errored) throw output.errored;
     // An input that fails (a read error) takes the socket down with it: report the input's error.
@@ -163,7 +171,7 @@ export async function tcpStream(input: Readable, output: Writable, options: Clie
     }
     await upload;
   }
-  return { bytesSent: socket.bytesWritten, bytesReceived: socket.bytesRead, inputComplete };
+  return { bytesSent: socket.bytesWritten, bytesReceived: socket.bytesRead, inputComplete, check: checker.result() };
 }
 
 /** A pass-through that reports each chunk going by, for the trace. */

@@ -5,6 +5,7 @@ import type { Readable, Writable } from 'node:stream';
 import { upcase } from '../codec/upcase.js';
 import { ClosedError, MessageTooLargeError, type NetworkError, networkError, systemCode } from '../errors.js';
 import { MAX_UDP_PAYLOAD_IPV4, MAX_UDP_PAYLOAD_IPV6 } from '../udp/limits.js';
+import { checkReply, type ReplyCheck } from './check.js';
 import { type ClientOptions, type NormalizedClientOptions, normalizeClientOptions } from './options.js';
 import { resolveTargets, type Target } from './resolve.js';
 
@@ -224,6 +225,12 @@ export interface LinesOptions {
 export interface LinesResult {
   /** Lines sent and answered. */
   lines: number;
+  /** Replies that were a prefix of their line's uppercase (the server truncated the datagram). */
+  truncated: number;
+  /** Replies that were something else than their line's uppercase. */
+  mismatched: number;
+  /** The first such line (1-based), with its check; null when every reply matched. */
+  firstBad: { line: number; check: ReplyCheck } | null;
 }
 
 /**
@@ -239,18 +246,25 @@ export interface LinesResult {
 export async function sendLines(input: Readable, output: Writable, client: UdpClient, options: LinesOptions = {}): Promise<LinesResult> {
   const window = options.window ?? 16;
   const { maxPayload } = await client.target();
-  const inFlight: Array<{ reply: Promise<Buffer>; newline: boolean }> = [];
+  const inFlight: Array<{ reply: Promise<Buffer>; newline: boolean; line: Buffer }> = [];
   let lineNumber = 0;
   let written = 0;
+  const result: LinesResult = { lines: 0, truncated: 0, mismatched: 0, firstBad: null };
 
   let replyFailed = false;
   const writeOldest = async (): Promise<void> => {
-    const { reply, newline } = inFlight.shift()!;
+    const { reply, newline, line } = inFlight.shift()!;
     const bytes = await reply.catch((err: unknown) => {
       replyFailed = true;
       throw err;
     });
     written++;
+    const check = checkReply(line, bytes);
+    if (check.verdict !== 'match') {
+      if (check.verdict === 'truncated') result.truncated++;
+      else result.mismatched++;
+      result.firstBad ??= { line: written, check };
+    }
     const ok = output.write(newline ? Buffer.concat([bytes, NEWLINE]) : bytes);
     if (!ok) await once(output, 'drain');
   };
@@ -259,7 +273,7 @@ export async function sendLines(input: Readable, output: Writable, client: UdpCl
     if (line.length > maxPayload) throw lineTooLong(lineNumber, line.length, maxPayload);
     const reply = client.request(line);
     reply.catch(() => {}); // awaited in order by writeOldest; this keeps an early failure from going unhandled
-    inFlight.push({ reply, newline });
+    inFlight.push({ reply, newline, line });
     while (inFlight.length >= window) await writeOldest();
   };
 
@@ -290,7 +304,8 @@ export async function sendLines(input: Readable, output: Writable, client: UdpCl
     throw err;
   }
   while (inFlight.length > 0) await writeOldest();
-  return { lines: written };
+  result.lines = written;
+  return result;
 }
 
 function lineTooLong(line: number, size: number, limit: number): MessageTooLargeError {

@@ -1,11 +1,12 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { startServer, type UpcaseServer } from '../../src/server/server.js';
 import { fileURLToPath } from 'node:url';
+import { deadUdpPort } from '../client/helpers.js';
 
 const BIN = fileURLToPath(new URL('../../bin/upcase.js', import.meta.url));
 
@@ -59,6 +60,8 @@ describe('upcase bench (CLI)', () => {
       'timeout',
       'duration',
       'endedEarly',
+      'window',
+      'histogram',
     ]) {
       assert.ok(key in r, key);
     }
@@ -66,7 +69,12 @@ describe('upcase bench (CLI)', () => {
     assert.deepEqual(Object.keys(r.latency).sort(), ['count', 'max', 'mean', 'min', 'p50', 'p90', 'p99', 'p99_9', 'stdev', 'unit']);
     assert.deepEqual(Object.keys(r.errors).sort(), ['closed', 'late', 'mismatch', 'socket', 'timeout', 'total', 'unexpected']);
     assert.deepEqual(Object.keys(r.requests).sort(), ['measured', 'ok', 'sent']);
-    assert.deepEqual(Object.keys(r.cpu).sort(), ['percentOfOneCore', 'systemSec', 'userSec']);
+    assert.deepEqual(Object.keys(r.cpu).sort(), ['loadThreads', 'percentOfOneCore', 'systemSec', 'userSec']);
+    assert.equal(
+      r.cpu.loadThreads.length,
+      Math.min(availableParallelism(), 4),
+      'one busy share per load thread (the CPUs, at most one per connection)',
+    );
     assert.ok(Array.isArray(r.timeline) && Array.isArray(r.percentiles));
     assert.equal(r.transport, 'tcp');
     assert.equal(r.connections, 4);
@@ -95,6 +103,34 @@ describe('upcase bench (CLI)', () => {
     }
   });
 
+  test('--interval prints iperf3-style lines, warmup marked, then the result; "no replies" instead of latencies when none came', async () => {
+    const { code, stdout, stderr } = await run(['-p', port, '-c', '2', '-d', '1', '--warmup', '0.5', '--interval', '0.5']);
+    assert.equal(code, 0, stderr);
+    const lines = stdout.split('\n');
+    const intervals = lines.filter((l) => l.startsWith('['));
+    assert.ok(intervals.length >= 3, stdout);
+    // (A thread's last warmup interval can be a few ms long, and empty.)
+    for (const l of intervals)
+      assert.match(
+        l,
+        /^\[ *\d+\.\d\d-\d+\.\d\d s\] {2}[\d,]+ req\/s {2}(p50 [\d,.]+ µs {2}p99 [\d,.]+ µs|no replies) {2}errors 0( {2}\(warmup\))?$/,
+      );
+    // A loaded machine runs timers late: the spans start at 0 and last about the interval.
+    assert.match(intervals[0]!, /^\[ {2}0\.00-0\.[5-9]\d s\] .*\(warmup\)$/);
+    assert.match(intervals.find((l) => !l.endsWith('(warmup)'))!, /^\[ {2}0\.00-0\.[5-9]\d s\] /);
+    assert.ok(lines.indexOf(intervals.at(-1)!) < lines.findIndex((l) => l.startsWith('upcase bench:')));
+
+    const udp = await run(['--udp', '-p', port, '-d', '0.3', '--warmup', '0', '--json', '--interval', '0.1']);
+    assert.equal(udp.code, 0, udp.stderr);
+    assert.equal(udp.stdout.trim().split('\n').length, 1, 'with --json, interval lines go to stderr');
+    assert.match(udp.stderr, /^\[ {2}0\.00-0\.\d\d s\] /);
+
+    const dead = await run(['--udp', '-p', String(await deadUdpPort()), '-d', '0.2', '--warmup', '0', '--timeout', '100ms']);
+    assert.equal(dead.code, 1);
+    assert.match(dead.stdout, /\n {2}latency {5}no replies\n/);
+    assert.doesNotMatch(dead.stdout, /p50/);
+  });
+
   test('usage errors exit 2 and name the flag', async () => {
     const cases: Array<[string[], RegExp]> = [
       [['--tcp', '--udp'], /^upcase bench: --tcp: expected used only without --udp\n$/],
@@ -107,6 +143,7 @@ describe('upcase bench (CLI)', () => {
       [['--report', 'out.txt'], /report/],
       [['--pipeline', '-1'], /--pipeline/],
       [['--bogus'], /unknown option/],
+      [['--interval', '0'], /--interval/],
     ];
     for (const [args, message] of cases) {
       const { code, stderr, stdout } = await run(['-p', port, ...args]);
@@ -128,8 +165,12 @@ describe('upcase bench (CLI)', () => {
 
     const silent = await run(['--udp', '-p', free, '-d', '0.2', '--warmup', '0', '--timeout', '100ms', '--json']);
     assert.equal(silent.code, 1);
-    assert.ok(JSON.parse(silent.stdout).errors.timeout > 0);
-    assert.match(silent.stderr, /no UDP reply at all from localhost:\d+/);
+    const nobody = JSON.parse(silent.stdout);
+    // ICMP port unreachable: socket errors, each charged to one request; no latency figures.
+    assert.ok(nobody.errors.socket > 0);
+    assert.equal(nobody.errors.socket + nobody.errors.timeout, nobody.requests.sent);
+    assert.equal(nobody.latency.p99, null);
+    assert.match(silent.stderr, /no UDP reply at all from (127\.0\.0\.1|localhost):\d+, and ICMP port unreachable/);
 
     // The default per-source rate limit of upcase serve drops most of a fast UDP run: errors, exit 1, and a hint.
     const limited = await startServer({ host: '127.0.0.1', port: 0, udpRateLimit: 50, udpRateBurst: 50, tcp: false });

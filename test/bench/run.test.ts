@@ -23,7 +23,7 @@ describe('runBench against upcase', () => {
     assert.deepEqual(r.errors, { total: 0, mismatch: 0, timeout: 0, closed: 0, unexpected: 0, socket: 0, late: 0 });
     assert.equal(r.requests.ok, r.requests.sent);
     assert.equal(r.latency.count, r.requests.measured);
-    assert.ok(r.latency.p50 > 0 && r.latency.p50 <= r.latency.p99 && r.latency.p99 <= r.latency.max);
+    assert.ok(r.latency.p50! > 0 && r.latency.p50! <= r.latency.p99! && r.latency.p99! <= r.latency.max!);
   });
 
   test('TCP with UTF-8 payloads whose uppercase changes length: zero errors', async () => {

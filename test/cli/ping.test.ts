@@ -37,7 +37,11 @@ describe('upcase ping', () => {
     assert.ok(rtt, lines[6]);
     const [min, avg, max] = [Number(rtt[1]), Number(rtt[2]), Number(rtt[3])];
     assert.ok(min <= avg && avg <= max);
-    assert.equal(lines.length, 7);
+    // Then what ping(8) does not report (docs/clients.md).
+    assert.match(lines[7]!, /^rtt median \d+\.\d{3} ms, stddev \d+\.\d{3} ms$/);
+    assert.match(lines[8]!, /^ipdv \(jitter\) min\/mean\/median\/max\/stddev = (\d+\.\d{3}\/){4}\d+\.\d{3} ms$/);
+    assert.equal(lines[9], 'lost 0, late 0, duplicates 0, reordered 0');
+    assert.equal(lines.length, 10);
   });
 
   test('nothing listening: port unreachable lines, 100% loss, exit 1', async () => {

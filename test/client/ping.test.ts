@@ -37,7 +37,12 @@ describe('ping statistics', () => {
       loss: 60,
       time: 200,
       rtt: null,
+      ipdv: null,
+      lost: 60,
       late: 0,
+      duplicates: 0,
+      reordered: 0,
+      unexpected: 0,
       firstLoss: 41,
       lostAfterFirstLoss: 60,
     };

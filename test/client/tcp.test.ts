@@ -157,7 +157,12 @@ describe('tcpStream', () => {
     input.end();
     const result = await done;
     assert.deepEqual(Buffer.concat(chunks), upcase(whole));
-    assert.deepEqual(result, { bytesSent: whole.length, bytesReceived: upcase(whole).length, inputComplete: true });
+    assert.deepEqual(result, {
+      bytesSent: whole.length,
+      bytesReceived: upcase(whole).length,
+      inputComplete: true,
+      check: { verdict: 'match', expected: upcase(whole).length, received: upcase(whole).length },
+    });
   });
 
   test('stops sending and reports inputComplete: false when the server closes first', async (t) => {
@@ -180,6 +185,8 @@ describe('tcpStream', () => {
     const result = await tcpStream(input, output, { host: '127.0.0.1', port: raw.port });
     assert.equal(Buffer.concat(chunks).toString(), 'AAAAAAAAAA');
     assert.equal(result.inputComplete, false);
+    assert.equal(result.check.verdict, 'truncated');
+    assert.equal(result.check.received, 10);
     assert.ok(input.destroyed);
     assert.ok(produced < 4096, `read all ${produced} chunks of input`);
   });

@@ -37,10 +37,27 @@ describe("upcase client against the textbook's TCPServer.py", () => {
     const r = await upcaseCli(['client', '--host', '127.0.0.1', '--port', String(server.port), message]);
     const reply = r.stdout.toString();
     assert.ok(reply.length > 1 && reply.length <= 1025 && /^A+\n$/.test(reply), reply);
-    // Either the close reaches us as an end (complete, but short) or as a reset.
-    if (r.code === 0)
+    // Either the close reaches us as an end (complete, but short: exit 3) or as a reset (exit 1).
+    if (r.code === 3)
       assert.match(r.stderr, /^upcase: warning: the reply has \d+ of the 3000 bytes expected; the server truncated the message\n$/);
-    else assert.match(r.stderr, /^upcase: connection reset by 127\.0\.0\.1:\d+ \(tcp\) after \d+ reply bytes/);
+    else {
+      assert.equal(r.code, 1, r.stderr);
+      assert.match(r.stderr, /^upcase: connection reset by 127\.0\.0\.1:\d+ \(tcp\) after \d+ reply bytes/);
+    }
+  });
+
+  test('piped input over 1024 bytes: the same warning and exit status 3 (or a reset, exit 1)', async () => {
+    const input = Buffer.alloc(5000, 'c');
+    const r = await upcaseCli(['client', '--host', '127.0.0.1', '--port', String(server.port)], { input });
+    const reply = r.stdout.toString();
+    assert.ok(/^C*$/.test(reply) && reply.length <= 1024, reply);
+    if (r.code === 3) {
+      assert.equal(reply.length, 1024);
+      assert.match(r.stderr, /^upcase: warning: the reply has 1024 of the 5000 bytes expected; the server truncated the message\n$/m);
+    } else {
+      assert.equal(r.code, 1, r.stderr);
+      assert.match(r.stderr, /^upcase: connection reset by 127\.0\.0\.1:\d+ \(tcp\)/);
+    }
   });
 });
 
@@ -70,7 +87,19 @@ describe("upcase client --udp against the textbook's UDPServer.py", () => {
     const r = await upcaseCli(['client', '--udp', '--host', '127.0.0.1', '--port', String(server.port), 'b'.repeat(3000)]);
     assert.equal(r.stdout.toString(), `${'B'.repeat(2048)}\n`);
     assert.equal(r.stderr, 'upcase: warning: the reply has 2048 of the 3000 bytes expected; the server truncated the message\n');
-    assert.equal(r.code, 0);
+    assert.equal(r.code, 3);
+  });
+
+  test('piped lines over 2048 bytes: every reply printed, one warning naming the first cut line, exit status 3', async () => {
+    const input = `short\n${'d'.repeat(3000)}\nok\n${'e'.repeat(2500)}\n`;
+    const r = await upcaseCli(['client', '--udp', '--host', '127.0.0.1', '--port', String(server.port)], { input });
+    assert.equal(r.stdout.toString(), `SHORT\n${'D'.repeat(2048)}\nOK\n${'E'.repeat(2048)}\n`);
+    assert.equal(
+      r.stderr,
+      'upcase: warning: 2 of 4 replies were not the uppercase of their line (2 truncated by the server); ' +
+        'the first, line 2: the reply has 2048 of the 3000 bytes expected; the server truncated the message\n',
+    );
+    assert.equal(r.code, 3);
   });
 });
 

@@ -1,0 +1,42 @@
+import { parentPort, workerData } from 'node:worker_threads';
+import type { NormalizedBenchOptions } from './options.js';
+import { runShard } from './run.js';
+
+/**
+ * One load thread of a run spread over worker threads (src/bench/threads.ts):
+ * it runs its share of the connections as a one-thread run would, starts when
+ * the main thread says `go` (every thread's connections open by then), sends
+ * each interval's figures and latencies, and its result at the end.
+ */
+const port = parentPort!;
+const { options } = workerData as { options: Omit<NormalizedBenchOptions, 'signal' | 'onProgress'> };
+const stop = new AbortController();
+let go: () => void = () => {};
+const started = new Promise<void>((resolve) => {
+  go = resolve;
+});
+port.on('message', (m: { type: 'go' | 'stop' }) => {
+  if (m.type === 'stop') stop.abort();
+  go();
+});
+
+try {
+  const result = await runShard(
+    { ...options, onProgress: undefined, signal: stop.signal },
+    {
+      ready: async () => {
+        port.postMessage({ type: 'ready' });
+        await started;
+      },
+      onInterval: (progress, recent) => port.postMessage({ type: 'interval', progress, histogram: recent.encode() }),
+    },
+  );
+  port.postMessage({ type: 'result', result });
+} catch (err) {
+  // The error's class name and own fields (code, tlsCode, address, port, …), so the main thread can rebuild it.
+  const e = err instanceof Error ? err : new Error(String(err));
+  const fields = Object.fromEntries(Object.entries(e).filter(([, v]) => ['string', 'number', 'boolean'].includes(typeof v)));
+  port.postMessage({ type: 'error', name: e.name, message: e.message, fields });
+} finally {
+  port.close();
+}
