@@ -12,6 +12,7 @@ export interface Endpoint {
   port: number;
 }
 
+/** One socket step, as `--trace` narrates it (src/trace.ts renders each in the textbook's words). */
 export type TraceEvent =
   // The server.
   | { type: 'listening'; transport: 'tcp' | 'tls' | 'udp'; local: Endpoint }
@@ -51,6 +52,7 @@ export const TRACE_PAYLOAD_BYTES = 40;
 /** The first line of a trace: it shows payload, which logs never do. */
 export const TRACE_NOTICE = `trace: each socket step, in the textbook's words, with up to ${TRACE_PAYLOAD_BYTES} bytes of payload (escaped)`;
 
+/** Options of {@link createTraceWriter}: the clock its times are read from. */
 export interface TraceWriterOptions {
   /** Monotonic milliseconds. Default `performance.now`. */
   now?: () => number;

@@ -21,6 +21,7 @@ export const WORKLOAD_FIELDS = ['transport', 'tls', 'host', 'port', 'mode', 'siz
 /** Share of its own window a run must share with the others' (median) window not to be flagged. */
 export const MIN_OVERLAP = 0.5;
 
+/** One run of a merge: where it came from, its window, and how much of it overlaps the others'. */
 export interface MergedRun {
   /** The run's index in the input. */
   index: number;

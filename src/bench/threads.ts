@@ -1,5 +1,5 @@
 import { Worker } from 'node:worker_threads';
-import { InvalidArgumentError, NetworkError, TimeoutError, TlsError, UpcaseError } from '../errors.js';
+import { deserializeError, type SerializedError, UpcaseError } from '../errors.js';
 import { type EncodedHistogram, LatencyHistogram } from './histogram.js';
 import { mergeResults } from './merge.js';
 import type { BenchProgress, NormalizedBenchOptions } from './options.js';
@@ -18,20 +18,7 @@ type FromWorker =
   | { type: 'ready' }
   | { type: 'interval'; progress: BenchProgress; histogram: EncodedHistogram }
   | { type: 'result'; result: BenchResult }
-  | { type: 'error'; name: string; message: string; fields: Record<string, unknown> };
-
-const ERROR_CLASSES: Record<string, { prototype: Error }> = { UpcaseError, InvalidArgumentError, NetworkError, TimeoutError, TlsError };
-
-/** A load thread's error, rebuilt with its class (`instanceof` holds) and fields. */
-function rebuild(m: { name: string; message: string; fields: Record<string, unknown> }): Error {
-  const cls = ERROR_CLASSES[m.name] ?? Error;
-  const err = Object.create(cls.prototype) as Error;
-  Object.assign(err, m.fields);
-  Object.defineProperty(err, 'message', { value: m.message, writable: true, configurable: true });
-  Object.defineProperty(err, 'name', { value: m.name, writable: true, configurable: true });
-  Error.captureStackTrace(err, rebuild);
-  return err;
-}
+  | { type: 'error'; error: SerializedError };
 
 /** Splits `n` as evenly as possible into `parts`. */
 export function shares(n: number, parts: number): number[] {
@@ -151,7 +138,7 @@ export async function runThreads(o: NormalizedBenchOptions, threads: number): Pr
                 results[i] = m.result;
               } else {
                 // One thread could not connect: give the others up too.
-                failure ??= rebuild(m);
+                failure ??= deserializeError(m.error);
                 stopAll();
               }
             });

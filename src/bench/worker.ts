@@ -1,4 +1,5 @@
 import { parentPort, workerData } from 'node:worker_threads';
+import { serializeError } from '../errors.js';
 import type { NormalizedBenchOptions } from './options.js';
 import { runShard } from './run.js';
 
@@ -33,10 +34,8 @@ try {
   );
   port.postMessage({ type: 'result', result });
 } catch (err) {
-  // The error's class name and own fields (code, tlsCode, address, port, …), so the main thread can rebuild it.
-  const e = err instanceof Error ? err : new Error(String(err));
-  const fields = Object.fromEntries(Object.entries(e).filter(([, v]) => ['string', 'number', 'boolean'].includes(typeof v)));
-  port.postMessage({ type: 'error', name: e.name, message: e.message, fields });
+  // The same class, code, location and cause on the other side (src/errors.ts, as cluster workers do).
+  port.postMessage({ type: 'error', error: serializeError(err) });
 } finally {
   port.close();
 }

@@ -26,6 +26,7 @@ export interface SweepOptions extends Omit<PingOptions, 'size' | 'count'> {
   tries?: number;
 }
 
+/** One size of a sweep: what came back for a datagram of `size` bytes. */
 export interface SweepStep {
   size: number;
   /**
@@ -44,6 +45,7 @@ export interface SweepStep {
   error: string | null;
 }
 
+/** What a sweep found: the largest size with a whole reply, and the first without one. */
 export interface SweepResult {
   /** The largest size whose whole reply came back; null if none did. */
   largest: number | null;
@@ -52,6 +54,7 @@ export interface SweepResult {
   steps: SweepStep[];
 }
 
+/** Defaults of {@link sweep}: sizes tried between MIN and MAX when no STEP is given, and tries per size. */
 export const SWEEP_DEFAULTS = {
   tries: 3, // probes per size
   sizes: 10, // intervals between MIN and MAX when no STEP is given
@@ -67,6 +70,7 @@ export function parseSweep(spec: string): { min: number; max: number; step?: num
   return { min: Number(m[1]), max: Number(m[2]), step: m[3] === undefined ? undefined : Number(m[3]) };
 }
 
+/** The sizes a sweep tries: MIN, MIN + STEP, …, MAX (STEP defaults to a tenth of the range); checks each bound. */
 export function sweepSizes(min: number, max: number, step?: number): number[] {
   checkInteger('sweep MIN', min, PING_DEFAULTS.minSize, MAX_DATAGRAM, 'bytes');
   checkInteger('sweep MAX', max, min, MAX_DATAGRAM, 'bytes');

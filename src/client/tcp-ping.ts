@@ -34,6 +34,7 @@ export interface TcpProbeRecord {
   error: string | null;
 }
 
+/** The statistics of a `ping --tcp` run: probes, replies, and connect and first-byte times. */
 export interface TcpPingSummary {
   transmitted: number;
   /** Probes with a reply within the timeout. */

@@ -11,7 +11,7 @@ test('lines come in sequence order: a timeout of seq 1 prints before the replies
     if (replySeq(msg) !== 1) socket.send(upcase(msg), rinfo.port, rinfo.address);
   });
   t.after(() => server.close());
-  const r = await upcaseCli(['ping', '127.0.0.1', '-p', String(server.port), '-c', '5', '-i', '0.02', '-W', '300']);
+  const r = await upcaseCli(['ping', '127.0.0.1', '-p', String(server.port), '-c', '5', '-i', '0.02', '-W', '0.3']);
   const lines = r.stdout.toString().split('\n');
   const probes = lines.filter((l) => SEQ.test(l));
   assert.deepEqual(
@@ -94,7 +94,7 @@ describe("ping --tcp and --sweep against the textbook's Python servers", () => {
   });
 
   test('--sweep: UDPServer.py reads 2,048 bytes, so 2,000 is the largest whole reply and bigger ones come back cut', async () => {
-    const r = await upcaseCli(['ping', '127.0.0.1', '-p', String(udp.port), '--sweep', '1000:3000:500', '-W', '500']);
+    const r = await upcaseCli(['ping', '127.0.0.1', '-p', String(udp.port), '--sweep', '1000:3000:500', '-W', '0.5']);
     assert.equal(r.code, 0, r.stderr);
     const out = r.stdout.toString();
     assert.match(out, /^2000 bytes: 2000 bytes from 127\.0\.0\.1:\d+ time=[\d.]+ ms$/m);
@@ -112,7 +112,7 @@ test('--sweep: usage errors exit 2; nothing answering exits 1', async () => {
   }
   const silent = await fakeUdpServer();
   try {
-    const r = await upcaseCli(['ping', '127.0.0.1', '-p', String(silent.port), '--sweep', '100:200:100', '-W', '50']);
+    const r = await upcaseCli(['ping', '127.0.0.1', '-p', String(silent.port), '--sweep', '100:200:100', '-W', '0.05']);
     assert.equal(r.code, 1);
     assert.match(r.stdout.toString(), /^100 bytes: no reply \(3 tries\)$/m);
     assert.match(r.stdout.toString(), /\nno size got a whole reply\n$/);

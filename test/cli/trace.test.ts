@@ -160,7 +160,7 @@ describe('upcase client --udp --trace against a server that drops everything', (
       '--udp',
       '--trace',
       '--timeout',
-      '100',
+      '0.1',
       '--retries',
       '1',
       '--host',
@@ -201,7 +201,7 @@ describe('--trace refuses what it cannot narrate', () => {
   });
 
   test('UPCASE_TRACE=false is off, and a value that is not a boolean is a usage error', async () => {
-    const off = await runCli(['client', '--host', '127.0.0.1', '--port', '1', '--timeout', '100', '--udp', 'x'], {
+    const off = await runCli(['client', '--host', '127.0.0.1', '--port', '1', '--timeout', '0.1', '--udp', 'x'], {
       env: { UPCASE_TRACE: 'false' },
     });
     assert.doesNotMatch(off.stderr, /trace:/);
