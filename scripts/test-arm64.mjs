@@ -14,13 +14,13 @@
 //   UPCASE_SYSROOT     the aarch64 libraries for it (default /usr/aarch64-linux-gnu)
 //   UPCASE_ARM64_NODE  an arm64 `node` binary (Node.js 20): runs the smoke test, skipped without it
 // Exits 0 when everything that ran passed, 1 when something failed or a tool is missing.
-import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
-import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
+import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
 import dgram from 'node:dgram';
 import net from 'node:net';
 import os from 'node:os';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { upcase } from '../dist/codec/upcase.js';
 import { writeCaseTables } from './case-tables.mjs';

@@ -286,7 +286,9 @@ async function startMetrics(
 /** A startup failure: exactly one line on stderr (a JSON log line would only repeat it). */
 function fail(err: unknown, logger: Logger, cli: Flags): number {
   // A setting the library refuses only once it starts (a native transport that is not built) is a usage error too.
-  const status = isUsageError(err) ? (process.stderr.write(`${cli.describe(err)}\n`), EXIT_USAGE) : reportFailure(err);
+  let status = EXIT_USAGE;
+  if (isUsageError(err)) process.stderr.write(`${cli.describe(err)}\n`);
+  else status = reportFailure(err);
   logger.flush?.();
   return status;
 }
