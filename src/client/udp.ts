@@ -145,7 +145,7 @@ export class UdpClient {
         settle(networkError({ op: systemCode(err) === 'ECONNREFUSED' ? 'connect' : 'exchange' }, where, err));
       });
       const attempt = (): void => {
-        if (tracer !== undefined && tries > 0) tracer({ type: 'udp-timeout', ms: timeout, attempt: tries, attempts: retries + 1 });
+        if (tracer !== undefined && tries > 0) tracer({ type: 'udp-timeout', ms: timeout * 1000, attempt: tries, attempts: retries + 1 });
         if (tries > retries) {
           settle(networkError({ op: 'timeout', phase: 'reply', after: `after ${tries} ${tries === 1 ? 'try' : 'tries'}` }, where));
           return;

@@ -22,7 +22,7 @@ import { delay, within } from '../helpers/net.js';
 
 const TUTORIAL = `${ROOT}docs/tutorial.md`;
 const DOC_PORT = '12000';
-const SERVER = /\bupcase serve\b|Server\.py\b|-server\.ts\b/;
+const SERVER = /\bupcase(?:\.js)? serve\b|Server\.py\b|-server\.ts\b/;
 const COMMAND_MS = 60_000;
 const OUTPUT_MS = 30_000;
 
@@ -124,7 +124,9 @@ function shell(command: string): ChildProcess {
 
 /** The command as the test runs it: the build instead of npx, and the current server's port. */
 function localize(command: string, port: string | null): string {
-  let c = command.replaceAll('npx upcase', `${process.execPath} bin/upcase.js`).replaceAll('npx tsx', `${process.execPath} --import tsx`);
+  let c = command
+    .replaceAll('node bin/upcase.js', `${process.execPath} bin/upcase.js`)
+    .replaceAll('npx tsx', `${process.execPath} --import tsx`);
   if (port !== null) {
     c = c.replaceAll(new RegExp(`\\b${DOC_PORT}\\b`, 'g'), port);
     c = c.replace(/(bin\/upcase\.js (?:client|ping))(?![^|;&]*(?:\s-p\s|--port))/g, `$1 --port ${port}`);
@@ -158,7 +160,7 @@ async function startServer(step: Step): Promise<void> {
   const command = step.command!;
   let port: string;
   let localized: string;
-  if (/\bupcase serve\b/.test(command)) {
+  if (/\bupcase(?:\.js)? serve\b/.test(command)) {
     port = '0';
     localized = `${localize(command, null)} --port 0`;
   } else {
