@@ -2,7 +2,7 @@ import { Command } from 'commander';
 import { PING_OPTIONS, type PingOptions } from '../client/options.js';
 import { type ExtraReply, looksRateLimited, Pinger, type PingSummary, type ProbeRecord } from '../client/ping.js';
 import { parseSweep, sweep, sweepSizes, type SweepResult, type SweepStep } from '../client/sweep.js';
-import { TcpPinger, type TcpPingSummary, type TcpProbeRecord } from '../client/tcp-ping.js';
+import { TcpPinger, type TcpProbeRecord } from '../client/tcp-ping.js';
 import { formatHostPort, InvalidArgumentError } from '../errors.js';
 import { SERVER_DEFAULTS } from '../options.js';
 import { boolean, type Kind } from '../options/kinds.js';
@@ -111,18 +111,9 @@ async function ping(positional: string | undefined, command: Command): Promise<n
     pinger.on('duplicate', extra);
     pinger.on('late', extra);
   }
-  // Ctrl-C ends the run with the summary, as in ping(8).
-  const onSigint = (): void => pinger.stop();
-  process.on('SIGINT', onSigint);
   if (!json) out(`PING ${destination} (udp): ${size} data bytes`);
-  let summary: PingSummary;
-  try {
-    summary = await pinger.run();
-  } catch (err) {
-    return reportFailure(err);
-  } finally {
-    process.off('SIGINT', onSigint);
-  }
+  const summary = await runUntilSigint(pinger);
+  if (typeof summary === 'number') return summary;
   if (json) out(JSON.stringify({ type: 'summary', transport: 'udp', host, port, size, ...summary }));
   else for (const line of formatSummary(destination, summary)) out(line);
   if (looksRateLimited(summary, interval)) {
@@ -180,22 +171,30 @@ function pingerOptions(flags: PingFlags): PingOptions {
   return options;
 }
 
-async function tcpPing(flags: PingFlags, destination: string, json: boolean, quiet: boolean): Promise<number> {
-  const pinger = new TcpPinger(pingerOptions(flags));
-  const { host, port, size } = pinger.options;
-  const out = (line: string): boolean => process.stdout.write(`${line}\n`);
-  if (!quiet || json) pinger.on('probe', (r) => out(json ? JSON.stringify(r) : formatTcpProbe(destination, r)));
+/**
+ * Runs a pinger to its end; Ctrl-C (SIGINT) ends it early with the summary, as in
+ * ping(8). Resolves to the summary, or to the exit status of a failure it reported.
+ */
+async function runUntilSigint<S>(pinger: { run(): Promise<S>; stop(): void }): Promise<S | number> {
   const onSigint = (): void => pinger.stop();
   process.on('SIGINT', onSigint);
-  if (!json) out(`PING ${destination} (tcp): ${size} data bytes, a new connection per probe`);
-  let summary: TcpPingSummary;
   try {
-    summary = await pinger.run();
+    return await pinger.run();
   } catch (err) {
     return reportFailure(err);
   } finally {
     process.off('SIGINT', onSigint);
   }
+}
+
+async function tcpPing(flags: PingFlags, destination: string, json: boolean, quiet: boolean): Promise<number> {
+  const pinger = new TcpPinger(pingerOptions(flags));
+  const { host, port, size } = pinger.options;
+  const out = (line: string): boolean => process.stdout.write(`${line}\n`);
+  if (!quiet || json) pinger.on('probe', (r) => out(json ? JSON.stringify(r) : formatTcpProbe(destination, r)));
+  if (!json) out(`PING ${destination} (tcp): ${size} data bytes, a new connection per probe`);
+  const summary = await runUntilSigint(pinger);
+  if (typeof summary === 'number') return summary;
   if (json) out(JSON.stringify({ type: 'summary', transport: 'tcp', host, port, size, ...summary }));
   else {
     const incomplete = summary.incomplete > 0 ? `, ${summary.incomplete} incomplete` : '';
