@@ -195,8 +195,6 @@ function mergeCommand(setExitCode: (code: number) => void): Command {
     .argument('<files...>', 'files holding `upcase bench --json` results, one per line (other lines are skipped); - for stdin')
     .addOption(new Option('--strict', "refuse a run whose measured window does not overlap the others' (default: flag it)"))
     .addOption(new Option('--json', 'print the merged result as one JSON object'))
-    .exitOverride()
-    .showHelpAfterError('(run with --help for usage)')
     .action(async (files: string[], flags: MergeFlags) => {
       setExitCode(await merge(files, flags));
     });

@@ -3,6 +3,7 @@ import { readFileSync } from 'node:fs';
 import { EXIT_OK, EXIT_USAGE } from './common.js';
 import { benchCommand } from './bench.js';
 import { clientCommand } from './client.js';
+import { usageErrorLine } from './failure.js';
 import { pingCommand } from './ping.js';
 import { serveCommand } from './serve.js';
 
@@ -12,8 +13,10 @@ function version(): string {
 }
 
 /**
- * Runs the `upcase` command line and resolves to the exit code. Usage errors
- * (unknown flags, bad values) print help to stderr and give exit code 2.
+ * Runs the `upcase` command line and resolves to the exit code. A usage error
+ * commander finds (an unknown flag or command, a flag without its value, an
+ * argument too many) is one line on stderr, as {@link usageErrorLine} words it,
+ * and exit code 2.
  */
 export async function main(argv: string[]): Promise<number> {
   let exitCode = EXIT_OK;
@@ -23,27 +26,37 @@ export async function main(argv: string[]): Promise<number> {
   const program = new Command('upcase')
     .description('The textbook uppercase service over TCP and UDP: server, client, pinger and load generator.')
     .version(version(), '-V, --version')
-    .showHelpAfterError('(run with --help for usage)')
-    .exitOverride()
     // So a subcommand's subcommand (`bench merge --json`) gets its own flags, not its parent's of the same name.
     .enablePositionalOptions()
     .addCommand(serveCommand(setExitCode))
     .addCommand(clientCommand(setExitCode))
     .addCommand(pingCommand(setExitCode))
     .addCommand(benchCommand(setExitCode));
-  for (const command of program.commands) {
-    // A usage error shows the command's usage line, not only a pointer to --help.
-    command.exitOverride().showHelpAfterError(`Usage: upcase ${command.name()} ${command.usage()}
-(run 'upcase ${command.name()} --help' for every flag)`);
+  let failed: Command = program;
+  for (const command of commandTree(program)) {
+    command
+      .showHelpAfterError(false)
+      .showSuggestionAfterError(true)
+      // Worded by usageErrorLine below, once the error reaches main.
+      .configureOutput({ outputError: () => {} })
+      .exitOverride((err) => {
+        failed = command;
+        throw err;
+      });
   }
   try {
     await program.parseAsync(argv, { from: 'user' });
   } catch (err) {
-    if (err instanceof CommanderError) {
-      // --help and --version exit 0; everything else, including a missing command, is a usage error.
-      return err.code === 'commander.helpDisplayed' || err.code === 'commander.version' ? EXIT_OK : EXIT_USAGE;
-    }
-    throw err;
+    if (!(err instanceof CommanderError)) throw err;
+    // --help, `help serve` and --version exit 0; `upcase` alone shows the help on stderr and exits 2.
+    if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version') return EXIT_OK;
+    if (err.code === 'commander.help') return err.exitCode === 0 ? EXIT_OK : EXIT_USAGE;
+    process.stderr.write(`${usageErrorLine(failed, err)}\n`);
+    return EXIT_USAGE;
   }
   return exitCode;
+}
+
+function commandTree(command: Command): Command[] {
+  return [command, ...command.commands.flatMap(commandTree)];
 }

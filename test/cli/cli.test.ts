@@ -45,20 +45,37 @@ describe('upcase (no server)', { concurrency: true }, () => {
     assert.match(r.stderr, /Usage: upcase/);
   });
 
-  test('an unknown command exits 2', async () => {
-    const r = await runCli(['frobnicate']);
-    assert.equal(r.code, 2);
-    assert.match(r.stderr, /frobnicate/);
+  test('--help through the help command exits 0', async () => {
+    const r = await runCli(['help', 'serve']);
+    assert.equal(r.code, 0);
+    assert.match(r.stdout, /Usage: upcase serve/);
   });
 
-  test('an unknown flag exits 2 with usage on stderr', async () => {
-    const r = await runCli(['serve', '--bogus']);
-    assert.equal(r.code, 2);
-    assert.match(r.stderr, /unknown option '--bogus'/);
-    assert.match(r.stderr, /Usage: upcase serve \[options\]/);
-    assert.match(r.stderr, /--help/);
-    assert.equal(r.stdout, '');
-  });
+  // Commander's usage errors, worded as the library's are: one line, exit 2, nothing on stdout.
+  const usageErrors: Array<[string[], string]> = [
+    [['client', '--bogus'], "upcase client: unknown option '--bogus' (see 'upcase client --help')"],
+    [['serve', '--prot', '1'], "upcase serve: unknown option '--prot' (did you mean --port?)"],
+    [['bench', '-Z'], "upcase bench: unknown option '-Z' (see 'upcase bench --help')"],
+    [['ping', '--cuont', '1'], "upcase ping: unknown option '--cuont' (did you mean --count?)"],
+    [['frobnicate'], "upcase: unknown command 'frobnicate' (see 'upcase --help')"],
+    [['serv'], "upcase: unknown command 'serv' (did you mean serve?)"],
+    [['--bogus'], "upcase: unknown option '--bogus' (see 'upcase --help')"],
+    [['client', '--port'], "upcase client: option '-p, --port <port>' needs a value (see 'upcase client --help')"],
+    [['serve', '--tls-port'], "upcase serve: option '--tls-port <port>' needs a value (see 'upcase serve --help')"],
+    [['serve', 'extra'], "upcase serve: unexpected argument 'extra' (see 'upcase serve --help')"],
+    [['ping', 'a', 'b'], "upcase ping: unexpected argument 'b' (see 'upcase ping --help')"],
+    [['bench', 'marge'], "upcase bench: unknown command 'marge' (see 'upcase bench --help')"],
+    [['bench', 'merge'], "upcase bench merge: missing argument 'files' (see 'upcase bench merge --help')"],
+    [['bench', 'merge', '--jsno', 'x'], "upcase bench merge: unknown option '--jsno' (did you mean --json?)"],
+  ];
+  for (const [args, line] of usageErrors) {
+    test(`usage error: upcase ${args.join(' ')}`, async () => {
+      const r = await runCli(args);
+      assert.equal(r.stderr, `${line}\n`);
+      assert.equal(r.code, 2);
+      assert.equal(r.stdout, '');
+    });
+  }
 
   const badValues: Array<[string, string[], Record<string, string>, RegExp]> = [
     ['--port abc', ['serve', '--port', 'abc'], {}, /^upcase serve: --port: expected .*, got abc$/],
