@@ -19,7 +19,7 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { compileCommand, compiler } from './compiler.mjs';
+import { compiler } from './compiler.mjs';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const { values } = parseArgs({
@@ -33,6 +33,7 @@ const { values } = parseArgs({
 const OUT = resolve(values.out ?? join(ROOT, 'build', 'Release'));
 const say = (message) => process.stderr.write(`upcase: ${message}\n`);
 // The fix for a user of the package; in upcase's own checkout `npm run build:native` does the same.
+const cc = compiler();
 const FIX = 'install a C compiler (e.g. `apt-get install gcc`) and run `npm rebuild upcase`';
 
 /** The addons, in build order: what each serves and what runs without it. */
@@ -110,14 +111,18 @@ function compileOne(addon) {
   const flags = [...BASE_FLAGS, `-DNODE_GYP_MODULE_NAME=${addon.name}`, `-I${include}`];
   if (process.platform === 'darwin') flags.push('-undefined', 'dynamic_lookup');
   const sources = [...addon.sources.map((s) => join(ROOT, s)), ...(values.with ?? []).map((s) => resolve(s))];
-  const [command, args] = compileCommand([...flags, ...sources, '-o', target]);
-  const run = spawnSync(command, args, { cwd: ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: 300_000 });
-  if (run.error?.code === 'ENOENT') return `no C compiler (\`${command}\` not found)`;
-  if (run.error) return `${command}: ${run.error.message}`;
+  const run = spawnSync(cc.command, cc.argv([...flags, ...sources, '-o', target]), {
+    cwd: ROOT,
+    encoding: 'utf8',
+    stdio: ['ignore', 'pipe', 'pipe'],
+    timeout: 300_000,
+  });
+  if (run.error?.code === 'ENOENT') return `no C compiler (\`${cc.command}\` not found)`;
+  if (run.error) return `${cc.command}: ${run.error.message}`;
   if (run.status !== 0) {
     // The whole complaint goes to stderr too, for whoever reads the install log.
     if (!values.quiet) process.stderr.write(run.stderr);
-    return `${compiler().label} failed (${run.signal ?? `exit ${run.status}`}): ${firstLines(run.stderr + run.stdout)}`;
+    return `${cc.label} failed (${run.signal ?? `exit ${run.status}`}): ${firstLines(run.stderr + run.stdout)}`;
   }
   return null;
 }
@@ -170,4 +175,4 @@ for (const a of toBuild) {
   const loadFailure = loads(a);
   results[a.name] = loadFailure === null ? { built: true, loads: true } : { built: true, loads: false, reason: loadFailure };
 }
-report(results, include === undefined ? 'node-gyp' : compiler().label);
+report(results, include === undefined ? 'node-gyp' : cc.label);

@@ -7,24 +7,52 @@ import { createHash } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
 import { upcase } from '../dist/codec/upcase.js';
-import { shellWords } from './compiler.mjs';
 
 export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 export const DIGEST_FIXTURE = join(ROOT, 'test', 'fixtures', 'codec-digest.json');
 
-/** `CC` as a command and its leading arguments (`CC="ccache gcc"`, split as a shell would), or `fallback`. */
-export function compilerFrom(cc, fallback) {
-  const words = shellWords(cc ?? '');
-  return words.length > 0 ? words : [fallback];
+/**
+ * The fuzzer scripts' command line: `--iterations N` (random streams), `--seed S` and the
+ * script's own `options` (node:util parseArgs form), or `--help`, which prints `usage` and
+ * exits 0. A mistake is one line, `NAME: …`, and exit 2.
+ */
+export function fuzzerArgs(name, usage, defaults, options = {}) {
+  const refuse = (message) => {
+    console.error(`${name}: ${message} (see --help)`);
+    process.exit(2);
+  };
+  let values;
+  try {
+    ({ values } = parseArgs({
+      options: {
+        iterations: { type: 'string', default: defaults.iterations },
+        seed: { type: 'string', default: defaults.seed },
+        help: { type: 'boolean', short: 'h', default: false },
+        ...options,
+      },
+    }));
+  } catch (err) {
+    refuse(err.message.split('\n')[0].replace(/\. To specify a positional argument.*$/, ''));
+  }
+  if (values.help) {
+    process.stdout.write(usage);
+    process.exit(0);
+  }
+  if (!/^\d+$/.test(values.iterations)) refuse(`--iterations takes a whole number, got ${values.iterations}`);
+  if (!/^\d+$/.test(values.seed)) refuse(`--seed takes a decimal number, got ${values.seed}`);
+  return values;
 }
 
-/** Compiles the fuzzer with the C codec into `exe`: `compiler` is a command and its arguments. */
-export function buildFuzzer(compiler, exe, { sanitize = true } = {}) {
-  const [command, ...args] = compiler;
+/**
+ * Compiles the fuzzer with the C codec into `exe`, with `cc` (scripts/compiler.mjs: `CC`,
+ * then CFLAGS and LDFLAGS after the fuzzer's own flags).
+ */
+export function buildFuzzer(cc, exe, { sanitize = true } = {}) {
   const flags = sanitize ? ['-O1', '-g', '-fsanitize=address,undefined', '-fno-sanitize-recover=all'] : ['-O2', '-g'];
   // codec-fuzz.c includes native/codec.c.
-  execFileSync(command, [...args, ...flags, '-o', exe, join(ROOT, 'test', 'native', 'codec-fuzz.c')], {
+  execFileSync(cc.command, cc.argv([...flags, '-o', exe, join(ROOT, 'test', 'native', 'codec-fuzz.c')]), {
     stdio: 'inherit',
   });
 }

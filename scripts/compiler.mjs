@@ -34,25 +34,35 @@ export function shellWords(text) {
   return words;
 }
 
+/** `words` as one string that {@link shellWords} splits back into them (to pass on as `CC`, or to show). */
+export function shellQuote(words) {
+  return words.map((w) => (/^[\w@%+=:,./-]+$/.test(w) ? w : `'${w.replace(/'/g, "'\\''")}'`)).join(' ');
+}
+
 /**
- * The compiler command: `{ command, args }`, where `args` are the words of `CC` after the first
- * (e.g. `gcc` for `CC="ccache gcc"`), and the extra flags from `CFLAGS` and `LDFLAGS`, which go
- * after the caller's own so that they win (`-O3` after `-O2`).
+ * The one reader of `CC`, `CFLAGS` and `LDFLAGS`: `{ command, args, cflags, ldflags, label, argv }`,
+ * where `args` are the words of `CC` after the first (e.g. `gcc` for `CC="ccache gcc"`), and
+ * `fallback` is the compiler when `CC` is unset or empty (`cc`; a cross build names its own).
+ * `argv(flags)` is one compile-and-link's arguments: `args`, the caller's `flags`, then CFLAGS
+ * and LDFLAGS, so that they win (`-O3` after `-O2`). `label` is `CC`, quoted to be passed on.
  */
-export function compiler(env = process.env) {
+export function compiler(env = process.env, fallback = 'cc') {
   const cc = shellWords(env.CC ?? '');
-  const [command = 'cc', ...args] = cc;
+  const [command, ...args] = cc.length > 0 ? cc : [fallback];
+  const cflags = shellWords(env.CFLAGS ?? '');
+  const ldflags = shellWords(env.LDFLAGS ?? '');
   return {
     command,
     args,
-    cflags: shellWords(env.CFLAGS ?? ''),
-    ldflags: shellWords(env.LDFLAGS ?? ''),
-    label: cc.length > 0 ? cc.join(' ') : 'cc',
+    cflags,
+    ldflags,
+    label: shellQuote([command, ...args]),
+    argv: (flags) => [...args, ...flags, ...cflags, ...ldflags],
   };
 }
 
 /** The argument list for one compile-and-link: `[command, argv]` with `flags` (the caller's) before CFLAGS. */
 export function compileCommand(flags, env = process.env) {
   const cc = compiler(env);
-  return [cc.command, [...cc.args, ...flags, ...cc.cflags, ...cc.ldflags]];
+  return [cc.command, cc.argv(flags)];
 }

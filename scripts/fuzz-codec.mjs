@@ -11,32 +11,37 @@
 //
 // The fixture is checked against the TypeScript codec first, on every run.
 //
-// Compiles with `CC` (default `cc`), which needs the sanitizer runtimes (gcc's libasan and
+// Compiles with `CC` (default `cc`; `CFLAGS` and `LDFLAGS` are added), which needs the sanitizer runtimes (gcc's libasan and
 // libubsan). Exits with the fuzzer's status: 0 when every path agreed, 1 at the first
 // difference (with the seed to replay it), 2 on a usage or build error.
 import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
 import { writeCaseTables } from './case-tables.mjs';
-import { buildFuzzer, compilerFrom, DIGEST_FIXTURE, readDigestFixture, typescriptDigest, writeDigestFixture } from './codec-fuzzer.mjs';
+import { compiler } from './compiler.mjs';
+import { buildFuzzer, DIGEST_FIXTURE, fuzzerArgs, readDigestFixture, typescriptDigest, writeDigestFixture } from './codec-fuzzer.mjs';
 
-const { values } = parseArgs({
-  options: { iterations: { type: 'string', default: '40000' }, seed: { type: 'string' }, record: { type: 'boolean', default: false } },
-});
+const values = fuzzerArgs(
+  'fuzz-codec',
+  `usage: node scripts/fuzz-codec.mjs [--iterations N] [--seed S] [--record]
+  --iterations N  random streams after the recorded ones (default 40000)
+  --seed S        the random streams' seed, a decimal number (default: the time)
+  --record        rewrite test/fixtures/codec-digest.json from the TypeScript codec
+CC (default cc), CFLAGS and LDFLAGS build the fuzzer. Exit status: 0 every path agreed,
+1 a difference (with the seed to replay it), 2 a usage or build error.
+`,
+  { iterations: '40000', seed: String(Date.now()) },
+  { record: { type: 'boolean', default: false } },
+);
 const iterations = Number(values.iterations);
-const seed = values.seed ?? String(Date.now());
-if (!Number.isSafeInteger(iterations) || iterations < 0 || !/^\d+$/.test(seed)) {
-  console.error('fuzz-codec: --iterations takes a whole number, --seed a decimal number');
-  process.exit(2);
-}
+const seed = values.seed;
 
 const work = mkdtempSync(join(os.tmpdir(), 'upcase-codec-fuzz-'));
 try {
   const exe = join(work, 'codec-fuzz');
   try {
-    buildFuzzer(compilerFrom(process.env.CC, 'cc'), exe);
+    buildFuzzer(compiler(), exe);
   } catch (err) {
     console.error(`fuzz-codec: could not build the fuzzer (${err.message.split('\n')[0]})`);
     process.exit(2);

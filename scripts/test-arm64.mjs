@@ -9,11 +9,12 @@
 //   node scripts/test-arm64.mjs --iterations N --seed S
 //
 // Tools (Debian: apt-get install gcc-aarch64-linux-gnu qemu-user-static):
-//   CC                 the cross compiler, with arguments if any (default aarch64-linux-gnu-gcc)
+//   CC                 the cross compiler, with arguments if any (default aarch64-linux-gnu-gcc);
+//                      CFLAGS and LDFLAGS are added, as everywhere (scripts/compiler.mjs)
 //   UPCASE_QEMU        the emulator (default qemu-aarch64-static)
 //   UPCASE_SYSROOT     the aarch64 libraries for it (default /usr/aarch64-linux-gnu)
 //   UPCASE_ARM64_NODE  an arm64 `node` binary (Node.js 20): runs the smoke test, skipped without it
-// Exits 0 when everything that ran passed, 1 when something failed or a tool is missing.
+// Exits 0 when everything that ran passed, 1 when something failed or a tool is missing, 2 on a usage error.
 import { spawn, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
 import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
@@ -21,28 +22,37 @@ import dgram from 'node:dgram';
 import net from 'node:net';
 import os from 'node:os';
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
 import { upcase } from '../dist/codec/upcase.js';
 import { writeCaseTables } from './case-tables.mjs';
-import { buildFuzzer, compilerFrom, readDigestFixture, ROOT, typescriptDigest } from './codec-fuzzer.mjs';
+import { compiler } from './compiler.mjs';
+import { buildFuzzer, fuzzerArgs, readDigestFixture, ROOT, typescriptDigest } from './codec-fuzzer.mjs';
 
-const { values } = parseArgs({
-  options: { iterations: { type: 'string', default: '2000' }, seed: { type: 'string', default: '20261201' } },
-});
+const values = fuzzerArgs(
+  'test:arm64',
+  `usage: node scripts/test-arm64.mjs [--iterations N] [--seed S]
+  --iterations N  random streams after the recorded ones (default 2000)
+  --seed S        the random streams' seed, a decimal number (default 20261201)
+Tools: CC (default aarch64-linux-gnu-gcc; CFLAGS and LDFLAGS are added), UPCASE_QEMU
+(default qemu-aarch64-static), UPCASE_SYSROOT (default /usr/aarch64-linux-gnu),
+UPCASE_ARM64_NODE (an arm64 node for the smoke test; skipped without it).
+Exit status: 0 everything that ran passed, 1 something failed or a tool is missing, 2 a usage error.
+`,
+  { iterations: '2000', seed: '20261201' },
+);
 const say = (message) => console.error(`test:arm64: ${message}`);
 const fail = (message) => {
   say(`FAILED: ${message}`);
   process.exit(1);
 };
 
-const compiler = compilerFrom(process.env.CC, 'aarch64-linux-gnu-gcc');
+const cc = compiler(process.env, 'aarch64-linux-gnu-gcc');
 const qemu = process.env.UPCASE_QEMU || 'qemu-aarch64-static';
 const sysroot = process.env.UPCASE_SYSROOT || '/usr/aarch64-linux-gnu';
 const emulate = (command, args) => [qemu, ['-L', sysroot, command, ...args]];
 
 // The tools, or a loud failure: CI installs them (.ci/run), so missing means broken.
 for (const [tool, args, apt] of [
-  [compiler[0], [...compiler.slice(1), '--version'], 'gcc-aarch64-linux-gnu'],
+  [cc.command, [...cc.args, '--version'], 'gcc-aarch64-linux-gnu'],
   [qemu, ['--version'], 'qemu-user-static'],
 ]) {
   if (spawnSync(tool, args, { stdio: 'ignore' }).status !== 0)
@@ -63,22 +73,22 @@ try {
   const release = join(work, 'build', 'Release');
   const build = spawnSync(process.execPath, [join(ROOT, 'scripts', 'build-native.mjs'), '--out', release], {
     cwd: ROOT,
-    env: { ...process.env, CC: compiler.join(' '), UPCASE_NATIVE: undefined },
+    env: { ...process.env, CC: cc.label, UPCASE_NATIVE: undefined },
     stdio: ['ignore', 'inherit', 'inherit'],
   });
   if (build.status !== 0) fail(`build-native.mjs exited with ${build.status ?? build.signal}`);
   const addons = ['upcase_udp', 'upcase_tcp', 'upcase_codec'];
   for (const name of addons) {
     const out = join(release, `${name}.node`);
-    if (!existsSync(out)) fail(`${name}.node was not built with ${compiler.join(' ')}`);
+    if (!existsSync(out)) fail(`${name}.node was not built with ${cc.label}`);
     if (!isAarch64(out)) fail(`${out} is not an AArch64 object: is CC a cross compiler?`);
   }
-  say(`built ${addons.join(', ')} for aarch64 with ${compiler.join(' ')}`);
+  say(`built ${addons.join(', ')} for aarch64 with ${cc.label}`);
 
   // 2. The fuzzer, under qemu: the recorded streams' digest first (emitted by the aarch64 build,
   // digested here by the TypeScript codec), then every path against it and against scalar.
   const exe = join(work, 'codec-fuzz');
-  buildFuzzer(compiler, exe);
+  buildFuzzer(cc, exe);
   if (!isAarch64(exe)) fail(`${exe} is not an AArch64 program`);
   writeCaseTables(work);
   const digest = readDigestFixture();
