@@ -55,6 +55,8 @@ static int ep;
 static uint32_t *hist;
 static uint64_t hist_count, hist_max;
 static int recording;
+static unsigned char *expected; /* the reply to every request (udp-rr: after the sequence number) */
+static uint64_t ok_count, err_count, unexpected_count;
 
 static uint64_t now_ns(void) {
   struct timespec ts;
@@ -142,6 +144,64 @@ static int wait_connected(int fd) {
   return err == 0 ? 0 : -1;
 }
 
+/* Once a nonblocking connect has finished: 0 when it worked and the whole request went out. */
+static int send_when_connected(int fd, const unsigned char *req) {
+  int err = 0;
+  socklen_t len = sizeof err;
+  getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len);
+  return err == 0 && write(fd, req, (size_t)size) == size ? 0 : -1;
+}
+
+static void big_buffers(int fd) {
+  int sz = 4 * 1024 * 1024;
+  setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &sz, sizeof sz);
+  setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sz, sizeof sz);
+}
+
+/* One request of `size` bytes; `expected` becomes its uppercase. */
+static unsigned char *request_and_expected(void) {
+  unsigned char *req = malloc((size_t)size);
+  fill_payload(req, size, 0);
+  expected = malloc((size_t)size);
+  memcpy(expected, req, (size_t)size);
+  upcase(expected, (size_t)size);
+  return req;
+}
+
+/* The measured window of a timed mode: `warmup` seconds, then `duration` seconds recorded. */
+struct window {
+  uint64_t t_rec, t_end, ok_start, ok_end;
+  double cpu0, cpu1;
+  int running, started;
+};
+
+static struct window window_from(uint64_t t0) {
+  uint64_t t_rec = t0 + (uint64_t)(warmup * 1e9);
+  return (struct window){.t_rec = t_rec, .t_end = t_rec + (uint64_t)(duration * 1e9), .running = 1};
+}
+
+/* Starts and stops the recording as `now` passes the window's edges; 1 at the moment it stops. */
+static int window_tick(struct window *w, uint64_t now) {
+  if (!w->started && now >= w->t_rec) {
+    w->started = 1;
+    recording = 1;
+    w->ok_start = ok_count;
+    w->cpu0 = cpu_seconds();
+  }
+  if (w->running && now >= w->t_end) {
+    w->running = 0;
+    recording = 0;
+    w->ok_end = ok_count;
+    w->cpu1 = cpu_seconds();
+    return 1;
+  }
+  return 0;
+}
+
+static double cpu_percent(const struct window *w) {
+  return (w->cpu1 - w->cpu0) / duration * 100;
+}
+
 /* ---------------------------------------------------------------- tcp-rr */
 
 struct tconn {
@@ -150,8 +210,7 @@ struct tconn {
   uint64_t *sent_at;
 };
 
-static unsigned char *sendbuf, *expected;
-static uint64_t ok_count, err_count, unexpected_count;
+static unsigned char *sendbuf;
 
 static void tcp_write(struct tconn *c, uint64_t idx) {
   while (c->owed > 0) {
@@ -199,28 +258,13 @@ static int mode_tcp_rr(void) {
   }
   static unsigned char rbuf[256 * 1024];
   struct epoll_event evs[MAX_EVENTS];
-  uint64_t t0 = now_ns();
-  uint64_t t_rec = t0 + (uint64_t)(warmup * 1e9), t_end = t_rec + (uint64_t)(duration * 1e9);
-  uint64_t ok_start = 0, ok_end = 0, drain_end = 0;
-  double cpu0 = 0, cpu1 = 0;
-  int running = 1, started = 0;
+  uint64_t t0 = now_ns(), drain_end = 0;
+  struct window w = window_from(t0);
   for (int i = 0; i < conns_n; i++) tcp_send(&cs[i], (uint64_t)pipeline, t0, (uint64_t)i);
   for (;;) {
     uint64_t now = now_ns();
-    if (!started && now >= t_rec) {
-      started = 1;
-      recording = 1;
-      ok_start = ok_count;
-      cpu0 = cpu_seconds();
-    }
-    if (running && now >= t_end) {
-      recording = 0;
-      running = 0;
-      ok_end = ok_count;
-      cpu1 = cpu_seconds();
-      drain_end = now + 2000000000ull;
-    }
-    if (!running) {
+    if (window_tick(&w, now)) drain_end = now + 2000000000ull;
+    if (!w.running) {
       uint64_t inflight = 0;
       for (int i = 0; i < conns_n; i++)
         if (cs[i].alive) inflight += cs[i].sent - cs[i].answered;
@@ -269,15 +313,15 @@ static int mode_tcp_rr(void) {
           done++;
         }
       }
-      if (running && done > 0) tcp_send(c, done, now, idx);
+      if (w.running && done > 0) tcp_send(c, done, now, idx);
     }
   }
   double secs = duration;
-  uint64_t reqs = ok_end - ok_start;
+  uint64_t reqs = w.ok_end - w.ok_start;
   printf("{\"mode\":\"tcp-rr\",\"connections\":%d,\"pipeline\":%d,\"size\":%d,\"seconds\":%.3f,\"requests\":%llu,\"rps\":%.1f,"
          "\"mbps\":%.3f,\"errors\":%llu,\"unexpected\":%llu,\"cpu_pct\":%.1f,",
          conns_n, pipeline, size, secs, (unsigned long long)reqs, reqs / secs, reqs * (double)size / secs / 1e6,
-         (unsigned long long)err_count, (unsigned long long)unexpected_count, (cpu1 - cpu0) / secs * 100);
+         (unsigned long long)err_count, (unsigned long long)unexpected_count, cpu_percent(&w));
   print_latency();
   printf("}\n");
   return 0;
@@ -309,23 +353,29 @@ static int64_t read_seq(const unsigned char *p, size_t len) {
   return v;
 }
 
+/* Sends request `j` of socket `s` again, with its next sequence number; returns its bytes. */
+static unsigned char *udp_next(struct usock *s, int j, uint64_t now) {
+  unsigned char *b = s->bufs + (size_t)j * size;
+  s->seq[j] += (uint64_t)pipeline;
+  write_seq(b, s->seq[j]);
+  s->sent_at[j] = now;
+  s->inflight[j] = 1;
+  return b;
+}
+
 static int mode_udp_rr(void) {
   if (size <= SEQ_DIGITS) {
     fprintf(stderr, "loadgen: udp-rr needs -s > %d\n", SEQ_DIGITS);
     return 2;
   }
-  expected = malloc((size_t)size);
-  fill_payload(expected, size, 0);
-  upcase(expected, (size_t)size);
+  free(request_and_expected());
   struct usock *ss = calloc((size_t)conns_n, sizeof *ss);
   uint64_t timeouts = 0, late = 0, mismatches = 0;
   uint64_t t0 = now_ns();
   for (int i = 0; i < conns_n; i++) {
     struct usock *s = &ss[i];
     s->fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK, 0);
-    int sz = 4 * 1024 * 1024;
-    setsockopt(s->fd, SOL_SOCKET, SO_RCVBUF, &sz, sizeof sz);
-    setsockopt(s->fd, SOL_SOCKET, SO_SNDBUF, &sz, sizeof sz);
+    big_buffers(s->fd);
     if (connect(s->fd, (struct sockaddr *)&addr, sizeof addr) < 0) fail("connect udp");
     s->bufs = malloc((size_t)pipeline * size);
     s->seq = calloc((size_t)pipeline, sizeof(uint64_t));
@@ -346,26 +396,12 @@ static int mode_udp_rr(void) {
   struct mmsghdr rmsgs[UDP_BATCH], smsgs[UDP_BATCH];
   struct iovec riov[UDP_BATCH], siov[UDP_BATCH];
   struct epoll_event evs[MAX_EVENTS];
-  uint64_t t_rec = t0 + (uint64_t)(warmup * 1e9), t_end = t_rec + (uint64_t)(duration * 1e9);
-  uint64_t timeout_ns = (uint64_t)(timeout_s * 1e9), last_scan = t0, ok_start = 0, ok_end = 0, drain_end = 0;
-  double cpu0 = 0, cpu1 = 0;
-  int running = 1, started = 0;
+  struct window w = window_from(t0);
+  uint64_t timeout_ns = (uint64_t)(timeout_s * 1e9), last_scan = t0, drain_end = 0;
   for (;;) {
     uint64_t now = now_ns();
-    if (!started && now >= t_rec) {
-      started = 1;
-      recording = 1;
-      ok_start = ok_count;
-      cpu0 = cpu_seconds();
-    }
-    if (running && now >= t_end) {
-      running = 0;
-      recording = 0;
-      ok_end = ok_count;
-      cpu1 = cpu_seconds();
-      drain_end = now + timeout_ns;
-    }
-    if (now - last_scan > 20000000ull || !running) {
+    if (window_tick(&w, now)) drain_end = now + timeout_ns;
+    if (now - last_scan > 20000000ull || !w.running) {
       last_scan = now;
       uint64_t inflight = 0;
       for (int i = 0; i < conns_n; i++) {
@@ -375,20 +411,13 @@ static int mode_udp_rr(void) {
           if (now - s->sent_at[j] > timeout_ns) {
             timeouts++;
             s->inflight[j] = 0;
-            if (running) {
-              unsigned char *b = s->bufs + (size_t)j * size;
-              s->seq[j] += (uint64_t)pipeline;
-              write_seq(b, s->seq[j]);
-              s->sent_at[j] = now;
-              s->inflight[j] = 1;
-              send(s->fd, b, (size_t)size, 0);
-            }
+            if (w.running) send(s->fd, udp_next(s, j, now), (size_t)size, 0);
           } else {
             inflight++;
           }
         }
       }
-      if (!running && (inflight == 0 || now > drain_end)) {
+      if (!w.running && (inflight == 0 || now > drain_end)) {
         timeouts += inflight;
         break;
       }
@@ -428,13 +457,8 @@ static int mode_udp_rr(void) {
           } else {
             mismatches++;
           }
-          if (running) {
-            unsigned char *b = s->bufs + (size_t)j * size;
-            s->seq[j] += (uint64_t)pipeline;
-            write_seq(b, s->seq[j]);
-            s->sent_at[j] = now;
-            s->inflight[j] = 1;
-            siov[ns].iov_base = b;
+          if (w.running) {
+            siov[ns].iov_base = udp_next(s, j, now);
             siov[ns].iov_len = (size_t)size;
             memset(&smsgs[ns].msg_hdr, 0, sizeof smsgs[ns].msg_hdr);
             smsgs[ns].msg_hdr.msg_iov = &siov[ns];
@@ -453,12 +477,12 @@ static int mode_udp_rr(void) {
     }
   }
   double secs = duration;
-  uint64_t reqs = ok_end - ok_start;
+  uint64_t reqs = w.ok_end - w.ok_start;
   printf("{\"mode\":\"udp-rr\",\"sockets\":%d,\"pipeline\":%d,\"size\":%d,\"seconds\":%.3f,\"requests\":%llu,\"rps\":%.1f,"
          "\"mbps\":%.3f,\"errors\":%llu,\"timeouts\":%llu,\"mismatches\":%llu,\"late\":%llu,\"unexpected\":%llu,\"cpu_pct\":%.1f,",
          conns_n, pipeline, size, secs, (unsigned long long)reqs, reqs / secs, reqs * (double)size / secs / 1e6,
          (unsigned long long)(timeouts + mismatches + unexpected_count), (unsigned long long)timeouts,
-         (unsigned long long)mismatches, (unsigned long long)late, (unsigned long long)unexpected_count, (cpu1 - cpu0) / secs * 100);
+         (unsigned long long)mismatches, (unsigned long long)late, (unsigned long long)unexpected_count, cpu_percent(&w));
   print_latency();
   printf("}\n");
   return 0;
@@ -497,9 +521,7 @@ static int mode_bulk(void) {
   uint64_t total_out = reps * plen, total_in = reps * elen, sent = 0, recvd = 0, first_bad = UINT64_MAX;
   int fd = tcp_socket();
   if (fd < 0 || wait_connected(fd) < 0) fail("connect");
-  int sz = 4 * 1024 * 1024;
-  setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &sz, sizeof sz);
-  setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sz, sizeof sz);
+  big_buffers(fd);
   ep_add(fd, EPOLLIN | EPOLLOUT, 0);
   static unsigned char rbuf[1024 * 1024];
   struct epoll_event evs[4];
@@ -578,34 +600,18 @@ struct cslot {
 };
 
 static int mode_conn(void) {
-  unsigned char *req = malloc((size_t)size);
-  fill_payload(req, size, 0);
-  expected = malloc((size_t)size);
-  memcpy(expected, req, (size_t)size);
-  upcase(expected, (size_t)size);
+  unsigned char *req = request_and_expected();
   struct cslot *cs = calloc((size_t)conns_n, sizeof *cs);
   static unsigned char rbuf[65536];
   struct epoll_event evs[MAX_EVENTS];
-  uint64_t t0 = now_ns(), t_rec = t0 + (uint64_t)(warmup * 1e9), t_end = t_rec + (uint64_t)(duration * 1e9);
-  uint64_t ok_start = 0, ok_end = 0, connect_errors = 0;
-  double cpu0 = 0, cpu1 = 0;
-  int running = 1, started = 0, active = 0;
+  struct window w = window_from(now_ns());
+  uint64_t connect_errors = 0;
+  int active = 0;
   for (;;) {
     uint64_t now = now_ns();
-    if (!started && now >= t_rec) {
-      started = 1;
-      recording = 1;
-      ok_start = ok_count;
-      cpu0 = cpu_seconds();
-    }
-    if (running && now >= t_end) {
-      running = 0;
-      recording = 0;
-      ok_end = ok_count;
-      cpu1 = cpu_seconds();
-    }
-    if (!running && (active == 0 || now > t_end + 3000000000ull)) break;
-    if (running) {
+    window_tick(&w, now);
+    if (!w.running && (active == 0 || now > w.t_end + 3000000000ull)) break;
+    if (w.running) {
       for (int i = 0; i < conns_n; i++) {
         if (cs[i].state != 0) continue;
         int fd = tcp_socket();
@@ -624,10 +630,7 @@ static int mode_conn(void) {
       int i = (int)evs[e].data.u64;
       struct cslot *c = &cs[i];
       if (c->state == 1) {
-        int err = 0;
-        socklen_t len = sizeof err;
-        getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len);
-        if (err != 0 || write(c->fd, req, (size_t)size) != size) {
+        if (send_when_connected(c->fd, req) < 0) {
           connect_errors++;
           close(c->fd);
           c->state = 0;
@@ -659,11 +662,11 @@ static int mode_conn(void) {
     }
   }
   double secs = duration;
-  uint64_t reqs = ok_end - ok_start;
+  uint64_t reqs = w.ok_end - w.ok_start;
   printf("{\"mode\":\"conn\",\"concurrency\":%d,\"size\":%d,\"seconds\":%.3f,\"requests\":%llu,\"rps\":%.1f,\"errors\":%llu,"
          "\"connect_errors\":%llu,\"cpu_pct\":%.1f,",
          conns_n, size, secs, (unsigned long long)reqs, reqs / secs, (unsigned long long)err_count,
-         (unsigned long long)connect_errors, (cpu1 - cpu0) / secs * 100);
+         (unsigned long long)connect_errors, cpu_percent(&w));
   print_latency();
   printf("}\n");
   return 0;
@@ -671,12 +674,19 @@ static int mode_conn(void) {
 
 /* ---------------------------------------------------------------- idle */
 
+/* Reads an open idle connection that polled readable: 1 when the server closed it (now closed here too). */
+static int closed_by_server(int fd, unsigned char *buf, size_t cap) {
+  ssize_t r = read(fd, buf, cap);
+  if (r == 0 || (r < 0 && errno != EAGAIN)) {
+    epoll_ctl(ep, EPOLL_CTL_DEL, fd, NULL);
+    close(fd);
+    return 1;
+  }
+  return 0;
+}
+
 static int mode_idle(void) {
-  unsigned char *req = malloc((size_t)size);
-  fill_payload(req, size, 0);
-  expected = malloc((size_t)size);
-  memcpy(expected, req, (size_t)size);
-  upcase(expected, (size_t)size);
+  unsigned char *req = request_and_expected();
   int *fds = malloc(sizeof(int) * (size_t)nconns);
   size_t *got = calloc((size_t)nconns, sizeof(size_t));
   unsigned char *state = calloc((size_t)nconns, 1); /* 0 new, 1 connecting, 2 reading, 3 open, 4 failed */
@@ -704,10 +714,7 @@ static int mode_idle(void) {
     for (int e = 0; e < n; e++) {
       int i = (int)evs[e].data.u64;
       if (state[i] == 1) {
-        int err = 0;
-        socklen_t len = sizeof err;
-        getsockopt(fds[i], SOL_SOCKET, SO_ERROR, &err, &len);
-        if (err != 0 || write(fds[i], req, (size_t)size) != size) {
+        if (send_when_connected(fds[i], req) < 0) {
           state[i] = 4;
           failed++;
           pending--;
@@ -732,16 +739,10 @@ static int mode_idle(void) {
           open_n++;
           pending--;
         }
-      } else if (state[i] == 3) {
-        /* The server closed an idle connection. */
-        ssize_t r = read(fds[i], rbuf, sizeof rbuf);
-        if (r == 0 || (r < 0 && errno != EAGAIN)) {
-          state[i] = 4;
-          open_n--;
-          closed_later++;
-          epoll_ctl(ep, EPOLL_CTL_DEL, fds[i], NULL);
-          close(fds[i]);
-        }
+      } else if (state[i] == 3 && closed_by_server(fds[i], rbuf, sizeof rbuf)) {
+        state[i] = 4;
+        open_n--;
+        closed_later++;
       }
     }
   }
@@ -761,14 +762,10 @@ static int mode_idle(void) {
         continue;
       }
       int i = (int)evs[e].data.u64;
-      if (state[i] != 3) continue;
-      ssize_t r = read(fds[i], rbuf, sizeof rbuf);
-      if (r == 0 || (r < 0 && errno != EAGAIN)) {
+      if (state[i] == 3 && closed_by_server(fds[i], rbuf, sizeof rbuf)) {
         state[i] = 4;
         open_n--;
         closed_later++;
-        epoll_ctl(ep, EPOLL_CTL_DEL, fds[i], NULL);
-        close(fds[i]);
       }
     }
   }
