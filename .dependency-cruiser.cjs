@@ -9,66 +9,60 @@
 const BASE = '^src/(errors|stats|log|addons)[.]ts$|^src/codec/';
 const TRANSPORTS = '^src/(tcp|udp|tls|proxy)/';
 
+/** A rule no import may break: `npm run lint` fails on any. */
+const forbid = (name, comment, from, to) => ({ name, severity: 'error', comment, from, to });
+
 /** @type {import('dependency-cruiser').IConfiguration} */
 module.exports = {
   forbidden: [
-    {
-      name: 'no-circular',
-      severity: 'error',
-      comment: 'Two modules that import each other (directly or through others) cannot be read, tested or moved apart.',
-      from: {},
-      to: { circular: true },
-    },
-    {
-      name: 'base-imports-only-base',
-      severity: 'error',
-      comment: 'errors, stats, log and the codec sit at the bottom: they import no transport, server, client or CLI code.',
-      from: { path: BASE },
-      to: { path: '^src/', pathNot: BASE },
-    },
-    {
-      name: 'transports-import-no-server',
-      severity: 'error',
-      comment: 'Transports (tcp, udp, tls, proxy) import no server, client, bench or CLI code.',
-      from: { path: TRANSPORTS },
-      to: { path: '^src/(server|client|bench|cli)/|^src/(options|index)[.]ts$' },
-    },
-    {
-      name: 'client-imports-no-server',
-      severity: 'error',
-      comment:
-        'Clients import no server code: only the base, options, and what both ends share (src/udp/limits.ts, src/tls/credentials.ts).',
-      from: { path: '^src/client/' },
-      to: { path: '^src/(server|cli|bench|tcp|proxy)/|^src/udp/(?!limits[.]ts$)|^src/tls/(?!credentials[.]ts$)|^src/index[.]ts$' },
-    },
-    {
-      name: 'bench-imports-no-server',
-      severity: 'error',
-      comment: 'The load generator is a client: no server or CLI code.',
-      from: { path: '^src/bench/' },
-      to: { path: '^src/(server|cli)/|^src/index[.]ts$' },
-    },
-    {
-      name: 'only-the-cli-imports-the-cli',
-      severity: 'error',
-      comment: 'The CLI is thin over the library: nothing in the library imports it.',
-      from: { path: '^src/', pathNot: '^src/cli/' },
-      to: { path: '^src/cli/' },
-    },
-    {
-      name: 'nothing-imports-the-entry-point',
-      severity: 'error',
-      comment: 'src/index.ts is the package entry: it re-exports the library, and nothing inside imports it back.',
-      from: { path: '^src/' },
-      to: { path: '^src/index[.]ts$' },
-    },
-    {
-      name: 'no-unresolvable',
-      severity: 'error',
-      comment: 'An import that does not resolve is a typo or a missing dependency (the optional addons may be unbuilt).',
-      from: {},
-      to: { couldNotResolve: true, pathNot: '^[.][.]/[.][.]/build/Release/[^/]+[.]node$' },
-    },
+    forbid(
+      'no-circular',
+      'Two modules that import each other (directly or through others) cannot be read, tested or moved apart.',
+      {},
+      { circular: true },
+    ),
+    forbid(
+      'base-imports-only-base',
+      'errors, stats, log and the codec sit at the bottom: they import no transport, server, client or CLI code.',
+      { path: BASE },
+      { path: '^src/', pathNot: BASE },
+    ),
+    forbid(
+      'transports-import-no-server',
+      'Transports (tcp, udp, tls, proxy) import no server, client, bench or CLI code.',
+      { path: TRANSPORTS },
+      { path: '^src/(server|client|bench|cli)/|^src/(options|index)[.]ts$' },
+    ),
+    forbid(
+      'client-imports-no-server',
+      'Clients import no server code: only the base, options, and what both ends share (src/udp/limits.ts, src/tls/credentials.ts).',
+      { path: '^src/client/' },
+      { path: '^src/(server|cli|bench|tcp|proxy)/|^src/udp/(?!limits[.]ts$)|^src/tls/(?!credentials[.]ts$)|^src/index[.]ts$' },
+    ),
+    forbid(
+      'bench-imports-no-server',
+      'The load generator is a client: no server or CLI code.',
+      { path: '^src/bench/' },
+      { path: '^src/(server|cli)/|^src/index[.]ts$' },
+    ),
+    forbid(
+      'only-the-cli-imports-the-cli',
+      'The CLI is thin over the library: nothing in the library imports it.',
+      { path: '^src/', pathNot: '^src/cli/' },
+      { path: '^src/cli/' },
+    ),
+    forbid(
+      'nothing-imports-the-entry-point',
+      'src/index.ts is the package entry: it re-exports the library, and nothing inside imports it back.',
+      { path: '^src/' },
+      { path: '^src/index[.]ts$' },
+    ),
+    forbid(
+      'no-unresolvable',
+      'An import that does not resolve is a typo or a missing dependency (the optional addons may be unbuilt).',
+      {},
+      { couldNotResolve: true, pathNot: '^[.][.]/[.][.]/build/Release/[^/]+[.]node$' },
+    ),
   ],
   options: {
     doNotFollow: { path: 'node_modules' },

@@ -90,8 +90,10 @@ type NetworkErrorCode = 'UPCASE_ERR_LISTEN' | 'UPCASE_ERR_CONNECT' | 'UPCASE_ERR
  * {@link ResolveError}, {@link SocketError}, {@link TimeoutError}). Each keeps where
  * it happened, the OS error code as `syscallCode` (`EADDRINUSE`, `ECONNREFUSED`, …;
  * undefined for a timeout upcase measured itself) and the OS error as `cause`.
+ * Each subclass has one code, its static `code` (`ListenError.code` is `UPCASE_ERR_LISTEN`).
  */
-export class NetworkError extends UpcaseError {
+export abstract class NetworkError extends UpcaseError {
+  declare static readonly code: NetworkErrorCode;
   declare readonly code: NetworkErrorCode;
   /** The OS error code, e.g. `EADDRINUSE`, when there is one. */
   readonly syscallCode: string | undefined;
@@ -102,9 +104,9 @@ export class NetworkError extends UpcaseError {
   /** `tcpRequest()` only: the part of the reply that had arrived when the exchange failed. */
   received: Buffer | undefined;
 
-  protected constructor(code: NetworkErrorCode, message: string, where: NetworkLocation, cause?: unknown, syscallCode?: string) {
-    super(code, message, cause === undefined ? undefined : { cause });
-    this.name = 'NetworkError';
+  constructor(message: string, where: NetworkLocation, cause?: unknown, syscallCode?: string) {
+    super(new.target.code, message, cause === undefined ? undefined : { cause });
+    this.name = new.target.name;
     this.syscallCode = syscallCode ?? systemCode(cause);
     this.transport = where.transport;
     this.address = where.address;
@@ -114,52 +116,32 @@ export class NetworkError extends UpcaseError {
 
 /** `UPCASE_ERR_LISTEN`: a listener could not be bound (`EADDRINUSE`, `EACCES`, `EADDRNOTAVAIL`, …). */
 export class ListenError extends NetworkError {
+  static override readonly code = 'UPCASE_ERR_LISTEN';
   declare readonly code: 'UPCASE_ERR_LISTEN';
-
-  constructor(message: string, where: NetworkLocation, cause?: unknown, syscallCode?: string) {
-    super('UPCASE_ERR_LISTEN', message, where, cause, syscallCode);
-    this.name = 'ListenError';
-  }
 }
 
 /** `UPCASE_ERR_CONNECT`: the server could not be reached (`ECONNREFUSED`, `EHOSTUNREACH`, …). */
 export class ConnectError extends NetworkError {
+  static override readonly code = 'UPCASE_ERR_CONNECT';
   declare readonly code: 'UPCASE_ERR_CONNECT';
-
-  constructor(message: string, where: NetworkLocation, cause?: unknown, syscallCode?: string) {
-    super('UPCASE_ERR_CONNECT', message, where, cause, syscallCode);
-    this.name = 'ConnectError';
-  }
 }
 
 /** `UPCASE_ERR_RESOLVE`: a host name that does not resolve (`ENOTFOUND`, `EAI_AGAIN`, …), to listen or to connect. */
 export class ResolveError extends NetworkError {
+  static override readonly code = 'UPCASE_ERR_RESOLVE';
   declare readonly code: 'UPCASE_ERR_RESOLVE';
-
-  constructor(message: string, where: NetworkLocation, cause?: unknown, syscallCode?: string) {
-    super('UPCASE_ERR_RESOLVE', message, where, cause, syscallCode);
-    this.name = 'ResolveError';
-  }
 }
 
 /** `UPCASE_ERR_SOCKET`: a socket failed after it was set up (a reset, a failed send, …). */
 export class SocketError extends NetworkError {
+  static override readonly code = 'UPCASE_ERR_SOCKET';
   declare readonly code: 'UPCASE_ERR_SOCKET';
-
-  constructor(message: string, where: NetworkLocation, cause?: unknown, syscallCode?: string) {
-    super('UPCASE_ERR_SOCKET', message, where, cause, syscallCode);
-    this.name = 'SocketError';
-  }
 }
 
 /** `UPCASE_ERR_TIMEOUT`: something took longer than its timeout (connecting, or waiting for a reply). */
 export class TimeoutError extends NetworkError {
+  static override readonly code = 'UPCASE_ERR_TIMEOUT';
   declare readonly code: 'UPCASE_ERR_TIMEOUT';
-
-  constructor(message: string, where: NetworkLocation, cause?: unknown, syscallCode?: string) {
-    super('UPCASE_ERR_TIMEOUT', message, where, cause, syscallCode);
-    this.name = 'TimeoutError';
-  }
 }
 
 /** `UPCASE_ERR_MESSAGE_TOO_LARGE`: a message that cannot be carried, e.g. a datagram over the UDP maximum. */
@@ -259,23 +241,18 @@ const LISTEN_REASONS: Record<string, string> = {
   EAFNOSUPPORT: 'address family not supported',
 };
 
-const CONNECT_REASONS: Record<string, string> = {
+/** What can go wrong on the way to the peer, whether connecting or later. */
+const PATH_REASONS: Record<string, string> = {
   ECONNREFUSED: 'connection refused (nothing is listening there)',
   EHOSTUNREACH: 'host unreachable',
   ENETUNREACH: 'network unreachable',
-  EADDRNOTAVAIL: 'address not available',
   ECONNRESET: 'connection reset',
   ETIMEDOUT: 'connection timed out',
 };
 
-const SOCKET_REASONS: Record<string, string> = {
-  ECONNRESET: 'connection reset',
-  EPIPE: 'connection reset',
-  ECONNREFUSED: 'connection refused (nothing is listening there)',
-  EHOSTUNREACH: 'host unreachable',
-  ENETUNREACH: 'network unreachable',
-  ETIMEDOUT: 'connection timed out',
-};
+const CONNECT_REASONS: Record<string, string> = { ...PATH_REASONS, EADDRNOTAVAIL: 'address not available' };
+
+const SOCKET_REASONS: Record<string, string> = { ...PATH_REASONS, EPIPE: 'connection reset' };
 
 /**
  * What failed:
@@ -370,18 +347,14 @@ export function serializeError(err: unknown): SerializedError {
   };
 }
 
-const NETWORK_CLASSES = {
-  UPCASE_ERR_LISTEN: ListenError,
-  UPCASE_ERR_CONNECT: ConnectError,
-  UPCASE_ERR_RESOLVE: ResolveError,
-  UPCASE_ERR_SOCKET: SocketError,
-  UPCASE_ERR_TIMEOUT: TimeoutError,
-} as const;
+const NETWORK_CLASSES = new Map(
+  [ListenError, ConnectError, ResolveError, SocketError, TimeoutError].map((c) => [c.code as string, c] as const),
+);
 
 /** The error {@link serializeError} described: the same class and fields; the cause is an `Error` with the OS code. */
 export function deserializeError(data: SerializedError): UpcaseError {
   const cause = data.cause === undefined ? undefined : Object.assign(new Error(data.cause.message), { code: data.cause.code });
-  const networkClass = NETWORK_CLASSES[data.code as keyof typeof NETWORK_CLASSES];
+  const networkClass = data.code === undefined ? undefined : NETWORK_CLASSES.get(data.code);
   if (networkClass !== undefined && data.where !== undefined) return new networkClass(data.message, data.where, cause, data.syscallCode);
   switch (data.code) {
     case 'UPCASE_ERR_INVALID_ARG':
