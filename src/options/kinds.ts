@@ -77,30 +77,29 @@ function describeNumber(integer: boolean, { min, max = Number.MAX_SAFE_INTEGER, 
 
 /** A whole number in [min, max]. The command line takes decimal digits only. */
 export function integer(spec: NumberSpec): Kind<number> {
-  const { min, max = Number.MAX_SAFE_INTEGER } = spec;
-  const expected = describeNumber(true, spec);
-  return {
-    expected,
-    min,
-    max,
-    arg: spec.arg ?? '<n>',
-    check: (name, v) => (typeof v === 'number' && Number.isInteger(v) && v >= min && v <= max ? v : invalid(name, expected, v)),
-    fromText: integerText,
-    format: String,
-  };
+  return numeric(true, spec);
 }
 
 /** A finite number in [min, max]; fractions allowed. */
 export function number(spec: NumberSpec): Kind<number> {
+  return numeric(false, spec);
+}
+
+/** Whether `v` is a number in [min, max] (a whole one when `whole`). */
+function fits(whole: boolean, { min, max = Number.MAX_SAFE_INTEGER }: NumberSpec, v: unknown): v is number {
+  return typeof v === 'number' && (whole ? Number.isInteger(v) : Number.isFinite(v)) && v >= min && v <= max;
+}
+
+function numeric(whole: boolean, spec: NumberSpec): Kind<number> {
   const { min, max = Number.MAX_SAFE_INTEGER } = spec;
-  const expected = describeNumber(false, spec);
+  const expected = describeNumber(whole, spec);
   return {
     expected,
     min,
     max,
     arg: spec.arg ?? '<n>',
-    check: (name, v) => (typeof v === 'number' && Number.isFinite(v) && v >= min && v <= max ? v : invalid(name, expected, v)),
-    fromText: numberText,
+    check: (name, v) => (fits(whole, spec, v) ? v : invalid(name, expected, v)),
+    fromText: whole ? integerText : numberText,
     format: String,
   };
 }
@@ -259,9 +258,7 @@ export function integerOrAuto(spec: NumberSpec): Kind<number | 'auto'> {
     arg: spec.arg ?? '<n|auto>',
     check: (name, v) => {
       if (typeof v === 'string' && v.trim().toLowerCase() === 'auto') return 'auto';
-      return typeof v === 'number' && Number.isInteger(v) && v >= spec.min && v <= (spec.max ?? Number.MAX_SAFE_INTEGER)
-        ? v
-        : invalid(name, expected, v);
+      return fits(true, spec, v) ? v : invalid(name, expected, v);
     },
     fromText: integerText,
     format: String,
