@@ -1,8 +1,8 @@
-import dgram from 'node:dgram';
+import type dgram from 'node:dgram';
 import { EventEmitter } from 'node:events';
 import { formatHostPort, type NetworkError, type NetworkLocation, networkError, systemCode } from '../errors.js';
 import { type NormalizedPingOptions, normalizePingOptions, type PingOptions } from './options.js';
-import { resolveTargets, type Target } from './resolve.js';
+import { connectUdpSocket, resolveTargets, type Target } from './resolve.js';
 
 /**
  * The textbook's UDP pinger lab, against the upcase server: each ping is a
@@ -250,17 +250,7 @@ export class Pinger extends EventEmitter<PingerEvents> {
   private async start(): Promise<PingSummary> {
     const { host, port, deadline } = this.options;
     const target = await this.resolve();
-    const socket = dgram.createSocket(target!.family === 6 ? 'udp6' : 'udp4');
-    await new Promise<void>((resolve, reject) => {
-      socket.once('error', reject);
-      socket.connect(port, target!.address, () => {
-        socket.off('error', reject);
-        resolve();
-      });
-    }).catch((err: unknown) => {
-      socket.close();
-      throw networkError({ op: 'connect' }, { transport: 'udp', address: host, port }, err);
-    });
+    const socket = await connectUdpSocket(target!, host, port);
     this.socket = socket;
     this.target = { address: target!.address, port };
     const done = new Promise<PingSummary>((resolve) => {

@@ -1,3 +1,4 @@
+import dgram from 'node:dgram';
 import { lookup } from 'node:dns/promises';
 import net from 'node:net';
 import { networkError, type Transport } from '../errors.js';
@@ -21,4 +22,26 @@ export async function resolveTargets(host: string, port: number, transport: Tran
   } catch (err) {
     throw networkError({ op: 'connect' }, { transport, address: host, port }, err);
   }
+}
+
+/**
+ * A UDP socket connected to `target`, so that only its datagrams arrive and a "port
+ * unreachable" comes back as `ECONNREFUSED`. Rejects with the network error for
+ * `host`:`port` (`op: 'connect'`), the socket closed.
+ */
+export async function connectUdpSocket(target: Target, host: string, port: number): Promise<dgram.Socket> {
+  const socket = dgram.createSocket(target.family === 6 ? 'udp6' : 'udp4');
+  try {
+    await new Promise<void>((resolve, reject) => {
+      socket.once('error', reject);
+      socket.connect(port, target.address, () => {
+        socket.off('error', reject);
+        resolve();
+      });
+    });
+  } catch (err) {
+    socket.close();
+    throw networkError({ op: 'connect' }, { transport: 'udp', address: host, port }, err);
+  }
+  return socket;
 }

@@ -1,11 +1,10 @@
-import dgram from 'node:dgram';
 import { upcase } from '../codec/upcase.js';
 import { InvalidArgumentError } from '../errors.js';
 import { checkInteger } from '../options.js';
-import { networkError, systemCode } from '../errors.js';
+import { systemCode } from '../errors.js';
 import { type NormalizedPingOptions, normalizePingOptions, PING_DEFAULTS, type PingOptions } from './options.js';
 import { pingPayload, replySeq } from './ping.js';
-import { resolveTargets } from './resolve.js';
+import { connectUdpSocket, resolveTargets } from './resolve.js';
 
 /**
  * `upcase ping --sweep MIN:MAX[:STEP]`: UDP probes of growing sizes, to find the
@@ -90,17 +89,7 @@ export async function sweep(options: SweepOptions, onStep?: (step: SweepStep) =>
   const tries = options.tries === undefined ? SWEEP_DEFAULTS.tries : checkInteger('tries', options.tries, 1, 100, 'probes per size');
   const o: NormalizedPingOptions = normalizePingOptions({ ...options, size: options.min, count: 1 });
   const [target] = await resolveTargets(o.host, o.port, 'udp');
-  const socket = dgram.createSocket(target!.family === 6 ? 'udp6' : 'udp4');
-  await new Promise<void>((resolve, reject) => {
-    socket.once('error', reject);
-    socket.connect(o.port, target!.address, () => {
-      socket.off('error', reject);
-      resolve();
-    });
-  }).catch((err: unknown) => {
-    socket.close();
-    throw networkError({ op: 'connect' }, { transport: 'udp', address: o.host, port: o.port }, err);
-  });
+  const socket = await connectUdpSocket(target!, o.host, o.port);
   // The one try in flight: replies to earlier tries (late) carry another seq and are ignored.
   let waiting: { seq: number; settle: (reply: Buffer | Error | null) => void } | null = null;
   socket.on('message', (msg: Buffer) => {

@@ -1,4 +1,4 @@
-import dgram from 'node:dgram';
+import type dgram from 'node:dgram';
 import { once } from 'node:events';
 import { performance } from 'node:perf_hooks';
 import type { Readable, Writable } from 'node:stream';
@@ -7,7 +7,7 @@ import { ClosedError, MessageTooLargeError, type NetworkError, networkError, sys
 import { MAX_UDP_PAYLOAD_IPV4, MAX_UDP_PAYLOAD_IPV6 } from '../udp/limits.js';
 import { checkReply, type ReplyCheck } from './check.js';
 import { type ClientOptions, type NormalizedClientOptions, normalizeClientOptions } from './options.js';
-import { resolveTargets, type Target } from './resolve.js';
+import { connectUdpSocket, resolveTargets, type Target } from './resolve.js';
 
 /** Sockets kept open after their request, so late replies land on them (and nowhere else). */
 const MAX_QUARANTINE = 256;
@@ -105,13 +105,7 @@ export class UdpClient {
   private async exchange(payload: Uint8Array, target: Target): Promise<Buffer> {
     const { host, port, timeout, retries, tracer } = this.options;
     const where = { transport: 'udp', address: host, port } as const;
-    const socket = dgram.createSocket(target.family === 6 ? 'udp6' : 'udp4');
-    try {
-      await connectUdp(socket, target.address, port);
-    } catch (err) {
-      socket.close();
-      throw networkError({ op: 'connect' }, where, err);
-    }
+    const socket = await connectUdpSocket(target, host, port);
     const server = { address: target.address, port };
     if (tracer !== undefined) tracer({ type: 'udp-socket', local: socket.address(), server });
     return new Promise((resolve, reject) => {
@@ -190,16 +184,6 @@ export class UdpClient {
     this.quarantine.delete(socket);
     await new Promise<void>((resolve) => socket.close(() => resolve()));
   }
-}
-
-function connectUdp(socket: dgram.Socket, address: string, port: number): Promise<void> {
-  return new Promise((resolve, reject) => {
-    socket.once('error', reject);
-    socket.connect(port, address, () => {
-      socket.off('error', reject);
-      resolve();
-    });
-  });
 }
 
 /** Throws `UPCASE_ERR_MESSAGE_TOO_LARGE` if `payload` or its uppercase (ß → SS grows) exceeds one datagram. */
