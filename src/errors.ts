@@ -368,7 +368,8 @@ export function deserializeError(data: SerializedError): UpcaseError {
   }
 }
 
-function formatValue(value: unknown): string {
+/** A value as an error message shows it: text as it is, anything else as JSON (NaN and Infinity as such). */
+export function formatValue(value: unknown): string {
   if (typeof value === 'string') return value;
   // JSON.stringify would show NaN and Infinity as `null`.
   if (typeof value === 'number' || typeof value === 'bigint') return String(value);

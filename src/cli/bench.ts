@@ -66,9 +66,7 @@ async function bench(cli: Flags): Promise<number> {
     options = { ...pick<BenchOptions>(flags, Object.keys(BENCH_OPTIONS)), transport: flags.udp === true ? 'udp' : 'tcp' };
     normalized = normalizeBenchOptions(options);
   } catch (err) {
-    if (!isUsageError(err)) throw err;
-    process.stderr.write(`${cli.describe(err)}\n`);
-    return EXIT_USAGE;
+    return cli.refuse(err);
   }
   if (normalized.tls?.insecure === true) process.stderr.write('upcase: warning: --insecure: the server certificate is not verified\n');
 
@@ -88,9 +86,7 @@ async function bench(cli: Flags): Promise<number> {
     result = await runBench({ ...options, signal: controller.signal, onProgress });
   } catch (err) {
     progress?.clear();
-    if (!isUsageError(err)) return reportFailure(err);
-    process.stderr.write(`${cli.describe(err)}\n`);
-    return EXIT_USAGE;
+    return isUsageError(err) ? cli.refuse(err) : reportFailure(err);
   } finally {
     process.off('SIGINT', onSignal);
   }

@@ -7,9 +7,9 @@ import { tcpRequest, tcpStream } from '../client/tcp.js';
 import { sendLines, UdpClient } from '../client/udp.js';
 import { boolean } from '../options/kinds.js';
 import type { Table } from '../options/table.js';
-import { EXIT_BAD_REPLY, EXIT_OK, EXIT_USAGE } from './common.js';
+import { EXIT_BAD_REPLY, EXIT_OK } from './common.js';
 import { reportFailure } from './failure.js';
-import { addOptions, Flags, isUsageError } from './options.js';
+import { addOptions, Flags } from './options.js';
 import { startTrace } from './trace.js';
 
 /** `upcase client`'s options: transport, TLS, then the client's (src/client/options.ts). */
@@ -52,9 +52,7 @@ export function clientCommand(setExitCode: (code: number) => void): Command {
       normalizeClientOptions(options, transport);
       if (given.trace === true) options.tracer = startTrace();
     } catch (err) {
-      if (!isUsageError(err)) throw err;
-      process.stderr.write(`${cli.describe(err)}\n`);
-      setExitCode(EXIT_USAGE);
+      setExitCode(cli.refuse(err));
       return;
     }
     setExitCode(await runClient(messages, options, transport));

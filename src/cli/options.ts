@@ -1,5 +1,6 @@
 import { type Command, Option } from 'commander';
-import { InvalidArgumentError, UpcaseError } from '../errors.js';
+import { formatValue, InvalidArgumentError, UpcaseError } from '../errors.js';
+import { EXIT_USAGE } from './common.js';
 import { isSwitch, optionsFromFlags, type ResolvedRow, resolveTable, type Table } from '../options/table.js';
 
 /**
@@ -108,20 +109,24 @@ export class Flags {
     return `${this.prefix}: ${where}: expected ${plain(expected)}, got ${show(text ?? err.value)}`;
   }
 
+  /**
+   * Reports a usage error the library threw (see {@link describe}) on stderr and gives
+   * its exit status, 2. Anything else is not a usage error: it is thrown on.
+   */
+  refuse(err: unknown): number {
+    if (!isUsageError(err)) throw err;
+    process.stderr.write(`${this.describe(err)}\n`);
+    return EXIT_USAGE;
+  }
+
   private row(name: string): ResolvedRow | undefined {
     return this.rows.find((r) => r.name === name || r.path === name);
   }
 }
 
+/** A value as typed, for an error line: an empty one shows as `""`. */
 function show(value: unknown): string {
-  if (value === '') return '""';
-  if (typeof value === 'string') return value;
-  if (typeof value === 'number' || typeof value === 'boolean' || value === undefined) return String(value);
-  try {
-    return JSON.stringify(value) ?? String(value);
-  } catch {
-    return String(value);
-  }
+  return value === '' ? '""' : formatValue(value);
 }
 
 /** Whether `err` is a usage error: the library refused an option (exit 2). */

@@ -9,7 +9,7 @@ import { boolean, type Kind } from '../options/kinds.js';
 import type { Table } from '../options/table.js';
 import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE } from './common.js';
 import { reportFailure } from './failure.js';
-import { addOptions, Flags, isUsageError } from './options.js';
+import { addOptions, Flags } from './options.js';
 
 /** `--sweep MIN:MAX[:STEP]`: sizes in bytes (src/client/sweep.ts checks the numbers). */
 function sweepSpec(): Kind<string> {
@@ -81,9 +81,7 @@ async function ping(positional: string | undefined, command: Command): Promise<n
     flags = cli.options<PingFlags>(PING_COMMAND_OPTIONS);
     pinger = new Pinger(pingerOptions(flags));
   } catch (err) {
-    if (!isUsageError(err)) throw err;
-    process.stderr.write(`${cli.describe(err)}\n`);
-    return EXIT_USAGE;
+    return cli.refuse(err);
   }
   const quiet = flags.quiet === true;
   const json = flags.json === true;
