@@ -191,6 +191,22 @@ describe('every network error is worded by one function, one class per code', { 
     assert.equal(networkError({ op: 'listen' }, { transport: 'udp', address: '::', port: 1 }, err), err);
   });
 
+  test('each network error class has its one code, on the class and on every error, and its own name', () => {
+    const where = { transport: 'tcp', address: 'h', port: 1 } as const;
+    const classes = [ListenError, ConnectError, ResolveError, SocketError, TimeoutError];
+    const codes = ['UPCASE_ERR_LISTEN', 'UPCASE_ERR_CONNECT', 'UPCASE_ERR_RESOLVE', 'UPCASE_ERR_SOCKET', 'UPCASE_ERR_TIMEOUT'];
+    assert.deepEqual(
+      classes.map((c) => c.code),
+      codes,
+    );
+    for (const NetworkClass of classes) {
+      const err = new NetworkClass('m', where, { code: 'EX' });
+      assert.ok(err instanceof NetworkError && err instanceof UpcaseError && err instanceof Error);
+      assert.deepEqual([err.code, err.name, err.message, err.syscallCode], [NetworkClass.code, NetworkClass.name, 'm', 'EX']);
+      assert.equal(deserializeError(serializeError(err)).constructor, NetworkClass);
+    }
+  });
+
   test('IPv6 addresses are bracketed', () => {
     const err = networkError({ op: 'listen' }, { transport: 'udp', address: '::', port: 12000 }, { code: 'EADDRINUSE' });
     assert.equal(err.message, 'cannot listen on [::]:12000 (udp): address already in use');
