@@ -68,14 +68,17 @@ describe('upcase (no server)', { concurrency: true }, () => {
     [['bench', 'merge'], "upcase bench merge: missing argument 'files' (see 'upcase bench merge --help')"],
     [['bench', 'merge', '--jsno', 'x'], "upcase bench merge: unknown option '--jsno' (did you mean --json?)"],
   ];
-  for (const [args, line] of usageErrors) {
-    test(`usage error: upcase ${args.join(' ')}`, async () => {
-      const r = await runCli(args);
-      assert.equal(r.stderr, `${line}\n`);
-      assert.equal(r.code, 2);
-      assert.equal(r.stdout, '');
-    });
-  }
+  // One at a time (not with the suite's concurrency): fourteen processes at once would crowd the others.
+  describe('usage errors', { concurrency: 1 }, () => {
+    for (const [args, line] of usageErrors) {
+      test(`upcase ${args.join(' ')}`, async () => {
+        const r = await runCli(args);
+        assert.equal(r.stderr, `${line}\n`);
+        assert.equal(r.code, 2);
+        assert.equal(r.stdout, '');
+      });
+    }
+  });
 
   const badValues: Array<[string, string[], Record<string, string>, RegExp]> = [
     ['--port abc', ['serve', '--port', 'abc'], {}, /^upcase serve: --port: expected .*, got abc$/],
