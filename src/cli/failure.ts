@@ -22,13 +22,21 @@ export function usageErrorLine(command: Command, err: CommanderError): string {
   const name = commandPath(command);
   // Commander's message: `error: <what>`, then `(Did you mean …?)` on a line of its own when one is close.
   const [first = '', ...rest] = err.message.replace(/^error: /, '').split('\n');
-  const suggestion = /^\(Did you mean (.*)\?\)$/.exec(rest.join(' '))?.[1];
+  const said = problem(command, err.code, first);
+  // A suggestion of the flag itself (`--tls=yes`: did you mean --tls?) says nothing more.
+  const suggestion = said === first ? /^\(Did you mean (.*)\?\)$/.exec(rest.join(' '))?.[1] : undefined;
   const hint = suggestion === undefined ? `see '${name} --help'` : `did you mean ${suggestion}?`;
-  return `${name}: ${problem(command, err.code, first)} (${hint})`;
+  return `${name}: ${said} (${hint})`;
 }
 
 function problem(command: Command, code: string, message: string): string {
   switch (code) {
+    case 'commander.unknownOption': {
+      // `--tls=yes`: a switch given a value.
+      const flag = /^unknown option '(--[^=']+)=.*'$/.exec(message)?.[1];
+      const known = flag !== undefined && command.options.some((o) => o.long === flag);
+      return known ? `option '${flag}' takes no value` : message;
+    }
     case 'commander.optionMissingArgument': {
       const flags = /^option '(.*)' argument missing$/.exec(message)?.[1];
       return flags === undefined ? message : `option '${flags}' needs a value`;

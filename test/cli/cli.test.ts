@@ -62,13 +62,14 @@ describe('upcase (no server)', { concurrency: true }, () => {
     [['--bogus'], "upcase: unknown option '--bogus' (see 'upcase --help')"],
     [['client', '--port'], "upcase client: option '-p, --port <port>' needs a value (see 'upcase client --help')"],
     [['serve', '--tls-port'], "upcase serve: option '--tls-port <port>' needs a value (see 'upcase serve --help')"],
+    [['client', '--tls=yes', 'x'], "upcase client: option '--tls' takes no value (see 'upcase client --help')"],
     [['serve', 'extra'], "upcase serve: unexpected argument 'extra' (see 'upcase serve --help')"],
     [['ping', 'a', 'b'], "upcase ping: unexpected argument 'b' (see 'upcase ping --help')"],
     [['bench', 'marge'], "upcase bench: unknown command 'marge' (see 'upcase bench --help')"],
     [['bench', 'merge'], "upcase bench merge: missing argument 'files' (see 'upcase bench merge --help')"],
     [['bench', 'merge', '--jsno', 'x'], "upcase bench merge: unknown option '--jsno' (did you mean --json?)"],
   ];
-  // One at a time (not with the suite's concurrency): fourteen processes at once would crowd the others.
+  // One at a time (not with the suite's concurrency): fifteen processes at once would crowd the others.
   describe('usage errors', { concurrency: 1 }, () => {
     for (const [args, line] of usageErrors) {
       test(`upcase ${args.join(' ')}`, async () => {
