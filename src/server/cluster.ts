@@ -30,4 +30,4 @@ export {
   restartDelay,
   type WorkerHandle,
 } from './cluster/supervisor.js';
-export { ClusterWorker } from './cluster/worker.js';
+export { ClusterWorker, type PrimaryChannel } from './cluster/worker.js';

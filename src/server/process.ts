@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
 import { EXIT_FAILURE, EXIT_OK } from '../errors.js';
 import type { ClusterPrimary } from './cluster/primary.js';
-import { ClusterWorker } from './cluster/worker.js';
+import { ClusterWorker, type PrimaryChannel } from './cluster/worker.js';
 import { clusterWorkerSlot } from './cluster/ipc.js';
 import { createMetricsRegistry, type MetricsServer, type MetricsServerOptions, startMetricsServer } from './metrics.js';
 import type { ServerAddress, UpcaseServer } from './server.js';
@@ -123,19 +123,17 @@ async function run(
  * A worker forked by the primary: serves `server` (made with the primary's port,
  * `clusterWorkerPort()`), answers the primary, and drains on its request or on a signal;
  * forcing is the primary's. Resolves to 0 once drained, or 1 if it could not listen (the
- * primary logs why and decides).
+ * primary logs why and decides). `channel`: the one to the primary, default this process's.
  */
-export async function serveWorker(server: UpcaseServer, options: { host: ProcessHost }): Promise<number> {
+export async function serveWorker(server: UpcaseServer, options: { host: ProcessHost; channel?: PrimaryChannel }): Promise<number> {
   reloadOnHangup(options.host, server);
-  const worker = new ClusterWorker(
-    server,
-    createMetricsRegistry({
-      stats: server.stats,
-      info: () => server.info(),
-      worker: clusterWorkerSlot(),
-      udpKernelDrops: () => server.udpKernelDrops(),
-    }),
-  );
+  const registry = createMetricsRegistry({
+    stats: server.stats,
+    info: () => server.info(),
+    worker: clusterWorkerSlot(),
+    udpKernelDrops: () => server.udpKernelDrops(),
+  });
+  const worker = new ClusterWorker(server, registry, options.channel);
   try {
     await worker.listen();
   } catch {

@@ -5,8 +5,10 @@ import assert from 'node:assert/strict';
 import { EventEmitter } from 'node:events';
 import { copyFileSync, mkdirSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
-import { ClusterPrimary } from '../../src/server/cluster.js';
-import { servePrimary, serveSingle } from '../../src/server/process.js';
+import { deserializeError, ListenError } from '../../src/errors.js';
+import { ClusterPrimary, type PrimaryChannel } from '../../src/server/cluster.js';
+import type { ToPrimary, ToWorker } from '../../src/server/cluster/ipc.js';
+import { servePrimary, serveSingle, serveWorker } from '../../src/server/process.js';
 import { type ServerAddress, UpcaseServer } from '../../src/server/server.js';
 import type { ProcessHost } from '../../src/server/signals.js';
 import { captureLogger } from '../helpers/logs.js';
@@ -266,5 +268,96 @@ describe('servePrimary (workers stood in for)', () => {
     for (const w of run.cluster.forked) w.exit(0);
     assert.equal(await within(10_000, 'the run to end', run.status), 0);
     assert.deepEqual(run.host.exits, []);
+  });
+});
+
+/** The worker's end of a channel whose primary is the test. */
+class FakeChannel extends EventEmitter implements PrimaryChannel {
+  readonly sent: ToPrimary[] = [];
+  disconnected = false;
+  send(message: ToPrimary): void {
+    if (!this.disconnected) this.sent.push(message);
+  }
+  disconnect(): void {
+    this.disconnected = true;
+  }
+  /** What the primary says. */
+  say(message: ToWorker): void {
+    this.emit('message', message);
+  }
+  said(): string[] {
+    return this.sent.map((m) => m.upcase);
+  }
+}
+
+describe('serveWorker (the primary stood in for)', () => {
+  function worker(options: ConstructorParameters<typeof UpcaseServer>[0] = {}) {
+    const log = captureLogger('debug');
+    const server = new UpcaseServer({ host: '127.0.0.1', port: 0, drainTimeout: 10, ...options, logger: log.logger });
+    const host = new FakeProcess();
+    const channel = new FakeChannel();
+    const status = serveWorker(server, { host, channel });
+    return { server, host, channel, status, log };
+  }
+
+  it('tells the primary it listens; a signal drains it, a second one does not force (the primary does)', async (t) => {
+    const run = worker();
+    t.after(() => run.server.close());
+    await until(() => run.channel.said().includes('listening'), 'the listening message');
+    const { port } = run.server.address();
+    const open = await TcpClient.connect(port);
+    t.after(() => open.destroy());
+    await open.write('x');
+    await open.waitForBytes(1);
+
+    run.host.send('SIGINT');
+    assert.equal(run.server.state, 'draining');
+    assert.deepEqual(run.channel.said(), ['listening', 'draining']);
+    run.host.send('SIGTERM');
+    assert.deepEqual(run.host.exits, []);
+    open.socket.end('y');
+    assert.equal((await open.waitForClose()).toString(), 'XY');
+    assert.equal(await within(10_000, 'the run to end', run.status), 0);
+    assert.equal(run.channel.disconnected, true);
+    assert.equal(run.host.signals.listenerCount('SIGTERM'), 0);
+  });
+
+  it("answers the primary's metrics and connections requests, and drains on its shutdown request", async () => {
+    const run = worker();
+    await until(() => run.channel.said().includes('listening'), 'the listening message');
+    assert.equal((await tcpRoundTrip(run.server.address().port, 'counted')).toString(), 'COUNTED');
+    run.channel.say({ upcase: 'metrics', id: 7 });
+    run.channel.say({ upcase: 'connections', id: 8, limit: 10 });
+    await until(() => run.channel.sent.some((m) => m.upcase === 'metrics'), 'the metrics answer');
+    const metrics = run.channel.sent.find((m) => m.upcase === 'metrics');
+    assert.ok(metrics?.upcase === 'metrics' && metrics.id === 7);
+    const total = metrics.metrics.find((m) => m.name === 'upcase_connections_total');
+    assert.equal(total?.values[0]?.value, 1);
+    const connections = run.channel.sent.find((m) => m.upcase === 'connections');
+    assert.ok(connections?.upcase === 'connections' && connections.id === 8 && connections.page.total === 0);
+    run.channel.say({ upcase: 'shutdown' });
+    assert.equal(await within(10_000, 'the run to end', run.status), 0);
+    assert.equal(run.server.state, 'closed');
+  });
+
+  it('a shutdown request during the start: it listens, tells the primary, then drains', async () => {
+    const run = worker();
+    run.channel.say({ upcase: 'shutdown' });
+    assert.equal(await within(10_000, 'the run to end', run.status), 0);
+    assert.deepEqual(run.channel.said(), ['listening', 'draining']);
+  });
+
+  it('a worker that cannot listen sends the primary its error, class and code included, and resolves 1', async (t) => {
+    const taken = new UpcaseServer({ host: '127.0.0.1', port: 0 });
+    const { port } = await taken.listen();
+    t.after(() => taken.close());
+    const run = worker({ port });
+    assert.equal(await within(10_000, 'the run to end', run.status), 1);
+    const [sent] = run.channel.sent;
+    assert.ok(sent?.upcase === 'listen-error');
+    const error = deserializeError(sent.error);
+    assert.ok(error instanceof ListenError, `got ${error.name}`);
+    assert.equal(error.port, port);
+    assert.equal(run.channel.disconnected, true);
   });
 });

@@ -5,6 +5,28 @@ import { serializeError, WorkerError } from '../../errors.js';
 import type { ServerAddress, UpcaseServer } from '../server.js';
 import { isMessage, type ToPrimary, type ToWorker } from './ipc.js';
 
+/** The worker's end of the IPC channel to the primary. */
+export interface PrimaryChannel {
+  on(event: 'message', listener: (message: unknown) => void): unknown;
+  off(event: 'message', listener: (message: unknown) => void): unknown;
+  /** Sends while the channel is open; a message to a primary that is gone is dropped. */
+  send(message: ToPrimary): void;
+  /** Closes the channel, so the process can exit once nothing else runs. */
+  disconnect(): void;
+}
+
+/** This process's channel to its cluster primary (node:cluster). */
+const processChannel: PrimaryChannel = {
+  on: (event, listener) => process.on(event, listener),
+  off: (event, listener) => process.off(event, listener),
+  send: (message) => {
+    if (process.send !== undefined && process.connected) process.send(message);
+  },
+  disconnect: () => {
+    if (cluster.worker?.isConnected()) cluster.worker.disconnect();
+  },
+};
+
 /**
  * The worker side of a cluster: tells the primary when the server listens or
  * drains, answers metrics requests from `registry`, and drains on the primary's
@@ -17,14 +39,19 @@ export class ClusterWorker {
   private shutdownRequested = false;
   private listenDone = false;
 
+  /**
+   * @param registry what the primary's metrics requests are answered from
+   * @param channel the channel to the primary; default this process's (it must be a cluster worker)
+   */
   constructor(
     readonly server: UpcaseServer,
     private readonly registry?: Registry,
+    private readonly channel: PrimaryChannel = processChannel,
   ) {
-    if (!cluster.isWorker) throw new WorkerError('ClusterWorker must run in a cluster worker');
+    if (channel === processChannel && !cluster.isWorker) throw new WorkerError('ClusterWorker must run in a cluster worker');
     this.closed = once(server, 'close').then(() => undefined);
     server.once('draining', () => this.send({ upcase: 'draining' }));
-    process.on('message', this.onMessage);
+    channel.on('message', this.onMessage);
   }
 
   /** Listens and tells the primary; a failure is reported to it, then rethrown. */
@@ -44,8 +71,8 @@ export class ClusterWorker {
 
   /** Closes the IPC channel so the process can exit once nothing else runs. */
   disconnect(): void {
-    process.off('message', this.onMessage);
-    if (cluster.worker?.isConnected()) cluster.worker.disconnect();
+    this.channel.off('message', this.onMessage);
+    this.channel.disconnect();
   }
 
   private readonly onMessage = (message: unknown): void => {
@@ -66,6 +93,6 @@ export class ClusterWorker {
   };
 
   private send(message: ToPrimary): void {
-    if (process.send !== undefined && process.connected) process.send(message);
+    this.channel.send(message);
   }
 }
