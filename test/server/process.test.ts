@@ -352,6 +352,7 @@ describe('serveWorker (the primary stood in for)', () => {
     const { port } = await taken.listen();
     t.after(() => taken.close());
     const run = worker({ port });
+    t.after(() => run.server.close());
     assert.equal(await within(10_000, 'the run to end', run.status), 1);
     const [sent] = run.channel.sent;
     assert.ok(sent?.upcase === 'listen-error');
