@@ -11,7 +11,7 @@ import { drainOnSignals, forwardHangup, onShutdownSignals, type ProcessHost, rel
  * The process modes of `upcase serve`: one process serving everything, the primary of a
  * cluster, and a cluster worker. Each runs what it is given until a signal has drained it,
  * and resolves to the process's exit status; a failed start rejects with its error. They
- * print nothing: what `upcase serve` prints, it prints from {@link ServeHooks}.
+ * print nothing: `upcase serve` prints from {@link ServeOptions.onMetrics} and `onListening`.
  */
 
 /** The options shared by the modes that own a metrics endpoint. */
@@ -40,19 +40,15 @@ export async function serveSingle(server: UpcaseServer, options: ServeOptions): 
     () => {},
   );
   reloadOnHangup(options.host, server);
-  const endpoint = {
-    source: createMetricsRegistry({ stats: server.stats, info: () => server.info(), udpKernelDrops: () => server.udpKernelDrops() }),
-    ready: () => server.state === 'listening',
-    connections: (query) => server.listConnections(query),
-  } satisfies Endpoint;
-  return run(
-    server.logger,
-    shutdown,
-    options,
-    endpoint,
-    () => server.listen(),
-    () => ({}),
-  );
+  return runUntilDrained(shutdown, options, {
+    logger: server.logger,
+    endpoint: {
+      source: createMetricsRegistry({ stats: server.stats, info: () => server.info(), udpKernelDrops: () => server.udpKernelDrops() }),
+      ready: () => server.state === 'listening',
+      connections: (query) => server.listConnections(query),
+    },
+    start: () => server.listen(),
+  });
 }
 
 /**
@@ -69,41 +65,35 @@ export async function servePrimary(primary: ClusterPrimary, options: ServeOption
   );
   // For the process's whole life: the default action of SIGHUP would end it.
   forwardHangup(options.host, primary);
-  const endpoint = {
-    source: primary,
-    ready: () => primary.ready,
-    connections: (query) => primary.connections(query),
-  } satisfies Endpoint;
-  return run(
-    primary.logger,
-    shutdown,
-    options,
-    endpoint,
-    () => primary.start(),
-    () => ({ forced: primary.forced }),
-  );
+  return runUntilDrained(shutdown, options, {
+    logger: primary.logger,
+    endpoint: { source: primary, ready: () => primary.ready, connections: (query) => primary.connections(query) },
+    start: () => primary.start(),
+    forced: () => primary.forced,
+  });
 }
 
-type Endpoint = Pick<MetricsServerOptions, 'source' | 'ready' | 'connections'>;
+/** What a mode runs: how it starts, what its metrics endpoint serves, and whether its stop was forced. */
+interface Served {
+  logger: Logger;
+  endpoint: Pick<MetricsServerOptions, 'source' | 'ready' | 'connections'>;
+  start(): Promise<ServerAddress>;
+  /** True if the drain had to be cut short (a cluster's workers killed). */
+  forced?: () => boolean;
+}
 
-async function run(
-  logger: Logger,
-  shutdown: Shutdown,
-  options: ServeOptions,
-  endpoint: Endpoint,
-  listen: () => Promise<ServerAddress>,
-  exitFields: () => { forced?: boolean },
-): Promise<number> {
+/** Starts the metrics endpoint, then `served`, and waits for the drain a signal starts. */
+async function runUntilDrained(shutdown: Shutdown, options: ServeOptions, served: Served): Promise<number> {
+  const { logger } = served;
   let metrics: MetricsServer | null = null;
-  const status = (): number => (shutdown.forced || exitFields().forced === true ? EXIT_FAILURE : EXIT_OK);
+  const status = (): number => (shutdown.forced || served.forced?.() === true ? EXIT_FAILURE : EXIT_OK);
   try {
     if (options.metrics !== undefined) {
-      metrics = await startMetricsServer({ port: options.metrics.port, host: options.metrics.host, logger, ...endpoint });
+      metrics = await startMetricsServer({ port: options.metrics.port, host: options.metrics.host, logger, ...served.endpoint });
       options.onMetrics?.(metrics);
     }
-    // A signal while the metrics endpoint started: the server is closed already, and listen() says so.
-    const address = await listen();
-    options.onListening?.(address);
+    // A signal while the metrics endpoint started: the server is closed already, and start() says so.
+    options.onListening?.(await served.start());
   } catch (err) {
     await metrics?.close();
     if (shutdown.signalled) {
@@ -115,7 +105,7 @@ async function run(
   }
   await shutdown.done;
   await metrics?.close();
-  logger.info(exitFields(), 'exiting');
+  logger.info(served.forced === undefined ? {} : { forced: served.forced() }, 'exiting');
   return status();
 }
 

@@ -30,24 +30,41 @@ class FakeProcess implements ProcessHost {
 }
 
 /** A single process on 127.0.0.1, port 0; resolves `listening` with its address. */
-function single(options: ConstructorParameters<typeof UpcaseServer>[0] = {}) {
+function single(options: ConstructorParameters<typeof UpcaseServer>[0] = {}, withMetrics = false) {
   const log = captureLogger('info');
   const server = new UpcaseServer({ host: '127.0.0.1', port: 0, drainTimeout: 10, ...options, logger: log.logger });
   const host = new FakeProcess();
+  const told: string[] = [];
+  let metricsUrl = '';
   let onListening: (address: ServerAddress) => void = () => {};
   const listening = new Promise<ServerAddress>((resolve) => {
-    onListening = resolve;
+    onListening = (address) => {
+      told.push('listening');
+      resolve(address);
+    };
   });
-  const status = serveSingle(server, { host, onListening });
+  const status = serveSingle(server, {
+    host,
+    metrics: withMetrics ? { port: 0, host: '127.0.0.1' } : undefined,
+    onMetrics: (metrics) => {
+      told.push('metrics');
+      metricsUrl = `http://127.0.0.1:${metrics.address()!.port}`;
+    },
+    onListening,
+  });
   const msgs = (): unknown[] => log.lines.map((l) => l.msg);
-  return { server, host, listening, status, log, msgs };
+  return { server, host, listening, status, log, msgs, told, metricsUrl: () => metricsUrl };
 }
 
+const statusOf = async (url: string): Promise<number> => (await fetch(url)).status;
+
 describe('serveSingle: SIGINT and SIGTERM', () => {
-  it('SIGTERM drains: no new connections, the open one finishes intact, then it resolves 0', async (t) => {
-    const run = single();
+  it('SIGTERM drains: not ready, no new connections, the open one finishes intact, then it resolves 0', async (t) => {
+    const run = single({}, true);
     t.after(() => run.server.close());
     const { port } = await run.listening;
+    assert.deepEqual(run.told, ['metrics', 'listening'], 'the metrics endpoint is told first (its URL is printed before the ready line)');
+    assert.equal(await statusOf(`${run.metricsUrl()}/readyz`), 200);
     const open = await TcpClient.connect(port);
     t.after(() => open.destroy());
     await open.write('before, ');
@@ -56,6 +73,8 @@ describe('serveSingle: SIGINT and SIGTERM', () => {
     run.host.send('SIGTERM');
     assert.equal(run.server.state, 'draining');
     await until(() => run.msgs().includes('shutting down: not ready, no new connections, draining'), 'the drain to start');
+    assert.equal(await statusOf(`${run.metricsUrl()}/readyz`), 503);
+    assert.equal(await statusOf(`${run.metricsUrl()}/healthz`), 200);
     await assert.rejects(tcpRoundTrip(port, 'new'), { code: 'ECONNREFUSED' });
     open.socket.end('after: straße');
     assert.equal((await open.waitForClose()).toString(), 'BEFORE, AFTER: STRASSE');
@@ -63,6 +82,7 @@ describe('serveSingle: SIGINT and SIGTERM', () => {
     assert.equal(run.server.state, 'closed');
     assert.deepEqual(run.host.exits, []);
     assert.ok(run.msgs().indexOf('closed') < run.msgs().indexOf('exiting'));
+    await assert.rejects(fetch(`${run.metricsUrl()}/healthz`), 'the metrics endpoint closes after the drain');
   });
 
   it('a second signal asks the process to exit with status 1 at once, and the run then resolves 1', async (t) => {
