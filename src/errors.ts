@@ -194,6 +194,8 @@ export class TlsError extends UpcaseError {
   }
 }
 
+/** Exit status of a run that ended as asked (a server drained on a signal, a client got every reply). */
+export const EXIT_OK = 0;
 /** Exit status for a usage or configuration error, as in ping(8) and most Unix tools. */
 export const EXIT_USAGE = 2;
 /** Exit status for a network error, a timeout, or any other failure at run time. */

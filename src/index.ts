@@ -99,6 +99,9 @@ export {
   type ClusterOptions,
   type ClusterState,
   type RestartBackoff,
+  type ClusterModule,
+  type WorkerHandle,
+  type PrimaryChannel,
 } from './server/cluster.js';
 
 // The clients.

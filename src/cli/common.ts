@@ -1,6 +1,5 @@
 /** Exit codes shared by every subcommand (1 and 2 as the library's exitStatusOf gives them). */
-export const EXIT_OK = 0;
-export { EXIT_FAILURE, EXIT_USAGE } from '../errors.js';
+export { EXIT_FAILURE, EXIT_OK, EXIT_USAGE } from '../errors.js';
 /** `upcase client`: every reply came, but one was not the uppercase of its message (typically truncated by the server). */
 export const EXIT_BAD_REPLY = 3;
 

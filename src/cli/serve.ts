@@ -5,10 +5,12 @@ import { formatHostPort, InvalidArgumentError } from '../errors.js';
 import { type NormalizedServerOptions, normalizeServerOptions, SERVER_OPTIONS, type ServerOptions } from '../options.js';
 import { boolean, choice, host, integerOrAuto, port } from '../options/kinds.js';
 import type { Table } from '../options/table.js';
-import { ClusterPrimary, ClusterWorker, clusterWorkerPort, clusterWorkerSlot, resolveWorkerCount } from '../server/cluster.js';
-import { createMetricsRegistry, METRICS_DEFAULT_HOST, type MetricsServer, metricsUrl, startMetricsServer } from '../server/metrics.js';
-import { type ServerAddress, type ServerState, UpcaseServer } from '../server/server.js';
-import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE, errorMessage } from './common.js';
+import { ClusterPrimary, clusterWorkerPort, clusterWorkerSlot, resolveWorkerCount } from '../server/cluster.js';
+import { METRICS_DEFAULT_HOST, metricsUrl } from '../server/metrics.js';
+import { type ServeOptions, servePrimary, serveSingle, serveWorker } from '../server/process.js';
+import { type ServerAddress, UpcaseServer } from '../server/server.js';
+import type { ProcessHost } from '../server/signals.js';
+import { EXIT_USAGE } from './common.js';
 import { reportFailure } from './failure.js';
 import { clusterTransports, transportsLine } from './transports.js';
 import { addOptions, Flags, isUsageError } from './options.js';
@@ -143,144 +145,51 @@ function readyLine(address: ServerAddress): string {
 }
 
 async function serve(flags: ServeFlags, cli: Flags): Promise<number> {
-  if (cluster.isWorker) return serveWorker(flags);
+  // The process's signals, and a second signal's exit: the library decides when, the CLI owns the process.
+  const host: ProcessHost = { signals: process, exit: (status) => process.exit(status) };
+  if (cluster.isWorker) {
+    const logger = createLogger(flags.logLevel, { worker: clusterWorkerSlot() });
+    return serveWorker(new UpcaseServer({ ...serverOptions(flags, logger), port: clusterWorkerPort() ?? flags.port }), { host });
+  }
   const logger = createLogger(flags.logLevel);
   const workers = resolveWorkerCount(flags.workers);
   // The effective configuration, once, so an operator can see what a process runs with.
   logger.debug({ ...flags, workers, metricsPort: flags.metricsPort ?? 'off' }, 'starting');
-  return workers > 1 ? servePrimary(flags, workers, logger, cli) : serveSingle(flags, logger, cli);
-}
-
-/** One process serving everything (`--workers 1`, the default). */
-async function serveSingle(flags: ServeFlags, logger: Logger, cli: Flags): Promise<number> {
-  let server: UpcaseServer;
+  const options: ServeOptions = {
+    host,
+    metrics: flags.metricsPort === undefined ? undefined : { port: flags.metricsPort, host: flags.metricsHost },
+    // On stdout before the ready line, so a script (or a test using port 0) can read it.
+    onMetrics: (metrics) =>
+      process.stdout.write(`Metrics on ${metricsUrl(metrics.address()!)} (/ status page, /metrics, /connections, /healthz, /readyz)\n`),
+  };
+  const tcpChoice = flags.tcpTransport ?? 'auto';
+  const udpChoice = flags.udpTransport ?? 'auto';
   try {
-    const tracer = flags.trace ? traceWriter() : undefined;
-    server = new UpcaseServer(serverOptions(flags, logger), { tracer });
-    if (tracer !== undefined) announceTrace(SERVE_TRACE_TRANSPORTS);
-  } catch (err) {
-    return fail(err, logger, cli);
-  }
-  // The handlers go in before the ready line: whoever reads that line may signal at once.
-  // A signal during start-up makes close() abort listen(): a clean stop.
-  const stop = onSignals(
-    logger,
-    () => server.close({ drain: true }),
-    () => {},
-  );
-  onHangup(logger, flags.tlsCert === undefined ? null : () => server.reloadTls(), () => server.state);
-  let metrics: MetricsServer | null = null;
-  try {
-    metrics = await startMetrics(flags, logger, {
-      source: createMetricsRegistry({ stats: server.stats, info: () => server.info(), udpKernelDrops: () => server.udpKernelDrops() }),
-      ready: () => server.state === 'listening',
-      connections: (query) => server.listConnections(query),
-    });
-    process.stdout.write(readyLine(await server.listen()));
-    const tcpChoice = flags.tcpTransport ?? 'auto';
-    const udpChoice = flags.udpTransport ?? 'auto';
-    process.stdout.write(transportsLine({ tcp: server.tcpTransport, udp: server.udpTransport, tcpChoice, udpChoice, clustered: false }));
-  } catch (err) {
-    await metrics?.close();
-    if (stop.signalled()) {
-      await stop.done;
-      return EXIT_OK;
+    if (workers > 1) {
+      const primary = new ClusterPrimary({ workers, server: serverOptions(flags, logger), logger });
+      return await servePrimary(primary, {
+        ...options,
+        onListening: (address) => {
+          process.stdout.write(readyLine(address));
+          process.stdout.write(transportsLine(clusterTransports(address.transports, tcpChoice, udpChoice)));
+        },
+      });
     }
-    stop.remove();
-    return fail(err, logger, cli);
-  }
-  await stop.done;
-  await metrics?.close();
-  logger.info('exiting');
-  return EXIT_OK;
-}
-
-/** The cluster primary (`--workers N`): forks, supervises, aggregates metrics, serves none itself. */
-async function servePrimary(flags: ServeFlags, workers: number, logger: Logger, cli: Flags): Promise<number> {
-  const primary = new ClusterPrimary({ workers, server: serverOptions(flags, logger), logger });
-  let metrics: MetricsServer | null = null;
-  const stop = onSignals(
-    logger,
-    () => primary.close(),
-    () => primary.kill(),
-  );
-  // Each worker has its own TLS listener and reloads its own certificate; a worker still
-  // starting is left alone (ClusterPrimary.hangup), it reads the files as it starts.
-  const forwardHangup = (): void => {
-    const told = primary.hangup();
-    logger.info(
-      { signal: 'SIGHUP', workers: told },
-      flags.tlsCert === undefined ? 'SIGHUP: nothing to reload (no TLS)' : 'SIGHUP: passed to the workers',
-    );
-  };
-  // For the process's whole life: the default action of SIGHUP would end it.
-  process.on('SIGHUP', forwardHangup);
-  try {
-    metrics = await startMetrics(flags, logger, {
-      source: primary,
-      ready: () => primary.ready,
-      connections: (query) => primary.connections(query),
+    const tracer = flags.trace ? traceWriter() : undefined;
+    const server = new UpcaseServer(serverOptions(flags, logger), { tracer });
+    if (tracer !== undefined) announceTrace(SERVE_TRACE_TRANSPORTS);
+    return await serveSingle(server, {
+      ...options,
+      onListening: (address) => {
+        process.stdout.write(readyLine(address));
+        process.stdout.write(
+          transportsLine({ tcp: server.tcpTransport, udp: server.udpTransport, tcpChoice, udpChoice, clustered: false }),
+        );
+      },
     });
-    const address = await primary.start();
-    process.stdout.write(readyLine(address));
-    process.stdout.write(transportsLine(clusterTransports(address.transports, flags.tcpTransport ?? 'auto', flags.udpTransport ?? 'auto')));
   } catch (err) {
-    await metrics?.close();
-    stop.remove();
     return fail(err, logger, cli);
   }
-  await stop.done;
-  await metrics?.close();
-  logger.info({ forced: primary.forced }, 'exiting');
-  return primary.forced ? EXIT_FAILURE : EXIT_OK;
-}
-
-/** A worker forked by the primary: same flags, the primary's port, no metrics endpoint of its own. */
-async function serveWorker(flags: ServeFlags): Promise<number> {
-  const logger = createLogger(flags.logLevel, { worker: clusterWorkerSlot() });
-  const server = new UpcaseServer({ ...serverOptions(flags, logger), port: clusterWorkerPort() ?? flags.port });
-  onHangup(logger, flags.tlsCert === undefined ? null : () => server.reloadTls(), () => server.state);
-  const worker = new ClusterWorker(
-    server,
-    createMetricsRegistry({
-      stats: server.stats,
-      info: () => server.info(),
-      worker: clusterWorkerSlot(),
-      udpKernelDrops: () => server.udpKernelDrops(),
-    }),
-  );
-  try {
-    await worker.listen();
-  } catch (_err) {
-    // The primary logs the error and decides; this worker just goes.
-    worker.disconnect();
-    return EXIT_FAILURE;
-  }
-  // Signals reach workers too (Ctrl-C goes to the whole process group): drain, and
-  // leave forcing to the primary, which kills workers on its second signal.
-  const onSignal = (signal: NodeJS.Signals): void => {
-    logger.debug({ signal }, 'signal: draining');
-    void server.close({ drain: true });
-  };
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
-  await worker.closed;
-  process.off('SIGINT', onSignal);
-  process.off('SIGTERM', onSignal);
-  worker.disconnect();
-  return EXIT_OK;
-}
-
-async function startMetrics(
-  flags: ServeFlags,
-  logger: Logger,
-  endpoint: Pick<Parameters<typeof startMetricsServer>[0], 'source' | 'ready' | 'connections'>,
-): Promise<MetricsServer | null> {
-  if (flags.metricsPort === undefined) return null;
-  const server = await startMetricsServer({ port: flags.metricsPort, host: flags.metricsHost, logger, ...endpoint });
-  // On stdout before the ready line, so a script (or a test using port 0) can read it.
-  process.stdout.write(`Metrics on ${metricsUrl(server.address()!)} (/ status page, /metrics, /connections, /healthz, /readyz)\n`);
-  return server;
 }
 
 /** A startup failure: exactly one line on stderr (a JSON log line would only repeat it). */
@@ -291,65 +200,4 @@ function fail(err: unknown, logger: Logger, cli: Flags): number {
   else status = reportFailure(err);
   logger.flush?.();
   return status;
-}
-
-/**
- * Handles SIGHUP for the rest of the process's life, so that it never ends the
- * process (its default action), whenever it comes: during start, a restart or
- * the drain. While the server listens, runs `reload` (reading the TLS certificate
- * and key files again, for new connections; open ones go on); a failed reload is
- * logged and the old certificate stays. Before that the server reads the files as
- * it starts, and while it drains there is nothing left to reload.
- */
-function onHangup(logger: Logger, reload: (() => Promise<unknown>) | null, state: () => ServerState): void {
-  process.on('SIGHUP', () => {
-    if (reload === null) {
-      logger.info({ signal: 'SIGHUP' }, 'SIGHUP: nothing to reload (no TLS)');
-    } else if (state() !== 'listening') {
-      logger.info({ signal: 'SIGHUP', state: state() }, 'SIGHUP: not reloading while the server is not listening');
-    } else {
-      logger.info({ signal: 'SIGHUP' }, 'reloading tls certificate');
-      reload().catch((err: unknown) => {
-        logger.error({ code: (err as { code?: string }).code }, `tls reload failed, keeping the old certificate: ${errorMessage(err)}`);
-      });
-    }
-  });
-}
-
-/**
- * Installs SIGINT/SIGTERM handlers: the first signal runs `drain` (`done`
- * resolves when it has finished), a second one runs `force` and exits with
- * status 1. We install the handlers ourselves, so this works as PID 1 too (the
- * kernel ignores signals PID 1 has no handler for).
- */
-function onSignals(
-  logger: Logger,
-  drain: () => Promise<void>,
-  force: () => void,
-): { done: Promise<void>; signalled: () => boolean; remove: () => void } {
-  let signalled = false;
-  let onSignal: (signal: NodeJS.Signals) => void = () => {};
-  const done = new Promise<void>((resolve) => {
-    onSignal = (signal) => {
-      if (signalled) {
-        logger.warn({ signal }, 'second signal: exiting now');
-        force();
-        logger.flush?.();
-        process.exit(EXIT_FAILURE);
-      }
-      signalled = true;
-      logger.info({ signal }, 'shutting down: not ready, no new connections, draining');
-      drain().then(resolve, resolve);
-    };
-  });
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
-  return {
-    done,
-    signalled: () => signalled,
-    remove: () => {
-      process.off('SIGINT', onSignal);
-      process.off('SIGTERM', onSignal);
-    },
-  };
 }
