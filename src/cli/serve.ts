@@ -172,7 +172,11 @@ async function serveSingle(flags: ServeFlags, logger: Logger, cli: Flags): Promi
   let metrics: MetricsServer | null = null;
   try {
     metrics = await startMetrics(flags, logger, {
-      source: createMetricsRegistry({ stats: server.stats, info: () => server.info(), udpKernelDrops: () => server.udpKernelDrops() }),
+      source: createMetricsRegistry({
+        stats: () => server.stats,
+        info: () => server.info(),
+        udpKernelDrops: () => server.udpKernelDrops(),
+      }),
       ready: () => server.state === 'listening',
       connections: (query) => server.listConnections(query),
     });
@@ -243,7 +247,7 @@ async function serveWorker(flags: ServeFlags): Promise<number> {
   const worker = new ClusterWorker(
     server,
     createMetricsRegistry({
-      stats: server.stats,
+      stats: () => server.stats,
       info: () => server.info(),
       worker: clusterWorkerSlot(),
       udpKernelDrops: () => server.udpKernelDrops(),
