@@ -52,12 +52,15 @@ export class AdmittedConnection implements ConnectionEntry {
   /** What serves its bytes, once served: a stream (the socket, or the TLS socket over it) or the addon. */
   stream: { readonly writableLength: number } | null = null;
   native: NativeConnection | null = null;
+  /** The accepted socket; null once the native transport has taken the connection off it (it is destroyed then). */
+  socket: net.Socket | null;
 
   constructor(
     readonly id: number,
     readonly transport: 'tcp' | 'tls',
-    readonly socket: net.Socket,
+    socket: net.Socket,
   ) {
+    this.socket = socket;
     this.state = 'open';
     this.clientAddress = socket.remoteAddress;
     this.clientPort = socket.remotePort;
@@ -73,18 +76,18 @@ export class AdmittedConnection implements ConnectionEntry {
   /** Closes it now, wherever it is; its close path follows. */
   destroy(): void {
     if (this.native !== null) this.native.destroy();
-    else this.socket.destroy();
+    else this.socket?.destroy();
   }
 }
 
 /** Where admitted connections go: the transports (src/server/dispatch.ts). */
 export interface ConnectionHandoff {
   /**
-   * Serves `conn`, whose client is known. A transport that takes the connection off
-   * its socket sets `conn.engine = 'native'` first, and calls `closed(conn)` once
-   * when it ends.
+   * Serves `conn`, accepted on `socket`, whose client is known. A transport that
+   * takes the connection off its socket sets `conn.engine = 'native'` first, and
+   * calls `closed(conn)` once when it ends.
    */
-  serve(conn: AdmittedConnection, closed: (conn: AdmittedConnection) => void): void;
+  serve(conn: AdmittedConnection, socket: net.Socket, closed: (conn: AdmittedConnection) => void): void;
 }
 
 export interface AdmissionOptions {
@@ -158,11 +161,11 @@ export class Admission {
     const conn = this.open(socket, transport);
     conn.source = source;
     if (trustedProxies === null) {
-      this.handoff.serve(conn, this.closed);
+      this.handoff.serve(conn, socket, this.closed);
       return;
     }
     conn.state = 'proxy';
-    readProxyHeader(socket, this.options.proxyHeaderTimeoutMs, (result) => this.proxyHeaderRead(conn, result));
+    readProxyHeader(socket, this.options.proxyHeaderTimeoutMs, (result) => this.proxyHeaderRead(conn, socket, result));
   }
 
   /** Counts and logs a connection refused because the connection limit was reached. */
@@ -216,8 +219,7 @@ export class Admission {
     return conn;
   }
 
-  private proxyHeaderRead(conn: AdmittedConnection, result: ProxyHeaderResult): void {
-    const { socket } = conn;
+  private proxyHeaderRead(conn: AdmittedConnection, socket: net.Socket, result: ProxyHeaderResult): void {
     if (!result.ok) {
       this.rejectProxyHeader(conn, result);
       socket.destroy();
@@ -245,7 +247,7 @@ export class Admission {
       return;
     }
     conn.state = 'open';
-    this.handoff.serve(conn, this.closed);
+    this.handoff.serve(conn, socket, this.closed);
     // readProxyHeader leaves the socket paused with the bytes after the header unshifted;
     // TLS reads those itself (the socket must stay paused, or they would flow past it).
     if (conn.transport === 'tcp') socket.resume();

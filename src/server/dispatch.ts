@@ -1,3 +1,4 @@
+import type net from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import type { RateLimitedLog } from '../log.js';
@@ -39,28 +40,37 @@ export class TcpDispatch implements ConnectionHandoff {
     this.options = options;
   }
 
-  serve(conn: AdmittedConnection, closed: (conn: AdmittedConnection) => void): void {
+  serve(conn: AdmittedConnection, socket: net.Socket, closed: (conn: AdmittedConnection) => void): void {
     const trace = this.traceAccept(conn);
     if (conn.transport === 'tls' && this.tls !== null) {
-      this.handshake(conn, this.tls, trace);
+      this.handshake(conn, socket, this.tls, trace);
       return;
     }
     this.options.logger.debug(conn.logFields, 'connection open');
-    if (this.native !== null && this.adopt(conn, this.native, closed)) return;
-    this.stream(conn, conn.socket, false, trace);
+    if (this.native !== null && this.adopt(conn, socket, this.native, closed)) return;
+    this.stream(conn, socket, false, trace);
   }
 
   /** Hands the connection to the addon; false when it cannot take this socket (serve it with streams). */
-  private adopt(conn: AdmittedConnection, native: NativeTcpTransport, closed: (conn: AdmittedConnection) => void): boolean {
+  private adopt(
+    conn: AdmittedConnection,
+    socket: net.Socket,
+    native: NativeTcpTransport,
+    closed: (conn: AdmittedConnection) => void,
+  ): boolean {
     // Before adopt, which destroys the socket: its 'close' is then not this connection's end.
     conn.engine = 'native';
-    conn.native = native.adopt(conn.socket, (reason, code, message) => {
+    conn.native = native.adopt(socket, (reason, code, message) => {
       this.nativeClosed(reason, code, message, conn.logFields);
       closed(conn);
     });
-    if (conn.native !== null) return true;
-    conn.engine = null;
-    return false;
+    if (conn.native === null) {
+      conn.engine = null;
+      return false;
+    }
+    // The destroyed socket is not kept alive for the connection's whole life.
+    conn.socket = null;
+    return true;
   }
 
   private stream(conn: AdmittedConnection, stream: Duplex, tls: boolean, trace: { tracer: Tracer; id: number } | undefined): void {
@@ -81,9 +91,14 @@ export class TcpDispatch implements ConnectionHandoff {
     });
   }
 
-  private handshake(conn: AdmittedConnection, tls: TlsAcceptor, trace: { tracer: Tracer; id: number } | undefined): void {
+  private handshake(
+    conn: AdmittedConnection,
+    socket: net.Socket,
+    tls: TlsAcceptor,
+    trace: { tracer: Tracer; id: number } | undefined,
+  ): void {
     conn.state = 'handshake';
-    tls.accept(conn.socket, {
+    tls.accept(socket, {
       secure: (secure) => {
         conn.state = 'open';
         this.options.stats.tlsHandshakes++;
