@@ -234,7 +234,7 @@ describe('one close path: everything given back exactly once', () => {
     await allReleased(a, 3);
     // Every slot is back (maxConnections 3): three clients are served at once.
     const clients = await Promise.all([0, 1, 2].map(() => connect(a.port)));
-    clients.forEach((c, i) => c.write(HEADER_FROM(`192.0.2.${i + 1}`)));
+    for (const [i, c] of clients.entries()) c.write(HEADER_FROM(`192.0.2.${i + 1}`));
     await until(() => a.stats.proxyAccepted === 3, 'three more served');
     assert.equal(a.stats.connectionsRefused, 0);
     for (const c of clients) c.destroy();
