@@ -2,7 +2,8 @@
 //   base        errors, stats, log, codec, addons (loading them, reading their constants)   imports nothing else of upcase
 //   transports  tcp, udp, tls, proxy           base only (and each other)
 //   client      client                         base and the pieces both ends share
-//   server      server                         anything but the CLI
+//   server      server                         anything but the CLI; inside it, server.ts and cluster.ts
+//               (facade, lifecycle, processes) on top of the parts (admission, dispatch, listeners, udp, metrics)
 //   cli         cli                            anything
 // Type-only imports count too (tsPreCompilationDeps): a type that points up is a
 // dependency that points up.
@@ -47,6 +48,22 @@ module.exports = {
       comment: 'The load generator is a client: no server or CLI code.',
       from: { path: '^src/bench/' },
       to: { path: '^src/(server|cli)/|^src/index[.]ts$' },
+    },
+    {
+      name: 'server-parts-import-no-facade',
+      severity: 'error',
+      comment:
+        'src/server/server.ts (the UpcaseServer facade and its lifecycle) and cluster.ts sit on top of the server parts (admission, dispatch, listeners, udp, transport-choice, connections, metrics): no part imports them back.',
+      from: { path: '^src/server/', pathNot: '^src/server/(server|cluster)[.]ts$' },
+      to: { path: '^src/server/(server|cluster)[.]ts$' },
+    },
+    {
+      name: 'admission-hands-over-by-interface',
+      severity: 'error',
+      comment:
+        'Admission decides which connections are served and owns their one close path; it hands them over through its ConnectionHandoff interface and imports no transport dispatch, stream handler or TLS.',
+      from: { path: '^src/server/admission[.]ts$' },
+      to: { path: '^src/server/dispatch[.]ts$|^src/tcp/connection[.]ts$|^src/tls/' },
     },
     {
       name: 'only-the-cli-imports-the-cli',
