@@ -18,7 +18,7 @@ for (const tcpTransport of transports) {
   const { port } = await server.listen();
   const endpoint = await startMetricsServer({
     port: 0,
-    source: createMetricsRegistry({ stats: server.stats, info: () => server.info() }),
+    source: createMetricsRegistry({ stats: () => server.stats, info: () => server.info() }),
     ready: () => true,
     connections: (q) => server.listConnections(q),
   });
