@@ -46,6 +46,18 @@ module.exports = {
       { path: '^src/(server|cli)/|^src/index[.]ts$' },
     ),
     forbid(
+      'server-parts-import-no-facade',
+      'src/server/server.ts (the UpcaseServer facade and its lifecycle) and cluster.ts sit on top of the server parts (admission, dispatch, listeners, udp, transport-choice, connections, metrics, process, cluster/): no part imports them back.',
+      { path: '^src/server/', pathNot: '^src/server/(server|cluster|process|signals)[.]ts$|^src/server/cluster/' },
+      { path: '^src/server/(server|cluster)[.]ts$' },
+    ),
+    forbid(
+      'admission-hands-over-by-interface',
+      'Admission decides which connections are served and owns their one close path; it hands them over through its ConnectionHandoff interface and imports no transport dispatch, stream handler or TLS.',
+      { path: '^src/server/admission[.]ts$' },
+      { path: '^src/server/dispatch[.]ts$|^src/tcp/connection[.]ts$|^src/tls/' },
+    ),
+    forbid(
       'only-the-cli-imports-the-cli',
       'The CLI is thin over the library: nothing in the library imports it.',
       { path: '^src/', pathNot: '^src/cli/' },

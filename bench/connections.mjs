@@ -14,11 +14,18 @@ import { loadNativeTcp } from '../dist/tcp/native.js';
 const count = Number(process.argv[2] ?? 1000);
 const transports = loadNativeTcp() === null ? ['stream'] : ['stream', 'native'];
 for (const tcpTransport of transports) {
-  const server = new UpcaseServer({ host: '127.0.0.1', port: 0, udp: false, tcpTransport, maxConnections: count + 16 });
+  const server = new UpcaseServer({
+    host: '127.0.0.1',
+    port: 0,
+    udp: false,
+    tcpTransport,
+    maxConnections: count + 16,
+    maxConnectionsPerSource: 0,
+  });
   const { port } = await server.listen();
   const endpoint = await startMetricsServer({
     port: 0,
-    source: createMetricsRegistry({ stats: server.stats, info: () => server.info() }),
+    source: createMetricsRegistry({ stats: () => server.stats, info: () => server.info() }),
     ready: () => true,
     connections: (q) => server.listConnections(q),
   });

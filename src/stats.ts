@@ -106,6 +106,35 @@ export function createStats(): ServerStats {
   };
 }
 
+/**
+ * Counts kept outside a {@link ServerStats}: the native TCP transport counts in C, into
+ * its own array, at the moment things happen (src/tcp/native.ts).
+ */
+export interface TcpCounts {
+  readonly bytesIn: number;
+  readonly bytesOut: number;
+  readonly idleTimeouts: number;
+  readonly writeTimeouts: number;
+}
+
+/**
+ * What a reader of both sources sees: a copy of `stats` with `tcp` added to the
+ * plain-TCP bytes and the timeouts (null: nothing counted elsewhere). Frozen: a
+ * snapshot never changes, so a reader that keeps it would read stale numbers.
+ */
+export function sumStats(stats: ServerStats, tcp: TcpCounts | null): ServerStats {
+  return Object.freeze({
+    ...stats,
+    idleTimeouts: stats.idleTimeouts + (tcp?.idleTimeouts ?? 0),
+    writeTimeouts: stats.writeTimeouts + (tcp?.writeTimeouts ?? 0),
+    tcpBytesIn: stats.tcpBytesIn + (tcp?.bytesIn ?? 0),
+    tcpBytesOut: stats.tcpBytesOut + (tcp?.bytesOut ?? 0),
+    udpDrops: Object.freeze({ ...stats.udpDrops }),
+    proxyRejected: Object.freeze({ ...stats.proxyRejected }),
+    errors: Object.freeze({ ...stats.errors }),
+  });
+}
+
 export function countError(stats: ServerStats, code: string | undefined): void {
   const key = code ?? 'UNKNOWN';
   stats.errors[key] = (stats.errors[key] ?? 0) + 1;

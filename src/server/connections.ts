@@ -1,11 +1,10 @@
 /**
  * The open TCP connections of one server, for `/connections` (docs/operations.md).
  * Each entry holds addresses and a way to read its counters; never payload.
- * Cost: one small object per connection, and for the stream transport two
- * additions and a clock read per chunk (the native transport counts in C).
+ * Cost: one entry per connection (src/server/admission.ts makes it), and for the
+ * stream transport two additions and a clock read per chunk (the native transport
+ * counts in C).
  */
-
-export type { ConnectionCounters } from '../tcp/connection.js';
 
 /** A connection's figures at one moment. */
 export interface ConnectionFigures {
@@ -19,23 +18,23 @@ export interface ConnectionFigures {
 
 /** What the server knows of an open connection. */
 export interface ConnectionEntry {
-  /** Unique within the server process, increasing: older connections have smaller ids. */
+  /** Unique within the server, increasing: older connections have smaller ids. */
   readonly id: number;
   /** The listener it came in on. */
   readonly transport: 'tcp' | 'tls';
   /** Who serves its bytes: node:net streams or the native addon (set once served). */
-  engine: 'stream' | 'native' | null;
+  readonly engine: 'stream' | 'native' | null;
   /** `proxy`: waiting for the PROXY header; `handshake`: TLS handshake; `open`: served. */
-  state: 'proxy' | 'handshake' | 'open';
+  readonly state: 'proxy' | 'handshake' | 'open';
   /** `Date.now()` when it was accepted. */
   readonly openedAt: number;
   /** The client: the socket's peer, or with PROXY protocol the address from the header. */
-  clientAddress: string | undefined;
-  clientPort: number | undefined;
+  readonly clientAddress: string | undefined;
+  readonly clientPort: number | undefined;
   /** With PROXY protocol: the balancer that connected to us. */
-  proxy: { address: string | undefined; port: number | undefined; version: 1 | 2 } | null;
+  readonly proxy: { address: string | undefined; port: number | undefined; version: 1 | 2 } | null;
   /** The counters as of `now` (`Date.now()`), once served; null before. */
-  figures: ((now: number) => ConnectionFigures | null) | null;
+  figures(now: number): ConnectionFigures | null;
 }
 
 /** One connection as `/connections` shows it. */
@@ -105,7 +104,7 @@ export function parseConnectionsQuery(params: URLSearchParams): ConnectionsQuery
 const seconds = (ms: number): number => Math.max(0, Math.round(ms) / 1000);
 
 function view(entry: ConnectionEntry, now: number): ConnectionView {
-  const f = entry.figures?.(now) ?? null;
+  const f = entry.figures(now);
   const ageMs = now - entry.openedAt;
   return {
     id: entry.id,
@@ -127,40 +126,39 @@ function view(entry: ConnectionEntry, now: number): ConnectionView {
 }
 
 /** The open connections of one server, oldest first. */
-export class ConnectionTable {
-  private readonly entries = new Map<number, ConnectionEntry>();
-  private nextId = 1;
+export class ConnectionTable<E extends ConnectionEntry = ConnectionEntry> {
+  // A Set keeps insertion order, and entries are added as they are accepted: oldest first.
+  private readonly entries = new Set<E>();
+  private lastId = 0;
 
-  /** Registers a connection accepted now. */
-  open(transport: 'tcp' | 'tls', client: { address: string | undefined; port: number | undefined }): ConnectionEntry {
-    const entry: ConnectionEntry = {
-      id: this.nextId++,
-      transport,
-      engine: null,
-      state: 'open',
-      openedAt: Date.now(),
-      clientAddress: client.address,
-      clientPort: client.port,
-      proxy: null,
-      figures: null,
-    };
-    this.entries.set(entry.id, entry);
-    return entry;
+  /** The id for a connection accepted now. */
+  nextId(): number {
+    return ++this.lastId;
   }
 
-  close(entry: ConnectionEntry): void {
-    this.entries.delete(entry.id);
+  add(entry: E): void {
+    this.entries.add(entry);
+  }
+
+  /** Removes `entry`; false if it was not there. */
+  delete(entry: E): boolean {
+    return this.entries.delete(entry);
   }
 
   get size(): number {
     return this.entries.size;
   }
 
-  /** One page, oldest first. Costs O(offset + limit): a Map keeps insertion (= id) order. */
+  /** Every open connection, oldest first. */
+  values(): IterableIterator<E> {
+    return this.entries.values();
+  }
+
+  /** One page, oldest first. Costs O(offset + limit). */
   page(query: ConnectionsQuery, now = Date.now()): ConnectionsPage {
     const connections: ConnectionView[] = [];
     let skip = query.offset;
-    for (const entry of this.entries.values()) {
+    for (const entry of this.entries) {
       if (connections.length >= query.limit) break;
       if (skip > 0) {
         skip--;

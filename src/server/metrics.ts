@@ -2,7 +2,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
-import { networkError } from '../errors.js';
+import { InvalidArgumentError, networkError } from '../errors.js';
 import { checkHost, checkPort } from '../options.js';
 import { type ConnectionsPage, type ConnectionsQuery, parseConnectionsQuery } from './connections.js';
 import { registerInfoMetrics, type ServerInfo } from './info.js';
@@ -18,7 +18,11 @@ import { PROXY_REJECT_REASONS, UDP_DROP_REASONS, type ServerStats } from '../sta
  */
 
 export interface MetricsRegistryOptions {
-  /** The counters to expose, or a function returning them; read at every scrape. */
+  /**
+   * The counters to expose: a function returning them, read at every scrape (for a
+   * server, `() => server.stats`), or a counters object that is counted into (such as
+   * {@link createStats} gives). A frozen snapshot (`server.stats`) is refused: it never changes.
+   */
   stats: ServerStats | (() => ServerStats);
   /** Also expose prom-client's default process metrics (CPU, memory, event loop, GC). Default true. */
   processMetrics?: boolean;
@@ -43,13 +47,15 @@ export interface MetricsSource {
 /** Creates a registry whose `upcase_*` metrics read `stats` at scrape time. */
 export function createMetricsRegistry(options: MetricsRegistryOptions): Registry {
   const registry = options.registry ?? new Registry();
-  const read =
-    typeof options.stats === 'function'
-      ? options.stats
-      : (
-          (stats) => () =>
-            stats
-        )(options.stats);
+  const { stats } = options;
+  if (typeof stats !== 'function' && Object.isFrozen(stats)) {
+    throw new InvalidArgumentError(
+      'stats',
+      'counters that change, or a function returning them (`() => server.stats`)',
+      'a frozen snapshot',
+    );
+  }
+  const read = typeof stats === 'function' ? stats : () => stats;
   const registers = [registry];
 
   new Gauge({

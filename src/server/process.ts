@@ -43,7 +43,7 @@ export async function serveSingle(server: UpcaseServer, options: ServeOptions): 
   return runUntilDrained(shutdown, options, {
     logger: server.logger,
     endpoint: {
-      source: createMetricsRegistry({ stats: server.stats, info: () => server.info(), udpKernelDrops: () => server.udpKernelDrops() }),
+      source: createMetricsRegistry({ stats: () => server.stats, info: () => server.info(), udpKernelDrops: () => server.udpKernelDrops() }),
       ready: () => server.state === 'listening',
       connections: (query) => server.listConnections(query),
     },
@@ -118,7 +118,7 @@ async function runUntilDrained(shutdown: Shutdown, options: ServeOptions, served
 export async function serveWorker(server: UpcaseServer, options: { host: ProcessHost; channel?: PrimaryChannel }): Promise<number> {
   reloadOnHangup(options.host, server);
   const registry = createMetricsRegistry({
-    stats: server.stats,
+    stats: () => server.stats,
     info: () => server.info(),
     worker: clusterWorkerSlot(),
     udpKernelDrops: () => server.udpKernelDrops(),

@@ -150,7 +150,7 @@ describe(`prlimit --nofile=${NOFILE}`, () => {
     const captured = captureLogger('info');
     const server = await startServer({ host: '127.0.0.1', port: 0, udp: false, logger: captured.logger });
     try {
-      const listener = (server as unknown as { tcpServer: net.Server }).tcpServer;
+      const listener = (server as unknown as { bound: { tcp: net.Server } }).bound.tcp;
       for (let i = 0; i < 100; i++)
         listener.emit('error', Object.assign(new Error('accept EMFILE'), { code: 'EMFILE', syscall: 'accept' }));
       for (let i = 0; i < 3; i++) listener.emit('error', Object.assign(new Error('accept ENFILE'), { code: 'ENFILE', syscall: 'accept' }));

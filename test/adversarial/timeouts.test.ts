@@ -67,7 +67,7 @@ async function stalledServerSide(server: UpcaseServer, socket: Promise<net.Socke
 }
 
 function nextServerSide(server: UpcaseServer): Promise<ServerSide> {
-  const listener = (server as unknown as { tcpServer: net.Server }).tcpServer;
+  const listener = (server as unknown as { bound: { tcp: net.Server } }).bound.tcp;
   return new Promise((resolve) => {
     listener.once('connection', (socket: net.Socket) => {
       const side: ServerSide = {

@@ -85,7 +85,7 @@ describe('MetricsServer', () => {
     const server = new UpcaseServer({ host: '127.0.0.1', port: 0, drainTimeout: 5 });
     const endpoint = await startMetricsServer({
       port: 0,
-      source: createMetricsRegistry({ stats: server.stats, processMetrics: false }),
+      source: createMetricsRegistry({ stats: () => server.stats, processMetrics: false }),
       ready: () => server.state === 'listening',
     });
     t.after(() => Promise.all([server.close(), endpoint.close()]));

@@ -37,7 +37,7 @@ async function openClient(port: number, localAddress: string, payload: string): 
 describe('operator metrics', () => {
   it('export the build, the limits in force and no certificate without TLS', async (t) => {
     const server = new UpcaseServer({ host: '127.0.0.1', port: 0, maxConnections: 7, udpRateLimit: 5, udpRateBurst: 9, idleTimeout: 12 });
-    const registry = createMetricsRegistry({ stats: server.stats, info: () => server.info(), processMetrics: false });
+    const registry = createMetricsRegistry({ stats: () => server.stats, info: () => server.info(), processMetrics: false });
     assert.equal(parseMetrics(await registry.metrics()).has('upcase_max_connections'), false, 'nothing before listening');
     await server.listen();
     t.after(() => server.close());
@@ -69,7 +69,7 @@ describe('operator metrics', () => {
       tlsKey: pki.server.key,
       tlsPort: 0,
     });
-    const registry = createMetricsRegistry({ stats: server.stats, info: () => server.info(), processMetrics: false });
+    const registry = createMetricsRegistry({ stats: () => server.stats, info: () => server.info(), processMetrics: false });
     await server.listen();
     t.after(() => server.close());
     const notAfter = (file: string): number => new Date(new X509Certificate(readFileSync(file)).validTo).getTime() / 1000;
@@ -130,7 +130,7 @@ for (const tcpTransport of ['stream', 'native'] as const) {
       const { port } = await server.listen();
       const endpoint = await startMetricsServer({
         port: 0,
-        source: createMetricsRegistry({ stats: server.stats, info: () => server.info(), processMetrics: false }),
+        source: createMetricsRegistry({ stats: () => server.stats, info: () => server.info(), processMetrics: false }),
         ready: () => true,
         connections: (q) => server.listConnections(q),
       });

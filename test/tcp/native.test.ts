@@ -209,7 +209,7 @@ describe('a server on either transport', { concurrency: false }, () => {
 
   test('connections are really served by the addon (the hand-over does not fall back to streams)', async () => {
     const s = await server({});
-    const native = (s as unknown as { nativeTcp: { size: number } }).nativeTcp;
+    const native = (s as unknown as { dispatch: { native: { size: number } } }).dispatch.native;
     const sockets = await Promise.all(
       Array.from({ length: 5 }, async () => {
         const socket = net.connect({ port: s.address().port, host: '127.0.0.1' });

@@ -56,6 +56,7 @@ export interface Served {
   /** The port a client of this transport connects to (the TLS port for TLS). */
   readonly port: number;
   readonly logs: CapturedLogger;
+  /** The server's counters as of this read. */
   readonly stats: ServerStats;
   /** Payload bytes the server read, on this transport's counter. */
   bytesIn(): number;
@@ -89,16 +90,17 @@ export async function serve(t: TestContext, transport: Transport, pki: TestPki, 
   }
   const address = server.address();
   const port = transport.tls ? address.tlsPort! : address.port;
-  const { stats } = server;
   const ca = transport.tls ? readFileSync(pki.ca) : null;
   return {
     server,
     transport,
     port,
     logs,
-    stats,
-    bytesIn: () => (transport.tls ? stats.tlsBytesIn : stats.tcpBytesIn),
-    bytesOut: () => (transport.tls ? stats.tlsBytesOut : stats.tcpBytesOut),
+    get stats() {
+      return server.stats;
+    },
+    bytesIn: () => (transport.tls ? server.stats.tlsBytesIn : server.stats.tcpBytesIn),
+    bytesOut: () => (transport.tls ? server.stats.tlsBytesOut : server.stats.tcpBytesOut),
     connect: async (connectOptions = {}) => {
       const tcp = net.connect({ host: '127.0.0.1', port, allowHalfOpen: true, noDelay: true });
       tcp.on('error', () => {});

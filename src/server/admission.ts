@@ -1,0 +1,293 @@
+import type net from 'node:net';
+import type { Logger } from 'pino';
+import { type RateLimitedLog, safeAddress } from '../log.js';
+import { type ProxyHeaderResult, readProxyHeader } from '../proxy/accept.js';
+import type { TrustList } from '../proxy/trust.js';
+import { countError, type ServerStats } from '../stats.js';
+import type { NativeConnection } from '../tcp/native.js';
+import {
+  type ConnectionFigures,
+  type ConnectionsPage,
+  type ConnectionsQuery,
+  ConnectionTable,
+  type ConnectionEntry,
+} from './connections.js';
+import { SourceLimit } from './source-limit.js';
+
+/**
+ * Admission: which accepted TCP connections are served, as one flat sequence
+ * (docs/protocol.md, the *accepted* row): the connection limit, the trust list,
+ * then (without PROXY protocol) the per-source limit, or (with it) the PROXY header
+ * and then the per-source limit on the client it names; then the hand-over to a
+ * transport ({@link ConnectionHandoff}). Each step refuses with an early return.
+ *
+ * An admitted connection has one close path, {@link Admission.release}: it gives
+ * back the connection's slot, its per-source count and its `/connections` entry,
+ * whatever ended it (the client, a timeout, a bad PROXY header, a failed TLS
+ * handshake, a refusal after the header, the server closing). It runs when the
+ * socket closes, or, for a connection the native transport took off its socket,
+ * when the transport reports the end.
+ */
+
+/** An admitted connection: its `/connections` entry, its counters, and what serves it. */
+export class AdmittedConnection implements ConnectionEntry {
+  readonly openedAt = Date.now();
+  /**
+   * `native` once the native transport has taken the connection off its socket: the
+   * socket's close is then not the connection's end, the transport reports that.
+   */
+  engine: 'stream' | 'native' | null = null;
+  state: 'proxy' | 'handshake' | 'open';
+  clientAddress: string | undefined;
+  clientPort: number | undefined;
+  proxy: { address: string | undefined; port: number | undefined; version: 1 | 2 } | null = null;
+  /** Log fields of this connection's lines: the client, and with PROXY protocol the balancer. Never payload. */
+  readonly logFields: Record<string, unknown>;
+  /** The per-source key it is counted under; null while not counted (waiting for the PROXY header, or refused). */
+  source: string | null = null;
+  // The stream transport keeps these up to date (ConnectionCounters of src/tcp/connection.ts).
+  bytesIn = 0;
+  bytesOut = 0;
+  lastActive = 0;
+  /** What serves its bytes, once served: a stream (the socket, or the TLS socket over it) or the addon. */
+  stream: { readonly writableLength: number } | null = null;
+  native: NativeConnection | null = null;
+  /** The accepted socket; null once the native transport has taken the connection off it (it is destroyed then). */
+  socket: net.Socket | null;
+
+  constructor(
+    readonly id: number,
+    readonly transport: 'tcp' | 'tls',
+    socket: net.Socket,
+  ) {
+    this.socket = socket;
+    this.state = 'open';
+    this.clientAddress = socket.remoteAddress;
+    this.clientPort = socket.remotePort;
+    this.logFields = { transport, remoteAddress: safeAddress(socket.remoteAddress), remotePort: socket.remotePort };
+  }
+
+  figures(now: number): ConnectionFigures | null {
+    if (this.native !== null) return this.native.figures();
+    if (this.stream === null) return null;
+    return { bytesIn: this.bytesIn, bytesOut: this.bytesOut, idleMs: now - this.lastActive, owedBytes: this.stream.writableLength };
+  }
+
+  /** Closes it now, wherever it is; its close path follows. */
+  destroy(): void {
+    if (this.native !== null) this.native.destroy();
+    else this.socket?.destroy();
+  }
+}
+
+/** Where admitted connections go: the transports (src/server/dispatch.ts). */
+export interface ConnectionHandoff {
+  /**
+   * Serves `conn`, accepted on `socket`, whose client is known. A transport that
+   * takes the connection off its socket sets `conn.engine = 'native'` first, and
+   * calls `closed(conn)` once when it ends.
+   */
+  serve(conn: AdmittedConnection, socket: net.Socket, closed: (conn: AdmittedConnection) => void): void;
+}
+
+export interface AdmissionOptions {
+  /** Open connections at most, both listeners together. */
+  maxConnections: number;
+  /** Open connections per source at most; 0: no limit. */
+  maxConnectionsPerSource: number;
+  /** Peers allowed to send PROXY headers; null when PROXY protocol is off. */
+  trustedProxies: TrustList | null;
+  /** Milliseconds a PROXY header may take. */
+  proxyHeaderTimeoutMs: number;
+  stats: ServerStats;
+  logger: Logger;
+  warnings: RateLimitedLog;
+}
+
+/** The connections one server admits and holds open. */
+export class Admission {
+  /** The connection limit in force (the server may lower it to fit the open-file limit). */
+  maxConnections: number;
+  private readonly options: AdmissionOptions;
+  private readonly handoff: ConnectionHandoff;
+  /** The open connections, oldest first; its size is the slots in use. */
+  private readonly table = new ConnectionTable<AdmittedConnection>();
+  private readonly perSource: SourceLimit;
+  private emptied: { promise: Promise<void>; resolve: () => void } | null = null;
+  // One function for every connection the native transport reports closed.
+  private readonly closed = (conn: AdmittedConnection): void => this.release(conn);
+
+  constructor(options: AdmissionOptions, handoff: ConnectionHandoff) {
+    this.options = options;
+    this.handoff = handoff;
+    this.maxConnections = options.maxConnections;
+    this.perSource = new SourceLimit(options.maxConnectionsPerSource);
+  }
+
+  /** Admits, or refuses, a connection a listener has just accepted. */
+  admit(socket: net.Socket, transport: 'tcp' | 'tls'): void {
+    const { stats, trustedProxies } = this.options;
+    if (this.table.size >= this.maxConnections) {
+      // Each listener's own maxConnections only counts its own connections.
+      this.dropped(transport, socket.remoteAddress);
+      socket.destroy();
+      return;
+    }
+    if (trustedProxies !== null && socket.remoteAddress === undefined) {
+      // Reset before we got to it (as HAProxy's health checks do): nobody to refuse.
+      stats.proxyRejected.truncated++;
+      socket.destroy();
+      return;
+    }
+    if (trustedProxies !== null && !trustedProxies.has(socket.remoteAddress)) {
+      // PROXY protocol is on: only a trusted balancer may speak here, or anyone could claim any address.
+      stats.proxyRejected.untrusted++;
+      this.options.warnings.warn(
+        'tcp:proxy_untrusted',
+        { transport, remoteAddress: safeAddress(socket.remoteAddress), remotePort: socket.remotePort, reason: 'untrusted' },
+        'connection refused: peer is not a trusted proxy',
+      );
+      socket.resetAndDestroy();
+      return;
+    }
+    // Without PROXY protocol the client is the peer: its per-source count is taken before
+    // the connection is counted; with it, once the header has named the client.
+    const source = trustedProxies === null ? this.perSource.acquire(socket.remoteAddress) : null;
+    if (trustedProxies === null && source === null) {
+      this.refusedPerSource(transport, socket.remoteAddress);
+      socket.destroy();
+      return;
+    }
+    const conn = this.open(socket, transport);
+    conn.source = source;
+    if (trustedProxies === null) {
+      this.handoff.serve(conn, socket, this.closed);
+      return;
+    }
+    conn.state = 'proxy';
+    readProxyHeader(socket, this.options.proxyHeaderTimeoutMs, (result) => this.proxyHeaderRead(conn, socket, result));
+  }
+
+  /** Counts and logs a connection refused because the connection limit was reached. */
+  dropped(transport: 'tcp' | 'tls', remoteAddress: string | undefined): void {
+    this.options.stats.connectionsRefused++;
+    this.options.warnings.warn(
+      'tcp:max_connections',
+      { transport, remoteAddress: safeAddress(remoteAddress), limit: this.maxConnections },
+      'connection refused: max connections reached',
+    );
+  }
+
+  /** Open connections now (in every state: PROXY header, TLS handshake, served). */
+  get size(): number {
+    return this.table.size;
+  }
+
+  /** One page of the open connections, oldest first (`/connections`). */
+  page(query: ConnectionsQuery): ConnectionsPage {
+    return this.table.page(query);
+  }
+
+  /** Resolves once no connection is open (at once when none is). */
+  whenEmpty(): Promise<void> {
+    if (this.table.size === 0) return Promise.resolve();
+    if (this.emptied === null) {
+      let resolve!: () => void;
+      const promise = new Promise<void>((r) => {
+        resolve = r;
+      });
+      this.emptied = { promise, resolve };
+    }
+    return this.emptied.promise;
+  }
+
+  /** Closes every open connection; each one's close path follows. */
+  destroyAll(): void {
+    for (const conn of this.table.values()) conn.destroy();
+  }
+
+  /** Counts the connection and makes its socket's close its close path. */
+  private open(socket: net.Socket, transport: 'tcp' | 'tls'): AdmittedConnection {
+    const { stats } = this.options;
+    stats.connectionsOpen++;
+    stats.connectionsTotal++;
+    const conn = new AdmittedConnection(this.table.nextId(), transport, socket);
+    this.table.add(conn);
+    socket.on('close', () => {
+      if (conn.engine !== 'native') this.release(conn);
+    });
+    return conn;
+  }
+
+  private proxyHeaderRead(conn: AdmittedConnection, socket: net.Socket, result: ProxyHeaderResult): void {
+    if (!result.ok) {
+      this.rejectProxyHeader(conn, result);
+      socket.destroy();
+      return;
+    }
+    this.options.stats.proxyAccepted++;
+    const { source, version } = result.header;
+    // LOCAL (health checks), v1 UNKNOWN and v2 UNSPEC/UNIX carry no client address: the peer stands.
+    if (source !== null) {
+      conn.proxy = { address: socket.remoteAddress, port: socket.remotePort, version };
+      conn.clientAddress = source.address;
+      conn.clientPort = source.port;
+      // Log lines name the client from the header, with the balancer as proxyAddress.
+      conn.logFields.remoteAddress = safeAddress(source.address);
+      conn.logFields.remotePort = source.port;
+      conn.logFields.proxyAddress = safeAddress(socket.remoteAddress);
+      conn.logFields.proxyVersion = version;
+    }
+    // Behind a balancer the per-source limit counts the client from the header (or, for
+    // LOCAL/UNKNOWN, the balancer itself).
+    conn.source = this.perSource.acquire(conn.clientAddress);
+    if (conn.source === null) {
+      this.refusedPerSource(conn.transport, conn.clientAddress);
+      socket.destroy();
+      return;
+    }
+    conn.state = 'open';
+    this.handoff.serve(conn, socket, this.closed);
+    // readProxyHeader leaves the socket paused with the bytes after the header unshifted;
+    // TLS reads those itself (the socket must stay paused, or they would flow past it).
+    if (conn.transport === 'tcp') socket.resume();
+  }
+
+  /**
+   * The close path: gives back the connection's slot, its per-source count and its
+   * `/connections` entry. Runs once per admitted connection.
+   */
+  private release(conn: AdmittedConnection): void {
+    if (!this.table.delete(conn)) return;
+    this.options.stats.connectionsOpen--;
+    if (conn.source !== null) this.perSource.release(conn.source);
+    conn.source = null;
+    this.options.logger.debug(conn.logFields, 'connection closed');
+    if (this.table.size === 0 && this.emptied !== null) {
+      this.emptied.resolve();
+      this.emptied = null;
+    }
+  }
+
+  private refusedPerSource(transport: 'tcp' | 'tls', remoteAddress: string | undefined): void {
+    this.options.stats.connectionsRefusedPerSource++;
+    this.options.warnings.warn(
+      'tcp:max_connections_per_source',
+      { transport, remoteAddress: safeAddress(remoteAddress), limit: this.options.maxConnectionsPerSource },
+      'connection refused: max connections per source reached',
+    );
+  }
+
+  private rejectProxyHeader(conn: AdmittedConnection, result: Extract<ProxyHeaderResult, { ok: false }>): void {
+    const { stats } = this.options;
+    stats.proxyRejected[result.reason]++;
+    if (result.error !== undefined) countError(stats, result.error.code);
+    const fields = { ...conn.logFields, reason: result.reason, code: 'UPCASE_ERR_PROXY_PROTOCOL', err: result.message };
+    if (result.reason === 'truncated' && result.bytes === 0) {
+      // Connect-then-close is what plain TCP health checks do: not worth a warning.
+      this.options.logger.debug(fields, 'connection closed before a PROXY header');
+    } else {
+      this.options.warnings.warn(`tcp:proxy_${result.reason}`, fields, 'PROXY header rejected; closing');
+    }
+  }
+}

@@ -1,0 +1,154 @@
+import type net from 'node:net';
+import type { Duplex } from 'node:stream';
+import type { Logger } from 'pino';
+import type { RateLimitedLog } from '../log.js';
+import { countError, type ServerStats } from '../stats.js';
+import { handleConnection } from '../tcp/connection.js';
+import type { NativeCloseReason, NativeTcpTransport } from '../tcp/native.js';
+import type { TlsAcceptor } from '../tls/server.js';
+import type { Tracer } from '../trace.js';
+import type { AdmittedConnection, ConnectionHandoff } from './admission.js';
+
+/**
+ * Transport dispatch: an admitted TCP connection is served by the native addon
+ * (plain TCP, when it is in use and can take the socket), by node:net streams, or,
+ * on the TLS listener, by streams after the TLS handshake. Every path counts and
+ * logs as the others do (docs/protocol.md, the TCP connection table).
+ */
+
+export interface DispatchOptions {
+  stats: ServerStats;
+  logger: Logger;
+  warnings: RateLimitedLog;
+  /** Milliseconds; 0 = never. */
+  idleTimeoutMs: number;
+  writeTimeoutMs: number;
+  /** Reports each socket step (`upcase serve --trace`); null when not tracing. */
+  tracer: Tracer | null;
+}
+
+export class TcpDispatch implements ConnectionHandoff {
+  /** Serves plain TCP when the native transport is in use; set while the server binds. */
+  native: NativeTcpTransport | null = null;
+  /** Does the handshakes of the TLS listener; set while the server binds, with TLS on. */
+  tls: TlsAcceptor | null = null;
+  private readonly options: DispatchOptions;
+  /** Connection sockets accepted so far, numbered for the trace. */
+  private accepted = 0;
+
+  constructor(options: DispatchOptions) {
+    this.options = options;
+  }
+
+  serve(conn: AdmittedConnection, socket: net.Socket, closed: (conn: AdmittedConnection) => void): void {
+    const trace = this.traceAccept(conn);
+    if (conn.transport === 'tls' && this.tls !== null) {
+      this.handshake(conn, socket, this.tls, trace);
+      return;
+    }
+    this.options.logger.debug(conn.logFields, 'connection open');
+    if (this.native !== null && this.adopt(conn, socket, this.native, closed)) return;
+    this.stream(conn, socket, false, trace);
+  }
+
+  /** Hands the connection to the addon; false when it cannot take this socket (serve it with streams). */
+  private adopt(
+    conn: AdmittedConnection,
+    socket: net.Socket,
+    native: NativeTcpTransport,
+    closed: (conn: AdmittedConnection) => void,
+  ): boolean {
+    // Before adopt, which destroys the socket: its 'close' is then not this connection's end.
+    conn.engine = 'native';
+    conn.native = native.adopt(socket, (reason, code, message) => {
+      this.nativeClosed(reason, code, message, conn.logFields);
+      closed(conn);
+    });
+    if (conn.native === null) {
+      conn.engine = null;
+      return false;
+    }
+    // The destroyed socket is not kept alive for the connection's whole life.
+    conn.socket = null;
+    return true;
+  }
+
+  private stream(conn: AdmittedConnection, stream: Duplex, tls: boolean, trace: { tracer: Tracer; id: number } | undefined): void {
+    const { stats, logger, idleTimeoutMs, writeTimeoutMs } = this.options;
+    conn.engine = 'stream';
+    conn.stream = stream;
+    conn.lastActive = Date.now();
+    handleConnection(stream, {
+      counters: conn,
+      stats,
+      logger,
+      ownsChunks: true,
+      idleTimeoutMs,
+      writeTimeoutMs,
+      logFields: conn.logFields,
+      trace,
+      tls,
+    });
+  }
+
+  private handshake(
+    conn: AdmittedConnection,
+    socket: net.Socket,
+    tls: TlsAcceptor,
+    trace: { tracer: Tracer; id: number } | undefined,
+  ): void {
+    conn.state = 'handshake';
+    tls.accept(socket, {
+      secure: (secure) => {
+        conn.state = 'open';
+        this.options.stats.tlsHandshakes++;
+        conn.logFields.tlsProtocol = secure.getProtocol();
+        this.options.logger.debug(conn.logFields, 'connection open');
+        this.stream(conn, secure, true, trace);
+      },
+      failed: (err) => this.tlsHandshakeFailed(err, conn.logFields),
+    });
+  }
+
+  /** accept() has made connection socket #n; undefined when not tracing. */
+  private traceAccept(conn: AdmittedConnection): { tracer: Tracer; id: number } | undefined {
+    const { tracer } = this.options;
+    if (tracer === null) return undefined;
+    const id = ++this.accepted;
+    const client = { address: conn.clientAddress ?? '?', port: conn.clientPort ?? 0 };
+    tracer({ type: 'accept', transport: conn.transport, id, client });
+    return { tracer, id };
+  }
+
+  /** Counts and logs how a natively served connection ended, as handleConnection does. */
+  private nativeClosed(
+    reason: NativeCloseReason,
+    code: string | undefined,
+    message: string | undefined,
+    logFields: Record<string, unknown>,
+  ): void {
+    const { logger } = this.options;
+    // The addon counted timeouts already (NativeTcpCounters), as they happened.
+    if (reason === 'idle') {
+      logger.debug({ ...logFields, code: 'UPCASE_ERR_TIMEOUT' }, 'idle timeout; closing');
+    } else if (reason === 'stall') {
+      logger.debug({ ...logFields, code: 'UPCASE_ERR_TIMEOUT' }, 'client left replies unread; closing');
+    } else if (reason === 'error') {
+      countError(this.options.stats, code);
+      logger.debug({ ...logFields, code, err: message }, 'connection error');
+    }
+  }
+
+  private tlsHandshakeFailed(err: NodeJS.ErrnoException, logFields: Record<string, unknown>): void {
+    const { stats, logger, warnings } = this.options;
+    stats.tlsHandshakeErrors++;
+    countError(stats, err.code);
+    const fields = { ...logFields, code: err.code, err: err.message };
+    if (err.code === 'ECONNRESET') {
+      // Connect-then-close (health checks, port scans) is not worth a warning.
+      logger.debug(fields, 'tls handshake: peer went away');
+    } else {
+      warnings.warn(`tls:handshake:${err.code}`, fields, 'tls handshake failed; closing');
+    }
+  }
+}
