@@ -43,7 +43,11 @@ export async function serveSingle(server: UpcaseServer, options: ServeOptions): 
   return runUntilDrained(shutdown, options, {
     logger: server.logger,
     endpoint: {
-      source: createMetricsRegistry({ stats: () => server.stats, info: () => server.info(), udpKernelDrops: () => server.udpKernelDrops() }),
+      source: createMetricsRegistry({
+        stats: () => server.stats,
+        info: () => server.info(),
+        udpKernelDrops: () => server.udpKernelDrops(),
+      }),
       ready: () => server.state === 'listening',
       connections: (query) => server.listConnections(query),
     },
