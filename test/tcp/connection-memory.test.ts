@@ -2,11 +2,11 @@ import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import net from 'node:net';
 import { Duplex } from 'node:stream';
-import v8 from 'node:v8';
 import { describe, test } from 'node:test';
 import { silentLogger } from '../../src/log.js';
 import { createStats } from '../../src/stats.js';
 import { handleConnection } from '../../src/tcp/connection.js';
+import { countObjects } from '../helpers/heap.js';
 import { delay, TcpClient, within } from '../helpers/net.js';
 
 /**
@@ -129,28 +129,6 @@ describe('handleConnection over an in-memory Duplex', () => {
     assert.equal(stats.errors.ECONNRESET, 1);
   });
 });
-
-/** How many objects the heap holds of each of `names` (constructor names), from a heap snapshot. */
-async function countObjects(names: readonly string[]): Promise<Record<string, number>> {
-  let text = '';
-  for await (const chunk of v8.getHeapSnapshot()) text += chunk;
-  const snapshot = JSON.parse(text) as {
-    snapshot: { meta: { node_fields: string[]; node_types: [string[]] } };
-    nodes: number[];
-    strings: string[];
-  };
-  const fields = snapshot.snapshot.meta.node_fields;
-  const nameAt = fields.indexOf('name');
-  const typeAt = fields.indexOf('type');
-  const objectType = snapshot.snapshot.meta.node_types[0].indexOf('object');
-  const counts: Record<string, number> = Object.fromEntries(names.map((n) => [n, 0]));
-  for (let i = 0; i < snapshot.nodes.length; i += fields.length) {
-    if (snapshot.nodes[i + typeAt] !== objectType) continue;
-    const name = snapshot.strings[snapshot.nodes[i + nameAt]!]!;
-    if (name in counts) counts[name]!++;
-  }
-  return counts;
-}
 
 describe('what an idle connection keeps (docs/benchmarks.md, memory per idle connection)', () => {
   test('after a round trip: no codec state and no timer of its own, with both timeouts on', async (t) => {
