@@ -599,6 +599,13 @@ async function idle(m) {
       rssAfterKb: after.kb,
       settled: before.settled && after.settled,
       floorKb: m.floorKb,
+      heap:
+        before.usage === null || after.usage === null
+          ? undefined
+          : {
+              growthKb: (after.usage.heapUsed - before.usage.heapUsed) / 1024,
+              freeBeforeKb: (before.usage.heapTotal - before.usage.heapUsed) / 1024,
+            },
     });
     const perConn = (a, b) => (a === undefined || b === undefined ? undefined : Math.round(((b - a) / open) * 10) / 10);
     const raw = {

@@ -27,7 +27,17 @@ export interface IdleMemorySample {
    * may then be 0, never negative.
    */
   floorKb: number;
+  /**
+   * For a Node.js server: its JS heap's growth over the same interval (heapUsed after − before, KiB)
+   * and the heap's free space before (heapTotal − heapUsed, KiB). New objects either fill that free
+   * space or take pages that become resident, so RSS cannot have grown by less than the heap grew
+   * beyond it.
+   */
+  heap?: { growthKb: number; freeBeforeKb: number };
 }
+
+// Slack for the cross-check with the heap: RSS is read a moment apart from memoryUsage().
+const HEAP_TOLERANCE_KB = 256;
 
 export type IdleMemoryVerdict = { ok: true; kbPerConnection: number } | { ok: false; kbPerConnection: number; reason: string };
 
@@ -43,6 +53,13 @@ export function judgeIdleMemory(s: IdleMemorySample): IdleMemoryVerdict {
   }
   if (kbPerConnection < s.floorKb) {
     return fail(`${round2(kbPerConnection)} KB per connection is below the ${s.floorKb} KB a connection must cost: noise`);
+  }
+  if (s.heap !== undefined) {
+    const rssGrowth = s.rssAfterKb - s.rssBeforeKb;
+    const least = s.heap.growthKb - s.heap.freeBeforeKb - HEAP_TOLERANCE_KB;
+    if (rssGrowth < least) {
+      return fail(`RSS grew by ${round2(rssGrowth)} KiB, less than the JS heap's ${round2(least)} KiB beyond its free space: noise`);
+    }
   }
   return { ok: true, kbPerConnection };
 }

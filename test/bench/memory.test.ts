@@ -44,6 +44,16 @@ describe('judgeIdleMemory: a figure only from a plausible measurement', () => {
     assert.equal(judgeIdleMemory(sample({ open: 0 })).ok, false);
   });
 
+  test('RSS growth below what the JS heap grew beyond its free space is noise', () => {
+    // 4,000 KiB of RSS, but the heap grew by 6,000 KiB with only 1,000 KiB free before.
+    const v = judgeIdleMemory(sample({ heap: { growthKb: 6_000, freeBeforeKb: 1_000 } }));
+    assert.equal(v.ok, false);
+    assert.match(!v.ok ? v.reason : '', /less than the JS heap's/);
+    // The same growth fits in the free space it had, or exceeds RSS only by the tolerance: a figure.
+    assert.equal(judgeIdleMemory(sample({ heap: { growthKb: 6_000, freeBeforeKb: 2_500 } })).ok, true);
+    assert.equal(judgeIdleMemory(sample({ heap: { growthKb: 4_200, freeBeforeKb: 0 } })).ok, true);
+  });
+
   test('an RSS that did not settle fails', () => {
     assert.deepEqual(judgeIdleMemory(sample({ settled: false })), { ok: false, kbPerConnection: 2, reason: 'RSS did not settle' });
   });
