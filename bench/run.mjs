@@ -13,6 +13,7 @@
 //   --bulk-bytes N           UPCASE_BENCH_BULK_BYTES   bytes streamed per ASCII bulk run (full: 1 GiB)
 //   --bulk-utf8-bytes N      UPCASE_BENCH_BULK_UTF8_BYTES   per UTF-8 bulk run (full: 1 GiB)
 //   --idle-conns N           UPCASE_BENCH_IDLE_CONNS   connections held open at once (full: 15000)
+//   --memory-rounds N        UPCASE_BENCH_MEMORY_ROUNDS   fresh servers per memory figure (full: 3, quick: 2)
 //   --only a,b               only these workloads (ids below)
 //   --peers a,b              only these peers (upcase, naive, python, socat, c)
 //   --out DIR                where latest.md/latest.json and charts go (default bench/results)
@@ -54,7 +55,7 @@ if (flags.help) {
     `${readFileSync(fileURLToPath(import.meta.url), 'utf8')
       .split('\n')
       .filter((l) => l.startsWith('//'))
-      .slice(0, 20)
+      .slice(0, 21)
       .join('\n')}\n`,
   );
   process.exit(0);
@@ -76,6 +77,7 @@ const config = {
   // ±20%. The slowest peer (naive Node, about 40 MB/s) then takes about 25 s of its 120.
   bulkUtf8Bytes: Math.round(num('bulk-utf8-bytes', 'UPCASE_BENCH_BULK_UTF8_BYTES', 1024 ** 3, 128 * 1024 ** 2)),
   idleConns: Math.round(num('idle-conns', 'UPCASE_BENCH_IDLE_CONNS', 15_000, 2_000)),
+  memoryRounds: Math.round(num('memory-rounds', 'UPCASE_BENCH_MEMORY_ROUNDS', 3, 2)),
   out: flags.out ?? join(ROOT, 'bench', 'results'),
 };
 const only = flags.only ? new Set(flags.only.split(',')) : null;
@@ -249,6 +251,7 @@ if (!hasPython) notes.push('python3 is not installed: the textbook servers are s
 // Bulk payloads: whole characters, so the expected stream is the uppercase pattern repeated.
 const { makeBody } = await import(join(ROOT, 'dist', 'bench', 'payload.js'));
 const { upcase } = await import(join(ROOT, 'dist', 'codec', 'upcase.js'));
+const { judgeIdleMemory, rssSettled, summarizeIdleMemory, idleMemoryTargetMet } = await import(join(ROOT, 'dist', 'bench', 'memory.js'));
 const patterns = {};
 for (const kind of ['ascii', 'utf8']) {
   const body = makeBody(kind, 64 * 1024, 42);
@@ -267,35 +270,32 @@ const PEERS = [
   { id: 'c', title: 'C epoll (ceiling)' },
 ];
 
+/** `upcase serve` as every workload runs it, on `port`. */
+const upcaseServeArgs = (port) => [
+  BIN,
+  'serve',
+  '--host',
+  '127.0.0.1',
+  '--port',
+  String(port),
+  '--udp-rate-limit',
+  '0',
+  '--max-connections',
+  '20000',
+  // Every load comes from 127.0.0.1: no per-source limit.
+  '--max-connections-per-source',
+  '0',
+  '--log-level',
+  'warn',
+];
+const want = (id) => onlyPeers === null || onlyPeers.has(id) || id === 'c' || id === 'upcase';
+
 async function startPeers() {
   const started = {};
-  const want = (id) => onlyPeers === null || onlyPeers.has(id) || id === 'c' || id === 'upcase';
   let port = await freePort();
   started.upcase = {
     port,
-    proc: await startPeer(
-      'upcase serve',
-      process.execPath,
-      [
-        BIN,
-        'serve',
-        '--host',
-        '127.0.0.1',
-        '--port',
-        String(port),
-        '--udp-rate-limit',
-        '0',
-        '--max-connections',
-        '20000',
-        // Every load comes from 127.0.0.1: no per-source limit.
-        '--max-connections-per-source',
-        '0',
-        '--log-level',
-        'warn',
-      ],
-      port,
-      { readyText: 'ready to receive' },
-    ),
+    proc: await startPeer('upcase serve', process.execPath, upcaseServeArgs(port), port, { readyText: 'ready to receive' }),
   };
   if (want('naive')) {
     port = await freePort();
@@ -437,7 +437,8 @@ const WORKLOADS = [
     unit: 'KB RSS/conn',
     higher: false,
     na: { python: 'one client at a time', socat: 'a process pair per connection' },
-    loadgen: (p) => idle(p),
+    // Measured in a phase of its own, on fresh servers (MEMORY_SERVERS).
+    memory: true,
   },
   {
     id: 'ping-pong',
@@ -475,10 +476,52 @@ async function bulk(p, kind) {
   return { value: j.mbps, errors: j.correct ? 0 : 1, wrong: !j.correct, raw: j };
 }
 
-async function idle(p) {
-  const pid = p.proc.pid;
-  const before = rssKb(pid);
-  const child = spawn(LOADGEN, ['idle', '-p', String(p.port), '-n', String(config.idleConns), '-s', '64', '-d', '60', '-H', '90'], {
+// ------------------------------------------------------------------ memory per idle connection
+//
+// Each figure comes from a fresh server process (a server's RSS never shrinks back after a load,
+// so a second measurement in the same process would reuse the first one's freed memory and read
+// too little). Per server and round: a warm-up batch is opened and closed (code compiled, lazily
+// made structures made); a full, memory-reducing GC (Node.js servers: bench/peers/gc-hook.cjs on SIGUSR2); RSS is
+// sampled until it settles (the baseline); N connections are opened, one round trip each, and
+// held; GC and settle again; (after − before) ÷ N. judgeIdleMemory (src/bench/memory.ts) refuses
+// a figure from lost connections, an RSS that did not settle, or one below what a connection
+// must cost (floorKb). RSS is user space only: the kernel's socket memory (struct tcp_sock, the
+// socket inode, the file, the epoll item: about 3.5 KiB per socket in /proc/slabinfo, and buffers
+// while bytes are queued) is not in it, and is the same whichever server holds the socket.
+
+const GC_HOOK = join(ROOT, 'bench', 'peers', 'gc-hook.cjs');
+const MEMORY_SERVERS = [
+  // floorKb: a libuv poll handle (160 B) and conn_t (native/tcp_serve.c) with malloc's overhead.
+  {
+    id: 'upcase',
+    title: 'upcase serve, native transport',
+    floorKb: 0.25,
+    node: (port) => [...upcaseServeArgs(port), '--tcp-transport', 'native'],
+    readyText: 'ready to receive',
+  },
+  // floorKb: a net.Socket with its TCPWrap and stream state is well over half a KiB.
+  {
+    id: 'upcase-stream',
+    title: 'upcase serve, stream transport',
+    floorKb: 0.5,
+    node: (port) => [...upcaseServeArgs(port), '--tcp-transport', 'stream'],
+    readyText: 'ready to receive',
+  },
+  {
+    id: 'naive',
+    title: 'naive Node',
+    floorKb: 0.5,
+    node: (port) => [join(ROOT, 'bench', 'peers', 'naive.mjs'), String(port)],
+    readyText: 'ready',
+  },
+  // floorKb 0: it keeps nothing per idle connection in user space (its struct conn array is
+  // touched only when a reply is owed; the epoll item is the kernel's).
+  { id: 'c', title: 'C epoll (ceiling)', floorKb: 0, cmd: (port) => [EPOLL, String(port)], readyText: 'ready' },
+].filter((m) => want(m.id) || m.id === 'upcase-stream');
+
+/** Opens `n` connections with `loadgen idle`, one round trip each, and holds them until release(). */
+async function holdConnections(port, n) {
+  const child = spawn(LOADGEN, ['idle', '-p', String(port), '-n', String(n), '-s', '64', '-d', '60', '-H', '120'], {
     stdio: ['pipe', 'pipe', 'pipe'],
   });
   children.add(child);
@@ -486,25 +529,102 @@ async function idle(p) {
   child.stdout.on('data', (d) => (out += d));
   const deadline = Date.now() + 70_000;
   while (!out.includes('"ready"') && Date.now() < deadline && child.exitCode === null) await new Promise((r) => setTimeout(r, 50));
-  await new Promise((r) => setTimeout(r, 500));
-  const after = rssKb(pid);
-  child.stdin.end();
-  const closed = once(child, 'close');
-  const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
-  await closed;
-  clearTimeout(timer);
-  children.delete(child);
   const ready = lastJson(out.split('\n')[0] ?? '');
-  const final = lastJson(out);
-  if (ready === null || final === null) return { failed: 'loadgen idle did not report' };
-  const open = final.open;
-  const perConn = open > 0 ? (after - before) / open : NaN;
   return {
-    value: Math.round(perConn * 100) / 100,
-    errors: config.idleConns - open,
-    open,
-    raw: { ...final, rssBeforeKb: before, rssAfterKb: after, openSeconds: ready.seconds },
+    ready,
+    release: async () => {
+      const closed = once(child, 'close');
+      child.stdin.end();
+      const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
+      await closed;
+      clearTimeout(timer);
+      children.delete(child);
+      return lastJson(out);
+    },
   };
+}
+
+/** A full GC in a server started with the hook (memoryUsage() after it), then RSS sampled until it settles. */
+async function settledRss(server) {
+  let usage = null;
+  if (server.gcLines !== null) {
+    const seen = server.gcLines.length;
+    server.proc.kill('SIGUSR2');
+    const deadline = Date.now() + 5_000;
+    while (server.gcLines.length === seen && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    usage = server.gcLines[seen] ?? null;
+    if (usage === null) return { kb: rssKb(server.proc.pid), settled: false, usage };
+  }
+  const samples = [];
+  const deadline = Date.now() + 10_000;
+  while (Date.now() < deadline) {
+    samples.push(rssKb(server.proc.pid));
+    // Five samples 100 ms apart within 64 KiB (16 pages): nothing is still being freed or touched.
+    if (rssSettled(samples, 5, 64)) return { kb: samples.at(-1), settled: true, usage };
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return { kb: samples.at(-1), settled: false, usage };
+}
+
+/** One memory figure: a fresh `m` server, a baseline, `config.idleConns` connections held. */
+async function idle(m) {
+  const port = await freePort();
+  const [cmd, ...args] = m.node ? [process.execPath, '--require', GC_HOOK, ...m.node(port)] : m.cmd(port);
+  const proc = await startPeer(m.title, cmd, args, port, { readyText: m.readyText });
+  const server = { proc, gcLines: m.node ? [] : null };
+  if (server.gcLines !== null) {
+    let buffered = '';
+    proc.stderr.on('data', (d) => {
+      buffered += d;
+      for (let i = buffered.indexOf('\n'); i >= 0; i = buffered.indexOf('\n')) {
+        const line = buffered.slice(0, i);
+        buffered = buffered.slice(i + 1);
+        if (line.startsWith('bench-gc ')) server.gcLines.push(JSON.parse(line.slice('bench-gc '.length)));
+      }
+    });
+  }
+  try {
+    const warm = await holdConnections(port, Math.min(200, Math.ceil(config.idleConns / 10)));
+    await warm.release();
+    const before = await settledRss(server);
+    const held = await holdConnections(port, config.idleConns);
+    const after = await settledRss(server);
+    const final = await held.release();
+    if (held.ready === null || final === null) return { failed: 'loadgen idle did not report' };
+    const open = Math.min(held.ready.open, final.open);
+    const verdict = judgeIdleMemory({
+      requested: config.idleConns,
+      open,
+      rssBeforeKb: before.kb,
+      rssAfterKb: after.kb,
+      settled: before.settled && after.settled,
+      floorKb: m.floorKb,
+      heap:
+        before.usage === null || after.usage === null
+          ? undefined
+          : {
+              growthKb: (after.usage.heapUsed - before.usage.heapUsed) / 1024,
+              freeBeforeKb: (before.usage.heapTotal - before.usage.heapUsed) / 1024,
+            },
+    });
+    const perConn = (a, b) => (a === undefined || b === undefined ? undefined : Math.round(((b - a) / open) * 10) / 10);
+    const raw = {
+      ...final,
+      rssBeforeKb: before.kb,
+      rssAfterKb: after.kb,
+      kbPerConnection: Math.round(verdict.kbPerConnection * 1000) / 1000,
+      openSeconds: held.ready.seconds,
+      // Bytes per connection in the JS heap and off it (Buffers, addons), after GC: where RSS goes.
+      heapBytesPerConnection: perConn(before.usage?.heapUsed, after.usage?.heapUsed),
+      externalBytesPerConnection: perConn(before.usage?.external, after.usage?.external),
+    };
+    const value = Math.round(verdict.kbPerConnection * 100) / 100;
+    if (!verdict.ok) return { failed: verdict.reason, value, open, errors: config.idleConns - open, raw };
+    return { value, errors: config.idleConns - open, open, raw };
+  } finally {
+    proc.kill('SIGKILL');
+    children.delete(proc);
+  }
 }
 
 function fmtBytes(n) {
@@ -541,6 +661,7 @@ mkdirSync(config.out, { recursive: true });
 const results = {};
 for (let round = 0; round < config.rounds; round++) {
   for (const w of workloads) {
+    if (w.memory) continue;
     // Rotate the order every round, so no peer always runs first (or right after the ceiling).
     const order = activePeers.map((_, i) => activePeers[(i + round) % activePeers.length]);
     for (const peer of order) {
@@ -569,6 +690,26 @@ for (let round = 0; round < config.rounds; round++) {
 
 for (const p of Object.values(peers)) {
   for (const proc of p.procs ? Object.values(p.procs) : [p.proc]) proc.kill('SIGTERM');
+}
+
+// Memory per idle connection, once the other servers are gone: fresh servers, rotated each round.
+if (workloads.some((w) => w.memory)) {
+  for (let round = 0; round < config.memoryRounds; round++) {
+    const order = MEMORY_SERVERS.map((_, i) => MEMORY_SERVERS[(i + round) % MEMORY_SERVERS.length]);
+    for (const m of order) {
+      const t = Date.now();
+      let r;
+      try {
+        r = await idle(m);
+      } catch (err) {
+        r = { failed: String(err?.message ?? err) };
+      }
+      (((results['idle-conns'] ??= {})[m.id] ??= {}).loadgen ??= []).push(r);
+      const shown = r.failed ? `FAILED ${r.failed}` : `${fmt(r.value)} KB RSS/conn`;
+      const heap = r.raw?.heapBytesPerConnection === undefined ? '' : `, heap ${r.raw.heapBytesPerConnection} B/conn`;
+      log(`memory round ${round + 1}/${config.memoryRounds} ${m.id}: ${shown}${heap} [${((Date.now() - t) / 1000).toFixed(1)}s]`);
+    }
+  }
 }
 
 // ------------------------------------------------------------------ medians and ratios
@@ -699,19 +840,56 @@ if (has('bulk-utf8') && has('bulk-ascii')) {
   const wrong = summary['bulk-utf8'].upcase?.loadgen?.wrong;
   t('TCP bulk UTF-8 ≥ 0.5× upcase ASCII (and correct)', `${fmt(r)}×${wrong ? ' (wrong output)' : ''}`, r >= 0.5 && !wrong);
 }
+const memory = {};
 if (has('idle-conns')) {
-  const runs = results['idle-conns']?.upcase?.loadgen ?? [];
-  const open = Math.min(...runs.map((r) => r.open ?? 0));
-  const kb = figure(W_['idle-conns'], 'upcase');
+  for (const m of MEMORY_SERVERS) {
+    const runs = results['idle-conns']?.[m.id]?.loadgen ?? [];
+    memory[m.id] = summarizeIdleMemory(
+      runs.map((r) =>
+        r.failed ? { ok: false, reason: r.failed, kbPerConnection: r.value ?? NaN } : { ok: true, kbPerConnection: r.value },
+      ),
+    );
+  }
+  const shown = (id) => {
+    const s = memory[id];
+    return s.failures.length > 0 ? `FAILED (${s.failures.join('; ')})` : `${fmt(s.median)} KB`;
+  };
   t(
-    `${config.idleConns.toLocaleString('en-US')} connections open at once, all served, ≤ 3 KB RSS each`,
-    `${open} open, ${fmt(kb)} KB each`,
-    open === config.idleConns && kb <= 3,
+    `${config.idleConns.toLocaleString('en-US')} connections open at once, all served, ≤ 3 KB RSS each (native transport)`,
+    shown('upcase'),
+    idleMemoryTargetMet([memory.upcase], (kb) => kb <= 3),
   );
+  if (memory.naive !== undefined) {
+    t(
+      'stream transport ≤ naive Node in RSS per idle connection',
+      `${shown('upcase-stream')} vs ${shown('naive')}`,
+      idleMemoryTargetMet([memory['upcase-stream'], memory.naive], (stream, naive) => stream <= naive),
+    );
+  }
 }
 if (has('ping-pong')) {
   const r = figure(W_['ping-pong'], 'upcase') / figure(W_['ping-pong'], 'c');
   t('ping-pong p50 ≤ 1.5× C ceiling', `${fmt(r)}×`, r <= 1.5);
+}
+if (Object.keys(memory).length > 0) {
+  md.push('## Memory per idle connection');
+  md.push('');
+  md.push(
+    `Fresh server per round (${config.memoryRounds} rounds); RSS after a full GC (Node.js servers) once settled, before and after ${config.idleConns} connections each made one round trip; (after − before) ÷ open. ` +
+      "RSS is user space only: the kernel's own socket memory (about 3.5 KiB per socket, the same for every server) is not in it. A round with lost connections, an RSS that did not settle or a figure below the floor is a failed measurement; the heap columns are process.memoryUsage() deltas after the same GC.",
+  );
+  md.push('');
+  md.push('| server | KB RSS/conn (median) | rounds (min–max) | JS heap B/conn | off-heap B/conn | floor KB | failed rounds |');
+  md.push('|---|---:|---:|---:|---:|---:|---|');
+  for (const m of MEMORY_SERVERS) {
+    const s = memory[m.id];
+    const runs = (results['idle-conns']?.[m.id]?.loadgen ?? []).filter((r) => !r.failed);
+    const rawMedian = (key) => fmt(median(runs.map((r) => r.raw?.[key])));
+    md.push(
+      `| ${m.title} | ${fmt(s.median)} | ${fmt(s.min)}–${fmt(s.max)} | ${rawMedian('heapBytesPerConnection')} | ${rawMedian('externalBytesPerConnection')} | ${m.floorKb} | ${s.failures.length === 0 ? 'none' : s.failures.join('; ')} |`,
+    );
+  }
+  md.push('');
 }
 if (targets.length > 0) {
   md.push('## Targets (issue 8)');

@@ -54,70 +54,140 @@ type Resettable = Duplex & { resetAndDestroy?: () => unknown };
  *
  * Faults stay inside this connection: errors are counted and logged at debug
  * level, and the stream is destroyed. Memory per connection is bounded by the
- * stream's buffers plus one reply (at most 3× one read).
+ * stream's buffers plus one reply (at most 3× one read). An idle connection costs
+ * one small object besides its stream: the listeners are shared by every
+ * connection, the idle timeout is one timer per timeout value (IdleSweep), and the
+ * codec's state exists only while a character is cut across reads (see `codec`).
  */
 export function handleConnection(stream: Duplex, options: ConnectionOptions): void {
-  const { stats, logger } = options;
-  const upcaser = new Upcaser();
-  const pushOptions = { inPlace: options.ownsChunks === true };
-  const idleTimeoutMs = options.idleTimeoutMs ?? 0;
-  const writeTimeoutMs = options.writeTimeoutMs ?? 0;
-  const bytesIn = options.tls === true ? 'tlsBytesIn' : 'tcpBytesIn';
-  const bytesOut = options.tls === true ? 'tlsBytesOut' : 'tcpBytesOut';
-  let idleTimer: NodeJS.Timeout | null = null;
-  let stallTimer: NodeJS.Timeout | null = null;
+  const connection = new StreamConnection(stream, options);
+  (stream as Served)[kConnection] = connection;
+  stream.on('data', onData);
+  stream.on('end', onEnd);
+  stream.on('error', onError);
+  stream.on('close', onClose);
+  connection.idle?.add(connection);
+}
+
+const kConnection = Symbol('upcase.connection');
+type Served = Duplex & { [kConnection]: StreamConnection };
+
+// Upcaser.push with nothing held is a pure function of the chunk, so connections share one
+// Upcaser until a read ends inside a character: that one then stays with the connection
+// (it holds the character's first bytes) and a fresh one is shared from then on.
+let sharedUpcaser = new Upcaser();
+const IN_PLACE = { inPlace: true } as const;
+const COPY = { inPlace: false } as const;
+
+/** One connection's state; its listeners are the module's functions below, called with the stream as `this`. */
+class StreamConnection {
+  readonly stats: ServerStats;
+  readonly logger: Logger;
+  readonly logFields: Record<string, unknown> | undefined;
+  readonly counters: ConnectionCounters | undefined;
+  readonly trace: ConnectionTrace | null;
+  readonly pushOptions: typeof IN_PLACE | typeof COPY;
+  readonly tls: boolean;
+  readonly writeTimeoutMs: number;
+  /** This connection's own Upcaser while it holds the start of a character; null otherwise. */
+  upcaser: Upcaser | null = null;
+  /** The idle sweep this connection is in (null: no idle timeout), and its place there. */
+  idle: IdleSweep | null;
+  idlePrev: StreamConnection | null = null;
+  idleNext: StreamConnection | null = null;
+  inIdle = false;
+  /** performance.now() of the last traffic, for the idle timeout. */
+  lastTraffic = performance.now();
+  stallTimer: NodeJS.Timeout | null = null;
   // Bytes queued by a write that went asynchronous without a completion callback
-  // (see the 'data' handler); -1 when there is none.
-  let untrackedQueued = -1;
+  // (see onData); -1 when there is none.
+  untrackedQueued = -1;
   // Why reading is paused: the peer is not reading our replies, and/or this turn of the
   // event loop has no time left (turnSpent). It resumes when neither holds.
-  let waitingForDrain = false;
-  let yielding = false;
-  const resumeIfFree = (): void => {
-    if (!waitingForDrain && !yielding) stream.resume();
-  };
-  const nextTurn = (): void => {
-    yielding = false;
-    resumeIfFree();
-  };
+  waitingForDrain = false;
+  yielding = false;
+  private onWritten: ((err?: Error | null) => void) | null = null;
 
-  // Our own idle timer rather than net.Socket#setTimeout: that one, when a write
+  constructor(
+    readonly stream: Duplex,
+    options: ConnectionOptions,
+  ) {
+    this.stats = options.stats;
+    this.logger = options.logger;
+    this.logFields = options.logFields;
+    this.counters = options.counters;
+    this.tls = options.tls === true;
+    this.pushOptions = options.ownsChunks === true ? IN_PLACE : COPY;
+    this.writeTimeoutMs = options.writeTimeoutMs ?? 0;
+    this.idle = idleSweep(options.idleTimeoutMs ?? 0);
+    this.trace = options.trace === undefined ? null : new ConnectionTrace(options.trace.tracer, options.trace.id, this.tls ? 'tls' : 'tcp');
+  }
+
+  /** Uppercases the next chunk: this connection's Upcaser if it holds bytes, else the shared one. */
+  codec(chunk: Buffer): Buffer {
+    const own = this.upcaser;
+    if (own !== null) {
+      const out = own.push(chunk, this.pushOptions);
+      if (own.pendingBytes === 0) this.upcaser = null;
+      return out;
+    }
+    const out = sharedUpcaser.push(chunk, this.pushOptions);
+    if (sharedUpcaser.pendingBytes > 0) {
+      this.upcaser = sharedUpcaser;
+      sharedUpcaser = new Upcaser();
+    }
+    return out;
+  }
+
+  countIn(n: number): void {
+    if (this.tls) this.stats.tlsBytesIn += n;
+    else this.stats.tcpBytesIn += n;
+    if (this.counters !== undefined) this.counters.bytesIn += n;
+  }
+
+  countOut(n: number): void {
+    if (this.tls) this.stats.tlsBytesOut += n;
+    else this.stats.tcpBytesOut += n;
+    if (this.counters !== undefined) this.counters.bytesOut += n;
+  }
+
+  /** Traffic: the idle timeout starts over. */
+  touch(): void {
+    this.idle?.touch(this);
+    if (this.counters !== undefined) this.counters.lastActive = Date.now();
+  }
+
+  resumeIfFree(): void {
+    if (!this.waitingForDrain && !this.yielding) this.stream.resume();
+  }
+
+  // Our own idle timeout rather than net.Socket#setTimeout: that one, when a write
   // is stuck, lets a first expiry pass if the write queue shrank since the write
   // was queued, so a silent connection could live up to twice the timeout.
-  const onIdle = (): void => {
-    if (untrackedQueued >= 0 && stream.writableLength < untrackedQueued) {
+  /** The idle timeout expired; returns false (and stays) when a queued write made progress since. */
+  onIdle(): boolean {
+    const { stream } = this;
+    if (this.untrackedQueued >= 0 && stream.writableLength < this.untrackedQueued) {
       // That write made progress at some point since: traffic, so wait a full period more.
-      untrackedQueued = stream.writableLength > 0 ? stream.writableLength : -1;
-      idleTimer?.refresh();
-      return;
+      this.untrackedQueued = stream.writableLength > 0 ? stream.writableLength : -1;
+      return false;
     }
-    idleTimer = null;
-    stats.idleTimeouts++;
-    logger.debug({ ...options.logFields, code: 'UPCASE_ERR_TIMEOUT' }, 'idle timeout; closing');
+    this.stats.idleTimeouts++;
+    this.logger.debug({ ...this.logFields, code: 'UPCASE_ERR_TIMEOUT' }, 'idle timeout; closing');
     stream.destroy();
-  };
-  const counters = options.counters;
-  const touch = (): void => {
-    idleTimer?.refresh();
-    if (counters !== undefined) counters.lastActive = Date.now();
-  };
-  const onWritten = (err?: Error | null): void => {
-    if (err == null) {
-      untrackedQueued = -1;
-      touch();
-      if (stream.writableLength === 0) clearStall();
-    }
-  };
+    return true;
+  }
 
   // The write timer runs while replies are owed that the transport has not passed
   // to the kernel (writableLength > 0), as native/tcp_serve.c runs it while the
   // kernel refuses bytes; docs/protocol.md has the table both follow.
-  const onStall = (): void => {
-    stallTimer = null;
+  onStall(): void {
+    const { stream } = this;
+    this.stallTimer = null;
     // Everything owed went out after all (a write that completed without a callback).
     if (stream.writableLength === 0) return;
-    stats.writeTimeouts++;
-    logger.debug({ ...options.logFields, code: 'UPCASE_ERR_TIMEOUT' }, 'client left replies unread; closing');
+    this.stats.writeTimeouts++;
+    this.logger.debug({ ...this.logFields, code: 'UPCASE_ERR_TIMEOUT' }, 'client left replies unread; closing');
     // Reset rather than close: the peer is not reading, so a FIN would only queue
     // behind replies it will never take, keeping kernel buffers busy for minutes.
     const resettable = stream as Resettable;
@@ -127,115 +197,224 @@ export function handleConnection(stream: Duplex, options: ConnectionOptions): vo
       // Only plain TCP handles can be reset (a TLSSocket throws ERR_INVALID_HANDLE_TYPE).
     }
     stream.destroy();
-  };
-  const armStall = (): void => {
-    if (writeTimeoutMs > 0 && stallTimer === null) {
-      stallTimer = setTimeout(onStall, writeTimeoutMs);
-      stallTimer.unref();
-    }
-  };
-  const clearStall = (): void => {
-    if (stallTimer !== null) {
-      clearTimeout(stallTimer);
-      stallTimer = null;
-    }
-  };
-
-  if (idleTimeoutMs > 0) {
-    idleTimer = setTimeout(onIdle, idleTimeoutMs);
-    idleTimer.unref();
   }
 
-  const trace =
-    options.trace === undefined ? null : new ConnectionTrace(options.trace.tracer, options.trace.id, options.tls === true ? 'tls' : 'tcp');
+  armStall(): void {
+    if (this.writeTimeoutMs > 0 && this.stallTimer === null) {
+      this.stallTimer = setTimeout(onStallTimer, this.writeTimeoutMs, this);
+      this.stallTimer.unref();
+    }
+  }
 
-  stream.on('data', (chunk: Buffer) => {
-    if (chunk.length >= SMALL_CHUNK && turnSpent()) {
-      // Other connections, and the listener's next accept, go first: this chunk waits for
-      // the next turn, in front of whatever else this connection has sent. A small chunk
-      // never waits: it costs next to nothing, and it is how interactive clients' requests
-      // come (a read returns all a sender has queued, so a bulk sender's chunks are large).
-      stream.pause();
-      stream.unshift(chunk);
-      if (!yielding) {
-        yielding = true;
-        setImmediate(nextTurn);
+  clearStall(): void {
+    if (this.stallTimer !== null) {
+      clearTimeout(this.stallTimer);
+      this.stallTimer = null;
+    }
+  }
+
+  /** The completion callback for writes queued behind others (see onData): made once, when first needed. */
+  writtenCallback(): (err?: Error | null) => void {
+    this.onWritten ??= (err) => {
+      if (err == null) {
+        this.untrackedQueued = -1;
+        this.touch();
+        if (this.stream.writableLength === 0) this.clearStall();
       }
+    };
+    return this.onWritten;
+  }
+
+  /** Backpressure: stop reading from a client that is not reading from us, until 'drain'. */
+  waitForDrain(): void {
+    if (!this.waitingForDrain) {
+      this.waitingForDrain = true;
+      this.stream.on('drain', onDrain);
+    }
+    this.stream.pause();
+  }
+}
+
+const connectionOf = (stream: Duplex): StreamConnection => (stream as Served)[kConnection];
+const onStallTimer = (c: StreamConnection): void => c.onStall();
+const nextTurn = (c: StreamConnection): void => {
+  c.yielding = false;
+  c.resumeIfFree();
+};
+
+function onData(this: Duplex, chunk: Buffer): void {
+  const c = connectionOf(this);
+  if (chunk.length >= SMALL_CHUNK && turnSpent()) {
+    // Other connections, and the listener's next accept, go first: this chunk waits for
+    // the next turn, in front of whatever else this connection has sent. A small chunk
+    // never waits: it costs next to nothing, and it is how interactive clients' requests
+    // come (a read returns all a sender has queued, so a bulk sender's chunks are large).
+    this.pause();
+    this.unshift(chunk);
+    if (!c.yielding) {
+      c.yielding = true;
+      setImmediate(nextTurn, c);
+    }
+    return;
+  }
+  c.countIn(chunk.length);
+  // Before the codec: it may uppercase the chunk in place.
+  c.trace?.recv(chunk);
+  const out = c.codec(chunk);
+  if (out.length === 0) {
+    c.touch();
+    return;
+  }
+  c.countOut(out.length);
+  c.trace?.send(out);
+  // Write completion counts as traffic for the idle timer, but a completion
+  // callback costs a tick per reply, so ask for one only when earlier writes are
+  // still queued (this one will complete after them). A write into an empty queue
+  // almost always completes at once; when it does not, onIdle checks its progress.
+  const queued = this.writableLength > 0;
+  // Nothing was owed until this reply: any earlier stall has ended.
+  if (!queued) c.clearStall();
+  const flowing = this.write(out, queued ? c.writtenCallback() : undefined);
+  if (!queued && this.writableLength > 0 && c.untrackedQueued < 0) c.untrackedQueued = this.writableLength;
+  // Bytes the kernel did not take at once are owed from now on.
+  if (this.writableLength > 0) c.armStall();
+  if (!flowing) c.waitForDrain();
+  // The read and the reply handed over are traffic. Refreshed after armStall, so
+  // that with equal timeouts a stalled client meets the write timeout first.
+  c.touch();
+}
+
+function onDrain(this: Duplex): void {
+  const c = connectionOf(this);
+  this.off('drain', onDrain);
+  c.untrackedQueued = -1;
+  c.touch();
+  c.clearStall();
+  c.waitingForDrain = false;
+  c.resumeIfFree();
+}
+
+function onEnd(this: Duplex): void {
+  const c = connectionOf(this);
+  c.touch();
+  if (this.writableLength === 0) c.clearStall();
+  c.trace?.peerFin();
+  const rest = c.upcaser?.end() ?? EMPTY;
+  c.upcaser = null;
+  if (rest.length > 0) {
+    c.countOut(rest.length);
+    c.trace?.send(rest);
+    this.end(rest);
+  } else {
+    this.end();
+  }
+  // Replies still owed after the peer's FIN must drain in bounded time too; the
+  // stall ends when they have (or, at the latest, at the close).
+  if (this.writableLength > 0) {
+    c.armStall();
+    this.once('finish', onFinish);
+  }
+}
+
+function onFinish(this: Duplex): void {
+  connectionOf(this).clearStall();
+}
+
+function onError(this: Duplex, err: NodeJS.ErrnoException): void {
+  const c = connectionOf(this);
+  c.trace?.failed(err);
+  countError(c.stats, err.code);
+  c.logger.debug({ ...c.logFields, code: err.code, err: err.message }, 'connection error');
+  this.destroy();
+}
+
+function onClose(this: Duplex): void {
+  const c = connectionOf(this);
+  c.trace?.closed();
+  c.clearStall();
+  c.idle?.remove(c);
+  c.upcaser = null;
+}
+
+const EMPTY = Buffer.alloc(0);
+
+/**
+ * The idle timeout of every connection with the same timeout, on one timer: connections in
+ * order of their last traffic (traffic moves one to the back), the timer set for the front
+ * one's deadline. native/tcp_serve.c keeps its connections the same way.
+ */
+class IdleSweep {
+  private head: StreamConnection | null = null;
+  private tail: StreamConnection | null = null;
+  private timer: NodeJS.Timeout | null = null;
+  private due = 0;
+
+  constructor(private readonly timeoutMs: number) {}
+
+  add(c: StreamConnection): void {
+    c.lastTraffic = performance.now();
+    c.idlePrev = this.tail;
+    c.idleNext = null;
+    if (this.tail !== null) this.tail.idleNext = c;
+    else this.head = c;
+    this.tail = c;
+    c.inIdle = true;
+    this.arm(c.lastTraffic + this.timeoutMs);
+  }
+
+  remove(c: StreamConnection): void {
+    if (!c.inIdle) return;
+    if (c.idlePrev !== null) c.idlePrev.idleNext = c.idleNext;
+    else this.head = c.idleNext;
+    if (c.idleNext !== null) c.idleNext.idlePrev = c.idlePrev;
+    else this.tail = c.idlePrev;
+    c.idlePrev = c.idleNext = null;
+    c.inIdle = false;
+  }
+
+  touch(c: StreamConnection): void {
+    if (!c.inIdle) return;
+    if (this.tail === c) {
+      c.lastTraffic = performance.now();
       return;
     }
-    stats[bytesIn] += chunk.length;
-    if (counters !== undefined) counters.bytesIn += chunk.length;
-    // Before push: it may uppercase the chunk in place.
-    trace?.recv(chunk);
-    const out = upcaser.push(chunk, pushOptions);
-    if (out.length === 0) {
-      touch();
-      return;
+    this.remove(c);
+    this.add(c);
+  }
+
+  // Arms the timer for `deadline` (performance.now() milliseconds) unless it is due no later.
+  private arm(deadline: number): void {
+    if (this.timer !== null && this.due <= deadline) return;
+    if (this.timer !== null) clearTimeout(this.timer);
+    this.due = deadline;
+    this.timer = setTimeout(this.sweep, Math.max(1, Math.ceil(deadline - performance.now())));
+    this.timer.unref();
+  }
+
+  private readonly sweep = (): void => {
+    this.timer = null;
+    const now = performance.now();
+    for (let c = this.head; c !== null && c.lastTraffic + this.timeoutMs <= now; c = this.head) {
+      this.remove(c);
+      // Destroyed by something else, its 'close' not yet emitted: not an idle timeout.
+      if (c.stream.destroyed) continue;
+      // A write that made progress since counts as traffic: a full period more.
+      if (!c.onIdle()) this.add(c);
     }
-    stats[bytesOut] += out.length;
-    if (counters !== undefined) counters.bytesOut += out.length;
-    trace?.send(out);
-    // Write completion counts as traffic for the idle timer, but a completion
-    // callback costs a tick per reply, so ask for one only when earlier writes are
-    // still queued (this one will complete after them). A write into an empty queue
-    // almost always completes at once; when it does not, onIdle checks its progress.
-    const queued = stream.writableLength > 0;
-    // Nothing was owed until this reply: any earlier stall has ended.
-    if (!queued) clearStall();
-    const flowing = stream.write(out, queued ? onWritten : undefined);
-    if (!queued && stream.writableLength > 0 && untrackedQueued < 0) untrackedQueued = stream.writableLength;
-    // Bytes the kernel did not take at once are owed from now on.
-    if (stream.writableLength > 0) armStall();
-    if (!flowing) {
-      // Backpressure: stop reading from a client that is not reading from us.
-      waitingForDrain = true;
-      stream.pause();
-    }
-    // The read and the reply handed over are traffic. Refreshed after armStall, so
-    // that with equal timeouts a stalled client meets the write timeout first.
-    touch();
-  });
+    if (this.head !== null) this.arm(this.head.lastTraffic + this.timeoutMs);
+  };
+}
 
-  stream.on('drain', () => {
-    untrackedQueued = -1;
-    touch();
-    clearStall();
-    waitingForDrain = false;
-    resumeIfFree();
-  });
-
-  stream.on('end', () => {
-    touch();
-    if (stream.writableLength === 0) clearStall();
-    trace?.peerFin();
-    const rest = upcaser.end();
-    if (rest.length > 0) {
-      stats[bytesOut] += rest.length;
-      if (counters !== undefined) counters.bytesOut += rest.length;
-      trace?.send(rest);
-      stream.end(rest);
-    } else {
-      stream.end();
-    }
-    // Replies still owed after the peer's FIN must drain in bounded time too.
-    if (stream.writableLength > 0) armStall();
-  });
-
-  stream.on('finish', clearStall);
-
-  stream.on('error', (err: NodeJS.ErrnoException) => {
-    trace?.failed(err);
-    countError(stats, err.code);
-    logger.debug({ ...options.logFields, code: err.code, err: err.message }, 'connection error');
-    stream.destroy();
-  });
-
-  stream.on('close', () => {
-    trace?.closed();
-    clearStall();
-    if (idleTimer !== null) clearTimeout(idleTimer);
-    idleTimer = null;
-  });
+// One sweep per timeout value (a server has one; tests use a few).
+const sweeps = new Map<number, IdleSweep>();
+function idleSweep(timeoutMs: number): IdleSweep | null {
+  if (!(timeoutMs > 0)) return null;
+  let sweep = sweeps.get(timeoutMs);
+  if (sweep === undefined) {
+    sweep = new IdleSweep(timeoutMs);
+    sweeps.set(timeoutMs, sweep);
+  }
+  return sweep;
 }
 
 /** Connection socket #id's steps, and at its close what went through it and why it ended early, if it did. */

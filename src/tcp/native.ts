@@ -252,18 +252,20 @@ export class NativeTcpTransport implements NativeTcpCounters {
     }
     this.open.set(id, onClose);
     socket.destroy();
-    return {
-      // Only while open: once closed, the id may serve another connection.
-      destroy: () => {
-        if (this.open.get(id) === onClose) this.binding.destroy(this.handle, id);
-      },
-      figures: () => {
-        if (this.open.get(id) !== onClose || this.binding.connInfo === undefined) return null;
-        const out = this.figuresOut;
-        if (!this.binding.connInfo(this.handle, id, out)) return null;
-        return { bytesIn: out[0]!, bytesOut: out[1]!, idleMs: out[2]!, owedBytes: out[3]! };
-      },
-    };
+    return new AdoptedConnection(this, id, onClose);
+  }
+
+  /** Closes connection `id` if `onClose` is still its callback (once closed, the id may serve another). */
+  destroyConnection(id: number, onClose: NativeCloseCallback): void {
+    if (this.open.get(id) === onClose) this.binding.destroy(this.handle, id);
+  }
+
+  /** Connection `id`'s figures if `onClose` is still its callback; null once closed. */
+  connectionFigures(id: number, onClose: NativeCloseCallback): ReturnType<NativeConnection['figures']> {
+    if (this.open.get(id) !== onClose || this.binding.connInfo === undefined) return null;
+    const out = this.figuresOut;
+    if (!this.binding.connInfo(this.handle, id, out)) return null;
+    return { bytesIn: out[0]!, bytesOut: out[1]!, idleMs: out[2]!, owedBytes: out[3]! };
   }
 
   /** Closes every connection; resolves once all have reported closed. Idempotent. */
@@ -285,6 +287,23 @@ export class NativeTcpTransport implements NativeTcpCounters {
     } finally {
       if (this.open.size === 0 && this.allClosed !== null) this.allClosed();
     }
+  }
+}
+
+/** A natively served connection: three fields (no closures: thousands of them may be open). */
+class AdoptedConnection implements NativeConnection {
+  constructor(
+    private readonly transport: NativeTcpTransport,
+    private readonly id: number,
+    private readonly onClose: NativeCloseCallback,
+  ) {}
+
+  destroy(): void {
+    this.transport.destroyConnection(this.id, this.onClose);
+  }
+
+  figures(): ReturnType<NativeConnection['figures']> {
+    return this.transport.connectionFigures(this.id, this.onClose);
   }
 }
 

@@ -4,8 +4,10 @@ import { readFileSync } from 'node:fs';
 import net from 'node:net';
 import { test } from 'node:test';
 import { upcase } from '../../src/codec/upcase.js';
+import { loadNativeTcp } from '../../src/tcp/native.js';
 import { ServeProcess } from '../helpers/cli.js';
-import { delay, tcpRoundTrip, UdpClient, waitForDrain, within } from '../helpers/net.js';
+import { countObjects } from '../helpers/heap.js';
+import { delay, serverFor, TcpClient, tcpRoundTrip, UdpClient, waitForDrain, within } from '../helpers/net.js';
 
 const MiB = 1024 * 1024;
 
@@ -75,4 +77,28 @@ test('a client that writes and never reads does not grow the server RSS', async 
 
   hog.destroy();
   assert.deepEqual(await serve.stop('SIGTERM'), [0, null]);
+});
+
+test('a natively served idle connection keeps no net.Socket (docs/benchmarks.md, memory per idle connection)', {
+  skip: loadNativeTcp() === null ? 'the native TCP transport is not built here' : false,
+}, async (t) => {
+  const server = await serverFor(t, { udp: false, tcpTransport: 'native', maxConnectionsPerSource: 0 });
+  const { port } = server.address();
+  const count = 100;
+  const clients: TcpClient[] = [];
+  t.after(() => {
+    for (const c of clients) c.destroy();
+  });
+  for (let i = 0; i < count; i++) {
+    const client = await TcpClient.connect(port);
+    clients.push(client);
+    await client.write('hello');
+    assert.equal((await client.waitForBytes(5)).toString(), 'HELLO');
+  }
+  assert.equal(server.connectionCount, count);
+  // The clients' own sockets are `count` of them; the server's were handed to the addon and
+  // destroyed. A closure kept for the connection's close used to keep each of them (about 1 KiB).
+  const { Socket: sockets } = await countObjects(['Socket']);
+  t.diagnostic(`${count} natively served idle connections, ${sockets} net.Socket objects in the heap`);
+  assert.ok(sockets! < count * 1.25, `${sockets} net.Socket objects for ${count} client sockets`);
 });

@@ -1,11 +1,13 @@
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
+import net from 'node:net';
 import { Duplex } from 'node:stream';
 import { describe, test } from 'node:test';
 import { silentLogger } from '../../src/log.js';
 import { createStats } from '../../src/stats.js';
 import { handleConnection } from '../../src/tcp/connection.js';
-import { delay, within } from '../helpers/net.js';
+import { countObjects } from '../helpers/heap.js';
+import { delay, TcpClient, within } from '../helpers/net.js';
 
 /**
  * An in-memory peer: what we push() is what the handler reads; what the handler
@@ -125,5 +127,41 @@ describe('handleConnection over an in-memory Duplex', () => {
     peer.destroy(Object.assign(new Error('reset'), { code: 'ECONNRESET' }));
     await within(2_000, 'close', closed);
     assert.equal(stats.errors.ECONNRESET, 1);
+  });
+});
+
+describe('what an idle connection keeps (docs/benchmarks.md, memory per idle connection)', () => {
+  test('after a round trip: no codec state and no timer of its own, with both timeouts on', async (t) => {
+    const stats = createStats();
+    const server = net.createServer((socket) =>
+      handleConnection(socket, { stats, logger: silentLogger(), ownsChunks: true, idleTimeoutMs: 60_000, writeTimeoutMs: 60_000 }),
+    );
+    server.listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    const { port } = server.address() as net.AddressInfo;
+    const clients: TcpClient[] = [];
+    t.after(() => {
+      for (const c of clients) c.socket.destroy();
+      server.close();
+    });
+    const count = 100;
+    for (let i = 0; i < count; i++) {
+      const client = await TcpClient.connect(port);
+      clients.push(client);
+      // Half of them cut a character across two reads first (its start is held, then completed).
+      if (i % 2 === 1) {
+        await client.write(Buffer.from([0xc3]));
+        await delay(1);
+        await client.write(Buffer.from([0x9f]));
+        assert.equal((await client.waitForBytes(2)).toString(), 'SS');
+      }
+      await client.write('hello');
+      assert.equal((await client.waitForBytes(i % 2 === 1 ? 7 : 5)).toString(), i % 2 === 1 ? 'SSHELLO' : 'HELLO');
+    }
+    const held = await countObjects(['Upcaser', 'Timeout']);
+    t.diagnostic(`${count} idle connections: ${JSON.stringify(held)}`);
+    // The old handler kept one Upcaser (with its 4-byte Buffer) and one idle Timeout per connection.
+    assert.ok(held.Upcaser! < count / 4, `${held.Upcaser} Upcasers held for ${count} idle connections`);
+    assert.ok(held.Timeout! < count / 4, `${held.Timeout} Timeouts held for ${count} idle connections`);
   });
 });

@@ -161,6 +161,37 @@ describe('handleConnection timeouts', () => {
     assert.equal(peer.output(), 'LONE');
   });
 
+  test('connections with the same idle timeout time out each on its own, in order of their last traffic', async () => {
+    // They share one timer (the idle sweep): the one kept busy must outlive the silent ones, and
+    // each silent one must close one period after its own last traffic.
+    const silentA = new Peer();
+    const busy = new Peer();
+    const a = serve(silentA, { idleTimeoutMs: 300 });
+    const b = serve(busy, { idleTimeoutMs: 300 });
+    const start = performance.now();
+    await new Promise((r) => setTimeout(r, 150));
+    const silentB = new Peer();
+    const c = serve(silentB, { idleTimeoutMs: 300 });
+    const startB = performance.now();
+    const ticking = setInterval(() => busy.push(Buffer.from('x')), 100);
+    try {
+      const atA = await a.closed;
+      const atB = await c.closed;
+      assert.ok(atA - start >= 270 && atA - start <= 450, `first silent one closed after ${(atA - start).toFixed(0)} ms, want about 300`);
+      assert.ok(
+        atB - startB >= 270 && atB - startB <= 450,
+        `second closed ${(atB - startB).toFixed(0)} ms after it opened, want about 300`,
+      );
+      await new Promise((r) => setTimeout(r, 200));
+      assert.equal(busy.destroyed, false, 'the busy connection was closed as idle');
+      assert.equal(a.stats.idleTimeouts + b.stats.idleTimeouts + c.stats.idleTimeouts, 2);
+    } finally {
+      clearInterval(ticking);
+      busy.destroy();
+    }
+    assert.equal(busy.output(), 'X'.repeat(busy.output().length));
+  });
+
   test('a stream that cannot be reset (TLS) is destroyed instead, without throwing', async () => {
     const peer = new Peer(4);
     (peer as unknown as { resetAndDestroy: () => void }).resetAndDestroy = () => {
