@@ -1,4 +1,4 @@
-import { UpcaseError } from '../errors.js';
+import { InvalidArgumentError } from '../errors.js';
 import { describeUnavailable, nativeBenchStatus, nativeUnsupported } from './native.js';
 import type { NormalizedBenchOptions } from './options.js';
 
@@ -12,8 +12,8 @@ export interface EngineChoice {
 /**
  * Picks the engine for a run: `native` where the addon is built and runs the workload
  * (closed loop, no TLS), else `js`. A run that asks for `native` where it cannot be
- * used is refused (`UPCASE_ERR_INVALID_ARG`) with the reason and the fix, never
- * silently moved to the JavaScript engine.
+ * used is refused (an `InvalidArgumentError`, `UPCASE_ERR_INVALID_ARG`) with the reason
+ * and the fix, never silently moved to the JavaScript engine.
  */
 export function chooseEngine(o: Pick<NormalizedBenchOptions, 'engine' | 'rate' | 'tls'>): EngineChoice {
   if (o.engine === 'js') return { name: 'js', reason: 'engine js was asked for' };
@@ -21,20 +21,15 @@ export function chooseEngine(o: Pick<NormalizedBenchOptions, 'engine' | 'rate' |
   const { unavailable } = nativeBenchStatus();
   if (o.engine === 'native') {
     if (unavailable !== null) {
-      throw new UpcaseError(
-        'UPCASE_ERR_INVALID_ARG',
-        `engine native: the native bench engine is ${describeUnavailable(unavailable)}; or use engine auto or js`,
-      );
+      throw new InvalidArgumentError('engine', `auto or js here: the native bench engine is ${describeUnavailable(unavailable)}`, o.engine);
     }
     if (unsupported !== null) {
-      throw new UpcaseError(
-        'UPCASE_ERR_INVALID_ARG',
-        `engine native: the native bench engine does not run ${unsupported}; use engine auto or js`,
-      );
+      throw new InvalidArgumentError('engine', `auto or js: the native bench engine does not run ${unsupported}`, o.engine);
     }
     return { name: 'native', reason: 'engine native was asked for' };
   }
   if (unsupported !== null) return { name: 'js', reason: `the native engine does not run ${unsupported}` };
   if (unavailable !== null) return { name: 'js', reason: `the native engine is ${describeUnavailable(unavailable)}` };
+  // nativeFits(o) holds here: the options table gave `threads` the native engine's default.
   return { name: 'native', reason: 'the native engine is built and runs this workload' };
 }

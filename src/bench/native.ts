@@ -126,10 +126,19 @@ export function nativeBenchStatus(): AddonStatus<LoadedNativeBench> {
 }
 
 /** The workload the native engine does not run, in words (null when it runs this one). */
-export function nativeUnsupported(o: Pick<NormalizedBenchOptions, 'rate' | 'tls'>): string | null {
+export function nativeUnsupported(o: { rate: number; tls: unknown }): string | null {
   if (o.rate > 0) return 'fixed-rate load (`rate`)';
-  if (o.tls !== null) return 'TLS';
+  // Normalized: null without TLS; in the options table's values: false.
+  if (o.tls !== null && o.tls !== false && o.tls !== undefined) return 'TLS';
   return null;
+}
+
+/**
+ * Whether `auto` picks the native engine for these options: not `js`, a workload it
+ * runs, and the addon usable. (The options table's default for `threads` asks it.)
+ */
+export function nativeFits(o: { engine: unknown; rate: number; tls: unknown }): boolean {
+  return o.engine !== 'js' && nativeUnsupported(o) === null && nativeBenchStatus().binding !== null;
 }
 
 /** Why the addon is missing, for a person: `not built (no C compiler …); install a C compiler …`. */
@@ -254,9 +263,8 @@ export class NativeDriver implements LoadDriver {
     return this.engine === null ? 0 : this.counters[this.native.constants.counter.alive]!;
   }
 
-  /** CPU seconds the engine thread has used. */
+  /** CPU seconds the engine thread had used at the last {@link sync}. */
   cpuSeconds(): number {
-    this.sync();
     return this.counters[this.native.constants.counter.cpuNs]! / 1e9;
   }
 

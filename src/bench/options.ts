@@ -3,6 +3,7 @@ import { type NormalizedTlsClientOptions, TARGET_OPTIONS, TLS_OPTIONS, type TlsC
 import { InvalidArgumentError } from '../errors.js';
 import { bytes, choice, integer, perSecond, seconds } from '../options/kinds.js';
 import { normalizeTable, type OptionTable } from '../options/table.js';
+import { nativeFits } from './native.js';
 import { type PayloadKind, SEQ_DIGITS } from './payload.js';
 
 /** The transport a load test runs over. */
@@ -207,16 +208,17 @@ export const BENCH_OPTIONS: OptionTable<Omit<BenchOptions, 'onProgress' | 'signa
     defaultText: 'off on the command line (the library: 1)',
     help: 'print a progress line every this many seconds, as iperf3 does (to stderr with --json)',
   },
-  threads: {
-    kind: integer({ min: 1, max: 256, unit: 'threads' }),
-    default: () => availableParallelism(),
-    defaultText: 'the CPUs, at most one per connection',
-    help: 'load threads: the connections are spread over this many worker threads, verified and recorded as one',
-  },
   engine: {
     kind: choice(['auto', 'native', 'js'] as const),
     default: BENCH_DEFAULTS.engine,
     help: 'native: a C engine thread runs the closed-loop TCP/UDP loops (where built); js: JavaScript event loops; auto: native where built and the workload allows (no --rate, no TLS)',
+  },
+  threads: {
+    kind: integer({ min: 1, max: 256, unit: 'threads' }),
+    // One native engine thread drives as many connections as the C load generator does; JavaScript needs every CPU.
+    default: (o) => (nativeFits({ engine: o.engine, rate: o.rate as number, tls: o.tls }) ? 1 : availableParallelism()),
+    defaultText: '1 on the native engine; on the JavaScript engine the CPUs, at most one per connection',
+    help: 'load threads: the connections are spread over this many threads (worker threads, each with its own event loop or native engine thread), verified and recorded as one',
   },
 };
 

@@ -151,7 +151,9 @@ export async function runShard(o: NormalizedBenchOptions, hooks: ShardHooks = {}
     // The measured window: latencies, counters and CPU between these two points.
     // Every interval is reported, the last one of each phase however short, so the intervals add up to the totals.
     const changed = (): boolean => tally.ok !== last.ok || tally.errors !== last.errors || performance.now() - last.at > 100;
-    if (changed()) sample();
+    // A driver off the event loop is synced once here: the window's counters and latencies start at this sync.
+    d.sync?.();
+    if (changed()) sample(false);
     windowStart = performance.now();
     const wallStart = performance.timeOrigin + windowStart;
     inWindow = true;
@@ -166,9 +168,9 @@ export async function runShard(o: NormalizedBenchOptions, hooks: ShardHooks = {}
     const windowEnd = performance.now();
     const cpu = process.cpuUsage(cpuStart);
     const elu = performance.eventLoopUtilization(eluStart);
-    const busy = d.cpuSeconds === undefined ? null : d.cpuSeconds() - busyStart;
     // The counters and the latencies of the window end at the same sync: the histogram holds exactly `measured` replies.
     d.sync?.();
+    const busy = d.cpuSeconds === undefined ? null : d.cpuSeconds() - busyStart;
     const endCounts = snapshot(tally);
     if (changed()) sample(false);
     clearInterval(sampler);
