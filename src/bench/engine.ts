@@ -1,5 +1,5 @@
 import { InvalidArgumentError } from '../errors.js';
-import { describeUnavailable, nativeBenchStatus, nativeUnsupported } from './native.js';
+import { describeUnavailable, nativeBenchStatus, nativeUnsupported } from './addon.js';
 import type { NormalizedBenchOptions } from './options.js';
 
 /** The engine a run used, and why (`--json`'s `engine`). */

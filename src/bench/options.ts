@@ -3,7 +3,7 @@ import { type NormalizedTlsClientOptions, TARGET_OPTIONS, TLS_OPTIONS, type TlsC
 import { InvalidArgumentError } from '../errors.js';
 import { bytes, choice, integer, perSecond, seconds } from '../options/kinds.js';
 import { normalizeTable, type OptionTable } from '../options/table.js';
-import { nativeFits } from './native.js';
+import { nativeFits } from './addon.js';
 import { type PayloadKind, SEQ_DIGITS } from './payload.js';
 
 /** The transport a load test runs over. */
