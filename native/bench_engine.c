@@ -127,12 +127,19 @@ static uint64_t now_ns(void) {
   return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
-static void record(engine_t *e, uint64_t ns) {
+// The slot of hdr-histogram-js's counts array that holds `ns` (countsArrayIndex), clamped as src/bench/histogram.ts clamps.
+static int slot_of(uint64_t ns) {
   if (ns < 1) ns = 1;
   if (ns > HDR_HIGHEST) ns = HDR_HIGHEST;
   int bucket = HDR_LZ_BASE - __builtin_clzll(ns | HDR_SUB_MASK);
   int sub = (int)(ns >> bucket);
-  e->counts[((bucket + 1) << HDR_SUB_HALF_MAGNITUDE) + (sub - HDR_SUB_HALF)]++;
+  return ((bucket + 1) << HDR_SUB_HALF_MAGNITUDE) + (sub - HDR_SUB_HALF);
+}
+
+static void record(engine_t *e, uint64_t ns) {
+  if (ns < 1) ns = 1;
+  if (ns > HDR_HIGHEST) ns = HDR_HIGHEST;
+  e->counts[slot_of(ns)]++;
   if (e->recorded == 0 || ns < e->min_ns) e->min_ns = ns;
   if (ns > e->max_ns) e->max_ns = ns;
   e->recorded++;
@@ -885,6 +892,17 @@ static napi_value poll_engine(napi_env env, napi_callback_info info) {
   return result;
 }
 
+// bucketStart(ns): the value poll() reports for a latency of `ns` nanoseconds (its bucket's lowest), for the tests.
+static napi_value bucket_start(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1], result;
+  double ns;
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 1 || napi_get_value_double(env, argv[0], &ns) != napi_ok || !(ns >= 0) || ns > 1e18) return fail_arg(env, "bucketStart(ns)");
+  CHECK(napi_create_double(env, (double)slot_value(slot_of((uint64_t)ns)), &result));
+  return result;
+}
+
 static napi_value init(napi_env env, napi_value exports) {
   napi_property_descriptor fns[] = {
     {"create", NULL, create, NULL, NULL, NULL, napi_default, NULL},
@@ -892,6 +910,7 @@ static napi_value init(napi_env env, napi_value exports) {
     {"stopSending", NULL, stop_sending, NULL, NULL, NULL, napi_default, NULL},
     {"close", NULL, close_engine, NULL, NULL, NULL, napi_default, NULL},
     {"poll", NULL, poll_engine, NULL, NULL, NULL, napi_default, NULL},
+    {"bucketStart", NULL, bucket_start, NULL, NULL, NULL, napi_default, NULL},
   };
   CHECK(napi_define_properties(env, exports, sizeof fns / sizeof fns[0], fns));
   static const named_int_t counters[] = {

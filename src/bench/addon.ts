@@ -32,6 +32,8 @@ export interface NativeBenchBinding {
   stopSending(engine: EngineHandle): void;
   close(engine: EngineHandle): void;
   poll(engine: EngineHandle, counters: Float64Array, values: Float64Array, counts: Float64Array): number;
+  /** The value `poll` reports for a latency of `ns` nanoseconds: its bucket's lowest (for the tests). */
+  bucketStart(ns: number): number;
 }
 
 /** Every counter this file reads from the engine, by name (C_* in native/bench_engine.c). */
