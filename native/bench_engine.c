@@ -113,7 +113,6 @@ typedef struct {
   int thread_started;
   int epfd, wakefd;
   pthread_mutex_t mu;
-  pthread_cond_t cond;
   // Guarded by mu.
   int go, quit, sending, closed;
   double counters[C_COUNT];
@@ -533,19 +532,6 @@ static void *engine_main(void *arg) {
   }
   e->counters[C_STATE] = STATE_READY;
   tally_live(e);
-  while (!e->go && !e->quit) pthread_cond_wait(&e->cond, &e->mu);
-  if (e->quit) {
-    pthread_mutex_unlock(&e->mu);
-    return NULL;
-  }
-  e->counters[C_STATE] = STATE_RUNNING;
-  e->sending = 1;
-  uint64_t now = now_ns();
-  for (uint32_t i = 0; i < e->conns_n; i++) {
-    if (e->udp) udp_start(e, &e->usocks[i], now);
-    else if (e->tconns[i].alive) tconn_send(e, &e->tconns[i], e->pipeline, now, i);
-  }
-  tally_live(e);
   pthread_mutex_unlock(&e->mu);
 
   unsigned char *rbuf = e->udp ? NULL : malloc(TCP_READ);
@@ -554,14 +540,25 @@ static void *engine_main(void *arg) {
   // Timeouts are looked for 4 times per timeout, at least every 100 ms (as src/bench/run.ts does).
   uint64_t scan_every = e->timeout_ns / 4 < 100000000ull ? e->timeout_ns / 4 : 100000000ull;
   if (scan_every < 1000000) scan_every = 1000000;
-  uint64_t last_scan = now_ns();
+  uint64_t last_scan = now_ns(), now;
   struct epoll_event evs[MAX_EVENTS];
+  // From READY on, replies are read: bytes that come before any request count (as `unexpected`), as they do in JavaScript.
   for (;;) {
     int n = epoll_wait(e->epfd, evs, MAX_EVENTS, (int)(scan_every / 1000000));
     pthread_mutex_lock(&e->mu);
     if (e->quit) {
       pthread_mutex_unlock(&e->mu);
       break;
+    }
+    if (e->go && e->counters[C_STATE] == STATE_READY) {
+      // start(): the clock starts; every connection fills its pipeline.
+      e->counters[C_STATE] = STATE_RUNNING;
+      e->sending = 1;
+      now = now_ns();
+      for (uint32_t i = 0; i < e->conns_n; i++) {
+        if (e->udp) udp_start(e, &e->usocks[i], now);
+        else if (e->tconns[i].alive) tconn_send(e, &e->tconns[i], e->pipeline, now, i);
+      }
     }
     for (int k = 0; k < n; k++) {
       uint64_t idx = evs[k].data.u64;
@@ -594,7 +591,6 @@ static void engine_free(engine_t *e) {
   if (e->thread_started) {
     pthread_mutex_lock(&e->mu);
     e->quit = 1;
-    pthread_cond_broadcast(&e->cond);
     pthread_mutex_unlock(&e->mu);
     wake(e);
     pthread_join(e->thread, NULL);
@@ -621,7 +617,6 @@ static void engine_free(engine_t *e) {
   if (e->epfd >= 0) close(e->epfd);
   if (e->wakefd >= 0) close(e->wakefd);
   pthread_mutex_destroy(&e->mu);
-  pthread_cond_destroy(&e->cond);
   free(e);
 }
 
@@ -686,7 +681,6 @@ static napi_value create(napi_env env, napi_callback_info info) {
   if (e == NULL) return fail_arg(env, "create: out of memory");
   e->epfd = e->wakefd = -1;
   pthread_mutex_init(&e->mu, NULL);
-  pthread_cond_init(&e->cond, NULL);
   e->udp = (int)udp;
   e->conns_n = conns;
   e->pipeline = pipeline;
@@ -795,8 +789,8 @@ static napi_value start(napi_env env, napi_callback_info info) {
   if (e == NULL) return NULL;
   pthread_mutex_lock(&e->mu);
   e->go = 1;
-  pthread_cond_broadcast(&e->cond);
   pthread_mutex_unlock(&e->mu);
+  wake(e);
   return NULL;
 }
 
@@ -820,7 +814,6 @@ static napi_value close_engine(napi_env env, napi_callback_info info) {
   if (e->thread_started) {
     pthread_mutex_lock(&e->mu);
     e->quit = 1;
-    pthread_cond_broadcast(&e->cond);
     pthread_mutex_unlock(&e->mu);
     wake(e);
     pthread_join(e->thread, NULL);
