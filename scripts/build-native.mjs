@@ -88,7 +88,9 @@ function report(results, compilerLabel) {
   for (const a of missing) say(`not built: ${a.name}.node (${a.what}): ${results[a.name].reason}; ${a.without}`);
   if (missing.length === 0) return;
   if (built.length === 0) {
-    say('no native addon was built: upcase works, on node:dgram, net.Socket streams and the TypeScript codec, more slowly.');
+    say(
+      'no native addon was built: upcase works, on node:dgram, net.Socket streams and the TypeScript codec (and `upcase bench` on its JavaScript engine), more slowly.',
+    );
   }
   say(`to build them, ${FIX}; \`upcase serve\` says which transports it runs on`);
 }
