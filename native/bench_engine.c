@@ -338,8 +338,9 @@ static void uqueue(engine_t *e, usock_t *s, uint32_t j, uint64_t now, sendq_t *q
 }
 
 static void uflush(engine_t *e, usock_t *s, sendq_t *q, uint64_t now) {
-  // An error can queue more sends (an ICMP error settles a request, whose slot sends again).
-  while (q->n > 0) {
+  // An error can queue more sends (an ICMP error settles a request, whose slot sends again). Against
+  // a closed port that could go on and on: after a few rounds what is left stays in flight and times out.
+  for (int rounds = 0; q->n > 0 && rounds < 8; rounds++) {
     int n = q->n, at = 0;
     sendq_t rest;
     rest.n = 0;
