@@ -14,12 +14,14 @@
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <errno.h>
+#include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <node_api.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -531,13 +533,19 @@ static void *engine_main(void *arg) {
     pthread_mutex_unlock(&e->mu);
     return NULL;
   }
+  unsigned char *rbuf = e->udp ? NULL : malloc(TCP_READ);
+  unsigned char(*rbufs)[UDP_BUFFER] = e->udp ? malloc((size_t)UDP_BATCH * UDP_BUFFER) : NULL;
+  if ((e->udp && rbufs == NULL) || (!e->udp && rbuf == NULL)) {
+    e->counters[C_STATE] = STATE_FAILED;
+    e->counters[C_ERRNO] = ENOMEM;
+    pthread_mutex_unlock(&e->mu);
+    free(rbuf);
+    free(rbufs);
+    return NULL;
+  }
   e->counters[C_STATE] = STATE_READY;
   tally_live(e);
   pthread_mutex_unlock(&e->mu);
-
-  unsigned char *rbuf = e->udp ? NULL : malloc(TCP_READ);
-  unsigned char(*rbufs)[UDP_BUFFER] = e->udp ? malloc((size_t)UDP_BATCH * UDP_BUFFER) : NULL;
-  if ((e->udp && rbufs == NULL) || (!e->udp && rbuf == NULL)) abort();
   // Timeouts are looked for 4 times per timeout, at least every 100 ms (as src/bench/run.ts does).
   uint64_t scan_every = e->timeout_ns / 4 < 100000000ull ? e->timeout_ns / 4 : 100000000ull;
   if (scan_every < 1000000) scan_every = 1000000;
@@ -688,22 +696,20 @@ static napi_value create(napi_env env, napi_callback_info info) {
   e->size = size;
   e->variants = variants;
   e->timeout_ns = (uint64_t)timeout_ms * 1000000ull;
-  struct sockaddr_in *a4 = (struct sockaddr_in *)&e->addr;
-  struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)&e->addr;
-  if (inet_pton(AF_INET, address, &a4->sin_addr) == 1) {
-    a4->sin_family = AF_INET;
-    a4->sin_port = htons((uint16_t)port);
-    e->family = AF_INET;
-    e->addr_len = sizeof *a4;
-  } else if (inet_pton(AF_INET6, address, &a6->sin6_addr) == 1) {
-    a6->sin6_family = AF_INET6;
-    a6->sin6_port = htons((uint16_t)port);
-    e->family = AF_INET6;
-    e->addr_len = sizeof *a6;
-  } else {
+  // A numeric address only (resolved in TypeScript); an IPv6 one may carry its scope (fe80::1%eth0).
+  struct addrinfo hints = {.ai_flags = AI_NUMERICHOST | AI_NUMERICSERV, .ai_family = AF_UNSPEC};
+  struct addrinfo *found = NULL;
+  char service[8];
+  snprintf(service, sizeof service, "%u", port);
+  if (getaddrinfo(address, service, &hints, &found) != 0 || found == NULL || found->ai_addrlen > sizeof e->addr) {
+    if (found != NULL) freeaddrinfo(found);
     engine_free(e);
     return fail_arg(env, "create: address is not an IP address");
   }
+  memcpy(&e->addr, found->ai_addr, found->ai_addrlen);
+  e->addr_len = found->ai_addrlen;
+  e->family = found->ai_family;
+  freeaddrinfo(found);
   int ok = 1;
   size_t period = (size_t)variants * body_size;
   e->period = malloc(udp ? period : 2 * period);

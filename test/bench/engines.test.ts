@@ -12,6 +12,7 @@ import { type BenchResult, runBench } from '../../src/bench/run.js';
 import { startServer, type UpcaseServer } from '../../src/server/server.js';
 import { deadUdpPort } from '../client/helpers.js';
 import { runCli } from '../helpers/cli.js';
+import { ipv6LoopbackAvailable } from '../helpers/net.js';
 import { corruptingTcpServer, lossyUdpServer, noisyUdpServer, shortReplyTcpServer } from './fakes.js';
 
 // The contract of the two bench engines (src/bench/tcp.ts + udp.ts, and native/bench_engine.c):
@@ -220,6 +221,19 @@ for (const { engine, skip } of ENGINES) {
       assert.equal(r.errors.total, r.errors.socket + r.errors.timeout);
       assert.equal(r.latency.count, 0);
       assert.deepEqual(r.percentiles, []);
+    });
+
+    test('over IPv6 loopback (::1), TCP and UDP: every reply right', async (t) => {
+      if (!(await ipv6LoopbackAvailable())) return t.skip('no IPv6 loopback here');
+      const v6 = await startServer({ host: '::1', port: 0, udpRateLimit: 0 });
+      t.after(() => v6.close());
+      const v6port = v6.address().port;
+      for (const transport of ['tcp', 'udp'] as const) {
+        const r = await runBench({ engine, transport, host: '::1', port: v6port, connections: 2, pipeline: 4, duration: 0.3, warmup: 0 });
+        assert.ok(r.requests.measured > 0, transport);
+        assert.equal(r.errors.total, 0, transport);
+        await wellFormed(r, engine);
+      }
     });
 
     test('cannot connect over TCP: rejects with UPCASE_ERR_CONNECT', async () => {
