@@ -13,6 +13,13 @@
       "conditions": [["OS!='linux'", {"type": "none", "sources": []}]]
     },
     {
+      "target_name": "upcase_bench",
+      "sources": ["native/bench_engine.c"],
+      "cflags": ["-O2", "-Wall", "-Wextra", "-Wno-unused-parameter", "-fvisibility=hidden", "-pthread"],
+      "libraries": ["-pthread"],
+      "conditions": [["OS!='linux'", {"type": "none", "sources": []}]]
+    },
+    {
       "target_name": "upcase_codec",
       "sources": ["native/codec_addon.c", "native/codec_napi.c", "native/codec.c"],
       "cflags": ["-O2", "-Wall", "-Wextra", "-Wno-unused-parameter", "-fvisibility=hidden"]

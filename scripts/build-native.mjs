@@ -3,6 +3,7 @@
 //   upcase_udp    the UDP transport (native/udp_batch.c)
 //   upcase_tcp    the TCP transport (native/tcp_serve.c with the C codec, native/codec.c)
 //   upcase_codec  the C codec alone, for the TypeScript codec's large chunks (native/codec_addon.c)
+//   upcase_bench  the load generator's engine thread (native/bench_engine.c)
 // N-API addons link against nothing, so the C compiler alone builds them, from the Node.js
 // headers installed beside node (node-gyp only when those are missing). `CC`, `CFLAGS` and
 // `LDFLAGS` are honoured (scripts/compiler.mjs). Each addon is built and then loaded by a
@@ -53,6 +54,14 @@ const ADDONS = [
     sources: ['native/codec_addon.c', 'native/codec_napi.c', 'native/codec.c'],
     linuxOnly: false,
   },
+  {
+    name: 'upcase_bench',
+    what: 'bench engine',
+    without: '`upcase bench` runs on its JavaScript engine',
+    sources: ['native/bench_engine.c'],
+    flags: ['-pthread'],
+    linuxOnly: true,
+  },
 ];
 const only = values.only?.split(',');
 const wanted = ADDONS.filter((a) => only === undefined || only.includes(a.name));
@@ -80,7 +89,9 @@ function report(results, compilerLabel) {
   for (const a of missing) say(`not built: ${a.name}.node (${a.what}): ${results[a.name].reason}; ${a.without}`);
   if (missing.length === 0) return;
   if (built.length === 0) {
-    say('no native addon was built: upcase works, on node:dgram, net.Socket streams and the TypeScript codec, more slowly.');
+    say(
+      'no native addon was built: upcase works, on node:dgram, net.Socket streams and the TypeScript codec (and `upcase bench` on its JavaScript engine), more slowly.',
+    );
   }
   say(`to build them, ${FIX}; \`upcase serve\` says which transports it runs on`);
 }
@@ -108,7 +119,7 @@ function firstLines(text, count = 6) {
 function compileOne(addon) {
   const target = join(OUT, `${addon.name}.node`);
   rmSync(target, { force: true });
-  const flags = [...BASE_FLAGS, `-DNODE_GYP_MODULE_NAME=${addon.name}`, `-I${include}`];
+  const flags = [...BASE_FLAGS, ...(addon.flags ?? []), `-DNODE_GYP_MODULE_NAME=${addon.name}`, `-I${include}`];
   if (process.platform === 'darwin') flags.push('-undefined', 'dynamic_lookup');
   const sources = [...addon.sources.map((s) => join(ROOT, s)), ...(values.with ?? []).map((s) => resolve(s))];
   const run = spawnSync(cc.command, cc.argv([...flags, ...sources, '-o', target]), {

@@ -77,7 +77,7 @@ try {
     stdio: ['ignore', 'inherit', 'inherit'],
   });
   if (build.status !== 0) fail(`build-native.mjs exited with ${build.status ?? build.signal}`);
-  const addons = ['upcase_udp', 'upcase_tcp', 'upcase_codec'];
+  const addons = ['upcase_udp', 'upcase_tcp', 'upcase_codec', 'upcase_bench'];
   for (const name of addons) {
     const out = join(release, `${name}.node`);
     if (!existsSync(out)) fail(`${name}.node was not built with ${cc.label}`);

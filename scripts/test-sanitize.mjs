@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // The native addons under AddressSanitizer and UndefinedBehaviorSanitizer: builds every addon
-// (UDP, TCP, the codec) with them into build/sanitize, then runs the TCP, UDP, PROXY, contract
+// (UDP, TCP, the codec, the bench engine) with them into build/sanitize, then runs the TCP, UDP, PROXY, contract
 // and adversarial test batteries with the tests (and every `upcase serve` they start) loading
 // those addons (UPCASE_NATIVE_DIR) and the ASan runtime preloaded into node. Zero reports are
 // allowed: every report is written to a log file of its own (ASan's log_path, and UBSan's through
@@ -28,8 +28,17 @@ const filters = args.filter((a) => a !== '--quick');
 const say = (message) => process.stderr.write(`test:sanitize: ${message}\n`);
 
 // Test files by path substring (scripts/test.mjs): the TCP, UDP, PROXY, contract and adversarial
-// batteries, and the codec addon's tests. The contract suite is matched by name, wherever it lives.
-const FULL = ['test/tcp/', 'test/udp/', 'test/proxy/', 'contract', 'test/adversarial/', 'test/codec/native', 'test/cli/serve-proxy'];
+// batteries, the codec addon's tests, and the bench engines' contract. The contract suite is matched by name, wherever it lives.
+const FULL = [
+  'test/tcp/',
+  'test/udp/',
+  'test/proxy/',
+  'contract',
+  'test/adversarial/',
+  'test/codec/native',
+  'test/cli/serve-proxy',
+  'test/bench/engines',
+];
 const QUICK = [
   'test/tcp/native',
   'test/tcp/contract',
@@ -37,6 +46,7 @@ const QUICK = [
   'test/codec/native',
   'test/adversarial/resets',
   'test/adversarial/non-reading',
+  'test/bench/engines',
 ];
 const FLAGS = '-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined -g -O1';
 // A report is one of these, whoever prints it.

@@ -5,14 +5,15 @@ import { fileURLToPath } from 'node:url';
 
 /**
  * Loading the optional native addons (built by scripts/build-native.mjs at install):
- * `upcase_udp` (UDP transport), `upcase_tcp` (TCP transport) and `upcase_codec` (the C
- * codec for the TypeScript codec's large chunks). Each is optional: without it upcase
- * runs on node:dgram, net.Socket streams or the TypeScript codec. When one is missing,
+ * `upcase_udp` (UDP transport), `upcase_tcp` (TCP transport), `upcase_codec` (the C
+ * codec for the TypeScript codec's large chunks) and `upcase_bench` (the load generator's
+ * engine thread). Each is optional: without it upcase runs on node:dgram, net.Socket
+ * streams, the TypeScript codec or the JavaScript bench engine. When one is missing,
  * {@link AddonUnavailable} says why, as data, so that `upcase serve` can say it.
  */
 
 /** The addons, by file name (without `.node`). */
-export type AddonName = 'upcase_udp' | 'upcase_tcp' | 'upcase_codec';
+export type AddonName = 'upcase_udp' | 'upcase_tcp' | 'upcase_codec' | 'upcase_bench';
 
 /**
  * Why an addon is not used:

@@ -107,6 +107,19 @@ export class LatencyHistogram {
     this.histogram.recordValue(ns);
   }
 
+  /**
+   * Adds latencies given as bucket counts (the native engine's, native/bench_engine.c):
+   * `counts[i]` values in the bucket that starts at `values[i]` ns, for i < n, whose
+   * exact smallest and largest were `minNs` and `maxNs`. The buckets are this
+   * histogram's own, so the result is that of recording each latency here.
+   */
+  recordCounts(values: Float64Array, counts: Float64Array, n: number, minNs: number, maxNs: number): void {
+    if (n === 0) return;
+    const bounds = this.count === 0 ? { min: minNs, max: maxNs } : { min: Math.min(this.min, minNs), max: Math.max(this.max, maxNs) };
+    for (let i = 0; i < n; i++) this.histogram.recordValueWithCount(values[i]!, counts[i]!);
+    this.bounds = bounds;
+  }
+
   get count(): number {
     return this.histogram.totalCount;
   }

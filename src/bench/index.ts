@@ -13,8 +13,10 @@ export {
   type BenchOptions,
   type BenchProgress,
   type BenchTransport,
+  type BenchEngine,
   type PayloadKind,
 } from './options.js';
+export type { EngineChoice } from './engine.js';
 export { renderSvg, renderHtml, renderPng, writeReport, REPORT_FORMATS } from './chart.js';
 export { LatencyHistogram, type LatencySummary, type PercentilePoint, type EncodedHistogram } from './histogram.js';
 export { mergeResults, WORKLOAD_FIELDS, MIN_OVERLAP, type MergeOptions, type MergedResult, type MergedRun } from './merge.js';

@@ -144,8 +144,13 @@ export async function mergeResults(inputs: readonly unknown[], options: MergeOpt
     }
     const sum = (f: (r: BenchResult) => number): number => runs.reduce((n, r) => n + f(r), 0);
     const seconds = common === null ? 0 : (common.end - common.start) / 1000;
+    const engines = [...new Set(runs.map((r) => r.engine?.name ?? 'unknown'))];
     return {
       transport: first.transport,
+      engine:
+        engines.length === 1 && first.engine !== undefined
+          ? { name: first.engine.name, reason: `every run: ${first.engine.reason}` }
+          : { name: 'mixed', reason: `the runs used ${engines.join(', ')}` },
       tls: first.tls,
       host: first.host,
       port: first.port,

@@ -3,10 +3,13 @@ import { type NormalizedTlsClientOptions, TARGET_OPTIONS, TLS_OPTIONS, type TlsC
 import { InvalidArgumentError } from '../errors.js';
 import { bytes, choice, integer, perSecond, seconds } from '../options/kinds.js';
 import { normalizeTable, type OptionTable } from '../options/table.js';
+import { nativeFits } from './addon.js';
 import { type PayloadKind, SEQ_DIGITS } from './payload.js';
 
 /** The transport a load test runs over. */
 export type BenchTransport = 'tcp' | 'udp';
+/** Which engine runs the load: the native one where it is built and runs the workload (`auto`), or the one named. */
+export type BenchEngine = 'auto' | 'native' | 'js';
 export type { PayloadKind };
 
 /** A progress sample, once per `interval` while the run lasts (iperf3's interval reports). */
@@ -83,6 +86,13 @@ export interface BenchOptions {
    * (`os.availableParallelism()`).
    */
   threads?: number;
+  /**
+   * `native`: the C engine (native/bench_engine.c) runs the closed-loop TCP and UDP
+   * loops on a thread of its own, with the same verification and histograms; `js`:
+   * the connections run on JavaScript event loops; `auto`: native where it is built
+   * and runs the workload (closed loop, no TLS), else JavaScript. Default `auto`.
+   */
+  engine?: BenchEngine;
   /** Aborting ends the run early; the result covers what was measured. */
   signal?: AbortSignal;
 }
@@ -104,6 +114,7 @@ export interface NormalizedBenchOptions {
   onProgress: ((progress: BenchProgress) => void) | undefined;
   interval: number;
   threads: number;
+  engine: BenchEngine;
   signal: AbortSignal | undefined;
 }
 
@@ -124,6 +135,7 @@ export const BENCH_DEFAULTS = {
   udpTimeout: 1, // seconds: a lost datagram
   tcpTimeout: 10, // seconds: a stuck TCP connection, not one slow reply
   interval: 1, // seconds between progress samples
+  engine: 'auto',
 } as const;
 
 /** Largest request: 64 MiB over TCP; over UDP, the largest IPv4 payload. */
@@ -196,11 +208,17 @@ export const BENCH_OPTIONS: OptionTable<Omit<BenchOptions, 'onProgress' | 'signa
     defaultText: 'off on the command line (the library: 1)',
     help: 'print a progress line every this many seconds, as iperf3 does (to stderr with --json)',
   },
+  engine: {
+    kind: choice(['auto', 'native', 'js'] as const),
+    default: BENCH_DEFAULTS.engine,
+    help: 'native: a C engine thread runs the closed-loop TCP/UDP loops (where built); js: JavaScript event loops; auto: native where built and the workload allows (no --rate, no TLS)',
+  },
   threads: {
     kind: integer({ min: 1, max: 256, unit: 'threads' }),
-    default: () => availableParallelism(),
-    defaultText: 'the CPUs, at most one per connection',
-    help: 'load threads: the connections are spread over this many worker threads, verified and recorded as one',
+    // One native engine thread drives as many connections as the C load generator does; JavaScript needs every CPU.
+    default: (o) => (nativeFits({ engine: o.engine, rate: o.rate as number, tls: o.tls }) ? 1 : availableParallelism()),
+    defaultText: '1 on the native engine; on the JavaScript engine the CPUs, at most one per connection',
+    help: 'load threads: the connections are spread over this many threads (worker threads, each with its own event loop or native engine thread), verified and recorded as one',
   },
 };
 

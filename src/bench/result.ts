@@ -1,4 +1,5 @@
 import type { EncodedHistogram, LatencySummary, PercentilePoint } from './histogram.js';
+import type { EngineChoice } from './engine.js';
 import type { BenchTransport, PayloadKind } from './options.js';
 
 /** One sample of the measured window, per progress interval (default 1 s). */
@@ -18,6 +19,8 @@ export interface TimelineSample {
 /** The result of {@link runBench}; `--json` prints it as is. */
 export interface BenchResult {
   transport: BenchTransport;
+  /** The engine that ran the load (`native` or `js`) and why; a merge of runs on different engines names both. */
+  engine: EngineChoice | { name: 'mixed'; reason: string };
   /** True when the TCP connections spoke TLS. */
   tls: boolean;
   host: string;
@@ -84,8 +87,9 @@ export interface BenchResult {
     /** (user + system) / wall time × 100, all threads of the process together. */
     percentOfOneCore: number;
     /**
-     * Per load thread, the share of the window its event loop was busy (%): near
-     * 100 means that thread is at its own limit, and the client may be the bottleneck.
+     * Per load thread, the share of the window it was busy (%): its event loop's busy
+     * time on the JavaScript engine, its CPU time on the native one. Near 100 means that
+     * thread is at its own limit, and the client may be the bottleneck.
      */
     loadThreads: number[];
   };

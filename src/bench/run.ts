@@ -1,4 +1,6 @@
+import { chooseEngine } from './engine.js';
 import { LatencyHistogram } from './histogram.js';
+import { NativeDriver } from './native.js';
 import { type BenchOptions, type BenchProgress, type NormalizedBenchOptions, normalizeBenchOptions } from './options.js';
 import type { BenchResult, TimelineSample } from './result.js';
 import { PAYLOAD_VARIANTS, SEQ_DIGITS, makePayloads } from './payload.js';
@@ -36,14 +38,20 @@ function variantsFor(size: number): number {
  * `errors`.
  */
 export async function runBench(options: BenchOptions = {}): Promise<BenchResult> {
-  const o = normalizeBenchOptions(options);
+  const normalized = normalizeBenchOptions(options);
+  const engine = chooseEngine(normalized);
+  // Load threads (worker threads) run the engine chosen here: the JavaScript one, or one native engine thread each.
+  const o = { ...normalized, engine: engine.name };
   const threads = Math.min(o.threads, o.connections);
+  let result: BenchResult;
   if (threads > 1) {
     // Loaded lazily: a one-thread run never starts a worker.
     const { runThreads } = await import('./threads.js');
-    return runThreads(o, threads);
+    result = await runThreads(o, threads);
+  } else {
+    result = await runShard(o);
   }
-  return runShard(o);
+  return { ...result, engine };
 }
 
 /** How a load thread's run is driven by the main thread (src/bench/threads.ts). */
@@ -54,7 +62,7 @@ export interface ShardHooks {
   onInterval?: (progress: BenchProgress, recent: LatencyHistogram) => void;
 }
 
-/** One thread's run: the whole of a one-thread run, or one share of the connections. */
+/** One thread's run: the whole of a one-thread run, or one share of the connections (`o.engine` is `native` or `js`). */
 export async function runShard(o: NormalizedBenchOptions, hooks: ShardHooks = {}): Promise<BenchResult> {
   const udp = o.transport === 'udp';
   const payloads = makePayloads(o.payload, udp ? o.size - SEQ_DIGITS : o.size, variantsFor(o.size));
@@ -67,7 +75,12 @@ export async function runShard(o: NormalizedBenchOptions, hooks: ShardHooks = {}
   const onAbort = (): void => stop.abort();
   let driver: LoadDriver | null = null;
   try {
-    driver = udp ? new UdpDriver(o, tally, payloads) : new TcpDriver(o, tally, payloads);
+    driver =
+      o.engine === 'native'
+        ? new NativeDriver(o, tally, payloads)
+        : udp
+          ? new UdpDriver(o, tally, payloads)
+          : new TcpDriver(o, tally, payloads);
     await driver.open();
     await hooks.ready?.();
     const d = driver;
@@ -93,7 +106,8 @@ export async function runShard(o: NormalizedBenchOptions, hooks: ShardHooks = {}
     let inWindow = false;
     let last = { at: t0, ok: 0, errors: 0 };
     /** Ends the current interval: reports it, and folds its latencies into the result inside the window. */
-    const sample = (): void => {
+    const sample = (sync = true): void => {
+      if (sync) d.sync?.();
       const now = performance.now();
       const dt = (now - last.at) / 1000;
       const errors = tally.errors;
@@ -130,14 +144,16 @@ export async function runShard(o: NormalizedBenchOptions, hooks: ShardHooks = {}
       o.onProgress?.(progress);
       last = { at: now, ok: tally.ok, errors };
     };
-    const sampler = setInterval(sample, o.interval * 1000);
+    const sampler = setInterval(() => sample(), o.interval * 1000);
     timers.push(sampler);
 
     await delay(o.warmup * 1000, stop.signal);
     // The measured window: latencies, counters and CPU between these two points.
     // Every interval is reported, the last one of each phase however short, so the intervals add up to the totals.
     const changed = (): boolean => tally.ok !== last.ok || tally.errors !== last.errors || performance.now() - last.at > 100;
-    if (changed()) sample();
+    // A driver off the event loop is synced once here: the window's counters and latencies start at this sync.
+    d.sync?.();
+    if (changed()) sample(false);
     windowStart = performance.now();
     const wallStart = performance.timeOrigin + windowStart;
     inWindow = true;
@@ -145,14 +161,18 @@ export async function runShard(o: NormalizedBenchOptions, hooks: ShardHooks = {}
     const startCounts: TallySnapshot = snapshot(tally);
     const cpuStart = process.cpuUsage();
     const eluStart = performance.eventLoopUtilization();
+    const busyStart = d.cpuSeconds?.() ?? 0;
     last = { at: windowStart, ok: tally.ok, errors: tally.errors };
     sampler.refresh();
     await delay(o.duration * 1000, stop.signal);
     const windowEnd = performance.now();
     const cpu = process.cpuUsage(cpuStart);
     const elu = performance.eventLoopUtilization(eluStart);
+    // The counters and the latencies of the window end at the same sync: the histogram holds exactly `measured` replies.
+    d.sync?.();
+    const busy = d.cpuSeconds === undefined ? null : d.cpuSeconds() - busyStart;
     const endCounts = snapshot(tally);
-    if (changed()) sample();
+    if (changed()) sample(false);
     clearInterval(sampler);
     histogram.add(recent);
     inWindow = false;
@@ -174,6 +194,7 @@ export async function runShard(o: NormalizedBenchOptions, hooks: ShardHooks = {}
     const cpuSec = (cpu.user + cpu.system) / 1e6;
     return {
       transport: o.transport,
+      engine: { name: o.engine === 'native' ? 'native' : 'js', reason: '' },
       tls: o.tls !== null,
       host: o.host,
       port: o.port,
@@ -210,7 +231,8 @@ export async function runShard(o: NormalizedBenchOptions, hooks: ShardHooks = {}
         userSec: round(cpu.user / 1e6, 3),
         systemSec: round(cpu.system / 1e6, 3),
         percentOfOneCore: seconds > 0 ? round((cpuSec / seconds) * 100, 1) : 0,
-        loadThreads: [round(elu.utilization * 100, 1)],
+        // The native engine's thread: its CPU time; a JavaScript load thread: its event loop's busy time.
+        loadThreads: [round(busy === null ? elu.utilization * 100 : seconds > 0 ? (busy / seconds) * 100 : 0, 1)],
       },
       timeline,
       percentiles: histogram.distribution().map((p) => ({ percentile: round(p.percentile, 6), value: round(p.value, 3) })),

@@ -67,4 +67,8 @@ export interface LoadDriver {
   alive(): number;
   /** Counts everything still in flight as timed out, then closes. */
   close(): Promise<void>;
+  /** A driver that runs off the event loop (the native engine): brings the tally and its histogram up to date. */
+  sync?(): void;
+  /** A driver with a thread of its own: the CPU seconds that thread had used at the last `sync()`. */
+  cpuSeconds?(): number;
 }

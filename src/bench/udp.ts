@@ -344,7 +344,7 @@ class UdpSocketLoad {
  * and 127.0.0.1), one request finds the one a server listens on, as the client does;
  * the first address when none answers (the run then counts the losses).
  */
-async function answeringAddress(host: string, port: number, timeout: number): Promise<string> {
+export async function answeringAddress(host: string, port: number, timeout: number): Promise<string> {
   const targets = await resolveTargets(host, port, 'udp');
   if (targets.length === 1) return targets[0]!.address;
   const probe = new UdpClient({ host, port, timeout: Math.min(timeout, 1), retries: 0 });

@@ -38,6 +38,7 @@ export const BENCH_COMMAND_OPTIONS = {
   timeout: BENCH_OPTIONS.timeout,
   payload: BENCH_OPTIONS.payload,
   threads: BENCH_OPTIONS.threads,
+  engine: BENCH_OPTIONS.engine,
   interval: { ...BENCH_OPTIONS.interval, default: undefined },
   json: { kind: boolean(), help: 'print one JSON object with every figure, and nothing else', cli: true },
   report: { kind: reportFile(), help: 'also write a chart of latency percentiles and throughput: .svg, .png or .html', cli: true },
@@ -54,7 +55,7 @@ export function benchCommand(setExitCode: (code: number) => void): Command {
   });
 }
 
-/** Busy share (%) of a load thread's event loop above which the human output warns that the client may be the bottleneck. */
+/** Busy share (%) of a load thread (its event loop, or its native engine thread's CPU) above which the human output warns that the client may be the bottleneck. */
 const CLIENT_BUSY = 90;
 
 async function bench(cli: Flags): Promise<number> {
@@ -151,6 +152,7 @@ export function formatResult(r: BenchResult): string {
       : `  latency     p50 ${us(r.latency.p50)}  p90 ${us(r.latency.p90)}  p99 ${us(r.latency.p99)}  p99.9 ${us(r.latency.p99_9)}  max ${us(r.latency.max)}`,
     `  errors      ${num(e.total)}  (mismatch ${e.mismatch}, timeout ${e.timeout}, closed ${e.closed}, unexpected ${e.unexpected}, socket ${e.socket}${e.late > 0 ? `; late replies ${e.late}` : ''})`,
     `  client CPU  ${num(r.cpu.percentOfOneCore, 1)}% of one core${clientLimit(r)}`,
+    `  engine      ${r.engine.name} (${r.engine.reason})`,
   ];
   return `${lines.join('\n')}\n`;
 }
@@ -261,12 +263,18 @@ export function formatMerged(m: MergedResult): string {
 /** The load threads' busy shares, and a warning when one nears its limit. */
 function clientLimit(r: BenchResult): string {
   const busy = r.cpu.loadThreads ?? [];
+  const native = r.engine?.name === 'native';
+  const what = native ? 'native engine threads' : 'event loops';
   const shares =
-    busy.length > 1 ? `; ${busy.length} load threads, event loops busy ${busy.map((b) => `${Math.round(b)}%`).join(' / ')}` : '';
+    busy.length > 1
+      ? `; ${busy.length} load threads, ${what} busy ${busy.map((b) => `${Math.round(b)}%`).join(' / ')}`
+      : native && busy.length === 1
+        ? `; native engine thread busy ${Math.round(busy[0]!)}%`
+        : '';
   const limit =
     busy.some((b) => b >= CLIENT_BUSY) || (busy.length === 0 && r.cpu.percentOfOneCore >= CLIENT_BUSY)
-      ? busy.length > 1
-        ? ' (a load thread is at its limit: the client itself may be the bottleneck; add --threads or machines)'
+      ? busy.length > 1 || native
+        ? ` (a load thread is at its limit: the client itself may be the bottleneck; add --threads or machines)`
         : ' (the client itself may be the bottleneck)'
       : '';
   return `${shares}${limit}`;

@@ -70,3 +70,64 @@ export async function lossyUdpServer(dropEvery: number, corruptEvery: number) {
     close: () => new Promise<void>((resolve) => socket.close(() => resolve())),
   };
 }
+
+/**
+ * A TCP server that answers each connection's first `size`-byte request with the
+ * first `send` bytes of its uppercase only, then either closes (`close`: a close
+ * mid-reply) or says nothing more (a short reply: the client times out).
+ */
+export async function shortReplyTcpServer(size: number, send: number, close: boolean) {
+  const sockets = new Set<net.Socket>();
+  const server = net.createServer((socket) => {
+    sockets.add(socket);
+    socket.on('close', () => sockets.delete(socket));
+    socket.on('error', () => {});
+    let pending = Buffer.alloc(0);
+    let answered = false;
+    socket.on('data', (chunk: Buffer) => {
+      pending = Buffer.concat([pending, chunk]);
+      if (answered || pending.length < size) return;
+      answered = true;
+      const part = upcase(pending.subarray(0, size)).subarray(0, send);
+      if (close) socket.end(part);
+      else socket.write(part);
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    port: (server.address() as net.AddressInfo).port,
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const s of sockets) s.destroy();
+        server.close(() => resolve());
+      }),
+  };
+}
+
+/**
+ * A UDP uppercase server that also sends, after every `junkEvery`-th reply, a datagram
+ * that is no reply (no sequence number), and sends every `duplicateEvery`-th reply twice.
+ */
+export async function noisyUdpServer(junkEvery: number, duplicateEvery: number) {
+  const counts = { received: 0, junk: 0, duplicated: 0 };
+  const socket = dgram.createSocket('udp4');
+  socket.on('message', (msg, rinfo) => {
+    counts.received++;
+    const reply = upcase(msg);
+    socket.send(reply, rinfo.port, rinfo.address);
+    if (counts.received % duplicateEvery === 0) {
+      counts.duplicated++;
+      socket.send(reply, rinfo.port, rinfo.address);
+    }
+    if (counts.received % junkEvery === 0) {
+      counts.junk++;
+      socket.send('no sequence number here', rinfo.port, rinfo.address);
+    }
+  });
+  await new Promise<void>((resolve) => socket.bind(0, '127.0.0.1', resolve));
+  return {
+    port: socket.address().port,
+    counts,
+    close: () => new Promise<void>((resolve) => socket.close(() => resolve())),
+  };
+}

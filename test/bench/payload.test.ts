@@ -55,6 +55,7 @@ test('durations and sizes parse with units', () => {
 test('the SVG chart escapes text and plots the percentile axis in decades', () => {
   const svg = renderSvg({
     transport: 'tcp',
+    engine: { name: 'js', reason: 'engine js was asked for' },
     tls: false,
     host: '<h>',
     port: 1,

@@ -11,7 +11,7 @@ import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
-const ADDONS = ['upcase_udp', 'upcase_tcp', 'upcase_codec'];
+const ADDONS = ['upcase_udp', 'upcase_tcp', 'upcase_codec', 'upcase_bench'];
 const linux = process.platform === 'linux';
 const cc = spawnSync('sh', ['-c', 'command -v gcc'], { encoding: 'utf8' }).stdout.trim();
 const skip = !linux ? 'the transports build on Linux only' : cc === '' ? 'no gcc here (apt-get install gcc)' : false;
@@ -60,7 +60,10 @@ test('a checkout at a path with a space builds every addon, and they load', { sk
   const said = build(join(checkout, 'scripts', 'build-native.mjs'), [], {});
   const out = join(checkout, 'build', 'Release');
   assert.deepEqual(loadable(out), ADDONS, said);
-  assert.match(said, /built upcase_udp\.node \(UDP transport\), upcase_tcp\.node \(TCP transport\), upcase_codec\.node \(C codec\)/);
+  assert.match(
+    said,
+    /built upcase_udp\.node \(UDP transport\), upcase_tcp\.node \(TCP transport\), upcase_codec\.node \(C codec\), upcase_bench\.node \(bench engine\)/,
+  );
   // No percent-encoded twin of the path was made anywhere.
   assert.deepEqual(
     readdirSync(join(checkout, '..', '..'), { recursive: true }).filter((f) => String(f).includes('%20')),
@@ -80,7 +83,7 @@ test('CC with arguments and CFLAGS are used as a shell would split them', { skip
   });
   assert.deepEqual(loadable(out), ADDONS, said);
   const calls = readFileSync(log, 'utf8').trim().split('\n');
-  assert.equal(calls.length, 3, 'one compiler call per addon');
+  assert.equal(calls.length, ADDONS.length, 'one compiler call per addon');
   for (const call of calls) {
     assert.ok(call.startsWith('gcc -O2 '), call);
     // CFLAGS come after the build's own flags, so -O3 wins; the quoted word stays one word.
@@ -102,8 +105,8 @@ test('a compiler that fails for one addon: the message names that addon, its rea
   );
   const out = join(dir, 'out');
   const said = build(join(ROOT, 'scripts', 'build-native.mjs'), ['--out', out], { CC: `'${cc}'` });
-  assert.deepEqual(loadable(out), ['upcase_udp', 'upcase_codec'], said);
-  assert.match(said, /built upcase_udp\.node \(UDP transport\), upcase_codec\.node \(C codec\)/);
+  assert.deepEqual(loadable(out), ['upcase_udp', 'upcase_codec', 'upcase_bench'], said);
+  assert.match(said, /built upcase_udp\.node \(UDP transport\), upcase_codec\.node \(C codec\), upcase_bench\.node \(bench engine\)/);
   assert.match(said, /not built: upcase_tcp\.node \(TCP transport\): .*exit 1.*injected failure.*; TCP uses net\.Socket streams/);
   assert.doesNotMatch(said, /native transports/);
   assert.equal(record(out).upcase_tcp?.built, false);
@@ -121,7 +124,7 @@ test('without a compiler nothing is built, and the message says what runs instea
     assert.match(said, new RegExp(`not built: ${name}\\.node .*no C compiler`));
     assert.equal(record(out)[name]?.reason, 'no C compiler (`/nonexistent/cc` not found)');
   }
-  assert.match(said, /node:dgram, net\.Socket streams and the TypeScript codec/);
+  assert.match(said, /node:dgram, net\.Socket streams and the TypeScript codec \(and `upcase bench` on its JavaScript engine\)/);
   assert.match(said, /install a C compiler .* and run `npm rebuild upcase`/);
   assert.doesNotMatch(said, /build:native/);
 });
