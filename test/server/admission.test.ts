@@ -213,7 +213,7 @@ describe('admission, step by step', () => {
 
 describe('one close path: everything given back exactly once', () => {
   test('a bad PROXY header, one reset mid-header, and one that times out', async (t) => {
-    const a = await admitting(t, { trusted: ['127.0.0.1'], maxConnections: 3, proxyHeaderTimeoutMs: 300 });
+    const a = await admitting(t, { trusted: ['127.0.0.1'], maxConnections: 3, proxyHeaderTimeoutMs: 1_500 });
     const bad = await connect(a.port);
     const reset = await connect(a.port);
     const silent = await connect(a.port);

@@ -36,12 +36,13 @@ describe('server.stats', () => {
       const stats = server.stats;
       assert.equal(stats.tcpBytesIn, Buffer.byteLength('hello, straße'));
       assert.equal(stats.tcpBytesOut, Buffer.byteLength('HELLO, STRASSE'));
-      assert.equal(stats.idleTimeouts, 1);
+      // The idle client's, at least (on a loaded machine the round trip may idle out too).
+      assert.ok(stats.idleTimeouts >= 1, `idleTimeouts ${stats.idleTimeouts}`);
       assert.equal(stats.connectionsTotal, 2);
       const m = parseMetrics(await registry.metrics());
       assert.equal(m.get('upcase_bytes_received_total{transport="tcp"}'), stats.tcpBytesIn);
       assert.equal(m.get('upcase_bytes_sent_total{transport="tcp"}'), stats.tcpBytesOut);
-      assert.equal(m.get('upcase_timeouts_total{kind="idle"}'), 1);
+      assert.equal(m.get('upcase_timeouts_total{kind="idle"}'), stats.idleTimeouts);
 
       // Live: a later scrape sees later traffic.
       const before = stats.tcpBytesIn;
