@@ -64,6 +64,7 @@ export async function lossyUdpServer(dropEvery: number, corruptEvery: number) {
     socket.send(reply, rinfo.port, rinfo.address);
   });
   await new Promise<void>((resolve) => socket.bind(0, '127.0.0.1', resolve));
+  socket.setRecvBufferSize(4 * 1024 * 1024); // the kernel caps it at net.core.rmem_max
   return {
     port: socket.address().port,
     counts,

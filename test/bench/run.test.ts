@@ -108,8 +108,10 @@ describe('runBench counts errors exactly', () => {
   test('UDP fixed rate: dropped datagrams are exact timeouts too', async (t) => {
     const fake = await lossyUdpServer(4, 1_000_000);
     t.after(() => fake.close());
-    const r = await runBench({ transport: 'udp', port: fake.port, rate: 2000, duration: 0.5, warmup: 0, timeout: 0.1 });
-    assert.ok(fake.counts.dropped > 50);
+    // 200 datagrams: fewer than the fake's socket buffer holds, so a machine too busy to
+    // read them in time still loses none in the kernel (only the fake's drops are lost).
+    const r = await runBench({ transport: 'udp', port: fake.port, rate: 400, duration: 0.5, warmup: 0, timeout: 0.1 });
+    assert.ok(fake.counts.dropped > 20);
     assert.equal(fake.counts.received, r.requests.sent);
     assert.equal(r.errors.timeout, fake.counts.dropped);
     assert.equal(r.errors.total, fake.counts.dropped);
