@@ -11,8 +11,9 @@ import { readFileSync } from 'node:fs';
 import net from 'node:net';
 import { describe, test } from 'node:test';
 import { upcase } from '../src/codec/upcase.js';
-import { ROOT } from './helpers/cli.js';
-import { serverFor, tcpRoundTrip, within } from './helpers/net.js';
+import { tcpRoundTrip } from './helpers/roundtrip.js';
+import { ROOT, serverFor } from './helpers/serve.js';
+import { within } from './helpers/wait.js';
 
 const README = readFileSync(new URL('../README.md', import.meta.url), 'utf8');
 

@@ -8,8 +8,10 @@ import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
 import { after, describe, it } from 'node:test';
 import { loadNativeTcp } from '../../src/tcp/native.js';
-import { exitWithin, type ServeProcess, scrape, spawnServe, started, tcpRoundTrip } from '../cli/ops-helpers.js';
-import { delay, within } from '../helpers/net.js';
+import { scrape } from '../helpers/operator.js';
+import { tcpRoundTrip } from '../helpers/roundtrip.js';
+import { type ServeProcess, spawnServe } from '../helpers/serve.js';
+import { delay, within } from '../helpers/wait.js';
 
 const SENDERS = fileURLToPath(new URL('../fixtures/bulk-senders.mjs', import.meta.url));
 const BULK = 200;
@@ -31,27 +33,15 @@ describe('200 bulk senders that never read', () => {
   after(async () => {
     for (const p of servers) {
       p.child.kill('SIGTERM');
-      await exitWithin(p, 20_000).catch(() => {});
+      await p.exitWithin(20_000).catch(() => {});
     }
   });
 
   for (const transport of transports) {
     it(`${transport} transport: every sender is accepted, and a normal client is answered at once`, async () => {
-      const p = spawnServe([
-        '--host',
-        '127.0.0.1',
-        '--port',
-        '0',
-        '--no-udp',
-        '--tcp-transport',
-        transport,
-        '--metrics-port',
-        '0',
-        '--log-level',
-        'warn',
-      ]);
+      const p = spawnServe(['--no-udp', '--tcp-transport', transport, '--metrics-port', '0', '--log-level', 'warn']);
       servers.push(p);
-      const { port, metrics } = await started(p);
+      const { port, metrics } = await p.ready();
       const attack = spawn(process.execPath, [SENDERS, String(port), String(BULK), '30'], { stdio: ['ignore', 'pipe', 'inherit'] });
       try {
         await within(20_000, 'the bulk senders connected', once(attack.stdout!, 'data'));

@@ -8,7 +8,9 @@ import net from 'node:net';
 import { describe, it } from 'node:test';
 import { SERVER_DEFAULTS } from '../../src/options.js';
 import { SourceLimit } from '../../src/server/source-limit.js';
-import { delay, serverFor, tcpRoundTrip, until, within } from '../helpers/net.js';
+import { tcpRoundTrip } from '../helpers/roundtrip.js';
+import { serverFor } from '../helpers/serve.js';
+import { delay, until, within } from '../helpers/wait.js';
 
 /** A connection from `localAddress` that trickles one byte every `everyMs`, as a slowloris does. */
 async function trickler(port: number, localAddress: string, everyMs: number): Promise<net.Socket> {

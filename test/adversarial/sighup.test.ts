@@ -6,25 +6,25 @@ import { copyFileSync, mkdirSync, readFileSync } from 'node:fs';
 import { once } from 'node:events';
 import net from 'node:net';
 import { after, before, describe, it } from 'node:test';
-import { exitWithin, parseLogs, type ServeProcess, spawnServe, started, tcpRoundTrip } from '../cli/ops-helpers.js';
-import { delay, until } from '../helpers/net.js';
-import { tlsConnect } from '../tls/helpers.js';
+import { TcpPeer, tcpRoundTrip } from '../helpers/roundtrip.js';
+import { type ServeProcess, spawnServe } from '../helpers/serve.js';
+import { delay, until } from '../helpers/wait.js';
 import { makePki, type TestPki } from '../tls/pki.js';
 
-const BASE = ['--host', '127.0.0.1', '--port', '0', '--log-level', 'info'];
+const BASE = ['--log-level', 'info'];
 
 function tlsArgs(cert: string, key: string): string[] {
   return ['--tls-port', '0', '--tls-cert', cert, '--tls-key', key];
 }
 
-const logs = (p: ServeProcess): Array<Record<string, unknown>> => parseLogs(p.stderr);
+const logs = (p: ServeProcess): Array<Record<string, unknown>> => p.logs();
 const listened = (p: ServeProcess): number => logs(p).filter((l) => l.msg === 'worker listening').length;
 const deaths = (p: ServeProcess): Array<Record<string, unknown>> => logs(p).filter((l) => l.msg === 'worker died; restarting');
 /** The plain and TLS ports from the ready line (`… on tcp+udp 127.0.0.1:P, tls 127.0.0.1:T`). */
 async function ports(p: ServeProcess): Promise<{ port: number; tlsPort: number }> {
   // A generous bound: a cluster with TLS starts slowly on a busy machine.
   await p.line(/^The server is ready to receive on /, 40_000);
-  const m = p.stdout.join('\n').match(/ready to receive on \S+ 127\.0\.0\.1:(\d+), tls 127\.0\.0\.1:(\d+)/)!;
+  const m = p.stdout.match(/ready to receive on \S+ 127\.0\.0\.1:(\d+), tls 127\.0\.0\.1:(\d+)/)!;
   return { port: Number(m[1]), tlsPort: Number(m[2]) };
 }
 
@@ -45,7 +45,7 @@ async function catchesSighup(pid: number): Promise<void> {
 async function stop(p: ServeProcess): Promise<void> {
   if (p.child.exitCode === null && p.child.signalCode === null) {
     p.child.kill('SIGTERM');
-    await exitWithin(p, 20_000);
+    await p.exitWithin(20_000);
   }
 }
 
@@ -83,7 +83,7 @@ describe('SIGHUP at any moment', () => {
         const ready = await ports(p);
         await hangups;
         await delay(200);
-        assert.equal(p.child.exitCode, null, `the primary exited\n${p.stderr.join('\n')}`);
+        assert.equal(p.child.exitCode, null, `the primary exited\n${p.stderr}`);
         assert.deepEqual(deaths(p), [], 'a worker died');
         assert.equal(await tcpRoundTrip(ready.port, 'still up').then(String), 'STILL UP');
       } finally {
@@ -118,7 +118,7 @@ describe('SIGHUP at any moment', () => {
       process.kill(newestWorkerPid(p, 2), 'SIGKILL');
       await until(() => listened(p) > before, 'worker 2 replaced', 15_000);
       for (let i = 0; i < 6; i++) {
-        const c = await tlsConnect(tlsPort, { ca: pki.ca });
+        const c = await TcpPeer.tls(tlsPort, { ca: pki.ca });
         assert.equal(c.socket.getPeerCertificate().serialNumber, '2002');
         c.socket.destroy();
       }
@@ -134,7 +134,7 @@ describe('SIGHUP at any moment', () => {
     for (const workers of ['1', '2']) {
       const p = spawnServe([...BASE, '--workers', workers, '--drain-timeout', '3']);
       try {
-        const { port } = await started(p);
+        const { port } = await p.ready();
         p.child.kill('SIGHUP');
         await delay(200);
         assert.equal(p.child.exitCode, null, `SIGHUP ended the server (--workers ${workers})`);
@@ -149,7 +149,7 @@ describe('SIGHUP at any moment', () => {
           await delay(gapMs);
           p.child.kill('SIGHUP');
         }
-        assert.deepEqual(await exitWithin(p, 20_000), { code: 0, signal: null });
+        assert.deepEqual(await p.exitWithin(20_000), { code: 0, signal: null });
         open.destroy();
         assert.deepEqual(deaths(p), []);
       } finally {

@@ -6,8 +6,9 @@ import dgram from 'node:dgram';
 import { once } from 'node:events';
 import { after, describe, it } from 'node:test';
 import { loadNativeUdp } from '../../src/udp/native.js';
-import { exitWithin, type ServeProcess, scrape, spawnServe, started } from '../cli/ops-helpers.js';
-import { delay } from '../helpers/net.js';
+import { scrape } from '../helpers/operator.js';
+import { type ServeProcess, spawnServe } from '../helpers/serve.js';
+import { delay } from '../helpers/wait.js';
 
 const SOURCES = 49; // 127.0.0.2 … 127.0.0.50
 const PER_SOURCE = 300;
@@ -42,17 +43,13 @@ describe('a burst of 14,700 datagrams from 49 addresses', () => {
   after(async () => {
     for (const p of servers) {
       p.child.kill('SIGTERM');
-      await exitWithin(p, 20_000).catch(() => {});
+      await p.exitWithin(20_000).catch(() => {});
     }
   });
 
   for (const transport of transports) {
     it(`reaches the ${transport} transport almost whole, and the kernel's drops are in /metrics`, async () => {
       const p = spawnServe([
-        '--host',
-        '127.0.0.1',
-        '--port',
-        '0',
         '--no-tcp',
         '--udp-transport',
         transport,
@@ -64,7 +61,7 @@ describe('a burst of 14,700 datagrams from 49 addresses', () => {
         'warn',
       ]);
       servers.push(p);
-      const { port, metrics } = await started(p);
+      const { port, metrics } = await p.ready();
       await burst(port);
       let m = await scrape(metrics!);
       // Let the server finish reading what is queued.

@@ -5,14 +5,15 @@ import net from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { upcase } from '../../src/codec/upcase.js';
 import { startServer, type UpcaseServer } from '../../src/server/server.js';
-import { deadUdpPort, fakeUdpServer, pickFixedPort, ROOT, run, UPCASE_BIN, upcaseCli } from '../client/helpers.js';
+import { deadUdpPort, fakeUdpServer, pickFixedPort, run, upcaseCli } from '../client/helpers.js';
+import { BIN, ROOT } from '../helpers/serve.js';
 
 const PTY_RUN = `${ROOT}test/fixtures/pty-run.py`;
 const PROMPT = 'Input lowercase sentence: ';
 
 /** `upcase client ARGS` on a pseudo-terminal, typing `lines` then Ctrl-D; the screen without cursor-control sequences. */
 async function interactive(args: string[], lines: string[]): Promise<{ code: number | null; screen: string }> {
-  const r = await run('python3', [PTY_RUN, PROMPT, lines.join('\n'), process.execPath, UPCASE_BIN, 'client', ...args]);
+  const r = await run('python3', [PTY_RUN, PROMPT, lines.join('\n'), process.execPath, BIN, 'client', ...args]);
   // biome-ignore lint/suspicious/noControlCharactersInRegex: strips the terminal's escape sequences
   return { code: r.code, screen: r.stdout.toString().replace(/\x1b\[[0-9;]*[A-Za-z]/g, '') };
 }
@@ -191,7 +192,7 @@ describe('upcase client, piped TCP, when the server closes first', () => {
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     t.after(() => new Promise((resolve) => server.close(resolve)));
     const { port } = server.address() as net.AddressInfo;
-    const child = spawn(process.execPath, [UPCASE_BIN, 'client', '--host', '127.0.0.1', '--port', String(port)], {
+    const child = spawn(process.execPath, [BIN, 'client', '--host', '127.0.0.1', '--port', String(port)], {
       stdio: ['pipe', 'pipe', 'pipe'],
     });
     t.after(() => child.kill('SIGKILL'));

@@ -5,8 +5,7 @@ import { COMMAND_OPTIONS } from '../../src/cli/tables.js';
 import { resolveTable } from '../../src/options/table.js';
 import { startServer, type UpcaseServer } from '../../src/server/server.js';
 import { runCli } from '../helpers/cli.js';
-import { ipv6LoopbackAvailable } from '../helpers/net.js';
-import { pool } from './ops-helpers.js';
+import { ipv6LoopbackAvailable, pool } from '../helpers/roundtrip.js';
 
 /**
  * The conventions every command shares (docs/cli.md): each option's flag and

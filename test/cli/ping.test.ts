@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { startServer, type UpcaseServer } from '../../src/server/server.js';
-import { deadUdpPort, startServe, upcaseCli } from '../client/helpers.js';
+import { deadUdpPort, upcaseCli } from '../client/helpers.js';
+import { startServe } from '../helpers/serve.js';
 
 const REPLY = /^(\d+) bytes from 127\.0\.0\.1:(\d+): seq=(\d+) time=(\d+\.\d{3}) ms$/;
 const STATS = /^(\d+) packets transmitted, (\d+) received(?:, \+(\d+) errors)?, ([\d.]+)% packet loss, time (\d+)ms$/;
@@ -100,8 +101,7 @@ const RTT_LINE = /^rtt min\/avg\/max\/mdev = [\d./]+ ms$/m;
 
 describe('upcase ping against a rate-limited server', () => {
   test('losses after a clean burst come with a hint about --udp-rate-limit', async (t) => {
-    const serve = await startServe(['--udp-rate-limit', '20', '--no-tcp']);
-    t.after(() => serve.stop());
+    const serve = await startServe(['--udp-rate-limit', '20', '--no-tcp', '--log-level', 'silent'], { t });
     const r = await upcaseCli(['ping', '127.0.0.1', '--port', String(serve.port), '-c', '80', '-i', '0.002', '-W', '0.2']);
     const stats = r.stdout
       .toString()

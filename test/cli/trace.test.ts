@@ -2,8 +2,9 @@ import assert from 'node:assert/strict';
 import net from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { upcaseCli } from '../client/helpers.js';
-import { runCli, ServeProcess } from '../helpers/cli.js';
-import { delay } from '../helpers/net.js';
+import { runCli } from '../helpers/cli.js';
+import { type ReadyServe, startServe } from '../helpers/serve.js';
+import { delay } from '../helpers/wait.js';
 
 // `upcase serve --trace` and `upcase client --trace`: every step of the
 // textbook's figures (§2.7: the UDP flow, the TCP flow, the welcoming and
@@ -27,7 +28,7 @@ function assertInOrder(text: string, patterns: RegExp[]): RegExpExecArray[] {
 }
 
 /** Waits (bounded) until the server's stderr has a line matching `pattern`. */
-async function serverSaid(server: ServeProcess, pattern: RegExp, ms = 10_000): Promise<void> {
+async function serverSaid(server: ReadyServe, pattern: RegExp, ms = 10_000): Promise<void> {
   const deadline = Date.now() + ms;
   while (!server.stderr.split('\n').some((line) => pattern.test(line))) {
     if (Date.now() > deadline) assert.fail(`the server never printed ${pattern}:\n${server.stderr}`);
@@ -36,9 +37,9 @@ async function serverSaid(server: ServeProcess, pattern: RegExp, ms = 10_000): P
 }
 
 describe('upcase serve --trace with upcase client --trace', () => {
-  let server: ServeProcess;
+  let server: ReadyServe;
   before(async () => {
-    server = await ServeProcess.start(['--host', '127.0.0.1', '--port', '0', '--trace']);
+    server = await startServe(['--trace']);
   });
   after(() => server.kill());
 
@@ -147,9 +148,9 @@ describe('upcase serve --trace with upcase client --trace', () => {
 });
 
 describe('upcase client --udp --trace against a server that drops everything', () => {
-  let server: ServeProcess;
+  let server: ReadyServe;
   before(async () => {
-    server = await ServeProcess.start(['--host', '127.0.0.1', '--port', '0', '--no-tcp', '--drop-rate', '1', '--trace']);
+    server = await startServe(['--no-tcp', '--drop-rate', '1', '--trace']);
   });
   after(() => server.kill());
 

@@ -7,10 +7,8 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import dgram from 'node:dgram';
 import net from 'node:net';
-import { fileURLToPath } from 'node:url';
+import { BIN, ROOT } from '../helpers/serve.js';
 
-export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
-export const UPCASE_BIN = `${ROOT}bin/upcase.js`;
 export const TEXTBOOK = `${ROOT}test/fixtures/textbook/`;
 
 export interface RunResult {
@@ -56,7 +54,7 @@ export function run(command: string, args: string[], options: RunOptions = {}): 
 
 /** Runs `upcase ARGS` from the build (run `npm run build` first). */
 export function upcaseCli(args: string[], options?: RunOptions): Promise<RunResult> {
-  return run(process.execPath, [UPCASE_BIN, ...args], options);
+  return run(process.execPath, [BIN, ...args], options);
 }
 
 export interface Started {
@@ -99,15 +97,6 @@ export function startProcess(command: string, args: string[], ready: RegExp, por
       reject(new Error(`${command} ${args.join(' ')} exited (${code}) before it was ready; stderr: ${err}`));
     });
   });
-}
-
-/** `upcase serve` on 127.0.0.1, a free port, logs off. */
-export function startServe(extraArgs: string[] = []): Promise<Started> {
-  return startProcess(
-    process.execPath,
-    [UPCASE_BIN, 'serve', '--host', '127.0.0.1', '--port', '0', '--log-level', 'silent', ...extraArgs],
-    /ready to receive on \S+ 127\.0\.0\.1:(\d+)/,
-  );
 }
 
 /**

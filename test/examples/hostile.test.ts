@@ -4,7 +4,7 @@ import { once } from 'node:events';
 import net from 'node:net';
 import { afterEach, beforeEach, describe, test } from 'node:test';
 import { run, type Started, startOnFreePort, TEXTBOOK, tsxArgs } from '../client/helpers.js';
-import { delay, within } from '../helpers/net.js';
+import { delay, within } from '../helpers/wait.js';
 
 // The example servers (examples/) against hostile clients: a reset in the middle
 // of a reply, bytes that are not UTF-8, more than the example reads in one go.

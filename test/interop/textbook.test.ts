@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { run, type Started, startOnFreePort, startServe, TEXTBOOK, upcaseCli } from '../client/helpers.js';
+import { run, type Started, startOnFreePort, TEXTBOOK, upcaseCli } from '../client/helpers.js';
+import { type ReadyServe, startServe } from '../helpers/serve.js';
 
 // The textbook's own Python programs (test/fixtures/textbook/, fixed only to
 // run on Python 3 and to take a free port) against upcase, both ways, over TCP
@@ -104,11 +105,11 @@ describe("upcase client --udp against the textbook's UDPServer.py", () => {
 });
 
 describe("the textbook's clients against upcase serve", () => {
-  let serve: Started;
+  let serve: ReadyServe;
   before(async () => {
-    serve = await startServe();
+    serve = await startServe(['--log-level', 'silent']);
   });
-  after(() => serve.stop());
+  after(() => serve.close());
 
   test('TCPClient.py', async () => {
     const r = await run('python3', [`${TEXTBOOK}TCPClient.py`, '127.0.0.1', String(serve.port)], { input: 'hello, straße\n' });

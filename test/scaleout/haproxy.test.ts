@@ -13,19 +13,9 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { test } from 'node:test';
 import pino from 'pino';
 import { startServer } from '../../src/server/server.js';
-import {
-  CLIENT_ADDRESS,
-  findExecutable,
-  freePort,
-  type LogLine,
-  requestText,
-  ROOT,
-  run,
-  stopProcess,
-  tcpRequest,
-  tcpSession,
-  waitForTcp,
-} from './lib.js';
+import { CLIENT_ADDRESS, findExecutable, freePort, type LogLine, requestText, run, tcpRequest, tcpSession } from './lib.js';
+import { ROOT, stopProcess } from '../helpers/serve.js';
+import { untilListening } from '../helpers/wait.js';
 
 const haproxy = findExecutable('haproxy');
 if (haproxy === null) {
@@ -89,7 +79,7 @@ test('HAProxy send-proxy-v2 passes the client address to --proxy-protocol; its L
   child.stdout!.on('data', (d: Buffer) => (output += d.toString()));
   child.stderr!.on('data', (d: Buffer) => (output += d.toString()));
   t.after(() => stopProcess(child, 'SIGTERM'));
-  await waitForTcp(listenPort).catch((err: Error) => {
+  await untilListening(listenPort, 10_000, CLIENT_ADDRESS).catch((err: Error) => {
     throw new Error(`${err.message}\nhaproxy said:\n${output}`);
   });
 

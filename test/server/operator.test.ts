@@ -11,9 +11,10 @@ import { UpcaseServer } from '../../src/server/server.js';
 import { createStats } from '../../src/stats.js';
 import { escapeHtml, parseExposition, StatusPage } from '../../src/server/status-page.js';
 import { loadNativeTcp } from '../../src/tcp/native.js';
-import { parseMetrics, until } from '../cli/ops-helpers.js';
+import { parseMetrics } from '../helpers/operator.js';
+import { TcpPeer } from '../helpers/roundtrip.js';
+import { until } from '../helpers/wait.js';
 import { makePki } from '../tls/pki.js';
-import { tlsConnect } from '../tls/helpers.js';
 
 const VERSION = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 
@@ -246,7 +247,7 @@ describe('/connections with PROXY protocol and TLS', () => {
     });
     const { tlsPort } = await server.listen();
     t.after(() => server.close());
-    const client = await tlsConnect(tlsPort!, { ca: pki.ca });
+    const client = await TcpPeer.tls(tlsPort!, { ca: pki.ca });
     t.after(() => client.socket.destroy());
     await client.write('hello');
     await until(() => server.listConnections({ offset: 0, limit: 1 }).connections[0]?.bytesOut === 5, 'the reply');

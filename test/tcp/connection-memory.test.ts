@@ -5,7 +5,7 @@ import { describe, test } from 'node:test';
 import { silentLogger } from '../../src/log.js';
 import { createStats } from '../../src/stats.js';
 import { handleConnection } from '../../src/tcp/connection.js';
-import { delay, within } from '../helpers/net.js';
+import { delay, within } from '../helpers/wait.js';
 
 /**
  * An in-memory peer: what we push() is what the handler reads; what the handler

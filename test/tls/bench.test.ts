@@ -3,7 +3,7 @@ import { after, before, describe, test } from 'node:test';
 import { runBench } from '../../src/bench/run.js';
 import { TlsError } from '../../src/errors.js';
 import { runCli } from '../helpers/cli.js';
-import { serverFor } from '../helpers/net.js';
+import { serverFor } from '../helpers/serve.js';
 import { makePki, type TestPki } from './pki.js';
 
 let pki: TestPki;

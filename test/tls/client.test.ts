@@ -5,8 +5,8 @@ import { PassThrough, Readable } from 'node:stream';
 import { connectTcp, tcpRequest, tcpStream } from '../../src/client/tcp.js';
 import { upcase } from '../../src/codec/upcase.js';
 import { TlsError } from '../../src/errors.js';
-import { serverFor } from '../helpers/net.js';
-import { MiB } from './helpers.js';
+import { MiB } from '../helpers/roundtrip.js';
+import { serverFor } from '../helpers/serve.js';
 import { makePki, type TestPki } from './pki.js';
 
 let pki: TestPki;

@@ -3,7 +3,7 @@ import { after, before, test } from 'node:test';
 import { tcpRequest } from '../../src/client/tcp.js';
 import { describe as describeEvent, type TraceEvent } from '../../src/trace.js';
 import { UpcaseServer } from '../../src/server/server.js';
-import { delay, within } from '../helpers/net.js';
+import { delay, within } from '../helpers/wait.js';
 import { makePki, type TestPki } from './pki.js';
 
 // --trace over TLS: the server reports the TLS listener, accept() and the
