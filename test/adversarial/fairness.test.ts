@@ -11,7 +11,7 @@ import { loadNativeTcp } from '../../src/tcp/native.js';
 import { scrape } from '../helpers/operator.js';
 import { tcpRoundTrip } from '../helpers/roundtrip.js';
 import { type ServeProcess, spawnServe } from '../helpers/serve.js';
-import { delay, within } from '../helpers/wait.js';
+import { delay, until, within } from '../helpers/wait.js';
 
 const SENDERS = fileURLToPath(new URL('../fixtures/bulk-senders.mjs', import.meta.url));
 const BULK = 200;
@@ -19,14 +19,6 @@ const BULK = 200;
 const REPLY_MS = 1500;
 
 const transports = ['stream', ...(loadNativeTcp() === null ? [] : ['native'])];
-
-async function until(check: () => Promise<boolean>, what: string, ms: number): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms: ${what}`);
-    await delay(100);
-  }
-}
 
 describe('200 bulk senders that never read', () => {
   const servers: ServeProcess[] = [];
@@ -46,7 +38,7 @@ describe('200 bulk senders that never read', () => {
       try {
         await within(20_000, 'the bulk senders connected', once(attack.stdout!, 'data'));
         const metric = async (name: string): Promise<number> => (await scrape(metrics!)).get(name) ?? 0;
-        await until(async () => (await metric('upcase_connections_open')) >= BULK, 'every bulk sender accepted', 15_000);
+        await until(async () => (await metric('upcase_connections_open')) >= BULK, 'every bulk sender accepted', 15_000, 100);
         for (let i = 0; i < 5; i++) {
           const reply = await within(REPLY_MS, `normal client ${i} answered`, tcpRoundTrip(port, `normal ${i}`));
           assert.equal(reply.toString(), `NORMAL ${i}`);

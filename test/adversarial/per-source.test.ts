@@ -23,17 +23,6 @@ async function trickler(port: number, localAddress: string, everyMs: number): Pr
   return socket;
 }
 
-/** One request from `localAddress`: send, half-close, read to the end. */
-async function roundTripFrom(localAddress: string, port: number, text: string): Promise<Buffer> {
-  const socket = net.connect({ host: '127.0.0.1', port, localAddress });
-  const chunks: Buffer[] = [];
-  socket.on('data', (d: Buffer) => chunks.push(d));
-  socket.end(text);
-  await once(socket, 'end');
-  socket.destroy();
-  return Buffer.concat(chunks);
-}
-
 describe('per-source TCP limit', () => {
   it('a slowloris of 1,500 connections from one address leaves clients from another address served at once', async (t) => {
     const server = await serverFor(t, { idleTimeout: 2 });
@@ -51,7 +40,7 @@ describe('per-source TCP limit', () => {
     assert.equal(server.connectionCount, limit);
     // … and yet another address is served at once.
     const started = Date.now();
-    const reply = await within(1500, 'a client from 127.0.0.2', roundTripFrom('127.0.0.2', port, 'still served'));
+    const reply = await within(1500, 'a client from 127.0.0.2', tcpRoundTrip(port, 'still served', { localAddress: '127.0.0.2' }));
     assert.equal(reply.toString(), 'STILL SERVED');
     assert.ok(Date.now() - started < 1500);
     assert.equal(server.stats.connectionsRefused, 0, 'the global limit was never reached');

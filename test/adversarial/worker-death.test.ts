@@ -58,8 +58,7 @@ function closeWaitSockets(pid: number): number {
 
 /** Waits until `done()` or `ms` have passed, whichever is first (the asserts that follow say which). */
 async function settle(done: () => boolean, ms: number): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!done() && Date.now() < deadline) await delay(50);
+  await until(done, 'settled', ms, 50).catch(() => undefined);
 }
 
 /** Worker pids by slot, from the primary's `worker listening` log lines (the newest per slot). */

@@ -1,21 +1,16 @@
 import assert from 'node:assert/strict';
-import net from 'node:net';
 import { test } from 'node:test';
 import { runCli } from '../helpers/cli.js';
+import { tcpRoundTrip } from '../helpers/roundtrip.js';
 import { LOOPBACK, startServe } from '../helpers/serve.js';
 
 const V1 = 'PROXY TCP4 203.0.113.7 192.0.2.1 40000 12000\r\n';
 
 const serve = (args: string[]) => runCli(['serve', ...LOOPBACK, ...args], { timeoutMs: 10_000 });
 
+/** The reply from `localAddress`; '' when the server closes (or resets) without one. */
 function ask(port: number, localAddress: string, text: string): Promise<string> {
-  return new Promise((resolve) => {
-    const s = net.connect({ host: '127.0.0.1', port, localAddress }, () => s.end(text));
-    let got = '';
-    s.on('data', (d: Buffer) => (got += d.toString()));
-    s.on('error', () => undefined);
-    s.on('close', () => resolve(got));
-  });
+  return tcpRoundTrip(port, text, { localAddress }).then(String, () => '');
 }
 
 test('serve: --trusted-proxies without --proxy-protocol is a usage error (exit 2)', async () => {

@@ -4,7 +4,7 @@ import { after, before, describe, test } from 'node:test';
 import { upcaseCli } from '../client/helpers.js';
 import { runCli } from '../helpers/cli.js';
 import { type ReadyServe, startServe } from '../helpers/serve.js';
-import { delay } from '../helpers/wait.js';
+import { until } from '../helpers/wait.js';
 
 // `upcase serve --trace` and `upcase client --trace`: every step of the
 // textbook's figures (§2.7: the UDP flow, the TCP flow, the welcoming and
@@ -29,11 +29,11 @@ function assertInOrder(text: string, patterns: RegExp[]): RegExpExecArray[] {
 
 /** Waits (bounded) until the server's stderr has a line matching `pattern`. */
 async function serverSaid(server: ReadyServe, pattern: RegExp, ms = 10_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!server.stderr.split('\n').some((line) => pattern.test(line))) {
-    if (Date.now() > deadline) assert.fail(`the server never printed ${pattern}:\n${server.stderr}`);
-    await delay(20);
-  }
+  await until(
+    () => server.stderrLines.some((line) => pattern.test(line)),
+    () => `the server to print ${pattern}:\n${server.stderr}`,
+    ms,
+  );
 }
 
 describe('upcase serve --trace with upcase client --trace', () => {

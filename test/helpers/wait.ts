@@ -17,11 +17,16 @@ export function within<T>(ms: number, what: string, promise: Promise<T>): Promis
   return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }
 
-/** Polls `check` every `everyMs` until it is true; fails naming `what` after `ms`. */
-export async function until(check: () => boolean | Promise<boolean>, what: string, ms = 10_000, everyMs = 20): Promise<void> {
+/** Polls `check` every `everyMs` until it is true; fails naming `what` (a string, or a function for the state by then) after `ms`. */
+export async function until(
+  check: () => boolean | Promise<boolean>,
+  what: string | (() => string),
+  ms = 10_000,
+  everyMs = 20,
+): Promise<void> {
   const deadline = Date.now() + ms;
   while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
+    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${typeof what === 'string' ? what : what()}`);
     await delay(everyMs);
   }
 }
