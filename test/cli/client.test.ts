@@ -2,11 +2,11 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import net from 'node:net';
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import { upcase } from '../../src/codec/upcase.js';
-import { startServer, type UpcaseServer } from '../../src/server/server.js';
 import { deadUdpPort, fakeUdpServer, pickFixedPort, run, upcaseCli } from '../client/helpers.js';
 import { BIN, ROOT } from '../helpers/serve.js';
+import { suiteServer } from '../helpers/serve.js';
 
 const PTY_RUN = `${ROOT}test/fixtures/pty-run.py`;
 const PROMPT = 'Input lowercase sentence: ';
@@ -19,32 +19,24 @@ async function interactive(args: string[], lines: string[]): Promise<{ code: num
 }
 
 describe('upcase client', () => {
-  let server: UpcaseServer;
-  let port: number;
-  let p: string;
-  before(async () => {
-    server = await startServer({ host: '127.0.0.1', port: 0 });
-    port = server.address().port;
-    p = String(port);
-  });
-  after(() => server.close());
+  const shared = suiteServer();
 
   test('MESSAGE arguments over TCP (the default): one reply line each, exit 0', async () => {
-    const r = await upcaseCli(['client', '--host', '127.0.0.1', '--port', p, 'hello', 'straße', 'ﬃ ǆ']);
+    const r = await upcaseCli(['client', '--host', '127.0.0.1', '--port', String(shared.port), 'hello', 'straße', 'ﬃ ǆ']);
     assert.equal(r.stderr, '');
     assert.equal(r.stdout.toString(), 'HELLO\nSTRASSE\nFFI Ǆ\n');
     assert.equal(r.code, 0);
   });
 
   test('MESSAGE arguments over UDP', async () => {
-    const r = await upcaseCli(['client', '--udp', '--host', '127.0.0.1', '--port', p, 'hello', 'world']);
+    const r = await upcaseCli(['client', '--udp', '--host', '127.0.0.1', '--port', String(shared.port), 'hello', 'world']);
     assert.equal(r.stdout.toString(), 'HELLO\nWORLD\n');
     assert.equal(r.code, 0);
   });
 
   test('piped stdin over TCP streams byte for byte, invalid bytes included', async () => {
     const input = Buffer.concat([Buffer.from('line one\nstraße\n'), Buffer.from([0xff, 0xfe, 0xc3]), Buffer.from('\nno final newline')]);
-    const r = await upcaseCli(['client', '--host', '127.0.0.1', '--port', p], { input });
+    const r = await upcaseCli(['client', '--host', '127.0.0.1', '--port', String(shared.port)], { input });
     assert.deepEqual(r.stdout, upcase(input));
     assert.equal(r.stderr, '');
     assert.equal(r.code, 0);
@@ -52,14 +44,14 @@ describe('upcase client', () => {
 
   test('piped stdin over UDP: one datagram per line, replies in order', async () => {
     const input = `${Array.from({ length: 40 }, (_, i) => `line ${i} ß`).join('\n')}\n`;
-    const r = await upcaseCli(['client', '--udp', '--host', '127.0.0.1', '--port', p], { input });
+    const r = await upcaseCli(['client', '--udp', '--host', '127.0.0.1', '--port', String(shared.port)], { input });
     assert.equal(r.stdout.toString(), input.toUpperCase());
     assert.equal(r.code, 0);
   });
 
   test('UDP: a line too large for one datagram is a clear error, after the replies before it', async () => {
     const input = `ok\n${'x'.repeat(70_000)}\nnever\n`;
-    const r = await upcaseCli(['client', '--udp', '--host', '127.0.0.1', '--port', p], { input });
+    const r = await upcaseCli(['client', '--udp', '--host', '127.0.0.1', '--port', String(shared.port)], { input });
     assert.equal(r.stdout.toString(), 'OK\n');
     assert.equal(r.stderr, 'upcase: line 2 does not fit in one UDP datagram: it is longer than 65507 bytes\n');
     assert.equal(r.code, 1);
@@ -67,7 +59,7 @@ describe('upcase client', () => {
 
   test('interactive TCP on a terminal: the textbook prompt, From server:, until Ctrl-D, with history', async () => {
     // "\x1b[A" is the up arrow: it recalls the previous line from the history.
-    const { code, screen } = await interactive(['--host', '127.0.0.1', '--port', p], ['hello', 'straße', '\x1b[A']);
+    const { code, screen } = await interactive(['--host', '127.0.0.1', '--port', String(shared.port)], ['hello', 'straße', '\x1b[A']);
     assert.equal(code, 0, screen);
     assert.ok(screen.startsWith('Input lowercase sentence: hello\r\r\nFrom server: HELLO\r\nInput lowercase sentence: '), screen);
     const replies = screen.match(/From server: .*/g)?.map((l) => l.trimEnd());
@@ -75,7 +67,7 @@ describe('upcase client', () => {
   });
 
   test('interactive UDP on a terminal', async () => {
-    const { code, screen } = await interactive(['--udp', '--host', '127.0.0.1', '--port', p], ['hello over udp']);
+    const { code, screen } = await interactive(['--udp', '--host', '127.0.0.1', '--port', String(shared.port)], ['hello over udp']);
     assert.equal(code, 0, screen);
     assert.equal(screen, 'Input lowercase sentence: hello over udp\r\r\nFrom server: HELLO OVER UDP\r\nInput lowercase sentence: \r\n');
   });

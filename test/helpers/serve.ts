@@ -6,7 +6,7 @@
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
-import type { TestContext } from 'node:test';
+import { after, before, type TestContext } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import type { ServerOptions } from '../../src/options.js';
 import { startServer, type UpcaseServer } from '../../src/server/server.js';
@@ -27,6 +27,28 @@ export async function serverFor(t: Cleanup, options: ServerOptions = {}): Promis
   const server = await startServer({ host: '127.0.0.1', port: 0, ...options });
   t.after(() => server.close());
   return server;
+}
+
+/**
+ * A server on 127.0.0.1, a free port, in this process, shared by the tests of a
+ * suite: call it inside `describe`; it starts in `before` and closes in `after`.
+ * Read `.server` and `.port` inside the tests.
+ */
+export function suiteServer(options: ServerOptions = {}): { readonly server: UpcaseServer; readonly port: number } {
+  let started: UpcaseServer | undefined;
+  before(async () => {
+    started = await startServer({ host: '127.0.0.1', port: 0, ...options });
+  });
+  after(() => started?.close());
+  return {
+    get server(): UpcaseServer {
+      if (started === undefined) throw new Error('suiteServer: the server starts in before(); read it inside a test');
+      return started;
+    },
+    get port(): number {
+      return this.server.address().port;
+    },
+  };
 }
 
 /** The caller's environment without its UPCASE_* variables, plus `env`. */
