@@ -6,11 +6,11 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
-import { after, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { loadNativeTcp } from '../../src/tcp/native.js';
 import { scrape } from '../helpers/operator.js';
 import { tcpRoundTrip } from '../helpers/roundtrip.js';
-import { type ServeProcess, spawnServe } from '../helpers/serve.js';
+import { spawnServe } from '../helpers/serve.js';
 import { delay, until, within } from '../helpers/wait.js';
 
 const SENDERS = fileURLToPath(new URL('../fixtures/bulk-senders.mjs', import.meta.url));
@@ -21,18 +21,9 @@ const REPLY_MS = 1500;
 const transports = ['stream', ...(loadNativeTcp() === null ? [] : ['native'])];
 
 describe('200 bulk senders that never read', () => {
-  const servers: ServeProcess[] = [];
-  after(async () => {
-    for (const p of servers) {
-      p.child.kill('SIGTERM');
-      await p.exitWithin(20_000).catch(() => {});
-    }
-  });
-
   for (const transport of transports) {
-    it(`${transport} transport: every sender is accepted, and a normal client is answered at once`, async () => {
-      const p = spawnServe(['--no-udp', '--tcp-transport', transport, '--metrics-port', '0', '--log-level', 'warn']);
-      servers.push(p);
+    it(`${transport} transport: every sender is accepted, and a normal client is answered at once`, async (t) => {
+      const p = spawnServe(['--no-udp', '--tcp-transport', transport, '--metrics-port', '0', '--log-level', 'warn'], { t });
       const { port, metrics } = await p.ready();
       const attack = spawn(process.execPath, [SENDERS, String(port), String(BULK), '30'], { stdio: ['ignore', 'pipe', 'inherit'] });
       try {

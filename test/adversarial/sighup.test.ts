@@ -43,8 +43,8 @@ async function catchesSighup(pid: number): Promise<void> {
 }
 
 async function stop(p: ServeProcess): Promise<void> {
-  if (p.child.exitCode === null && p.child.signalCode === null) {
-    p.child.kill('SIGTERM');
+  if (p.alive()) {
+    p.signal('SIGTERM');
     await p.exitWithin(20_000);
   }
 }
@@ -76,7 +76,7 @@ describe('SIGHUP at any moment', () => {
           await catchesSighup(p.child.pid!);
           await delay(gapMs);
           for (let i = 0; i < 8 && p.child.exitCode === null; i++) {
-            p.child.kill('SIGHUP');
+            p.signal('SIGHUP');
             await delay(100);
           }
         })();
@@ -101,7 +101,7 @@ describe('SIGHUP at any moment', () => {
         const before = listened(p);
         process.kill(newestWorkerPid(p, 1), 'SIGKILL');
         await delay(gapMs);
-        p.child.kill('SIGHUP');
+        p.signal('SIGHUP');
         await until(() => listened(p) > before, 'the killed worker to be replaced', 15_000);
       }
       // Every death was one of ours (SIGKILL), none from SIGHUP; the backoff never had to grow past the first step.
@@ -112,7 +112,7 @@ describe('SIGHUP at any moment', () => {
       // Reload, then replace a worker: the new one reads the reloaded files.
       copyFileSync(pki.server2.cert, cert);
       copyFileSync(pki.server2.key, key);
-      p.child.kill('SIGHUP');
+      p.signal('SIGHUP');
       await until(() => logs(p).filter((l) => l.msg === 'tls certificate reloaded').length >= 2, 'both workers reload', 15_000);
       const before = listened(p);
       process.kill(newestWorkerPid(p, 2), 'SIGKILL');
@@ -135,7 +135,7 @@ describe('SIGHUP at any moment', () => {
       const p = spawnServe([...BASE, '--workers', workers, '--drain-timeout', '3']);
       try {
         const { port } = await p.ready();
-        p.child.kill('SIGHUP');
+        p.signal('SIGHUP');
         await delay(200);
         assert.equal(p.child.exitCode, null, `SIGHUP ended the server (--workers ${workers})`);
         assert.equal(String(await tcpRoundTrip(port, 'hup')), 'HUP');
@@ -144,10 +144,10 @@ describe('SIGHUP at any moment', () => {
         open.on('error', () => {});
         await once(open, 'connect');
         await delay(100);
-        p.child.kill('SIGTERM');
+        p.signal('SIGTERM');
         for (const gapMs of [100, 500, 1000]) {
           await delay(gapMs);
-          p.child.kill('SIGHUP');
+          p.signal('SIGHUP');
         }
         assert.deepEqual(await p.exitWithin(20_000), { code: 0, signal: null });
         open.destroy();

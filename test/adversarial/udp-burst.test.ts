@@ -4,10 +4,10 @@
 import assert from 'node:assert/strict';
 import dgram from 'node:dgram';
 import { once } from 'node:events';
-import { after, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { loadNativeUdp } from '../../src/udp/native.js';
 import { scrape } from '../helpers/operator.js';
-import { type ServeProcess, spawnServe } from '../helpers/serve.js';
+import { spawnServe } from '../helpers/serve.js';
 import { delay } from '../helpers/wait.js';
 
 const SOURCES = 49; // 127.0.0.2 … 127.0.0.50
@@ -39,28 +39,12 @@ async function burst(port: number): Promise<void> {
 const transports = ['dgram', ...(loadNativeUdp() === null ? [] : ['native'])];
 
 describe('a burst of 14,700 datagrams from 49 addresses', () => {
-  const servers: ServeProcess[] = [];
-  after(async () => {
-    for (const p of servers) {
-      p.child.kill('SIGTERM');
-      await p.exitWithin(20_000).catch(() => {});
-    }
-  });
-
   for (const transport of transports) {
-    it(`reaches the ${transport} transport almost whole, and the kernel's drops are in /metrics`, async () => {
-      const p = spawnServe([
-        '--no-tcp',
-        '--udp-transport',
-        transport,
-        '--udp-rate-limit',
-        '0',
-        '--metrics-port',
-        '0',
-        '--log-level',
-        'warn',
-      ]);
-      servers.push(p);
+    it(`reaches the ${transport} transport almost whole, and the kernel's drops are in /metrics`, async (t) => {
+      const p = spawnServe(
+        ['--no-tcp', '--udp-transport', transport, '--udp-rate-limit', '0', '--metrics-port', '0', '--log-level', 'warn'],
+        { t },
+      );
       const { port, metrics } = await p.ready();
       await burst(port);
       let m = await scrape(metrics!);

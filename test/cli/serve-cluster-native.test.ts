@@ -39,7 +39,7 @@ for (const transport of ['auto', 'native'] as const) {
   describe(`serve --workers 2 --udp-transport ${transport}`, () => {
     let p: ServeProcess;
     after(async () => {
-      p?.child.kill('SIGKILL');
+      p?.kill();
       await p?.exited;
     });
 

@@ -29,7 +29,7 @@ describe('serve --workers 2', () => {
 
   after(async () => {
     if (p.child.exitCode === null && p.child.signalCode === null) {
-      p.child.kill('SIGKILL');
+      p.kill();
       await p.exited;
     }
   });
@@ -154,7 +154,7 @@ describe('serve --workers 2', () => {
 
     await new Promise((r) => setTimeout(r, 150));
     const signalledAt = Date.now();
-    p.child.kill('SIGTERM');
+    p.signal('SIGTERM');
 
     const results = await Promise.all(inflight.map((f) => f.done));
     results.forEach((r) => {

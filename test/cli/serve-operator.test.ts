@@ -16,7 +16,7 @@ for (const workers of [1, 2]) {
     it(`lists exactly ${HELD} held connections, and the metrics and the status page agree`, async (t) => {
       const p = spawnServe(['--metrics-port', '0', '--max-connections', '50', '--workers', String(workers), '--log-level', 'warn']);
       t.after(async () => {
-        p.child.kill('SIGTERM');
+        p.signal('SIGTERM');
         await p.exitWithin(15_000);
       });
       const { port, metrics: base } = await p.ready();
@@ -72,7 +72,7 @@ describe('serve: the limit gauge is the limit in force', () => {
       prefix: ['prlimit', '--nofile=64:64'],
     });
     t.after(async () => {
-      p.child.kill('SIGTERM');
+      p.signal('SIGTERM');
       await p.exitWithin(15_000);
     });
     const { metrics: base } = await p.ready();

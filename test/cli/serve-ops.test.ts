@@ -53,7 +53,7 @@ describe(`graceful drain, single process${canUnshare ? ', as PID 1' : ''}`, () =
       const msgs = p.logs().map((e) => e.msg);
       assert.ok(msgs.indexOf('shutting down: not ready, no new connections, draining') < msgs.indexOf('closed'));
     } finally {
-      p.child.kill('SIGKILL');
+      p.kill();
     }
   });
 });
@@ -70,7 +70,7 @@ describe('configuration through UPCASE_* variables', () => {
       assert.equal(transports, 'tcp');
       assert.equal(host, '127.0.0.1');
       assert.equal((await tcpRoundTrip(port, 'env')).toString(), 'ENV');
-      p.child.kill('SIGTERM');
+      p.signal('SIGTERM');
       assert.deepEqual(await p.exitWithin(15_000), { code: 0, signal: null });
       assert.deepEqual(
         p.logs().filter((e) => (e.level as number) < 40),
@@ -78,7 +78,7 @@ describe('configuration through UPCASE_* variables', () => {
         'no info or debug lines at --log-level warn',
       );
     } finally {
-      p.child.kill('SIGKILL');
+      p.kill();
     }
   });
 

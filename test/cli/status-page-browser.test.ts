@@ -75,7 +75,7 @@ describe('the status page in headless Chromium', { skip }, () => {
     await browser?.close();
     for (const s of sockets) s.destroy();
     if (serve !== undefined) {
-      serve.child.kill('SIGTERM');
+      serve.signal('SIGTERM');
       await serve.exitWithin(15_000);
     }
     pki?.remove();

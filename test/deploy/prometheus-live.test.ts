@@ -214,12 +214,7 @@ describe('a real Prometheus scraping upcase', { skip }, () => {
   after(async () => {
     for (const s of held) s.destroy();
     prometheus?.kill('SIGTERM');
-    for (const p of [single, cluster]) {
-      if (p !== undefined && p.child.exitCode === null && p.child.signalCode === null) {
-        p.child.kill('SIGTERM');
-        await p.exitWithin(15_000);
-      }
-    }
+    for (const p of [single, cluster]) await p?.stop('SIGTERM', 15_000);
     if (prometheus !== undefined && prometheus.exitCode === null) await once(prometheus, 'exit');
     rmSync(dir, { recursive: true, force: true });
     process.off('exit', reap);
@@ -271,7 +266,7 @@ describe('a real Prometheus scraping upcase', { skip }, () => {
     assert.equal(states.has('UpcaseTlsCertificateExpired'), false);
     assert.equal(states.has('UpcaseWorkersDown'), false);
 
-    cluster.child.kill('SIGTERM');
+    cluster.signal('SIGTERM');
     await cluster.exitWithin(15_000);
     await until(async () => (await alertStates()).has('UpcaseDown'), 'UpcaseDown', 20_000);
   });
