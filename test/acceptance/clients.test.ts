@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { finished } from 'node:stream/promises';
 import { after, before, describe, test } from 'node:test';
 import { UdpClient } from '../../src/client/udp.js';
-import { run, upcaseCli } from '../client/helpers.js';
+import { run, upcaseCli } from '../helpers/programs.js';
 import { BIN, type ReadyServe, startServe } from '../helpers/serve.js';
 
 // The acceptance checks, as a new user would run them: the built CLI

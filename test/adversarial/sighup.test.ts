@@ -9,7 +9,7 @@ import { after, before, describe, it } from 'node:test';
 import { TcpPeer, tcpRoundTrip } from '../helpers/roundtrip.js';
 import { type ServeProcess, spawnServe } from '../helpers/serve.js';
 import { delay, until } from '../helpers/wait.js';
-import { makePki, type TestPki } from '../tls/pki.js';
+import { makePki, type TestPki } from '../helpers/pki.js';
 
 const BASE = ['--log-level', 'info'];
 

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { startServer, type UpcaseServer } from '../../src/server/server.js';
 import { fileURLToPath } from 'node:url';
-import { deadUdpPort } from '../client/helpers.js';
+import { deadUdpPort } from '../helpers/programs.js';
 
 const BIN = fileURLToPath(new URL('../../bin/upcase.js', import.meta.url));
 

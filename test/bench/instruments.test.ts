@@ -3,7 +3,7 @@ import { describe, test } from 'node:test';
 import { LatencyHistogram } from '../../src/bench/histogram.js';
 import type { BenchProgress } from '../../src/bench/options.js';
 import { runBench } from '../../src/bench/run.js';
-import { deadUdpPort } from '../client/helpers.js';
+import { deadUdpPort } from '../helpers/programs.js';
 import { corruptingTcpServer } from './fakes.js';
 import { suiteServer } from '../helpers/serve.js';
 

@@ -7,7 +7,7 @@ import { build, decodeFromCompressedBase64 } from 'hdr-histogram-js';
 import { mergeResults } from '../../src/bench/merge.js';
 import type { BenchResult } from '../../src/bench/run.js';
 import { startServer, type UpcaseServer } from '../../src/server/server.js';
-import { upcaseCli } from '../client/helpers.js';
+import { upcaseCli } from '../helpers/programs.js';
 
 /** The oracle: the union of the runs' histograms with hdr-histogram-js's pure-JS build, percentiles clamped to the exact max. */
 function unionPercentiles(runs: BenchResult[]): Record<string, number> {

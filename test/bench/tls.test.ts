@@ -4,7 +4,7 @@ import { runBench } from '../../src/bench/run.js';
 import { TlsError } from '../../src/errors.js';
 import { runCli } from '../helpers/cli.js';
 import { serverFor } from '../helpers/serve.js';
-import { makePki, type TestPki } from './pki.js';
+import { makePki, type TestPki } from '../helpers/pki.js';
 
 let pki: TestPki;
 before(() => {

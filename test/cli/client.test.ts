@@ -4,7 +4,7 @@ import { once } from 'node:events';
 import net from 'node:net';
 import { describe, test } from 'node:test';
 import { upcase } from '../../src/codec/upcase.js';
-import { deadUdpPort, fakeUdpServer, pickFixedPort, run, upcaseCli } from '../client/helpers.js';
+import { deadUdpPort, fakeUdpServer, pickFixedPort, run, upcaseCli } from '../helpers/programs.js';
 import { BIN, ROOT } from '../helpers/serve.js';
 import { suiteServer } from '../helpers/serve.js';
 

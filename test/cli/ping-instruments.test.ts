@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { replySeq } from '../../src/client/ping.js';
 import { upcase } from '../../src/codec/upcase.js';
-import { fakeUdpServer, type Started, startOnFreePort, TEXTBOOK, upcaseCli } from '../client/helpers.js';
+import { fakeUdpServer, type Started, startOnFreePort, TEXTBOOK, upcaseCli } from '../helpers/programs.js';
 
 const SEQ = /seq=(\d+)/;
 

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { deadUdpPort, upcaseCli } from '../client/helpers.js';
+import { deadUdpPort, upcaseCli } from '../helpers/programs.js';
 import { startServe } from '../helpers/serve.js';
 import { suiteServer } from '../helpers/serve.js';
 

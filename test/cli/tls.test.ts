@@ -10,8 +10,8 @@ import { runCli } from '../helpers/cli.js';
 import { TcpPeer } from '../helpers/roundtrip.js';
 import { BIN, startServe } from '../helpers/serve.js';
 import { until, within } from '../helpers/wait.js';
-import { run } from '../client/helpers.js';
-import { makePki, type TestPki } from './pki.js';
+import { run } from '../helpers/programs.js';
+import { makePki, type TestPki } from '../helpers/pki.js';
 
 let pki: TestPki;
 before(() => {

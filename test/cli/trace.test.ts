@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import { after, before, describe, test } from 'node:test';
-import { upcaseCli } from '../client/helpers.js';
+import { upcaseCli } from '../helpers/programs.js';
 import { runCli } from '../helpers/cli.js';
 import { type ReadyServe, startServe } from '../helpers/serve.js';
 import { until } from '../helpers/wait.js';

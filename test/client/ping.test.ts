@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { looksRateLimited, Pinger, type PingReply, pingPayload, type PingSummary, replySeq, RttStats } from '../../src/client/ping.js';
 import { upcase } from '../../src/codec/upcase.js';
-import { deadUdpPort, fakeUdpServer } from './helpers.js';
+import { deadUdpPort, fakeUdpServer } from '../helpers/programs.js';
 import { suiteServer } from '../helpers/serve.js';
 
 describe('ping statistics', () => {

@@ -5,7 +5,7 @@ import { describe, test } from 'node:test';
 import { connectTcp, tcpRequest, tcpStream } from '../../src/client/tcp.js';
 import { upcase } from '../../src/codec/upcase.js';
 import { NetworkError, SocketError, TimeoutError } from '../../src/errors.js';
-import { pickFixedPort, startProcess } from './helpers.js';
+import { pickFixedPort, startProcess } from '../helpers/programs.js';
 import { suiteServer } from '../helpers/serve.js';
 
 /** A raw TCP server on 127.0.0.1 that does whatever the test needs with each connection. */

@@ -7,7 +7,7 @@ import { upcase } from '../../src/codec/upcase.js';
 import { TlsError } from '../../src/errors.js';
 import { MiB } from '../helpers/roundtrip.js';
 import { serverFor } from '../helpers/serve.js';
-import { makePki, type TestPki } from './pki.js';
+import { makePki, type TestPki } from '../helpers/pki.js';
 
 let pki: TestPki;
 before(() => {

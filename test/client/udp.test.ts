@@ -7,7 +7,7 @@ import { sendLines, UdpClient } from '../../src/client/udp.js';
 import { upcase } from '../../src/codec/upcase.js';
 import { MessageTooLargeError, NetworkError } from '../../src/errors.js';
 import { startServer } from '../../src/server/server.js';
-import { deadUdpPort, fakeUdpServer } from './helpers.js';
+import { deadUdpPort, fakeUdpServer } from '../helpers/programs.js';
 import { suiteServer } from '../helpers/serve.js';
 
 function collect(stream: PassThrough): () => Buffer {

@@ -8,7 +8,7 @@ import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { parseAllDocuments } from 'yaml';
 import { startServer } from '../../src/server/server.js';
-import { upcaseCli } from '../client/helpers.js';
+import { upcaseCli } from '../helpers/programs.js';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
 

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { after, test } from 'node:test';
-import { pickFixedPort } from '../client/helpers.js';
+import { pickFixedPort } from '../helpers/programs.js';
 import { ROOT } from '../helpers/serve.js';
 import { delay, within } from '../helpers/wait.js';
 

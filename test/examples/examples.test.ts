@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { startServer, type UpcaseServer } from '../../src/server/server.js';
-import { run, type Started, startOnFreePort, tsxArgs, upcaseCli } from '../client/helpers.js';
+import { run, type Started, startOnFreePort, tsxArgs, upcaseCli } from '../helpers/programs.js';
 
 // The textbook's four programs in TypeScript (examples/), run as the README
 // says (through tsx), on free ports given as arguments.

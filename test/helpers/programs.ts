@@ -7,7 +7,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import dgram from 'node:dgram';
 import net from 'node:net';
-import { BIN, ROOT } from '../helpers/serve.js';
+import { BIN, ROOT } from './serve.js';
 
 export const TEXTBOOK = `${ROOT}test/fixtures/textbook/`;
 

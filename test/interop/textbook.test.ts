@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { run, type Started, startOnFreePort, TEXTBOOK, upcaseCli } from '../client/helpers.js';
+import { run, type Started, startOnFreePort, TEXTBOOK, upcaseCli } from '../helpers/programs.js';
 import { type ReadyServe, startServe } from '../helpers/serve.js';
 
 // The textbook's own Python programs (test/fixtures/textbook/, fixed only to

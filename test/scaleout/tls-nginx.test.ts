@@ -12,8 +12,8 @@ import { after, before, test } from 'node:test';
 import { TcpPeer } from '../helpers/roundtrip.js';
 import { ROOT, startServe, stopProcess } from '../helpers/serve.js';
 import { until, untilListening } from '../helpers/wait.js';
-import { CLIENT_ADDRESS, findExecutable, freePort, run } from '../scaleout/lib.js';
-import { makePki, type TestPki } from './pki.js';
+import { CLIENT_ADDRESS, findExecutable, freePort, run } from './lib.js';
+import { makePki, type TestPki } from '../helpers/pki.js';
 
 const STREAM_MODULE = '/usr/lib/nginx/modules/ngx_stream_module.so';
 const nginx = findExecutable('nginx');

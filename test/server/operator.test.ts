@@ -14,7 +14,7 @@ import { loadNativeTcp } from '../../src/tcp/native.js';
 import { parseMetrics } from '../helpers/operator.js';
 import { TcpPeer } from '../helpers/roundtrip.js';
 import { until } from '../helpers/wait.js';
-import { makePki } from '../tls/pki.js';
+import { makePki } from '../helpers/pki.js';
 
 const VERSION = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 

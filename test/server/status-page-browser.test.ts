@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { type Browser, chromium, type Page } from 'playwright-core';
 import { allConnections, countByAddress, holdConnections } from '../helpers/operator.js';
-import { makePki, type TestPki } from '../tls/pki.js';
+import { makePki, type TestPki } from '../helpers/pki.js';
 import { scrape } from '../helpers/operator.js';
 import { type ServeProcess, spawnServe } from '../helpers/serve.js';
 import { until } from '../helpers/wait.js';

@@ -13,7 +13,7 @@ import { TCP_TRANSPORTS } from '../../src/options.js';
 import { floodWithoutReading } from '../helpers/roundtrip.js';
 import { delay, until } from '../helpers/wait.js';
 import { hex, INVALID, VALID } from '../fixtures/proxy-headers.js';
-import { makePki, type TestPki } from '../tls/pki.js';
+import { makePki, type TestPki } from '../helpers/pki.js';
 import { type Served, serve, type Transport, TRANSPORTS } from './transports.js';
 
 const MiB = 1024 * 1024;

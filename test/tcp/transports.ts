@@ -15,7 +15,7 @@ import { loadNativeTcp } from '../../src/tcp/native.js';
 import { captureLogger, type CapturedLogger } from '../helpers/logs.js';
 import { TcpPeer, tlsOver } from '../helpers/roundtrip.js';
 import { within } from '../helpers/wait.js';
-import type { TestPki } from '../tls/pki.js';
+import type { TestPki } from '../helpers/pki.js';
 
 export interface Transport {
   /** The name in test titles. */

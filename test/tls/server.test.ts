@@ -9,7 +9,7 @@ import { UpcaseServer } from '../../src/server/server.js';
 import { MiB, TcpPeer, tcpRoundTrip, tlsRoundTrip } from '../helpers/roundtrip.js';
 import { serverFor } from '../helpers/serve.js';
 import { delay, until, within } from '../helpers/wait.js';
-import { makePki, type TestPki } from './pki.js';
+import { makePki, type TestPki } from '../helpers/pki.js';
 
 let pki: TestPki;
 before(() => {
