@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { finished } from 'node:stream/promises';
 import { after, before, describe, test } from 'node:test';
 import { UdpClient } from '../../src/client/udp.js';
-import { run, upcaseCli } from '../helpers/programs.js';
+import { run, runCli } from '../helpers/cli.js';
 import { BIN, type ReadyServe, startServe } from '../helpers/serve.js';
 
 // The issue's acceptance checks, as a new user would run them: the built CLI
@@ -129,7 +129,7 @@ describe('acceptance: a UDP server that drops 30% of requests', () => {
   test('upcase client --udp still gets every reply, in order', async () => {
     const input = `${Array.from({ length: 50 }, (_, i) => `line ${i + 1}: straße`).join('\n')}\n`;
     // 13 tries: a line fails only if all 13 are dropped, 0.3^13 ≈ 1.6e-7.
-    const r = await upcaseCli(
+    const r = await runCli(
       ['client', '--udp', '--host', '127.0.0.1', '--port', String(serve.port), '--timeout', '0.15', '--retries', '12'],
       {
         input,
@@ -152,7 +152,7 @@ describe('acceptance: a UDP server that drops 30% of requests', () => {
   });
 
   test('upcase ping -c 200 -i 0.005 -W 200 reports a loss near 30%', async () => {
-    const r = await upcaseCli(['ping', '127.0.0.1', '--port', String(serve.port), '-c', '200', '-i', '0.005', '-W', '0.2'], {
+    const r = await runCli(['ping', '127.0.0.1', '--port', String(serve.port), '-c', '200', '-i', '0.005', '-W', '0.2'], {
       timeoutMs: 30_000,
     });
     const lines = r.stdout.toString().trimEnd().split('\n');

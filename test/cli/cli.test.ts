@@ -1,12 +1,12 @@
 import assert from 'node:assert/strict';
-import { execFile, spawn } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import dgram from 'node:dgram';
 import net from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { describe, test } from 'node:test';
 import { runCli } from '../helpers/cli.js';
 import { tcpRoundTrip, UdpPeer } from '../helpers/roundtrip.js';
-import { BIN, startServe } from '../helpers/serve.js';
+import { spawnServe, startServe } from '../helpers/serve.js';
 
 const TEXTBOOK = fileURLToPath(new URL('../fixtures/textbook/', import.meta.url));
 
@@ -155,29 +155,19 @@ describe('upcase serve', { concurrency: true }, () => {
     assert.deepEqual(await serve.stop('SIGINT'), { code: 0, signal: null });
   });
 
-  test('a signal sent the instant the ready line appears still exits 0 (handlers are in first)', async () => {
+  test('a signal sent the instant the ready line appears still exits 0 (handlers are in first)', async (t) => {
     const runs = ['SIGTERM', 'SIGINT', 'SIGTERM', 'SIGINT'] as const;
     const results = await Promise.all(
-      runs.map(
-        (signal) =>
-          new Promise<[number | null, NodeJS.Signals | null]>((resolve) => {
-            const child = spawn(process.execPath, [BIN, 'serve', '--host', '127.0.0.1', '--port', '0', '--log-level', 'silent'], {
-              stdio: ['ignore', 'pipe', 'inherit'],
-            });
-            const timer = setTimeout(() => child.kill('SIGKILL'), 15_000);
-            child.stdout.on('data', (d: Buffer) => {
-              if (d.toString().startsWith('The server is ready to receive')) child.kill(signal);
-            });
-            child.on('close', (code, sig) => {
-              clearTimeout(timer);
-              resolve([code, sig]);
-            });
-          }),
-      ),
+      runs.map(async (signal) => {
+        const serve = spawnServe(['--log-level', 'silent'], { t });
+        await serve.ready();
+        serve.signal(signal);
+        return serve.exitWithin(15_000);
+      }),
     );
     assert.deepEqual(
       results,
-      runs.map(() => [0, null]),
+      runs.map(() => ({ code: 0, signal: null })),
     );
   });
 

@@ -4,7 +4,8 @@ import { once } from 'node:events';
 import net from 'node:net';
 import { describe, test } from 'node:test';
 import { upcase } from '../../src/codec/upcase.js';
-import { deadUdpPort, fakeUdpServer, pickFixedPort, run, upcaseCli } from '../helpers/programs.js';
+import { deadUdpPort, fakeUdpServer, pickFixedPort } from '../helpers/programs.js';
+import { run, runCli } from '../helpers/cli.js';
 import { BIN, ROOT } from '../helpers/serve.js';
 import { suiteServer } from '../helpers/serve.js';
 
@@ -22,36 +23,36 @@ describe('upcase client', () => {
   const shared = suiteServer();
 
   test('MESSAGE arguments over TCP (the default): one reply line each, exit 0', async () => {
-    const r = await upcaseCli(['client', '--host', '127.0.0.1', '--port', String(shared.port), 'hello', 'straße', 'ﬃ ǆ']);
+    const r = await runCli(['client', '--host', '127.0.0.1', '--port', String(shared.port), 'hello', 'straße', 'ﬃ ǆ']);
     assert.equal(r.stderr, '');
     assert.equal(r.stdout.toString(), 'HELLO\nSTRASSE\nFFI Ǆ\n');
     assert.equal(r.code, 0);
   });
 
   test('MESSAGE arguments over UDP', async () => {
-    const r = await upcaseCli(['client', '--udp', '--host', '127.0.0.1', '--port', String(shared.port), 'hello', 'world']);
+    const r = await runCli(['client', '--udp', '--host', '127.0.0.1', '--port', String(shared.port), 'hello', 'world']);
     assert.equal(r.stdout.toString(), 'HELLO\nWORLD\n');
     assert.equal(r.code, 0);
   });
 
   test('piped stdin over TCP streams byte for byte, invalid bytes included', async () => {
     const input = Buffer.concat([Buffer.from('line one\nstraße\n'), Buffer.from([0xff, 0xfe, 0xc3]), Buffer.from('\nno final newline')]);
-    const r = await upcaseCli(['client', '--host', '127.0.0.1', '--port', String(shared.port)], { input });
-    assert.deepEqual(r.stdout, upcase(input));
+    const r = await runCli(['client', '--host', '127.0.0.1', '--port', String(shared.port)], { input });
+    assert.deepEqual(r.stdoutBytes, upcase(input));
     assert.equal(r.stderr, '');
     assert.equal(r.code, 0);
   });
 
   test('piped stdin over UDP: one datagram per line, replies in order', async () => {
     const input = `${Array.from({ length: 40 }, (_, i) => `line ${i} ß`).join('\n')}\n`;
-    const r = await upcaseCli(['client', '--udp', '--host', '127.0.0.1', '--port', String(shared.port)], { input });
+    const r = await runCli(['client', '--udp', '--host', '127.0.0.1', '--port', String(shared.port)], { input });
     assert.equal(r.stdout.toString(), input.toUpperCase());
     assert.equal(r.code, 0);
   });
 
   test('UDP: a line too large for one datagram is a clear error, after the replies before it', async () => {
     const input = `ok\n${'x'.repeat(70_000)}\nnever\n`;
-    const r = await upcaseCli(['client', '--udp', '--host', '127.0.0.1', '--port', String(shared.port)], { input });
+    const r = await runCli(['client', '--udp', '--host', '127.0.0.1', '--port', String(shared.port)], { input });
     assert.equal(r.stdout.toString(), 'OK\n');
     assert.equal(r.stderr, 'upcase: line 2 does not fit in one UDP datagram: it is longer than 65507 bytes\n');
     assert.equal(r.code, 1);
@@ -76,7 +77,7 @@ describe('upcase client', () => {
 describe('upcase client errors', () => {
   test('TCP, nothing listening: exit 1 and one line naming host, port and transport', async () => {
     const port = await pickFixedPort('tcp');
-    const r = await upcaseCli(['client', '--host', '127.0.0.1', '--port', String(port), 'hi']);
+    const r = await runCli(['client', '--host', '127.0.0.1', '--port', String(port), 'hi']);
     assert.equal(r.stdout.length, 0);
     assert.equal(r.stderr, `upcase: cannot connect to 127.0.0.1:${port} (tcp): connection refused (nothing is listening there)\n`);
     assert.equal(r.code, 1);
@@ -85,7 +86,7 @@ describe('upcase client errors', () => {
   test('UDP, no reply: exit 1 with "no reply … after 3 tries"', async (t) => {
     const silent = await fakeUdpServer();
     t.after(() => silent.close());
-    const r = await upcaseCli(['client', '--udp', '--host', '127.0.0.1', '--port', String(silent.port), '--timeout', '0.1', 'hi']);
+    const r = await runCli(['client', '--udp', '--host', '127.0.0.1', '--port', String(silent.port), '--timeout', '0.1', 'hi']);
     assert.equal(r.stdout.length, 0);
     assert.equal(r.stderr, `upcase: no reply from 127.0.0.1:${silent.port} (udp) after 3 tries\n`);
     assert.equal(r.code, 1);
@@ -95,7 +96,7 @@ describe('upcase client errors', () => {
   test('UDP, --retries 0: one try', async (t) => {
     const silent = await fakeUdpServer();
     t.after(() => silent.close());
-    const r = await upcaseCli([
+    const r = await runCli([
       'client',
       '--udp',
       '--host',
@@ -114,7 +115,7 @@ describe('upcase client errors', () => {
 
   test('UDP, nothing listening: refused at once (port unreachable)', async () => {
     const port = await deadUdpPort();
-    const r = await upcaseCli(['client', '--udp', '--host', '127.0.0.1', '--port', String(port), 'hi']);
+    const r = await runCli(['client', '--udp', '--host', '127.0.0.1', '--port', String(port), 'hi']);
     assert.equal(r.stderr, `upcase: cannot connect to 127.0.0.1:${port} (udp): connection refused (nothing is listening there)\n`);
     assert.equal(r.code, 1);
   });
@@ -131,18 +132,7 @@ describe('upcase client errors', () => {
       }
     });
     t.after(() => fake.close());
-    const r = await upcaseCli([
-      'client',
-      '--udp',
-      '--host',
-      '127.0.0.1',
-      '--port',
-      String(fake.port),
-      '--timeout',
-      '0.15',
-      'first',
-      'second',
-    ]);
+    const r = await runCli(['client', '--udp', '--host', '127.0.0.1', '--port', String(fake.port), '--timeout', '0.15', 'first', 'second']);
     assert.equal(r.stdout.toString(), 'FIRST\nSECOND\n');
     assert.equal(r.code, 0);
   });
@@ -165,7 +155,7 @@ describe('upcase client errors', () => {
       ['--retries', '1.5', 'x'],
       ['--bogus'],
     ]) {
-      const r = await upcaseCli(['client', ...args]);
+      const r = await runCli(['client', ...args]);
       assert.equal(r.code, 2, `${args.join(' ')}: ${r.stderr}`);
       assert.equal(r.stdout.length, 0);
       // Commander's own errors (an unknown flag) come with the usage; the library's are one line naming the flag.

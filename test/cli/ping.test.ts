@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { deadUdpPort, upcaseCli } from '../helpers/programs.js';
+import { deadUdpPort } from '../helpers/programs.js';
+import { runCli } from '../helpers/cli.js';
 import { startServe } from '../helpers/serve.js';
 import { suiteServer } from '../helpers/serve.js';
 
@@ -12,7 +13,7 @@ describe('upcase ping', () => {
   const shared = suiteServer({ tcp: false });
 
   test('prints like ping(8): header, one line per reply, statistics; exit 0', async () => {
-    const r = await upcaseCli(['ping', '127.0.0.1', '--port', String(shared.port), '-c', '3', '-i', '0.02', '-s', '64']);
+    const r = await runCli(['ping', '127.0.0.1', '--port', String(shared.port), '-c', '3', '-i', '0.02', '-s', '64']);
     const lines = r.stdout.toString().trimEnd().split('\n');
     assert.equal(r.code, 0, r.stderr);
     assert.equal(lines[0], `PING 127.0.0.1:${shared.port} (udp): 64 data bytes`);
@@ -41,7 +42,7 @@ describe('upcase ping', () => {
 
   test('nothing listening: port unreachable lines, 100% loss, exit 1', async () => {
     const dead = await deadUdpPort();
-    const r = await upcaseCli(['ping', '127.0.0.1', '--port', String(dead), '-c', '2', '-i', '0.02']);
+    const r = await runCli(['ping', '127.0.0.1', '--port', String(dead), '-c', '2', '-i', '0.02']);
     const out = r.stdout.toString();
     assert.match(out, new RegExp(`^From 127\\.0\\.0\\.1:${dead}: seq=1 Destination port unreachable$`, 'm'));
     assert.match(out, /^2 packets transmitted, 0 received, \+2 errors, 100% packet loss, time \d+ms$/m);
@@ -52,7 +53,7 @@ describe('upcase ping', () => {
   test('Ctrl-C (SIGINT) stops an endless run and prints the summary', async () => {
     let replies = 0;
     let interrupted = false;
-    const r = await upcaseCli(['ping', '127.0.0.1', '--port', String(shared.port), '-i', '0.02'], {
+    const r = await runCli(['ping', '127.0.0.1', '--port', String(shared.port), '-i', '0.02'], {
       onSpawn: (child) => {
         child.stdout!.on('data', (c: Buffer) => {
           replies += c
@@ -84,7 +85,7 @@ describe('upcase ping', () => {
       ['-W', '0'],
       ['--port', '0'],
     ]) {
-      const r = await upcaseCli(['ping', '127.0.0.1', ...args]);
+      const r = await runCli(['ping', '127.0.0.1', ...args]);
       assert.equal(r.code, 2, `${args.join(' ')}: ${r.stderr}`);
       assert.equal(r.stdout.length, 0);
     }
@@ -96,7 +97,7 @@ const RTT_LINE = /^rtt min\/avg\/max\/mdev = [\d./]+ ms$/m;
 describe('upcase ping against a rate-limited server', () => {
   test('losses after a clean burst come with a hint about --udp-rate-limit', async (t) => {
     const serve = await startServe(['--udp-rate-limit', '20', '--no-tcp', '--log-level', 'silent'], { t });
-    const r = await upcaseCli(['ping', '127.0.0.1', '--port', String(serve.port), '-c', '80', '-i', '0.002', '-W', '0.2']);
+    const r = await runCli(['ping', '127.0.0.1', '--port', String(serve.port), '-c', '80', '-i', '0.002', '-W', '0.2']);
     const stats = r.stdout
       .toString()
       .split('\n')

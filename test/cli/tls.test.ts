@@ -6,11 +6,10 @@ import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { copyFileSync, mkdirSync, writeFileSync } from 'node:fs';
 import { after, before, describe, test } from 'node:test';
-import { runCli } from '../helpers/cli.js';
 import { TcpPeer } from '../helpers/roundtrip.js';
 import { BIN, startServe } from '../helpers/serve.js';
 import { until, within } from '../helpers/wait.js';
-import { run } from '../helpers/programs.js';
+import { run, runCli } from '../helpers/cli.js';
 import { makePki, type TestPki } from '../helpers/pki.js';
 
 let pki: TestPki;

@@ -1,7 +1,6 @@
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import { after, before, describe, test } from 'node:test';
-import { upcaseCli } from '../helpers/programs.js';
 import { runCli } from '../helpers/cli.js';
 import { type ReadyServe, startServe } from '../helpers/serve.js';
 import { until } from '../helpers/wait.js';
@@ -117,9 +116,9 @@ describe('upcase serve --trace with upcase client --trace', () => {
 
   test('TCP with piped input: every chunk sent and received is reported, and the sizes add up', async () => {
     const input = Buffer.alloc(200_000, 'a');
-    const r = await upcaseCli(['client', '--trace', '--host', '127.0.0.1', '--port', String(server.port)], { input });
+    const r = await runCli(['client', '--trace', '--host', '127.0.0.1', '--port', String(server.port)], { input });
     assert.equal(r.code, 0, r.stderr);
-    assert.ok(r.stdout.equals(Buffer.alloc(200_000, 'A')));
+    assert.ok(r.stdoutBytes.equals(Buffer.alloc(200_000, 'A')));
     const sizes = (verb: string): number[] =>
       [...r.stderr.matchAll(new RegExp(`^${T}tcp: ${verb} (\\d+) bytes "(?:a|A){40}…" \\(first 40 shown\\)$`, 'gm'))].map((m) =>
         Number(m[1]),

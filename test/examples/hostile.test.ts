@@ -3,7 +3,8 @@ import dgram from 'node:dgram';
 import { once } from 'node:events';
 import net from 'node:net';
 import { afterEach, beforeEach, describe, test } from 'node:test';
-import { run, type Started, startOnFreePort, TEXTBOOK, tsxArgs } from '../helpers/programs.js';
+import { type Started, startOnFreePort, TEXTBOOK, tsxArgs } from '../helpers/programs.js';
+import { run } from '../helpers/cli.js';
 import { delay, within } from '../helpers/wait.js';
 
 // The example servers (examples/) against hostile clients: a reset in the middle
