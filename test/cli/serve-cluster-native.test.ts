@@ -51,7 +51,10 @@ for (const transport of ['auto', 'native'] as const) {
         replies,
         Array.from({ length: 40 }, (_, i) => `FLOW ${i} SS`),
       );
-      const listening = p.logs().filter((e) => e.msg === 'listening');
+      // Each worker logs its own line, asynchronously: the ready line can come first.
+      const listeningLines = () => p.logs().filter((e) => e.msg === 'listening');
+      await until(() => listeningLines().length >= 2, 'both workers to log listening');
+      const listening = listeningLines();
       assert.equal(listening.length, 2);
       for (const line of listening) assert.equal(line.udpTransport, transport === 'auto' ? 'dgram' : 'native');
       // TCP in workers: node:cluster hands each worker its connections, the addon serves them.
