@@ -151,7 +151,3 @@ export async function fakeUdpServer(
 export function deadUdpPort(): Promise<number> {
   return pickFixedPort('udp');
 }
-
-/** The Python oracle of the upcase rule, on stdin → stdout. */
-export const PYTHON_UPPER =
-  "import sys; sys.stdout.buffer.write(sys.stdin.buffer.read().decode('utf-8','surrogateescape').upper().encode('utf-8','surrogateescape'))";

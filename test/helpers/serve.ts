@@ -119,7 +119,7 @@ function hostPort(text: string): { host: string; port: number } {
 }
 
 /** Parses `The server is ready to receive on tcp+udp 127.0.0.1:P, tls 127.0.0.1:T`. */
-export function parseReady(line: string): Omit<Ready, 'metrics'> {
+function parseReady(line: string): Omit<Ready, 'metrics'> {
   const m = READY.exec(line);
   if (m === null) throw new Error(`not a ready line: ${line}`);
   const ready: Omit<Ready, 'metrics'> = { readyLine: line, transports: '', host: '', port: Number.NaN };
