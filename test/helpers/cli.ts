@@ -52,7 +52,7 @@ export function run(command: string, args: string[], options: RunOptions = {}): 
   });
 }
 
-/** Runs `node bin/upcase.js ...args` (the build: `npm test` builds first) without the caller's UPCASE_* variables, plus `env`. */
+/** Runs `node bin/upcase.js ...args` (the build: `npm test` builds first) without the caller's UPCASE_* options ({@link cleanEnv}), plus `env`. */
 export function runCli(
   args: string[],
   options: Omit<RunOptions, 'env' | 'cwd'> & { env?: Record<string, string> } = {},

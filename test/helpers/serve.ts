@@ -51,9 +51,15 @@ export function suiteServer(options: ServerOptions = {}): { readonly server: Upc
   };
 }
 
-/** The caller's environment without its UPCASE_* variables, plus `env`. */
+/**
+ * Variables that say which build of upcase runs, not how it is configured: a run
+ * such as `npm run test:sanitize` sets them for the servers its tests start.
+ */
+const BUILD_VARIABLES = new Set(['UPCASE_NATIVE', 'UPCASE_NATIVE_DIR', 'UPCASE_CODEC_PATH', 'UPCASE_UBSAN_LOG']);
+
+/** The caller's environment without its UPCASE_* options (the build's variables stay), plus `env`. */
 export function cleanEnv(env: Record<string, string> = {}): NodeJS.ProcessEnv {
-  const base = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('UPCASE_')));
+  const base = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('UPCASE_') || BUILD_VARIABLES.has(k)));
   return { ...base, ...env };
 }
 
@@ -78,7 +84,7 @@ export interface Ready {
 }
 
 export interface ServeOptions {
-  /** Variables on top of the caller's environment, whose UPCASE_* are dropped. */
+  /** Variables on top of the caller's environment, whose UPCASE_* options are dropped ({@link cleanEnv}). */
   env?: Record<string, string>;
   /** A command to run node under, e.g. `['prlimit', '--nofile=64:64']` or `unshare`. */
   prefix?: string[];
