@@ -1,5 +1,5 @@
 // Writes the TypeScript codec's case tables (src/codec/fast.ts caseTables()) as the files the
-// C codec's stand-alone tools read (bench/codec/tables.h): table.bin, offsets.bin, bytes.bin.
+// C codec's stand-alone tools read (native/codec_tools.h): table.bin, offsets.bin, bytes.bin.
 // Needs the build (dist/).
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';

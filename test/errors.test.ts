@@ -60,6 +60,19 @@ async function takenTcpPort(t: { after: (fn: () => unknown) => void }): Promise<
   return (server.address() as net.AddressInfo).port;
 }
 
+/** The ListenError of a TCP listen on 127.0.0.1:`port` that another socket holds, as `assert.rejects` checks it. */
+function tcpPortInUse(port: number): (err: NetworkError) => true {
+  return (err) => {
+    assert.ok(err instanceof ListenError, `got ${err.name}`);
+    assert.equal(err.code, 'UPCASE_ERR_LISTEN');
+    assert.equal(err.syscallCode, 'EADDRINUSE');
+    assert.deepEqual([err.transport, err.address, err.port], ['tcp', '127.0.0.1', port]);
+    assert.equal((err.cause as NodeJS.ErrnoException).code, 'EADDRINUSE');
+    assert.equal(err.message, `cannot listen on 127.0.0.1:${port} (tcp): address already in use`);
+    return true;
+  };
+}
+
 describe('every network error is worded by one function, one class per code', { concurrency: true }, () => {
   test('refused (TCP): ConnectError, UPCASE_ERR_CONNECT, ECONNREFUSED, host and port kept, cause is the OS error', async () => {
     const port = await closedTcpPort();
@@ -159,15 +172,7 @@ describe('every network error is worded by one function, one class per code', { 
 
   test('address in use: ListenError, UPCASE_ERR_LISTEN, EADDRINUSE, for TCP and for UDP', async (t) => {
     const port = await takenTcpPort(t);
-    await assert.rejects(startServer({ host: '127.0.0.1', port, udp: false }), (err: NetworkError) => {
-      assert.ok(err instanceof ListenError);
-      assert.equal(err.code, 'UPCASE_ERR_LISTEN');
-      assert.equal(err.syscallCode, 'EADDRINUSE');
-      assert.deepEqual([err.transport, err.address, err.port], ['tcp', '127.0.0.1', port]);
-      assert.equal((err.cause as NodeJS.ErrnoException).code, 'EADDRINUSE');
-      assert.equal(err.message, `cannot listen on 127.0.0.1:${port} (tcp): address already in use`);
-      return true;
-    });
+    await assert.rejects(startServer({ host: '127.0.0.1', port, udp: false }), tcpPortInUse(port));
     const udp = dgram.createSocket('udp4');
     await new Promise<void>((resolve) => udp.bind(0, '127.0.0.1', resolve));
     t.after(() => udp.close());
@@ -224,15 +229,7 @@ describe('a cluster worker’s error reaches the primary whole', () => {
       processMetrics: false,
     });
     t.after(() => primary.close());
-    await assert.rejects(primary.start(), (err: NetworkError) => {
-      assert.ok(err instanceof ListenError, `got ${err.name}`);
-      assert.equal(err.code, 'UPCASE_ERR_LISTEN');
-      assert.equal(err.syscallCode, 'EADDRINUSE');
-      assert.deepEqual([err.transport, err.address, err.port], ['tcp', '127.0.0.1', port]);
-      assert.equal((err.cause as NodeJS.ErrnoException).code, 'EADDRINUSE');
-      assert.equal(err.message, `cannot listen on 127.0.0.1:${port} (tcp): address already in use`);
-      return true;
-    });
+    await assert.rejects(primary.start(), tcpPortInUse(port));
   });
 
   test('serializeError / deserializeError keep class and fields for every kind', () => {

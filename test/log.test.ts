@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { setTimeout as delay } from 'node:timers/promises';
 import { RateLimitedLog, safeAddress } from '../src/log.js';
 import { captureLogger } from './helpers/logs.js';
+import { until } from './helpers/wait.js';
 
 describe('RateLimitedLog', () => {
   test('a flood gives one line at once and one summary with the suppressed count', () => {
@@ -27,8 +27,7 @@ describe('RateLimitedLog', () => {
     const log = new RateLimitedLog(logger, 50);
     for (let i = 0; i < 10; i++) log.warn('k', {}, 'dropped');
     assert.equal(lines.length, 1);
-    const deadline = Date.now() + 5000;
-    while (lines.length < 2 && Date.now() < deadline) await delay(10);
+    await until(() => lines.length >= 2, 'the summary line', 5000, 10);
     assert.equal(lines.length, 2);
     assert.equal(lines[1]!.suppressed, 9);
   });

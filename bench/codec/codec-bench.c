@@ -19,7 +19,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "tables.h"
+#include "../../native/codec_tools.h"
 
 // This thread's CPU time: on a shared machine, time spent waiting for a CPU does not count.
 static double now(void) {

@@ -8,7 +8,8 @@ import { join } from 'node:path';
 import { finished } from 'node:stream/promises';
 import { after, before, describe, test } from 'node:test';
 import { UdpClient } from '../../src/client/udp.js';
-import { run, type Started, startServe, UPCASE_BIN, upcaseCli } from '../client/helpers.js';
+import { run, runCli } from '../helpers/cli.js';
+import { BIN, type ReadyServe, startServe } from '../helpers/serve.js';
 
 // The issue's acceptance checks, as a new user would run them: the built CLI
 // against `upcase serve`, with outside oracles (Python) where there is one.
@@ -62,13 +63,13 @@ async function sha256(path: string): Promise<string> {
 
 describe('acceptance: upcase client < file, byte-exact and flat memory', () => {
   let dir: string;
-  let serve: Started;
+  let serve: ReadyServe;
   before(async () => {
     dir = await mkdtemp(join(tmpdir(), 'upcase-client-'));
-    serve = await startServe(['--no-udp']);
+    serve = await startServe(['--no-udp', '--log-level', 'silent']);
   });
   after(async () => {
-    await serve.stop();
+    await serve.close();
     await rm(dir, { recursive: true, force: true });
   });
 
@@ -101,7 +102,7 @@ describe('acceptance: upcase client < file, byte-exact and flat memory', () => {
         input,
         actual,
         process.execPath,
-        UPCASE_BIN,
+        BIN,
         'client',
         '--host',
         '127.0.0.1',
@@ -119,16 +120,16 @@ describe('acceptance: upcase client < file, byte-exact and flat memory', () => {
 });
 
 describe('acceptance: a UDP server that drops 30% of requests', () => {
-  let serve: Started;
+  let serve: ReadyServe;
   before(async () => {
-    serve = await startServe(['--no-tcp', '--drop-rate', '0.3']);
+    serve = await startServe(['--no-tcp', '--drop-rate', '0.3', '--log-level', 'silent']);
   });
-  after(() => serve.stop());
+  after(() => serve.close());
 
   test('upcase client --udp still gets every reply, in order', async () => {
     const input = `${Array.from({ length: 50 }, (_, i) => `line ${i + 1}: straße`).join('\n')}\n`;
     // 13 tries: a line fails only if all 13 are dropped, 0.3^13 ≈ 1.6e-7.
-    const r = await upcaseCli(
+    const r = await runCli(
       ['client', '--udp', '--host', '127.0.0.1', '--port', String(serve.port), '--timeout', '0.15', '--retries', '12'],
       {
         input,
@@ -151,7 +152,7 @@ describe('acceptance: a UDP server that drops 30% of requests', () => {
   });
 
   test('upcase ping -c 200 -i 0.005 -W 200 reports a loss near 30%', async () => {
-    const r = await upcaseCli(['ping', '127.0.0.1', '--port', String(serve.port), '-c', '200', '-i', '0.005', '-W', '0.2'], {
+    const r = await runCli(['ping', '127.0.0.1', '--port', String(serve.port), '-c', '200', '-i', '0.005', '-W', '0.2'], {
       timeoutMs: 30_000,
     });
     const lines = r.stdout.toString().trimEnd().split('\n');

@@ -6,10 +6,12 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
-import { after, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { loadNativeTcp } from '../../src/tcp/native.js';
-import { exitWithin, type ServeProcess, scrape, spawnServe, started, tcpRoundTrip } from '../cli/ops-helpers.js';
-import { delay, within } from '../helpers/net.js';
+import { scrape } from '../helpers/operator.js';
+import { tcpRoundTrip } from '../helpers/roundtrip.js';
+import { spawnServe } from '../helpers/serve.js';
+import { delay, until, within } from '../helpers/wait.js';
 
 const SENDERS = fileURLToPath(new URL('../fixtures/bulk-senders.mjs', import.meta.url));
 const BULK = 200;
@@ -18,45 +20,16 @@ const REPLY_MS = 1500;
 
 const transports = ['stream', ...(loadNativeTcp() === null ? [] : ['native'])];
 
-async function until(check: () => Promise<boolean>, what: string, ms: number): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms: ${what}`);
-    await delay(100);
-  }
-}
-
 describe('200 bulk senders that never read', () => {
-  const servers: ServeProcess[] = [];
-  after(async () => {
-    for (const p of servers) {
-      p.child.kill('SIGTERM');
-      await exitWithin(p, 20_000).catch(() => {});
-    }
-  });
-
   for (const transport of transports) {
-    it(`${transport} transport: every sender is accepted, and a normal client is answered at once`, async () => {
-      const p = spawnServe([
-        '--host',
-        '127.0.0.1',
-        '--port',
-        '0',
-        '--no-udp',
-        '--tcp-transport',
-        transport,
-        '--metrics-port',
-        '0',
-        '--log-level',
-        'warn',
-      ]);
-      servers.push(p);
-      const { port, metrics } = await started(p);
+    it(`${transport} transport: every sender is accepted, and a normal client is answered at once`, async (t) => {
+      const p = spawnServe(['--no-udp', '--tcp-transport', transport, '--metrics-port', '0', '--log-level', 'warn'], { t });
+      const { port, metrics } = await p.ready();
       const attack = spawn(process.execPath, [SENDERS, String(port), String(BULK), '30'], { stdio: ['ignore', 'pipe', 'inherit'] });
       try {
         await within(20_000, 'the bulk senders connected', once(attack.stdout!, 'data'));
         const metric = async (name: string): Promise<number> => (await scrape(metrics!)).get(name) ?? 0;
-        await until(async () => (await metric('upcase_connections_open')) >= BULK, 'every bulk sender accepted', 15_000);
+        await until(async () => (await metric('upcase_connections_open')) >= BULK, 'every bulk sender accepted', 15_000, 100);
         for (let i = 0; i < 5; i++) {
           const reply = await within(REPLY_MS, `normal client ${i} answered`, tcpRoundTrip(port, `normal ${i}`));
           assert.equal(reply.toString(), `NORMAL ${i}`);

@@ -11,9 +11,10 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { describe, test } from 'node:test';
 import { startServer } from '../../src/server/server.js';
-import { delay, probe, probeUntilServed, tcpExchange, waitFor } from '../helpers/clients.js';
+import { probe, probeUntilServed, tcpRoundTrip } from '../helpers/roundtrip.js';
+import { cpuTicks, startServe, TICKS_PER_SECOND } from '../helpers/serve.js';
+import { delay, until } from '../helpers/wait.js';
 import { captureLogger } from '../helpers/logs.js';
-import { cpuTicks, spawnServer, TICKS_PER_SECOND } from '../helpers/server-process.js';
 
 const NOFILE = 64;
 
@@ -67,20 +68,22 @@ async function cpuWhileKnocking(pid: number, port: number, ms = 2000): Promise<{
 
 describe(`prlimit --nofile=${NOFILE}`, () => {
   test('CLI: more clients than fds → max connections fitted to the limit, refusals counted in the log, no spin, serves again', async (t) => {
-    const server = await spawnServer(['--drain-timeout', '0', '--idle-timeout', '30'], { nofile: NOFILE });
+    const server = await startServe(['--drain-timeout', '0', '--idle-timeout', '30'], {
+      prefix: ['prlimit', `--nofile=${NOFILE}:${NOFILE}`],
+    });
     let holders: Holder[] = [];
     try {
-      await waitFor(() => server.logLines().some((l) => l.msg === 'listening'), 'the listening log line', 5000);
-      const lowered = server.logLines().find((l) => typeof l.msg === 'string' && l.msg.startsWith('max connections lowered'));
+      await until(() => server.logs().some((l) => l.msg === 'listening'), 'the listening log line', 5000);
+      const lowered = server.logs().find((l) => typeof l.msg === 'string' && l.msg.startsWith('max connections lowered'));
       assert.ok(lowered, 'no warning that max connections was lowered');
       const effective = lowered.effective as number;
       assert.ok(effective > 0 && effective < NOFILE, `effective limit ${effective}`);
-      assert.equal(server.logLines().find((l) => l.msg === 'listening')?.maxConnections, effective);
+      assert.equal(server.logs().find((l) => l.msg === 'listening')?.maxConnections, effective);
 
       holders = hold(server.port, 100);
       const served = () => holders.filter((h) => h.served).length;
       const refused = () => holders.filter((h) => h.closed && !h.served).length;
-      await waitFor(() => served() + refused() === 100, `all 100 answered or refused (${served()} + ${refused()})`, 15_000);
+      await until(() => served() + refused() === 100, `all 100 answered or refused (${served()} + ${refused()})`, 15_000);
       assert.equal(served(), effective);
       assert.equal(refused(), 100 - effective);
 
@@ -99,7 +102,7 @@ describe(`prlimit --nofile=${NOFILE}`, () => {
       assert.deepEqual(exit, { code: 0, signal: null });
     }
     const refusals = server
-      .logLines()
+      .logs()
       .filter((l) => l.msg === 'connection refused: max connections reached')
       .reduce((sum, l) => sum + ((l.suppressed as number | undefined) ?? 1), 0);
     assert.ok(refusals >= 100 - 40, `only ${refusals} refusals logged`);
@@ -111,7 +114,7 @@ describe(`prlimit --nofile=${NOFILE}`, () => {
     const lines: string[] = [];
     createInterface({ input: child.stdout! }).on('line', (line) => lines.push(line));
     const next = async (prefix: string): Promise<string> => {
-      await waitFor(() => lines.some((l) => l.startsWith(prefix)), `"${prefix}" from the fixture`, 15_000);
+      await until(() => lines.some((l) => l.startsWith(prefix)), `"${prefix}" from the fixture`, 15_000);
       return lines.find((l) => l.startsWith(prefix))!;
     };
     let exited = false;
@@ -122,7 +125,7 @@ describe(`prlimit --nofile=${NOFILE}`, () => {
       const [, portText, hoarded] = (await next('ready')).split(' ');
       const port = Number(portText);
       // libuv accepts and closes each connection with its reserved fd: clients see a close, not a hang.
-      const refused = await tcpExchange(port, 'nobody home', 5000).then(
+      const refused = await tcpRoundTrip(port, 'nobody home', { timeoutMs: 5000 }).then(
         (reply) => reply.length,
         () => 0,
       );

@@ -17,9 +17,10 @@ import { after, before, describe, test } from 'node:test';
 import { setImmediate as immediate } from 'node:timers/promises';
 import fc from 'fast-check';
 import { upcase } from '../../src/codec/upcase.js';
-import { delay, probe } from '../helpers/clients.js';
+import { probe } from '../helpers/roundtrip.js';
+import { type ReadyServe, startServe } from '../helpers/serve.js';
+import { delay } from '../helpers/wait.js';
 import { input } from '../helpers/fuzz-inputs.js';
-import { type ServerProcess, spawnServer } from '../helpers/server-process.js';
 
 const MIN_TOTAL_INPUTS = 100_000;
 const TCP_RUNS = 14;
@@ -28,18 +29,18 @@ let tcpInputs = 0;
 let tcpConversations = 0;
 let tcpResets = 0;
 let udpInputs = 0;
-let server: ServerProcess;
+let server: ReadyServe;
 /** The same server with `--tcp-transport stream`: every other TCP run goes there. */
-let streamServer: ServerProcess;
+let streamServer: ReadyServe;
 let tcpRun = 0;
 
 before(async () => {
   // The rate limit and the connection cap have tests of their own; here they would only throttle.
   const flags = ['--udp-rate-limit', '0', '--max-connections', '5000', '--idle-timeout', '60'];
-  [server, streamServer] = await Promise.all([spawnServer(flags), spawnServer([...flags, '--no-udp', '--tcp-transport', 'stream'])]);
+  [server, streamServer] = await Promise.all([startServe(flags), startServe([...flags, '--no-udp', '--tcp-transport', 'stream'])]);
 });
 after(async () => {
-  await Promise.all([server?.stop(), streamServer?.stop()]);
+  await Promise.all([server?.close(), streamServer?.close()]);
 });
 
 const conversation = fc.record({
@@ -240,9 +241,9 @@ describe('fuzzer: generated hostile input over real sockets', () => {
     assert.ok(tcpInputs + udpInputs >= MIN_TOTAL_INPUTS, `only ${tcpInputs} TCP + ${udpInputs} UDP inputs`);
     assert.ok(server.alive() && streamServer.alive(), 'server process exited');
     await probe(server.port);
-    const transports = [server, streamServer].map((p) => p.logLines().find((l) => l.msg === 'listening')?.tcpTransport);
+    const transports = [server, streamServer].map((p) => p.logs().find((l) => l.msg === 'listening')?.tcpTransport);
     assert.deepEqual(transports, ['native', 'stream']);
-    const bad = [...server.logLines(), ...streamServer.logLines()].filter((l) => (l.level as number) >= 50);
+    const bad = [...server.logs(), ...streamServer.logs()].filter((l) => (l.level as number) >= 50);
     assert.deepEqual(bad, []);
   });
 });

@@ -9,13 +9,14 @@ import dgram from 'node:dgram';
 import { once } from 'node:events';
 import net from 'node:net';
 import { test } from 'node:test';
-import { delay, floodWithoutReading, tcpExchange, udpExchange } from '../helpers/clients.js';
-import { spawnServer } from '../helpers/server-process.js';
+import { floodWithoutReading, tcpRoundTrip, udpExchange } from '../helpers/roundtrip.js';
+import { startServe } from '../helpers/serve.js';
+import { delay } from '../helpers/wait.js';
 
 const CANARY = 'zqxjcanary-payload-7f3k';
 
 test('at trace level, no log line contains payload bytes', async () => {
-  const server = await spawnServer([
+  const server = await startServe([
     '--log-level',
     'trace',
     '--idle-timeout',
@@ -32,7 +33,7 @@ test('at trace level, no log line contains payload bytes', async () => {
   const port = server.port;
   try {
     // A normal conversation, with the canary split across writes and a bad byte.
-    assert.equal((await tcpExchange(port, `${CANARY} ${CANARY}`)).toString(), `${CANARY} ${CANARY}`.toUpperCase());
+    assert.equal((await tcpRoundTrip(port, `${CANARY} ${CANARY}`)).toString(), `${CANARY} ${CANARY}`.toUpperCase());
 
     // Reset mid-stream, mid character.
     const reset = net.connect({ port, host: '127.0.0.1' });
@@ -78,10 +79,10 @@ test('at trace level, no log line contains payload bytes', async () => {
     await delay(300);
     udp.close();
   } finally {
-    await server.stop();
+    await server.close();
   }
-  const log = server.log();
-  const messages = new Set(server.logLines().map((l) => l.msg));
+  const log = server.stderr;
+  const messages = new Set(server.logs().map((l) => l.msg));
   // The paths above were really logged...
   for (const expected of [
     'connection open',

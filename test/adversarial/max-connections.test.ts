@@ -6,9 +6,10 @@ import assert from 'node:assert/strict';
 import net from 'node:net';
 import { describe, test } from 'node:test';
 import { startServer } from '../../src/server/server.js';
-import { delay, probe, waitFor } from '../helpers/clients.js';
+import { probe } from '../helpers/roundtrip.js';
+import { startServe } from '../helpers/serve.js';
+import { delay, until } from '../helpers/wait.js';
 import { captureLogger } from '../helpers/logs.js';
-import { spawnServer } from '../helpers/server-process.js';
 
 interface Attempt {
   socket: net.Socket;
@@ -54,7 +55,7 @@ describe('max connections', () => {
     try {
       const served = () => attempts.filter((a) => a.served).length;
       const refused = () => attempts.filter((a) => a.closed && !a.served).length;
-      await waitFor(() => served() === N && refused() === 100, `${N} served and 100 refused (now ${served()} and ${refused()})`, 15_000);
+      await until(() => served() === N && refused() === 100, `${N} served and 100 refused (now ${served()} and ${refused()})`, 15_000);
       await delay(300); // nothing changes after a while: the served stay served and open
       assert.equal(served(), N);
       assert.equal(refused(), 100);
@@ -69,7 +70,7 @@ describe('max connections', () => {
 
       // A freed slot is served again.
       attempts.find((a) => a.served)!.socket.destroy();
-      await waitFor(() => server.connectionCount === N - 1, 'the slot to free', 5000);
+      await until(() => server.connectionCount === N - 1, 'the slot to free', 5000);
       await probe(server.address().port, false);
     } finally {
       for (const a of attempts) a.socket.destroy();
@@ -83,17 +84,17 @@ describe('max connections', () => {
   });
 
   test('CLI: --max-connections 5 with 105 attempts; the log shows the refusals rate-limited with a suppressed count', async () => {
-    const server = await spawnServer(['--max-connections', '5', '--drain-timeout', '0']);
+    const server = await startServe(['--max-connections', '5', '--drain-timeout', '0']);
     const attempts = attempt(server.port, 105);
     try {
       const served = () => attempts.filter((a) => a.served).length;
       const refused = () => attempts.filter((a) => a.closed && !a.served).length;
-      await waitFor(() => served() === 5 && refused() === 100, `5 served and 100 refused (now ${served()} and ${refused()})`, 15_000);
+      await until(() => served() === 5 && refused() === 100, `5 served and 100 refused (now ${served()} and ${refused()})`, 15_000);
     } finally {
       for (const a of attempts) a.socket.destroy();
     }
     assert.deepEqual(await server.stop(), { code: 0, signal: null });
-    const lines = refusedLines(server.logLines());
+    const lines = refusedLines(server.logs());
     assert.ok(lines.length >= 1 && lines.length <= 3, `${lines.length} log lines for 100 refusals`);
     assert.equal(accounted(lines), 100);
     assert.ok(lines.some((l) => typeof l.suppressed === 'number' && l.suppressed > 0));

@@ -8,17 +8,18 @@ import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import net from 'node:net';
 import { after, before, test } from 'node:test';
-import { delay, floodWithoutReading, probe } from '../helpers/clients.js';
-import { rssBytes, type ServerProcess, spawnServer } from '../helpers/server-process.js';
+import { floodWithoutReading, probe } from '../helpers/roundtrip.js';
+import { rssBytes, type ReadyServe, startServe } from '../helpers/serve.js';
+import { delay } from '../helpers/wait.js';
 
 const MiB = 1 << 20;
-let server: ServerProcess;
+let server: ReadyServe;
 
 before(async () => {
-  server = await spawnServer();
+  server = await startServe();
 });
 after(async () => {
-  await server?.stop();
+  await server?.close();
 });
 
 test('two non-reading clients try to send 1 GiB each: RSS grows < 64 MiB and others are served', async (t) => {

@@ -8,7 +8,9 @@ import net from 'node:net';
 import { describe, it } from 'node:test';
 import { SERVER_DEFAULTS } from '../../src/options.js';
 import { SourceLimit } from '../../src/server/source-limit.js';
-import { delay, serverFor, tcpRoundTrip, until, within } from '../helpers/net.js';
+import { tcpRoundTrip } from '../helpers/roundtrip.js';
+import { serverFor } from '../helpers/serve.js';
+import { delay, until, within } from '../helpers/wait.js';
 
 /** A connection from `localAddress` that trickles one byte every `everyMs`, as a slowloris does. */
 async function trickler(port: number, localAddress: string, everyMs: number): Promise<net.Socket> {
@@ -19,17 +21,6 @@ async function trickler(port: number, localAddress: string, everyMs: number): Pr
   timer.unref();
   socket.once('close', () => clearInterval(timer));
   return socket;
-}
-
-/** One request from `localAddress`: send, half-close, read to the end. */
-async function roundTripFrom(localAddress: string, port: number, text: string): Promise<Buffer> {
-  const socket = net.connect({ host: '127.0.0.1', port, localAddress });
-  const chunks: Buffer[] = [];
-  socket.on('data', (d: Buffer) => chunks.push(d));
-  socket.end(text);
-  await once(socket, 'end');
-  socket.destroy();
-  return Buffer.concat(chunks);
 }
 
 describe('per-source TCP limit', () => {
@@ -49,7 +40,7 @@ describe('per-source TCP limit', () => {
     assert.equal(server.connectionCount, limit);
     // … and yet another address is served at once.
     const started = Date.now();
-    const reply = await within(1500, 'a client from 127.0.0.2', roundTripFrom('127.0.0.2', port, 'still served'));
+    const reply = await within(1500, 'a client from 127.0.0.2', tcpRoundTrip(port, 'still served', { localAddress: '127.0.0.2' }));
     assert.equal(reply.toString(), 'STILL SERVED');
     assert.ok(Date.now() - started < 1500);
     assert.equal(server.stats.connectionsRefused, 0, 'the global limit was never reached');

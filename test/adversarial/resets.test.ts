@@ -8,7 +8,8 @@ import net from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { upcase } from '../../src/codec/upcase.js';
 import { startServer, type UpcaseServer } from '../../src/server/server.js';
-import { delay, floodWithoutReading, probe, waitFor } from '../helpers/clients.js';
+import { floodWithoutReading, probe } from '../helpers/roundtrip.js';
+import { delay, until } from '../helpers/wait.js';
 
 let server: UpcaseServer;
 let port: number;
@@ -66,7 +67,7 @@ describe('resets at any point', () => {
       await delay(20); // let the server hold the incomplete tail
       socket.resetAndDestroy();
       await other.check();
-      await waitFor(() => server.stats.connectionsOpen < openBefore, 'the reset connection to close', 5000);
+      await until(() => server.stats.connectionsOpen < openBefore, 'the reset connection to close', 5000);
     });
   }
 
@@ -77,7 +78,7 @@ describe('resets at any point', () => {
     const flood = await floodWithoutReading(socket, { chunk: Buffer.from('ΐ'.repeat(16 * 1024)), quietMs: 500 });
     assert.ok(flood.stalled, 'the server never pushed back');
     socket.resetAndDestroy();
-    await waitFor(() => server.connectionCount < openBefore, 'the server to drop the reset connection', 5000);
+    await until(() => server.connectionCount < openBefore, 'the server to drop the reset connection', 5000);
     await other.check();
     await probe(port, false);
   });
@@ -88,7 +89,7 @@ describe('resets at any point', () => {
     socket.end(Buffer.alloc(8 << 20, 'z'));
     await delay(100);
     socket.resetAndDestroy();
-    await waitFor(() => server.connectionCount === 0, 'the server to drop it', 5000);
+    await until(() => server.connectionCount === 0, 'the server to drop it', 5000);
     await probe(port, false);
   });
 });
@@ -99,7 +100,7 @@ describe('isolation', () => {
     const b = await open();
     a.socket.write(Buffer.from([0x61, 0xf0, 0x9f])); // 'a' + half of 😀
     b.socket.write('straße');
-    await waitFor(() => b.received().length >= 7, 'b’s reply', 5000);
+    await until(() => b.received().length >= 7, 'b’s reply', 5000);
     assert.equal(b.received().toString(), 'STRASSE');
     assert.equal(a.received().toString(), 'A'); // the half character is held, not guessed
     a.socket.write(Buffer.from([0x98, 0x80]));

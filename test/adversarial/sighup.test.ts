@@ -6,25 +6,25 @@ import { copyFileSync, mkdirSync, readFileSync } from 'node:fs';
 import { once } from 'node:events';
 import net from 'node:net';
 import { after, before, describe, it } from 'node:test';
-import { exitWithin, parseLogs, type ServeProcess, spawnServe, started, tcpRoundTrip } from '../cli/ops-helpers.js';
-import { delay, until } from '../helpers/net.js';
-import { tlsConnect } from '../tls/helpers.js';
-import { makePki, type TestPki } from '../tls/pki.js';
+import { TcpPeer, tcpRoundTrip } from '../helpers/roundtrip.js';
+import { type ServeProcess, spawnServe } from '../helpers/serve.js';
+import { delay, until } from '../helpers/wait.js';
+import { makePki, type TestPki } from '../helpers/pki.js';
 
-const BASE = ['--host', '127.0.0.1', '--port', '0', '--log-level', 'info'];
+const BASE = ['--log-level', 'info'];
 
 function tlsArgs(cert: string, key: string): string[] {
   return ['--tls-port', '0', '--tls-cert', cert, '--tls-key', key];
 }
 
-const logs = (p: ServeProcess): Array<Record<string, unknown>> => parseLogs(p.stderr);
+const logs = (p: ServeProcess): Array<Record<string, unknown>> => p.logs();
 const listened = (p: ServeProcess): number => logs(p).filter((l) => l.msg === 'worker listening').length;
 const deaths = (p: ServeProcess): Array<Record<string, unknown>> => logs(p).filter((l) => l.msg === 'worker died; restarting');
 /** The plain and TLS ports from the ready line (`… on tcp+udp 127.0.0.1:P, tls 127.0.0.1:T`). */
 async function ports(p: ServeProcess): Promise<{ port: number; tlsPort: number }> {
   // A generous bound: a cluster with TLS starts slowly on a busy machine.
   await p.line(/^The server is ready to receive on /, 40_000);
-  const m = p.stdout.join('\n').match(/ready to receive on \S+ 127\.0\.0\.1:(\d+), tls 127\.0\.0\.1:(\d+)/)!;
+  const m = p.stdout.match(/ready to receive on \S+ 127\.0\.0\.1:(\d+), tls 127\.0\.0\.1:(\d+)/)!;
   return { port: Number(m[1]), tlsPort: Number(m[2]) };
 }
 
@@ -43,9 +43,9 @@ async function catchesSighup(pid: number): Promise<void> {
 }
 
 async function stop(p: ServeProcess): Promise<void> {
-  if (p.child.exitCode === null && p.child.signalCode === null) {
-    p.child.kill('SIGTERM');
-    await exitWithin(p, 20_000);
+  if (p.alive()) {
+    p.signal('SIGTERM');
+    await p.exitWithin(20_000);
   }
 }
 
@@ -76,14 +76,14 @@ describe('SIGHUP at any moment', () => {
           await catchesSighup(p.child.pid!);
           await delay(gapMs);
           for (let i = 0; i < 8 && p.child.exitCode === null; i++) {
-            p.child.kill('SIGHUP');
+            p.signal('SIGHUP');
             await delay(100);
           }
         })();
         const ready = await ports(p);
         await hangups;
         await delay(200);
-        assert.equal(p.child.exitCode, null, `the primary exited\n${p.stderr.join('\n')}`);
+        assert.equal(p.child.exitCode, null, `the primary exited\n${p.stderr}`);
         assert.deepEqual(deaths(p), [], 'a worker died');
         assert.equal(await tcpRoundTrip(ready.port, 'still up').then(String), 'STILL UP');
       } finally {
@@ -101,7 +101,7 @@ describe('SIGHUP at any moment', () => {
         const before = listened(p);
         process.kill(newestWorkerPid(p, 1), 'SIGKILL');
         await delay(gapMs);
-        p.child.kill('SIGHUP');
+        p.signal('SIGHUP');
         await until(() => listened(p) > before, 'the killed worker to be replaced', 15_000);
       }
       // Every death was one of ours (SIGKILL), none from SIGHUP; the backoff never had to grow past the first step.
@@ -112,13 +112,13 @@ describe('SIGHUP at any moment', () => {
       // Reload, then replace a worker: the new one reads the reloaded files.
       copyFileSync(pki.server2.cert, cert);
       copyFileSync(pki.server2.key, key);
-      p.child.kill('SIGHUP');
+      p.signal('SIGHUP');
       await until(() => logs(p).filter((l) => l.msg === 'tls certificate reloaded').length >= 2, 'both workers reload', 15_000);
       const before = listened(p);
       process.kill(newestWorkerPid(p, 2), 'SIGKILL');
       await until(() => listened(p) > before, 'worker 2 replaced', 15_000);
       for (let i = 0; i < 6; i++) {
-        const c = await tlsConnect(tlsPort, { ca: pki.ca });
+        const c = await TcpPeer.tls(tlsPort, { ca: pki.ca });
         assert.equal(c.socket.getPeerCertificate().serialNumber, '2002');
         c.socket.destroy();
       }
@@ -134,8 +134,8 @@ describe('SIGHUP at any moment', () => {
     for (const workers of ['1', '2']) {
       const p = spawnServe([...BASE, '--workers', workers, '--drain-timeout', '3']);
       try {
-        const { port } = await started(p);
-        p.child.kill('SIGHUP');
+        const { port } = await p.ready();
+        p.signal('SIGHUP');
         await delay(200);
         assert.equal(p.child.exitCode, null, `SIGHUP ended the server (--workers ${workers})`);
         assert.equal(String(await tcpRoundTrip(port, 'hup')), 'HUP');
@@ -144,12 +144,12 @@ describe('SIGHUP at any moment', () => {
         open.on('error', () => {});
         await once(open, 'connect');
         await delay(100);
-        p.child.kill('SIGTERM');
+        p.signal('SIGTERM');
         for (const gapMs of [100, 500, 1000]) {
           await delay(gapMs);
-          p.child.kill('SIGHUP');
+          p.signal('SIGHUP');
         }
-        assert.deepEqual(await exitWithin(p, 20_000), { code: 0, signal: null });
+        assert.deepEqual(await p.exitWithin(20_000), { code: 0, signal: null });
         open.destroy();
         assert.deepEqual(deaths(p), []);
       } finally {

@@ -7,18 +7,19 @@
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import { after, before, test } from 'node:test';
-import { probe, waitFor } from '../helpers/clients.js';
-import { openFds, type ServerProcess, spawnServer } from '../helpers/server-process.js';
+import { probe } from '../helpers/roundtrip.js';
+import { openFds, type ReadyServe, startServe } from '../helpers/serve.js';
+import { until } from '../helpers/wait.js';
 
 const TOTAL = 10_000;
 const CONCURRENCY = 500;
-let server: ServerProcess;
+let server: ReadyServe;
 
 before(async () => {
-  server = await spawnServer(['--max-connections', '2000']);
+  server = await startServe(['--max-connections', '2000']);
 });
 after(async () => {
-  await server?.stop();
+  await server?.close();
 });
 
 const MID_CHAR = Buffer.concat([Buffer.from('straße ΐ '), Buffer.from('😀').subarray(0, 2)]); // ends inside a 4-byte character
@@ -76,9 +77,9 @@ test(`${TOTAL} connections reset mid-stream: the server survives and its fds ret
     `${TOTAL} resets in ${((performance.now() - started) / 1000).toFixed(1)} s; fds at baseline ${baseline}, right after ${openFds(server.pid)}`,
   );
   assert.ok(server.alive(), 'server process died');
-  await waitFor(() => openFds(server.pid) <= baseline, `fds back to ${baseline} (now ${openFds(server.pid)})`, 20_000, 100);
+  await until(() => openFds(server.pid) <= baseline, `fds back to ${baseline} (now ${openFds(server.pid)})`, 20_000, 100);
   await probe(server.port);
   assert.ok(server.alive());
-  const bad = server.logLines().filter((l) => (l.level as number) >= 50);
+  const bad = server.logs().filter((l) => (l.level as number) >= 50);
   assert.deepEqual(bad, []);
 });

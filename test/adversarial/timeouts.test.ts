@@ -8,7 +8,8 @@ import { once } from 'node:events';
 import net from 'node:net';
 import { describe, test } from 'node:test';
 import { startServer, type UpcaseServer } from '../../src/server/server.js';
-import { closedAt, delay, floodWithoutReading, waitFor } from '../helpers/clients.js';
+import { floodWithoutReading } from '../helpers/roundtrip.js';
+import { closedAt, delay, until } from '../helpers/wait.js';
 
 const TRANSPORTS = ['native', 'stream'] as const;
 
@@ -131,7 +132,7 @@ for (const tcpTransport of TRANSPORTS) {
         }
         assert.equal(closed, false, 'closed although traffic kept flowing');
         assert.equal(replies, 'KKKKKKKK');
-        await waitFor(() => closed, 'the idle close', 5000);
+        await until(() => closed, 'the idle close', 5000);
         assert.equal(server.stats.idleTimeouts, 1);
       });
     });
@@ -172,7 +173,7 @@ for (const tcpTransport of TRANSPORTS) {
         assert.equal(server.stats.idleTimeouts, 0);
         // A reset, not a FIN queued behind replies nobody reads.
         assert.ok(error === undefined || ['ECONNRESET', 'EPIPE'].includes(error.code ?? ''), `unexpected ${error?.code}`);
-        await waitFor(() => server.connectionCount === 0, 'the server to drop the connection', 5000);
+        await until(() => server.connectionCount === 0, 'the server to drop the connection', 5000);
       });
     });
 

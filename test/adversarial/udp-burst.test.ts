@@ -4,10 +4,11 @@
 import assert from 'node:assert/strict';
 import dgram from 'node:dgram';
 import { once } from 'node:events';
-import { after, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { loadNativeUdp } from '../../src/udp/native.js';
-import { exitWithin, type ServeProcess, scrape, spawnServe, started } from '../cli/ops-helpers.js';
-import { delay } from '../helpers/net.js';
+import { scrape } from '../helpers/operator.js';
+import { spawnServe } from '../helpers/serve.js';
+import { delay } from '../helpers/wait.js';
 
 const SOURCES = 49; // 127.0.0.2 … 127.0.0.50
 const PER_SOURCE = 300;
@@ -38,33 +39,13 @@ async function burst(port: number): Promise<void> {
 const transports = ['dgram', ...(loadNativeUdp() === null ? [] : ['native'])];
 
 describe('a burst of 14,700 datagrams from 49 addresses', () => {
-  const servers: ServeProcess[] = [];
-  after(async () => {
-    for (const p of servers) {
-      p.child.kill('SIGTERM');
-      await exitWithin(p, 20_000).catch(() => {});
-    }
-  });
-
   for (const transport of transports) {
-    it(`reaches the ${transport} transport almost whole, and the kernel's drops are in /metrics`, async () => {
-      const p = spawnServe([
-        '--host',
-        '127.0.0.1',
-        '--port',
-        '0',
-        '--no-tcp',
-        '--udp-transport',
-        transport,
-        '--udp-rate-limit',
-        '0',
-        '--metrics-port',
-        '0',
-        '--log-level',
-        'warn',
-      ]);
-      servers.push(p);
-      const { port, metrics } = await started(p);
+    it(`reaches the ${transport} transport almost whole, and the kernel's drops are in /metrics`, async (t) => {
+      const p = spawnServe(
+        ['--no-tcp', '--udp-transport', transport, '--udp-rate-limit', '0', '--metrics-port', '0', '--log-level', 'warn'],
+        { t },
+      );
+      const { port, metrics } = await p.ready();
       await burst(port);
       let m = await scrape(metrics!);
       // Let the server finish reading what is queued.

@@ -7,7 +7,8 @@ import dgram from 'node:dgram';
 import { after, before, describe, test } from 'node:test';
 import { startServer, type UpcaseServer } from '../../src/server/server.js';
 import { MAX_UDP_PAYLOAD_IPV4 } from '../../src/udp/limits.js';
-import { delay, udpExchange, waitFor } from '../helpers/clients.js';
+import { udpExchange } from '../helpers/roundtrip.js';
+import { delay, until } from '../helpers/wait.js';
 
 async function socketOn(address = '127.0.0.1', port = 0): Promise<dgram.Socket> {
   const socket = dgram.createSocket('udp4');
@@ -76,7 +77,7 @@ describe('UDP guards (real sockets)', () => {
     socket.on('message', () => answered++);
     for (let sent = 0; sent < 2000; sent += 100) {
       for (let i = 0; i < 100; i++) socket.send('x', server.address().port, '127.0.0.1');
-      await waitFor(() => answered >= sent + 100, `${sent + 100} replies (have ${answered})`, 5000, 2);
+      await until(() => answered >= sent + 100, `${sent + 100} replies (have ${answered})`, 5000, 2);
     }
     socket.close();
     assert.equal(server.stats.udpDrops.rate_limited, 0);
@@ -99,7 +100,7 @@ describe('UDP guards (real sockets)', () => {
     let replies = 0;
     twin.on('message', () => replies++);
     twin.send('loop?', port, '127.0.0.1');
-    await waitFor(() => server.stats.udpDrops.loop === 1, 'the drop to be counted', 5000);
+    await until(() => server.stats.udpDrops.loop === 1, 'the drop to be counted', 5000);
     await delay(200);
     twin.close();
     assert.equal(replies, 0);
@@ -129,7 +130,7 @@ describe('UDP guards (real sockets)', () => {
     low.on('message', () => replies++);
     const before = server.stats.udpDrops.low_port;
     low.send('from a low port', port, '127.0.0.1');
-    await waitFor(() => server.stats.udpDrops.low_port === before + 1, `a low_port drop from ${lowPort}`, 5000);
+    await until(() => server.stats.udpDrops.low_port === before + 1, `a low_port drop from ${lowPort}`, 5000);
     await delay(200);
     low.close();
     assert.equal(replies, 0);

@@ -6,8 +6,8 @@ import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import net from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { upcase } from '../../src/codec/upcase.js';
-import { openFds, type ServerProcess, spawnServer } from '../helpers/server-process.js';
-import { delay, until } from '../helpers/net.js';
+import { openFds, type ReadyServe, startServe } from '../helpers/serve.js';
+import { delay, until } from '../helpers/wait.js';
 
 const CLIENTS = 16;
 const KILLS = 5;
@@ -58,29 +58,28 @@ function closeWaitSockets(pid: number): number {
 
 /** Waits until `done()` or `ms` have passed, whichever is first (the asserts that follow say which). */
 async function settle(done: () => boolean, ms: number): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!done() && Date.now() < deadline) await delay(50);
+  await until(done, 'settled', ms, 50).catch(() => undefined);
 }
 
 /** Worker pids by slot, from the primary's `worker listening` log lines (the newest per slot). */
-function workers(server: ServerProcess): Map<number, number> {
+function workers(server: ReadyServe): Map<number, number> {
   const bySlot = new Map<number, number>();
-  for (const line of server.logLines()) {
+  for (const line of server.logs()) {
     if (line.msg === 'worker listening') bySlot.set(line.worker as number, line.workerPid as number);
   }
   return bySlot;
 }
 
 describe('a worker killed with SIGKILL under load', () => {
-  let server: ServerProcess;
+  let server: ReadyServe;
 
   before(async () => {
-    server = await spawnServer(['--workers', '2', '--no-udp']);
+    server = await startServe(['--workers', '2', '--no-udp']);
     await until(() => workers(server).size === 2, 'two workers listening', 15_000);
   });
 
   after(async () => {
-    await server.stop();
+    await server.close();
   });
 
   it('leaves no client hung, no CLOSE-WAIT in the primary, and every descriptor released', async () => {
@@ -92,7 +91,7 @@ describe('a worker killed with SIGKILL under load', () => {
       // Bounded: stops when the kills are done, and after 50,000 requests whatever happens.
       for (let i = 0; running && i < 50_000; i++) outcomes[await request(server.port, payload)]++;
     });
-    const listened = (): number => server.logLines().filter((l) => l.msg === 'worker listening').length;
+    const listened = (): number => server.logs().filter((l) => l.msg === 'worker listening').length;
     for (let kill = 1; kill <= KILLS; kill++) {
       await delay(300);
       const before = listened();

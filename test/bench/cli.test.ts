@@ -1,30 +1,14 @@
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { startServer, type UpcaseServer } from '../../src/server/server.js';
-import { fileURLToPath } from 'node:url';
-import { deadUdpPort } from '../client/helpers.js';
+import { runCli } from '../helpers/cli.js';
+import { deadUdpPort } from '../helpers/programs.js';
 
-const BIN = fileURLToPath(new URL('../../bin/upcase.js', import.meta.url));
-
-function run(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, 'bench', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => (stdout += d));
-    child.stderr.on('data', (d) => (stderr += d));
-    const timer = setTimeout(() => child.kill('SIGKILL'), 20_000);
-    child.on('error', reject);
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
+/** `upcase bench ...args`, to completion. */
+const run = (args: string[]) => runCli(['bench', ...args], { timeoutMs: 20_000 });
 
 describe('upcase bench (CLI)', () => {
   let server: UpcaseServer;

@@ -10,9 +10,9 @@ import { LatencyHistogram } from '../../src/bench/histogram.js';
 import type { BenchEngine } from '../../src/bench/options.js';
 import { type BenchResult, runBench } from '../../src/bench/run.js';
 import { startServer, type UpcaseServer } from '../../src/server/server.js';
-import { deadUdpPort } from '../client/helpers.js';
+import { deadUdpPort } from '../helpers/programs.js';
 import { runCli } from '../helpers/cli.js';
-import { ipv6LoopbackAvailable } from '../helpers/net.js';
+import { ipv6LoopbackAvailable } from '../helpers/roundtrip.js';
 import { corruptingTcpServer, lossyUdpServer, noisyUdpServer, shortReplyTcpServer } from './fakes.js';
 
 // The contract of the two bench engines (src/bench/tcp.ts + udp.ts, and native/bench_engine.c):

@@ -1,23 +1,17 @@
 import assert from 'node:assert/strict';
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import { LatencyHistogram } from '../../src/bench/histogram.js';
 import type { BenchProgress } from '../../src/bench/options.js';
 import { runBench } from '../../src/bench/run.js';
-import { startServer, type UpcaseServer } from '../../src/server/server.js';
-import { deadUdpPort } from '../client/helpers.js';
+import { deadUdpPort } from '../helpers/programs.js';
 import { corruptingTcpServer } from './fakes.js';
+import { suiteServer } from '../helpers/serve.js';
 
 describe('bench figures a user can trust', () => {
-  let server: UpcaseServer;
-  let port: number;
-  before(async () => {
-    server = await startServer({ host: '127.0.0.1', port: 0, udpRateLimit: 0 });
-    port = server.address().port;
-  });
-  after(() => server.close());
+  const shared = suiteServer({ udpRateLimit: 0 });
 
   test("the issue's run (1 connection, 200/s, 1 s): every percentile within [min, max]", async () => {
-    const r = await runBench({ port, connections: 1, rate: 200, duration: 1, warmup: 0 });
+    const r = await runBench({ port: shared.port, connections: 1, rate: 200, duration: 1, warmup: 0 });
     const l = r.latency;
     assert.ok(l.count > 150, String(l.count));
     for (const p of [l.p50, l.p90, l.p99, l.p99_9]) assert.ok(p! >= l.min! && p! <= l.max!, JSON.stringify(l));
@@ -25,7 +19,7 @@ describe('bench figures a user can trust', () => {
   });
 
   test('--json carries the encoded histogram: it decodes to the same count, percentiles and exact bounds', async () => {
-    const r = await runBench({ transport: 'udp', port, pipeline: 8, duration: 0.4, warmup: 0 });
+    const r = await runBench({ transport: 'udp', port: shared.port, pipeline: 8, duration: 0.4, warmup: 0 });
     const h = await LatencyHistogram.decode(r.histogram);
     try {
       assert.deepEqual({ unit: 'us', ...h.summary() }, r.latency);
@@ -63,7 +57,7 @@ describe('bench figures a user can trust', () => {
   async function tiling(threads: number): Promise<void> {
     const seen: BenchProgress[] = [];
     const r = await runBench({
-      port,
+      port: shared.port,
       connections: 2,
       threads,
       duration: 1.1,

@@ -7,7 +7,7 @@ import { build, decodeFromCompressedBase64 } from 'hdr-histogram-js';
 import { mergeResults } from '../../src/bench/merge.js';
 import type { BenchResult } from '../../src/bench/run.js';
 import { startServer, type UpcaseServer } from '../../src/server/server.js';
-import { upcaseCli } from '../client/helpers.js';
+import { runCli } from '../helpers/cli.js';
 
 /** The oracle: the union of the runs' histograms with hdr-histogram-js's pure-JS build, percentiles clamped to the exact max. */
 function unionPercentiles(runs: BenchResult[]): Record<string, number> {
@@ -36,7 +36,7 @@ describe('upcase bench merge', () => {
     // Three bench processes at once against one server, as three machines would.
     const outs = await Promise.all(
       [1, 2, 3].map((c) =>
-        upcaseCli(['bench', '-p', port, '-c', String(c), '--threads', '1', '-d', '3', '--warmup', '0.5', '--json'], { timeoutMs: 30_000 }),
+        runCli(['bench', '-p', port, '-c', String(c), '--threads', '1', '-d', '3', '--warmup', '0.5', '--json'], { timeoutMs: 30_000 }),
       ),
     );
     for (const [i, out] of outs.entries()) {
@@ -52,7 +52,7 @@ describe('upcase bench merge', () => {
   });
 
   test('three concurrent runs: counts add up, min = min, max = max, percentiles = those of the union of their histograms', async () => {
-    const out = await upcaseCli(['bench', 'merge', '--json', ...files]);
+    const out = await runCli(['bench', 'merge', '--json', ...files]);
     assert.equal(out.code, 0, out.stderr);
     assert.equal(out.stderr, '');
     const m = JSON.parse(out.stdout.toString());
@@ -83,7 +83,7 @@ describe('upcase bench merge', () => {
     assert.ok(m.merged.common !== null && m.merged.common.end > m.merged.common.start);
 
     // The human form, and a merge of merges is the same merge.
-    const human = await upcaseCli(['bench', 'merge', ...files]);
+    const human = await runCli(['bench', 'merge', ...files]);
     assert.equal(human.code, 0, human.stderr);
     assert.match(human.stdout.toString(), /\n {2}merged {6}3 runs, [\d.]+ s shared by every run; rates are the runs' rates added\n/);
     const again = await mergeResults([await mergeResults(runs.slice(0, 2)), runs[2]]);
@@ -98,7 +98,7 @@ describe('upcase bench merge', () => {
     });
     const file = join(dir, 'udp.json');
     await writeFile(file, `${JSON.stringify({ ...runs[1]!, transport: 'udp' })}\n`);
-    const out = await upcaseCli(['bench', 'merge', files[0]!, file]);
+    const out = await runCli(['bench', 'merge', files[0]!, file]);
     assert.equal(out.code, 1);
     assert.match(out.stderr, /^upcase bench merge: run 2 is another workload than run 1 \(transport differ/);
     assert.equal(out.stdout.toString(), '');
@@ -112,10 +112,10 @@ describe('upcase bench merge', () => {
     await assert.rejects(mergeResults([runs[0], runs[1], later], { strict: true }), { message: /run 3 was not measured at the same time/ });
     const file = join(dir, 'later.json');
     await writeFile(file, `upcase bench: a hint line, as kubectl logs mixes in\n${JSON.stringify(later)}\n`);
-    const flagged = await upcaseCli(['bench', 'merge', files[0]!, files[1]!, file]);
+    const flagged = await runCli(['bench', 'merge', files[0]!, files[1]!, file]);
     assert.equal(flagged.code, 0);
     assert.match(flagged.stderr, /^upcase bench merge: warning: run 3 was not measured at the same time as the others \(0% of its window/);
-    const strict = await upcaseCli(['bench', 'merge', '--strict', files[0]!, files[1]!, file]);
+    const strict = await runCli(['bench', 'merge', '--strict', files[0]!, files[1]!, file]);
     assert.equal(strict.code, 1);
     assert.match(strict.stderr, /run 3 was not measured at the same time/);
   });
@@ -123,7 +123,7 @@ describe('upcase bench merge', () => {
   test('input that is not a bench result is refused with the file named', async () => {
     const file = join(dir, 'junk.json');
     await writeFile(file, 'hello\n');
-    const out = await upcaseCli(['bench', 'merge', file]);
+    const out = await runCli(['bench', 'merge', file]);
     assert.equal(out.code, 1);
     assert.match(out.stderr, /junk\.json: no result/);
     await assert.rejects(mergeResults([{ requests: {} }]), { code: 'UPCASE_ERR_INVALID_ARG', message: /results\[0\]/ });

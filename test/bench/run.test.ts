@@ -1,20 +1,14 @@
 import assert from 'node:assert/strict';
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import { runBench } from '../../src/bench/run.js';
-import { startServer, type UpcaseServer } from '../../src/server/server.js';
 import { corruptingTcpServer, lossyUdpServer } from './fakes.js';
+import { suiteServer } from '../helpers/serve.js';
 
 describe('runBench against upcase', () => {
-  let server: UpcaseServer;
-  let port: number;
-  before(async () => {
-    server = await startServer({ host: '127.0.0.1', port: 0, udpRateLimit: 0 });
-    port = server.address().port;
-  });
-  after(() => server.close());
+  const shared = suiteServer({ udpRateLimit: 0 });
 
   test('TCP closed loop: nonzero throughput, zero errors, every request answered', async () => {
-    const r = await runBench({ port, connections: 8, pipeline: 4, duration: 0.8, warmup: 0.2 });
+    const r = await runBench({ port: shared.port, connections: 8, pipeline: 4, duration: 0.8, warmup: 0.2 });
     assert.equal(r.transport, 'tcp');
     assert.equal(r.mode, 'closed-loop');
     assert.ok(r.throughput.requestsPerSec > 0);
@@ -27,7 +21,7 @@ describe('runBench against upcase', () => {
   });
 
   test('TCP with UTF-8 payloads whose uppercase changes length: zero errors', async () => {
-    const r = await runBench({ port, connections: 4, pipeline: 8, size: 200, payload: 'utf8', duration: 0.5, warmup: 0 });
+    const r = await runBench({ port: shared.port, connections: 4, pipeline: 8, size: 200, payload: 'utf8', duration: 0.5, warmup: 0 });
     assert.ok(r.requests.measured > 0);
     assert.equal(r.errors.total, 0);
     // ß → SS and friends: replies are longer than requests.
@@ -35,7 +29,7 @@ describe('runBench against upcase', () => {
   });
 
   test('UDP closed loop: nonzero throughput, zero errors', async () => {
-    const r = await runBench({ transport: 'udp', port, pipeline: 16, duration: 0.8, warmup: 0.2, payload: 'utf8' });
+    const r = await runBench({ transport: 'udp', port: shared.port, pipeline: 16, duration: 0.8, warmup: 0.2, payload: 'utf8' });
     assert.equal(r.transport, 'udp');
     assert.equal(r.connections, 1);
     assert.ok(r.throughput.requestsPerSec > 0);
@@ -45,7 +39,7 @@ describe('runBench against upcase', () => {
 
   test('fixed rate: about rate × duration requests, latency from intended send times', async () => {
     for (const transport of ['tcp', 'udp'] as const) {
-      const r = await runBench({ transport, port, connections: 4, rate: 1000, duration: 1, warmup: 0 });
+      const r = await runBench({ transport, port: shared.port, connections: 4, rate: 1000, duration: 1, warmup: 0 });
       assert.equal(r.mode, 'fixed-rate');
       assert.equal(r.rate, 1000);
       assert.ok(r.requests.measured >= 800 && r.requests.measured <= 1200, `${transport}: ${r.requests.measured} requests`);
@@ -54,7 +48,7 @@ describe('runBench against upcase', () => {
   });
 
   test('the timeline has one sample per second of the measured window', async () => {
-    const r = await runBench({ port, connections: 2, duration: 2.2, warmup: 0 });
+    const r = await runBench({ port: shared.port, connections: 2, duration: 2.2, warmup: 0 });
     assert.ok(r.timeline.length >= 2 && r.timeline.length <= 3, JSON.stringify(r.timeline));
     assert.ok(r.timeline.every((s) => s.requestsPerSec > 0 && s.errors === 0));
     assert.ok(r.percentiles.length > 2);
@@ -64,7 +58,7 @@ describe('runBench against upcase', () => {
   test('aborting ends the run early with what was measured', async () => {
     const controller = new AbortController();
     setTimeout(() => controller.abort(), 300);
-    const r = await runBench({ port, connections: 2, duration: 30, warmup: 0, signal: controller.signal });
+    const r = await runBench({ port: shared.port, connections: 2, duration: 30, warmup: 0, signal: controller.signal });
     assert.equal(r.endedEarly, true);
     assert.ok(r.duration < 5);
     assert.equal(r.errors.total, 0);

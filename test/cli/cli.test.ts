@@ -1,11 +1,12 @@
 import assert from 'node:assert/strict';
-import { execFile, spawn } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import dgram from 'node:dgram';
 import net from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { describe, test } from 'node:test';
-import { BIN, runCli, ServeProcess } from '../helpers/cli.js';
-import { tcpRoundTrip, UdpClient } from '../helpers/net.js';
+import { runCli } from '../helpers/cli.js';
+import { tcpRoundTrip, UdpPeer } from '../helpers/roundtrip.js';
+import { spawnServe, startServe } from '../helpers/serve.js';
 
 const TEXTBOOK = fileURLToPath(new URL('../fixtures/textbook/', import.meta.url));
 
@@ -158,82 +159,69 @@ describe('upcase (no server)', { concurrency: true }, () => {
 
 describe('upcase serve', { concurrency: true }, () => {
   test('prints the ready line with transports and port, serves, and exits 0 on SIGTERM', async (t) => {
-    const serve = await ServeProcess.start(['--host', '127.0.0.1', '--port', '0', '--log-level', 'warn']);
-    t.after(() => serve.kill());
+    const serve = await startServe(['--log-level', 'warn'], { t });
     assert.match(serve.readyLine, /^The server is ready to receive on tcp\+udp 127\.0\.0\.1:\d+$/);
     assert.ok(serve.port > 0);
     assert.equal((await tcpRoundTrip(serve.port, 'hello, straße')).toString(), 'HELLO, STRASSE');
-    const udp = await UdpClient.open();
+    const udp = await UdpPeer.open();
     t.after(() => udp.close());
     await udp.send('ﬃ', serve.port);
     assert.equal((await udp.next()).toString(), 'FFI');
-    assert.deepEqual(await serve.stop('SIGTERM'), [0, null]);
+    assert.deepEqual(await serve.stop('SIGTERM'), { code: 0, signal: null });
     assert.equal(serve.stderr, '', 'nothing logged at warn level');
   });
 
   test('exits 0 on SIGINT', async (t) => {
-    const serve = await ServeProcess.start(['--host', '127.0.0.1', '--port', '0']);
-    t.after(() => serve.kill());
-    assert.deepEqual(await serve.stop('SIGINT'), [0, null]);
+    const serve = await startServe([], { t });
+    assert.deepEqual(await serve.stop('SIGINT'), { code: 0, signal: null });
   });
 
-  test('a signal sent the instant the ready line appears still exits 0 (handlers are in first)', async () => {
+  test('a signal sent the instant the ready line appears still exits 0 (handlers are in first)', async (t) => {
     const runs = ['SIGTERM', 'SIGINT', 'SIGTERM', 'SIGINT'] as const;
     const results = await Promise.all(
-      runs.map(
-        (signal) =>
-          new Promise<[number | null, NodeJS.Signals | null]>((resolve) => {
-            const child = spawn(process.execPath, [BIN, 'serve', '--host', '127.0.0.1', '--port', '0', '--log-level', 'silent'], {
-              stdio: ['ignore', 'pipe', 'inherit'],
-            });
-            const timer = setTimeout(() => child.kill('SIGKILL'), 15_000);
-            child.stdout.on('data', (d: Buffer) => {
-              if (d.toString().startsWith('The server is ready to receive')) child.kill(signal);
-            });
-            child.on('close', (code, sig) => {
-              clearTimeout(timer);
-              resolve([code, sig]);
-            });
-          }),
-      ),
+      runs.map(async (signal) => {
+        const serve = spawnServe(['--log-level', 'silent'], { t });
+        await serve.ready();
+        serve.signal(signal);
+        return serve.exitWithin(15_000);
+      }),
     );
     assert.deepEqual(
       results,
-      runs.map(() => [0, null]),
+      runs.map(() => ({ code: 0, signal: null })),
     );
   });
 
   test('SIGTERM with an open connection: drains it, then exits 0', async (t) => {
-    const serve = await ServeProcess.start(['--host', '127.0.0.1', '--port', '0', '--drain-timeout', '0.5', '--log-level', 'silent']);
-    t.after(() => serve.kill());
+    const serve = await startServe(['--drain-timeout', '0.5', '--log-level', 'silent'], { t });
     const socket = net.connect(serve.port, '127.0.0.1');
     t.after(() => socket.destroy());
     await new Promise((resolve) => socket.once('connect', resolve));
     socket.on('error', () => {});
-    assert.deepEqual(await serve.stop('SIGTERM'), [0, null]);
+    assert.deepEqual(await serve.stop('SIGTERM'), { code: 0, signal: null });
   });
 
   test('UPCASE_PORT and UPCASE_HOST configure it; the flag wins over the variable', async (t) => {
-    const serve = await ServeProcess.start(['--port', '0'], { UPCASE_HOST: '127.0.0.1', UPCASE_PORT: '1', UPCASE_LOG_LEVEL: 'silent' });
-    t.after(() => serve.kill());
+    const serve = await startServe(['--port', '0'], {
+      env: { UPCASE_HOST: '127.0.0.1', UPCASE_PORT: '1', UPCASE_LOG_LEVEL: 'silent' },
+      loopback: false,
+      t,
+    });
     assert.match(serve.readyLine, /127\.0\.0\.1:\d+$/);
     assert.notEqual(serve.port, 1);
     await serve.stop();
   });
 
   test('--no-udp and --no-tcp show in the ready line', async (t) => {
-    const tcpOnly = await ServeProcess.start(['--host', '127.0.0.1', '--port', '0', '--no-udp']);
-    t.after(() => tcpOnly.kill());
+    const tcpOnly = await startServe(['--no-udp'], { t });
     assert.match(tcpOnly.readyLine, / on tcp 127\.0\.0\.1:\d+$/);
-    const udpOnly = await ServeProcess.start(['--host', '127.0.0.1', '--port', '0', '--no-tcp']);
-    t.after(() => udpOnly.kill());
+    const udpOnly = await startServe(['--no-tcp'], { t });
     assert.match(udpOnly.readyLine, / on udp 127\.0\.0\.1:\d+$/);
     await Promise.all([tcpOnly.stop(), udpOnly.stop()]);
   });
 
   test('the textbook Python TCP and UDP clients get their reply', async (t) => {
-    const serve = await ServeProcess.start(['--host', '127.0.0.1', '--port', '0', '--log-level', 'silent']);
-    t.after(() => serve.kill());
+    const serve = await startServe(['--log-level', 'silent'], { t });
     // The prompt has no newline, so it prefixes the printed reply.
     assert.equal(
       await textbookClient('TCPClient.py', serve.port, 'hello, straße'),

@@ -2,63 +2,57 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import net from 'node:net';
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import { upcase } from '../../src/codec/upcase.js';
-import { startServer, type UpcaseServer } from '../../src/server/server.js';
-import { deadUdpPort, fakeUdpServer, pickFixedPort, ROOT, run, UPCASE_BIN, upcaseCli } from '../client/helpers.js';
+import { deadUdpPort, fakeUdpServer, pickFixedPort } from '../helpers/programs.js';
+import { run, runCli } from '../helpers/cli.js';
+import { BIN, ROOT } from '../helpers/serve.js';
+import { suiteServer } from '../helpers/serve.js';
 
 const PTY_RUN = `${ROOT}test/fixtures/pty-run.py`;
 const PROMPT = 'Input lowercase sentence: ';
 
 /** `upcase client ARGS` on a pseudo-terminal, typing `lines` then Ctrl-D; the screen without cursor-control sequences. */
 async function interactive(args: string[], lines: string[]): Promise<{ code: number | null; screen: string }> {
-  const r = await run('python3', [PTY_RUN, PROMPT, lines.join('\n'), process.execPath, UPCASE_BIN, 'client', ...args]);
+  const r = await run('python3', [PTY_RUN, PROMPT, lines.join('\n'), process.execPath, BIN, 'client', ...args]);
   // biome-ignore lint/suspicious/noControlCharactersInRegex: strips the terminal's escape sequences
   return { code: r.code, screen: r.stdout.toString().replace(/\x1b\[[0-9;]*[A-Za-z]/g, '') };
 }
 
 describe('upcase client', () => {
-  let server: UpcaseServer;
-  let port: number;
-  let p: string;
-  before(async () => {
-    server = await startServer({ host: '127.0.0.1', port: 0 });
-    port = server.address().port;
-    p = String(port);
-  });
-  after(() => server.close());
+  const shared = suiteServer();
 
   test('MESSAGE arguments over TCP (the default): one reply line each, exit 0', async () => {
-    const r = await upcaseCli(['client', '--host', '127.0.0.1', '--port', p, 'hello', 'straße', 'ﬃ ǆ']);
+    const r = await runCli(['client', '--host', '127.0.0.1', '--port', String(shared.port), 'hello', 'straße', 'ﬃ ǆ']);
     assert.equal(r.stderr, '');
     assert.equal(r.stdout.toString(), 'HELLO\nSTRASSE\nFFI Ǆ\n');
     assert.equal(r.code, 0);
   });
 
   test('MESSAGE arguments over UDP', async () => {
-    const r = await upcaseCli(['client', '--udp', '--host', '127.0.0.1', '--port', p, 'hello', 'world']);
+    const r = await runCli(['client', '--udp', '--host', '127.0.0.1', '--port', String(shared.port), 'hello', 'world']);
     assert.equal(r.stdout.toString(), 'HELLO\nWORLD\n');
     assert.equal(r.code, 0);
   });
 
   test('piped stdin over TCP streams byte for byte, invalid bytes included', async () => {
     const input = Buffer.concat([Buffer.from('line one\nstraße\n'), Buffer.from([0xff, 0xfe, 0xc3]), Buffer.from('\nno final newline')]);
-    const r = await upcaseCli(['client', '--host', '127.0.0.1', '--port', p], { input });
-    assert.deepEqual(r.stdout, upcase(input));
+    const r = await runCli(['client', '--host', '127.0.0.1', '--port', String(shared.port)], { input });
+    assert.deepEqual(r.stdoutBytes, upcase(input));
     assert.equal(r.stderr, '');
     assert.equal(r.code, 0);
   });
 
   test('piped stdin over UDP: one datagram per line, replies in order', async () => {
     const input = `${Array.from({ length: 40 }, (_, i) => `line ${i} ß`).join('\n')}\n`;
-    const r = await upcaseCli(['client', '--udp', '--host', '127.0.0.1', '--port', p], { input });
+    const r = await runCli(['client', '--udp', '--host', '127.0.0.1', '--port', String(shared.port)], { input });
     assert.equal(r.stdout.toString(), input.toUpperCase());
     assert.equal(r.code, 0);
   });
 
   test('UDP: a line too large for one datagram is a clear error, after the replies before it', async () => {
     const input = `ok\n${'x'.repeat(70_000)}\nnever\n`;
-    const r = await upcaseCli(['client', '--udp', '--host', '127.0.0.1', '--port', p], { input });
+    const r = await runCli(['client', '--udp', '--host', '127.0.0.1', '--port', String(shared.port)], { input });
     assert.equal(r.stdout.toString(), 'OK\n');
     assert.equal(r.stderr, 'upcase: line 2 does not fit in one UDP datagram: it is longer than 65507 bytes\n');
     assert.equal(r.code, 1);
@@ -66,7 +60,7 @@ describe('upcase client', () => {
 
   test('interactive TCP on a terminal: the textbook prompt, From server:, until Ctrl-D, with history', async () => {
     // "\x1b[A" is the up arrow: it recalls the previous line from the history.
-    const { code, screen } = await interactive(['--host', '127.0.0.1', '--port', p], ['hello', 'straße', '\x1b[A']);
+    const { code, screen } = await interactive(['--host', '127.0.0.1', '--port', String(shared.port)], ['hello', 'straße', '\x1b[A']);
     assert.equal(code, 0, screen);
     assert.ok(screen.startsWith('Input lowercase sentence: hello\r\r\nFrom server: HELLO\r\nInput lowercase sentence: '), screen);
     const replies = screen.match(/From server: .*/g)?.map((l) => l.trimEnd());
@@ -74,7 +68,7 @@ describe('upcase client', () => {
   });
 
   test('interactive UDP on a terminal', async () => {
-    const { code, screen } = await interactive(['--udp', '--host', '127.0.0.1', '--port', p], ['hello over udp']);
+    const { code, screen } = await interactive(['--udp', '--host', '127.0.0.1', '--port', String(shared.port)], ['hello over udp']);
     assert.equal(code, 0, screen);
     assert.equal(screen, 'Input lowercase sentence: hello over udp\r\r\nFrom server: HELLO OVER UDP\r\nInput lowercase sentence: \r\n');
   });
@@ -83,7 +77,7 @@ describe('upcase client', () => {
 describe('upcase client errors', () => {
   test('TCP, nothing listening: exit 1 and one line naming host, port and transport', async () => {
     const port = await pickFixedPort('tcp');
-    const r = await upcaseCli(['client', '--host', '127.0.0.1', '--port', String(port), 'hi']);
+    const r = await runCli(['client', '--host', '127.0.0.1', '--port', String(port), 'hi']);
     assert.equal(r.stdout.length, 0);
     assert.equal(r.stderr, `upcase: cannot connect to 127.0.0.1:${port} (tcp): connection refused (nothing is listening there)\n`);
     assert.equal(r.code, 1);
@@ -92,7 +86,7 @@ describe('upcase client errors', () => {
   test('UDP, no reply: exit 1 with "no reply … after 3 tries"', async (t) => {
     const silent = await fakeUdpServer();
     t.after(() => silent.close());
-    const r = await upcaseCli(['client', '--udp', '--host', '127.0.0.1', '--port', String(silent.port), '--timeout', '0.1', 'hi']);
+    const r = await runCli(['client', '--udp', '--host', '127.0.0.1', '--port', String(silent.port), '--timeout', '0.1', 'hi']);
     assert.equal(r.stdout.length, 0);
     assert.equal(r.stderr, `upcase: no reply from 127.0.0.1:${silent.port} (udp) after 3 tries\n`);
     assert.equal(r.code, 1);
@@ -102,7 +96,7 @@ describe('upcase client errors', () => {
   test('UDP, --retries 0: one try', async (t) => {
     const silent = await fakeUdpServer();
     t.after(() => silent.close());
-    const r = await upcaseCli([
+    const r = await runCli([
       'client',
       '--udp',
       '--host',
@@ -121,7 +115,7 @@ describe('upcase client errors', () => {
 
   test('UDP, nothing listening: refused at once (port unreachable)', async () => {
     const port = await deadUdpPort();
-    const r = await upcaseCli(['client', '--udp', '--host', '127.0.0.1', '--port', String(port), 'hi']);
+    const r = await runCli(['client', '--udp', '--host', '127.0.0.1', '--port', String(port), 'hi']);
     assert.equal(r.stderr, `upcase: cannot connect to 127.0.0.1:${port} (udp): connection refused (nothing is listening there)\n`);
     assert.equal(r.code, 1);
   });
@@ -138,18 +132,7 @@ describe('upcase client errors', () => {
       }
     });
     t.after(() => fake.close());
-    const r = await upcaseCli([
-      'client',
-      '--udp',
-      '--host',
-      '127.0.0.1',
-      '--port',
-      String(fake.port),
-      '--timeout',
-      '0.15',
-      'first',
-      'second',
-    ]);
+    const r = await runCli(['client', '--udp', '--host', '127.0.0.1', '--port', String(fake.port), '--timeout', '0.15', 'first', 'second']);
     assert.equal(r.stdout.toString(), 'FIRST\nSECOND\n');
     assert.equal(r.code, 0);
   });
@@ -172,7 +155,7 @@ describe('upcase client errors', () => {
       ['--retries', '1.5', 'x'],
       ['--bogus'],
     ]) {
-      const r = await upcaseCli(['client', ...args]);
+      const r = await runCli(['client', ...args]);
       assert.equal(r.code, 2, `${args.join(' ')}: ${r.stderr}`);
       assert.equal(r.stdout.length, 0);
       // One line: the library's name the flag, commander's (an unknown flag) name it too.
@@ -191,7 +174,7 @@ describe('upcase client, piped TCP, when the server closes first', () => {
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     t.after(() => new Promise((resolve) => server.close(resolve)));
     const { port } = server.address() as net.AddressInfo;
-    const child = spawn(process.execPath, [UPCASE_BIN, 'client', '--host', '127.0.0.1', '--port', String(port)], {
+    const child = spawn(process.execPath, [BIN, 'client', '--host', '127.0.0.1', '--port', String(port)], {
       stdio: ['pipe', 'pipe', 'pipe'],
     });
     t.after(() => child.kill('SIGKILL'));

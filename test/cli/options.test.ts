@@ -5,8 +5,8 @@ import { COMMAND_OPTIONS } from '../../src/cli/tables.js';
 import { resolveTable } from '../../src/options/table.js';
 import { startServer, type UpcaseServer } from '../../src/server/server.js';
 import { runCli } from '../helpers/cli.js';
-import { ipv6LoopbackAvailable } from '../helpers/net.js';
-import { pool } from './ops-helpers.js';
+import { ipv6LoopbackAvailable, pool } from '../helpers/roundtrip.js';
+import { suiteServer } from '../helpers/serve.js';
 
 /**
  * The conventions every command shares (docs/cli.md): each option's flag and
@@ -109,27 +109,21 @@ describe('every usage error exits 2 with one line naming the option (and variabl
 });
 
 describe('UPCASE_* variables work for every command; the flag wins', () => {
-  let server: UpcaseServer;
-  let port: string;
-  before(async () => {
-    server = await startServer({ host: '127.0.0.1', port: 0, udpRateLimit: 0 });
-    port = String(server.address().port);
-  });
-  after(() => server.close());
+  const shared = suiteServer({ udpRateLimit: 0 });
 
   test('client: UPCASE_PORT and UPCASE_HOST reach the server; UPCASE_UDP=true switches to UDP', async () => {
-    const tcp = await runCli(['client', 'hi'], { env: { UPCASE_PORT: port, UPCASE_HOST: '127.0.0.1' } });
+    const tcp = await runCli(['client', 'hi'], { env: { UPCASE_PORT: String(shared.port), UPCASE_HOST: '127.0.0.1' } });
     assert.equal(tcp.code, 0, tcp.stderr);
     assert.equal(tcp.stdout, 'HI\n');
-    const udp = await runCli(['client', 'hi'], { env: { UPCASE_PORT: port, UPCASE_HOST: '127.0.0.1', UPCASE_UDP: 'true' } });
+    const udp = await runCli(['client', 'hi'], { env: { UPCASE_PORT: String(shared.port), UPCASE_HOST: '127.0.0.1', UPCASE_UDP: 'true' } });
     assert.equal(udp.stdout, 'HI\n');
-    const wins = await runCli(['client', '--port', port, 'hi'], { env: { UPCASE_PORT: '1' } });
+    const wins = await runCli(['client', '--port', String(shared.port), 'hi'], { env: { UPCASE_PORT: '1' } });
     assert.equal(wins.stdout, 'HI\n', 'the flag wins over the variable');
   });
 
   test('ping: UPCASE_PORT, UPCASE_COUNT, UPCASE_INTERVAL and UPCASE_TIMEOUT', async () => {
     const r = await runCli(['ping', '127.0.0.1'], {
-      env: { UPCASE_PORT: port, UPCASE_COUNT: '2', UPCASE_INTERVAL: '0.05', UPCASE_TIMEOUT: '1' },
+      env: { UPCASE_PORT: String(shared.port), UPCASE_COUNT: '2', UPCASE_INTERVAL: '0.05', UPCASE_TIMEOUT: '1' },
     });
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stdout, /^2 packets transmitted, 2 received/m);
@@ -137,11 +131,11 @@ describe('UPCASE_* variables work for every command; the flag wins', () => {
 
   test('bench: UPCASE_PORT, UPCASE_DURATION, UPCASE_WARMUP and UPCASE_TIMEOUT (seconds) show in the result', async () => {
     const r = await runCli(['bench', '--json', '-c', '1'], {
-      env: { UPCASE_PORT: port, UPCASE_HOST: '127.0.0.1', UPCASE_DURATION: '0.2', UPCASE_WARMUP: '0', UPCASE_TIMEOUT: '2' },
+      env: { UPCASE_PORT: String(shared.port), UPCASE_HOST: '127.0.0.1', UPCASE_DURATION: '0.2', UPCASE_WARMUP: '0', UPCASE_TIMEOUT: '2' },
     });
     assert.equal(r.code, 0, r.stderr);
     const result = JSON.parse(r.stdout) as { port: number; timeout: number; warmup: number };
-    assert.equal(result.port, Number(port));
+    assert.equal(result.port, shared.port);
     assert.equal(result.timeout, 2, 'bench --timeout is seconds');
     assert.equal(result.warmup, 0);
   });
@@ -164,7 +158,7 @@ describe('UPCASE_* variables work for every command; the flag wins', () => {
         '-H',
         '127.0.0.1',
         '-p',
-        port,
+        String(shared.port),
         '--timeout',
         text,
       ]);
@@ -175,7 +169,7 @@ describe('UPCASE_* variables work for every command; the flag wins', () => {
 
   test('bench reaches a server on 127.0.0.1 through the default host, localhost (TCP and UDP)', async () => {
     for (const transport of ['--tcp', '--udp']) {
-      const r = await runCli(['bench', transport, '--json', '-c', '1', '-d', '0.1', '--warmup', '0', '-p', port]);
+      const r = await runCli(['bench', transport, '--json', '-c', '1', '-d', '0.1', '--warmup', '0', '-p', String(shared.port)]);
       assert.equal(r.code, 0, `${transport}: ${r.stderr}`);
       const result = JSON.parse(r.stdout) as { host: string; requests: { ok: number } };
       assert.equal(result.host, 'localhost');
@@ -215,13 +209,7 @@ describe('durations are seconds', { concurrency: true }, () => {
 });
 
 describe('ping(8) habits', { concurrency: true }, () => {
-  let server: UpcaseServer;
-  let port: string;
-  before(async () => {
-    server = await startServer({ host: '127.0.0.1', port: 0, tcp: false, udpRateLimit: 0 });
-    port = String(server.address().port);
-  });
-  after(() => server.close());
+  const shared = suiteServer({ tcp: false, udpRateLimit: 0 });
 
   test('an unknown host: one error line, no PING header, exit 2', async () => {
     const r = await runCli(['ping', 'no-such-host.invalid', '-c', '1']);
@@ -232,11 +220,11 @@ describe('ping(8) habits', { concurrency: true }, () => {
   });
 
   test('-q prints only the header line and the summary', async () => {
-    const r = await runCli(['ping', '-q', '127.0.0.1', '-p', port, '-c', '3', '-i', '0.02']);
+    const r = await runCli(['ping', '-q', '127.0.0.1', '-p', String(shared.port), '-c', '3', '-i', '0.02']);
     assert.equal(r.code, 0, r.stderr);
     const lines = r.stdout.trimEnd().split('\n');
-    assert.equal(lines[0], `PING 127.0.0.1:${port} (udp): 56 data bytes`);
-    assert.equal(lines[1], `--- 127.0.0.1:${port} upcase ping statistics ---`);
+    assert.equal(lines[0], `PING 127.0.0.1:${shared.port} (udp): 56 data bytes`);
+    assert.equal(lines[1], `--- 127.0.0.1:${shared.port} upcase ping statistics ---`);
     assert.match(lines[2]!, /^3 packets transmitted, 3 received, 0% packet loss/);
     assert.match(lines[3]!, /^rtt min\/avg\/max\/mdev = /);
     // The rest is the summary's other lines (median, jitter, counts): no line per probe.
@@ -244,7 +232,7 @@ describe('ping(8) habits', { concurrency: true }, () => {
   });
 
   test('-w stops the run after that many seconds whatever the count; exit 0 when a reply came', async () => {
-    const r = await runCli(['ping', '127.0.0.1', '-p', port, '-i', '0.1', '-w', '0.55'], { timeoutMs: 15_000 });
+    const r = await runCli(['ping', '127.0.0.1', '-p', String(shared.port), '-i', '0.1', '-w', '0.55'], { timeoutMs: 15_000 });
     assert.equal(r.code, 0, r.stderr);
     const stats = /^(\d+) packets transmitted, (\d+) received/m.exec(r.stdout);
     assert.ok(stats, r.stdout);
@@ -260,13 +248,13 @@ describe('ping(8) habits', { concurrency: true }, () => {
   });
 
   test('the host as an argument or as --host; both, and different, is a usage error', async () => {
-    const flag = await runCli(['ping', '-H', '127.0.0.1', '-p', port, '-c', '1']);
+    const flag = await runCli(['ping', '-H', '127.0.0.1', '-p', String(shared.port), '-c', '1']);
     assert.equal(flag.code, 0, flag.stderr);
     assert.match(flag.stdout, /^PING 127\.0\.0\.1:/);
-    const both = await runCli(['ping', '127.0.0.1', '-H', 'localhost', '-p', port, '-c', '1']);
+    const both = await runCli(['ping', '127.0.0.1', '-H', 'localhost', '-p', String(shared.port), '-c', '1']);
     assert.equal(both.code, 2);
     assert.equal(both.stderr, 'upcase ping: --host: expected the same host as the argument (127.0.0.1), got localhost\n');
-    const env = await runCli(['ping', '127.0.0.1', '-p', port, '-c', '1'], { env: { UPCASE_HOST: 'no-such-host.invalid' } });
+    const env = await runCli(['ping', '127.0.0.1', '-p', String(shared.port), '-c', '1'], { env: { UPCASE_HOST: 'no-such-host.invalid' } });
     assert.equal(env.code, 0, 'the argument wins over UPCASE_HOST');
   });
 });

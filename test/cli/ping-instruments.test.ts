@@ -2,7 +2,8 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { replySeq } from '../../src/client/ping.js';
 import { upcase } from '../../src/codec/upcase.js';
-import { fakeUdpServer, type Started, startOnFreePort, TEXTBOOK, upcaseCli } from '../client/helpers.js';
+import { fakeUdpServer, type Started, startOnFreePort, TEXTBOOK } from '../helpers/programs.js';
+import { runCli } from '../helpers/cli.js';
 
 const SEQ = /seq=(\d+)/;
 
@@ -11,7 +12,7 @@ test('lines come in sequence order: a timeout of seq 1 prints before the replies
     if (replySeq(msg) !== 1) socket.send(upcase(msg), rinfo.port, rinfo.address);
   });
   t.after(() => server.close());
-  const r = await upcaseCli(['ping', '127.0.0.1', '-p', String(server.port), '-c', '5', '-i', '0.02', '-W', '0.3']);
+  const r = await runCli(['ping', '127.0.0.1', '-p', String(server.port), '-c', '5', '-i', '0.02', '-W', '0.3']);
   const lines = r.stdout.toString().split('\n');
   const probes = lines.filter((l) => SEQ.test(l));
   assert.deepEqual(
@@ -31,7 +32,7 @@ test('--json: one record per probe, then the summary, each a JSON line; duplicat
     if (replySeq(msg) === 2) socket.send(upcase(msg), rinfo.port, rinfo.address);
   });
   t.after(() => server.close());
-  const r = await upcaseCli(['ping', '127.0.0.1', '-p', String(server.port), '-c', '3', '-i', '0.02', '--json']);
+  const r = await runCli(['ping', '127.0.0.1', '-p', String(server.port), '-c', '3', '-i', '0.02', '--json']);
   assert.equal(r.code, 0, r.stderr);
   const records = r.stdout
     .toString()
@@ -65,7 +66,7 @@ describe("ping --tcp and --sweep against the textbook's Python servers", () => {
   });
 
   test('--tcp: a new connection per probe; handshake and first-byte times; summary', async () => {
-    const r = await upcaseCli(['ping', '127.0.0.1', '-p', String(tcp.port), '--tcp', '-c', '3', '-i', '0.05']);
+    const r = await runCli(['ping', '127.0.0.1', '-p', String(tcp.port), '--tcp', '-c', '3', '-i', '0.05']);
     assert.equal(r.code, 0, r.stderr);
     const lines = r.stdout.toString().trimEnd().split('\n');
     assert.equal(lines[0], `PING 127.0.0.1:${tcp.port} (tcp): 56 data bytes, a new connection per probe`);
@@ -81,7 +82,7 @@ describe("ping --tcp and --sweep against the textbook's Python servers", () => {
   });
 
   test('--tcp with a request over the 1,024 bytes TCPServer.py reads: the reply is marked incomplete', async () => {
-    const r = await upcaseCli(['ping', '127.0.0.1', '-p', String(tcp.port), '--tcp', '-c', '1', '-s', '3000', '--json']);
+    const r = await runCli(['ping', '127.0.0.1', '-p', String(tcp.port), '--tcp', '-c', '1', '-s', '3000', '--json']);
     assert.equal(r.code, 0, r.stderr);
     const [probe] = r.stdout
       .toString()
@@ -94,7 +95,7 @@ describe("ping --tcp and --sweep against the textbook's Python servers", () => {
   });
 
   test('--sweep: UDPServer.py reads 2,048 bytes, so 2,000 is the largest whole reply and bigger ones come back cut', async () => {
-    const r = await upcaseCli(['ping', '127.0.0.1', '-p', String(udp.port), '--sweep', '1000:3000:500', '-W', '0.5']);
+    const r = await runCli(['ping', '127.0.0.1', '-p', String(udp.port), '--sweep', '1000:3000:500', '-W', '0.5']);
     assert.equal(r.code, 0, r.stderr);
     const out = r.stdout.toString();
     assert.match(out, /^2000 bytes: 2000 bytes from 127\.0\.0\.1:\d+ time=[\d.]+ ms$/m);
@@ -106,13 +107,13 @@ describe("ping --tcp and --sweep against the textbook's Python servers", () => {
 
 test('--sweep: usage errors exit 2; nothing answering exits 1', async () => {
   for (const spec of ['100', '10:100', '2000:1000', '100:70000']) {
-    const r = await upcaseCli(['ping', '127.0.0.1', '--sweep', spec]);
+    const r = await runCli(['ping', '127.0.0.1', '--sweep', spec]);
     assert.equal(r.code, 2, `${spec}: ${r.stderr}`);
     assert.match(r.stderr, /sweep/);
   }
   const silent = await fakeUdpServer();
   try {
-    const r = await upcaseCli(['ping', '127.0.0.1', '-p', String(silent.port), '--sweep', '100:200:100', '-W', '0.05']);
+    const r = await runCli(['ping', '127.0.0.1', '-p', String(silent.port), '--sweep', '100:200:100', '-W', '0.05']);
     assert.equal(r.code, 1);
     assert.match(r.stdout.toString(), /^100 bytes: no reply \(3 tries\)$/m);
     assert.match(r.stdout.toString(), /\nno size got a whole reply\n$/);

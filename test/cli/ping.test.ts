@@ -1,35 +1,31 @@
 import assert from 'node:assert/strict';
-import { after, before, describe, test } from 'node:test';
-import { startServer, type UpcaseServer } from '../../src/server/server.js';
-import { deadUdpPort, startServe, upcaseCli } from '../client/helpers.js';
+import { describe, test } from 'node:test';
+import { deadUdpPort } from '../helpers/programs.js';
+import { runCli } from '../helpers/cli.js';
+import { startServe } from '../helpers/serve.js';
+import { suiteServer } from '../helpers/serve.js';
 
 const REPLY = /^(\d+) bytes from 127\.0\.0\.1:(\d+): seq=(\d+) time=(\d+\.\d{3}) ms$/;
 const STATS = /^(\d+) packets transmitted, (\d+) received(?:, \+(\d+) errors)?, ([\d.]+)% packet loss, time (\d+)ms$/;
 const RTT = /^rtt min\/avg\/max\/mdev = (\d+\.\d{3})\/(\d+\.\d{3})\/(\d+\.\d{3})\/(\d+\.\d{3}) ms$/;
 
 describe('upcase ping', () => {
-  let server: UpcaseServer;
-  let port: number;
-  before(async () => {
-    server = await startServer({ host: '127.0.0.1', port: 0, tcp: false });
-    port = server.address().port;
-  });
-  after(() => server.close());
+  const shared = suiteServer({ tcp: false });
 
   test('prints like ping(8): header, one line per reply, statistics; exit 0', async () => {
-    const r = await upcaseCli(['ping', '127.0.0.1', '--port', String(port), '-c', '3', '-i', '0.02', '-s', '64']);
+    const r = await runCli(['ping', '127.0.0.1', '--port', String(shared.port), '-c', '3', '-i', '0.02', '-s', '64']);
     const lines = r.stdout.toString().trimEnd().split('\n');
     assert.equal(r.code, 0, r.stderr);
-    assert.equal(lines[0], `PING 127.0.0.1:${port} (udp): 64 data bytes`);
+    assert.equal(lines[0], `PING 127.0.0.1:${shared.port} (udp): 64 data bytes`);
     const seqs = lines.slice(1, 4).map((line) => {
       const m = REPLY.exec(line);
       assert.ok(m, line);
       assert.equal(m[1], '64');
-      assert.equal(m[2], String(port));
+      assert.equal(m[2], String(shared.port));
       return Number(m[3]);
     });
     assert.deepEqual(seqs.sort(), [1, 2, 3]);
-    assert.equal(lines[4], `--- 127.0.0.1:${port} upcase ping statistics ---`);
+    assert.equal(lines[4], `--- 127.0.0.1:${shared.port} upcase ping statistics ---`);
     const stats = STATS.exec(lines[5]!);
     assert.ok(stats, lines[5]);
     assert.deepEqual([stats[1], stats[2], stats[3], stats[4]], ['3', '3', undefined, '0']);
@@ -46,7 +42,7 @@ describe('upcase ping', () => {
 
   test('nothing listening: port unreachable lines, 100% loss, exit 1', async () => {
     const dead = await deadUdpPort();
-    const r = await upcaseCli(['ping', '127.0.0.1', '--port', String(dead), '-c', '2', '-i', '0.02']);
+    const r = await runCli(['ping', '127.0.0.1', '--port', String(dead), '-c', '2', '-i', '0.02']);
     const out = r.stdout.toString();
     assert.match(out, new RegExp(`^From 127\\.0\\.0\\.1:${dead}: seq=1 Destination port unreachable$`, 'm'));
     assert.match(out, /^2 packets transmitted, 0 received, \+2 errors, 100% packet loss, time \d+ms$/m);
@@ -57,7 +53,7 @@ describe('upcase ping', () => {
   test('Ctrl-C (SIGINT) stops an endless run and prints the summary', async () => {
     let replies = 0;
     let interrupted = false;
-    const r = await upcaseCli(['ping', '127.0.0.1', '--port', String(port), '-i', '0.02'], {
+    const r = await runCli(['ping', '127.0.0.1', '--port', String(shared.port), '-i', '0.02'], {
       onSpawn: (child) => {
         child.stdout!.on('data', (c: Buffer) => {
           replies += c
@@ -69,7 +65,7 @@ describe('upcase ping', () => {
       },
     });
     const out = r.stdout.toString();
-    assert.match(out, new RegExp(`^--- 127\\.0\\.0\\.1:${port} upcase ping statistics ---$`, 'm'));
+    assert.match(out, new RegExp(`^--- 127\\.0\\.0\\.1:${shared.port} upcase ping statistics ---$`, 'm'));
     const stats = out
       .split('\n')
       .map((l) => STATS.exec(l))
@@ -89,7 +85,7 @@ describe('upcase ping', () => {
       ['-W', '0'],
       ['--port', '0'],
     ]) {
-      const r = await upcaseCli(['ping', '127.0.0.1', ...args]);
+      const r = await runCli(['ping', '127.0.0.1', ...args]);
       assert.equal(r.code, 2, `${args.join(' ')}: ${r.stderr}`);
       assert.equal(r.stdout.length, 0);
     }
@@ -100,9 +96,8 @@ const RTT_LINE = /^rtt min\/avg\/max\/mdev = [\d./]+ ms$/m;
 
 describe('upcase ping against a rate-limited server', () => {
   test('losses after a clean burst come with a hint about --udp-rate-limit', async (t) => {
-    const serve = await startServe(['--udp-rate-limit', '20', '--no-tcp']);
-    t.after(() => serve.stop());
-    const r = await upcaseCli(['ping', '127.0.0.1', '--port', String(serve.port), '-c', '80', '-i', '0.002', '-W', '0.2']);
+    const serve = await startServe(['--udp-rate-limit', '20', '--no-tcp', '--log-level', 'silent'], { t });
+    const r = await runCli(['ping', '127.0.0.1', '--port', String(serve.port), '-c', '80', '-i', '0.002', '-W', '0.2']);
     const stats = r.stdout
       .toString()
       .split('\n')

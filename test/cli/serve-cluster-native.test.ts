@@ -4,7 +4,10 @@
 import assert from 'node:assert/strict';
 import dgram from 'node:dgram';
 import { after, describe, it } from 'node:test';
-import { parseLogs, scrape, spawnServe, started, tcpRoundTrip, until, type ServeProcess } from './ops-helpers.js';
+import { scrape } from '../helpers/operator.js';
+import { tcpRoundTrip } from '../helpers/roundtrip.js';
+import { type ServeProcess, spawnServe } from '../helpers/serve.js';
+import { until } from '../helpers/wait.js';
 
 /** `count` requests, each from its own socket (its own flow), each retried until answered. */
 async function manyFlows(port: number, count: number): Promise<string[]> {
@@ -36,32 +39,22 @@ for (const transport of ['auto', 'native'] as const) {
   describe(`serve --workers 2 --udp-transport ${transport}`, () => {
     let p: ServeProcess;
     after(async () => {
-      p?.child.kill('SIGKILL');
+      p?.kill();
       await p?.exited;
     });
 
     it('answers every flow, and the workers run the expected transport', async () => {
-      p = spawnServe([
-        '--host',
-        '127.0.0.1',
-        '--port',
-        '0',
-        '--workers',
-        '2',
-        '--metrics-port',
-        '0',
-        '--udp-transport',
-        transport,
-        '--udp-rate-limit',
-        '0',
-      ]);
-      const { port, metrics } = await started(p);
+      p = spawnServe(['--workers', '2', '--metrics-port', '0', '--udp-transport', transport, '--udp-rate-limit', '0']);
+      const { port, metrics } = await p.ready();
       const replies = await manyFlows(port, 40);
       assert.deepEqual(
         replies,
         Array.from({ length: 40 }, (_, i) => `FLOW ${i} SS`),
       );
-      const listening = parseLogs(p.stderr).filter((e) => e.msg === 'listening');
+      // Each worker logs its own line, asynchronously: the ready line can come first.
+      const listeningLines = () => p.logs().filter((e) => e.msg === 'listening');
+      await until(() => listeningLines().length >= 2, 'both workers to log listening');
+      const listening = listeningLines();
       assert.equal(listening.length, 2);
       for (const line of listening) assert.equal(line.udpTransport, transport === 'auto' ? 'dgram' : 'native');
       // TCP in workers: node:cluster hands each worker its connections, the addon serves them.

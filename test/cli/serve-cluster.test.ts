@@ -4,19 +4,10 @@ import assert from 'node:assert/strict';
 import net from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { upcase } from '../../src/codec/upcase.js';
-import {
-  exitWithin,
-  parseLogs,
-  pool,
-  scrape,
-  type ServeProcess,
-  spawnServe,
-  started,
-  status,
-  tcpRoundTrip,
-  udpRoundTrip,
-  until,
-} from './ops-helpers.js';
+import { scrape, status } from '../helpers/operator.js';
+import { pool, tcpRoundTrip, udpRoundTrip } from '../helpers/roundtrip.js';
+import { type ServeProcess, spawnServe } from '../helpers/serve.js';
+import { until } from '../helpers/wait.js';
 
 // Distinctive payload text: it must never show up in the logs, in either case.
 const MARK = 'zebra-payload-8675309';
@@ -28,21 +19,8 @@ describe('serve --workers 2', () => {
   const DRAIN = 3; // seconds
 
   before(async () => {
-    p = spawnServe([
-      '--host',
-      '127.0.0.1',
-      '--port',
-      '0',
-      '--workers',
-      '2',
-      '--metrics-port',
-      '0',
-      '--log-level',
-      'debug',
-      '--drain-timeout',
-      String(DRAIN),
-    ]);
-    const s = await started(p);
+    p = spawnServe(['--workers', '2', '--metrics-port', '0', '--log-level', 'debug', '--drain-timeout', String(DRAIN)]);
+    const s = await p.ready();
     port = s.port;
     metrics = s.metrics!;
     assert.equal(s.transports, 'tcp+udp');
@@ -51,7 +29,7 @@ describe('serve --workers 2', () => {
 
   after(async () => {
     if (p.child.exitCode === null && p.child.signalCode === null) {
-      p.child.kill('SIGKILL');
+      p.kill();
       await p.exited;
     }
   });
@@ -62,8 +40,8 @@ describe('serve --workers 2', () => {
     const m = await scrape(metrics);
     assert.equal(m.get('upcase_workers'), 2);
     // The ready line comes once, from the primary, and with --port 0 every worker got that one port.
-    assert.equal(p.stdout.filter((l) => l.startsWith('The server is ready')).length, 1);
-    const workerLines = (): Array<Record<string, unknown>> => parseLogs(p.stderr).filter((e) => e.msg === 'listening');
+    assert.equal(p.stdoutLines.filter((l) => l.startsWith('The server is ready')).length, 1);
+    const workerLines = (): Array<Record<string, unknown>> => p.logs().filter((e) => e.msg === 'listening');
     // Worker logs flush asynchronously and may trail the primary's ready line.
     await until(() => workerLines().length === 2, 'both workers to log listening');
     const listening = workerLines();
@@ -83,7 +61,7 @@ describe('serve --workers 2', () => {
       assert.equal(r.toString(), upcase(Buffer.from(payloads[i])).toString());
     });
     const datagrams = Array.from({ length: 100 }, (_, i) => `${MARK} udp ${i}`);
-    for (const d of datagrams) assert.equal(await udpRoundTrip(port, d), d.toUpperCase());
+    for (const d of datagrams) assert.equal(String(await udpRoundTrip(port, d)), d.toUpperCase());
 
     const tcpIn = payloads.reduce((n, s) => n + Buffer.byteLength(s), 0);
     const tcpOut = replies.reduce((n, r) => n + r.length, 0);
@@ -102,7 +80,7 @@ describe('serve --workers 2', () => {
     assert.ok((m.get('process_cpu_seconds_total') ?? 0) > 0, 'process metrics are there');
 
     // Both workers took TCP connections (cluster round-robin): per-connection debug lines carry each worker's pid.
-    const opened = (): Array<Record<string, unknown>> => parseLogs(p.stderr).filter((e) => e.msg === 'connection open');
+    const opened = (): Array<Record<string, unknown>> => p.logs().filter((e) => e.msg === 'connection open');
     await until(() => opened().length === 100, 'the 100 connection log lines');
     const pids = new Set(opened().map((e) => e.pid));
     assert.equal(pids.size, 2, `connections were served by ${pids.size} worker(s)`);
@@ -113,12 +91,12 @@ describe('serve --workers 2', () => {
     process.kill(victim.workerPid as number, 'SIGKILL');
     const restarted = await p.log((e) => e.msg === 'worker listening' && e.worker === victim.worker && e.workerPid !== victim.workerPid);
     assert.notEqual(restarted.workerPid, victim.workerPid);
-    const died = parseLogs(p.stderr).find((e) => e.msg === 'worker died; restarting');
+    const died = p.logs().find((e) => e.msg === 'worker died; restarting');
     assert.equal(died?.signal, 'SIGKILL');
     assert.equal(died?.restartInMs, 100);
 
     for (let i = 0; i < 6; i++) assert.equal((await tcpRoundTrip(port, `after restart ${i}`)).toString(), `AFTER RESTART ${i}`);
-    assert.equal(await udpRoundTrip(port, 'udp after restart'), 'UDP AFTER RESTART');
+    assert.equal(String(await udpRoundTrip(port, 'udp after restart')), 'UDP AFTER RESTART');
     const m = await scrape(metrics);
     assert.equal(m.get('upcase_worker_restarts_total'), 1);
     assert.equal(m.get('upcase_workers'), 2);
@@ -176,13 +154,13 @@ describe('serve --workers 2', () => {
 
     await new Promise((r) => setTimeout(r, 150));
     const signalledAt = Date.now();
-    p.child.kill('SIGTERM');
+    p.signal('SIGTERM');
 
     const results = await Promise.all(inflight.map((f) => f.done));
     results.forEach((r) => {
       assert.equal(r.received, r.expected, 'an in-flight connection lost bytes');
     });
-    const exit = await exitWithin(p, 20_000);
+    const exit = await p.exitWithin(20_000);
     steady = false;
     polling = false;
     await Promise.all([steadyLoop, poller]);
@@ -205,13 +183,13 @@ describe('serve --workers 2', () => {
     assert.ok(steadyResults.includes('ok'), 'steady load got through before the signal');
     const idleClosedAt = await idleClosed;
     assert.ok(idleClosedAt - signalledAt >= DRAIN * 1000 - 100, 'the idle connection was kept until the drain timeout');
-    assert.ok(parseLogs(p.stderr).some((e) => e.msg === 'drain timeout: closing open connections' && e.connections === 1));
+    assert.ok(p.logs().some((e) => e.msg === 'drain timeout: closing open connections' && e.connections === 1));
   });
 
   it('logged JSON lines only, with fields, and never the payload', () => {
-    const entries = parseLogs(p.stderr); // throws on any line that is not JSON
+    const entries = p.logs(); // throws on any line that is not JSON
     assert.ok(entries.length > 200);
-    for (const line of p.stderr) assert.ok(!line.toLowerCase().includes(MARK), `payload in log line: ${line}`);
+    for (const line of p.stderrLines) assert.ok(!line.toLowerCase().includes(MARK), `payload in log line: ${line}`);
     const open = entries.find((e) => e.msg === 'connection open');
     assert.equal(open?.transport, 'tcp');
     assert.equal(open?.remoteAddress, '127.0.0.1');

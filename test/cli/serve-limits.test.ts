@@ -3,21 +3,21 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import dgram from 'node:dgram';
 import { describe, test } from 'node:test';
-import { waitFor } from '../helpers/clients.js';
-import { BIN, spawnServer } from '../helpers/server-process.js';
+import { BIN, startServe } from '../helpers/serve.js';
+import { until } from '../helpers/wait.js';
 
 /** The `listening` log line, and the warning about a lowered connection limit if there was one. */
 async function startLines(args: string[], env: Record<string, string> = {}) {
-  const server = await spawnServer(args, { env });
+  const server = await startServe(args, { env });
   try {
-    await waitFor(() => server.logLines().some((l) => l.msg === 'listening'), 'the listening line', 5000);
-    const lines = server.logLines();
+    await until(() => server.logs().some((l) => l.msg === 'listening'), 'the listening line', 5000);
+    const lines = server.logs();
     return {
       listening: lines.find((l) => l.msg === 'listening')!,
       lowered: lines.find((l) => typeof l.msg === 'string' && l.msg.startsWith('max connections lowered')),
     };
   } finally {
-    await server.stop();
+    await server.close();
   }
 }
 
@@ -55,7 +55,7 @@ describe('upcase serve limits', () => {
   test('--udp-rate-burst sets the bucket size (default: the rate), and a burst past it gets no reply', async () => {
     assert.equal((await listeningLine(['--udp-rate-limit', '50'])).udpRateBurst, 50);
     assert.equal((await listeningLine([], { UPCASE_UDP_RATE_BURST: '7' })).udpRateBurst, 7);
-    const server = await spawnServer(['--udp-rate-limit', '1', '--udp-rate-burst', '3']);
+    const server = await startServe(['--udp-rate-limit', '1', '--udp-rate-burst', '3']);
     try {
       const socket = dgram.createSocket('udp4');
       await new Promise<void>((resolve) => socket.bind(0, '127.0.0.1', resolve));
@@ -66,7 +66,7 @@ describe('upcase serve limits', () => {
       socket.close();
       assert.deepEqual(replies, ['BURST 0', 'BURST 1', 'BURST 2']);
     } finally {
-      await server.stop();
+      await server.close();
     }
   });
 

@@ -4,7 +4,9 @@ import assert from 'node:assert/strict';
 import type net from 'node:net';
 import { describe, it } from 'node:test';
 import { allConnections, countByAddress, holdConnections } from '../helpers/operator.js';
-import { exitWithin, scrape, spawnServe, started, until } from './ops-helpers.js';
+import { scrape } from '../helpers/operator.js';
+import { spawnServe } from '../helpers/serve.js';
+import { until } from '../helpers/wait.js';
 
 const HELD = 37;
 const BY_ADDRESS = { '127.0.0.1': 13, '127.0.0.2': 12, '127.0.0.3': 12 };
@@ -12,25 +14,12 @@ const BY_ADDRESS = { '127.0.0.1': 13, '127.0.0.2': 12, '127.0.0.3': 12 };
 for (const workers of [1, 2]) {
   describe(`serve --workers ${workers}: the operator's view`, () => {
     it(`lists exactly ${HELD} held connections, and the metrics and the status page agree`, async (t) => {
-      const p = spawnServe([
-        '--host',
-        '127.0.0.1',
-        '--port',
-        '0',
-        '--metrics-port',
-        '0',
-        '--max-connections',
-        '50',
-        '--workers',
-        String(workers),
-        '--log-level',
-        'warn',
-      ]);
+      const p = spawnServe(['--metrics-port', '0', '--max-connections', '50', '--workers', String(workers), '--log-level', 'warn']);
       t.after(async () => {
-        p.child.kill('SIGTERM');
-        await exitWithin(p, 15_000);
+        p.signal('SIGTERM');
+        await p.exitWithin(15_000);
       });
-      const { port, metrics: base } = await started(p);
+      const { port, metrics: base } = await p.ready();
       let sockets: net.Socket[] = [];
       t.after(() => {
         for (const s of sockets) s.destroy();
@@ -79,17 +68,14 @@ for (const workers of [1, 2]) {
 
 describe('serve: the limit gauge is the limit in force', () => {
   it('shows --max-connections lowered to fit the open-file limit, as the log says', async (t) => {
-    const p = spawnServe(
-      ['--host', '127.0.0.1', '--port', '0', '--metrics-port', '0', '--max-connections', '1000', '--log-level', 'warn'],
-      {
-        prefix: ['prlimit', '--nofile=64:64'],
-      },
-    );
-    t.after(async () => {
-      p.child.kill('SIGTERM');
-      await exitWithin(p, 15_000);
+    const p = spawnServe(['--metrics-port', '0', '--max-connections', '1000', '--log-level', 'warn'], {
+      prefix: ['prlimit', '--nofile=64:64'],
     });
-    const { metrics: base } = await started(p);
+    t.after(async () => {
+      p.signal('SIGTERM');
+      await p.exitWithin(15_000);
+    });
+    const { metrics: base } = await p.ready();
     const lowered = await p.log(
       (e) => e.msg === 'max connections lowered to fit the open-file limit (raise it with ulimit -n or LimitNOFILE)',
     );

@@ -8,7 +8,10 @@ import net from 'node:net';
 import { describe, it } from 'node:test';
 import type { Option } from 'commander';
 import { parseServeArgs, serveCommand } from '../../src/cli/serve.js';
-import { exitWithin, parseLogs, pool, spawnServe, started, status, tcpRoundTrip, until } from './ops-helpers.js';
+import { status } from '../helpers/operator.js';
+import { pool, tcpRoundTrip } from '../helpers/roundtrip.js';
+import { spawnServe } from '../helpers/serve.js';
+import { until } from '../helpers/wait.js';
 
 // Running node as PID 1 of a new PID namespace needs root (or user namespaces); check once.
 // --kill-child: should the test fail, killing `unshare` takes the server (PID 1 inside, deaf to SIGTERM) with it.
@@ -17,11 +20,11 @@ const canUnshare = spawnSync(UNSHARE[0]!, [...UNSHARE.slice(1), 'true'], { stdio
 
 describe(`graceful drain, single process${canUnshare ? ', as PID 1' : ''}`, () => {
   it('on SIGTERM: /readyz 503 first, the open connection finishes intact, exit 0', async () => {
-    const p = spawnServe(['--host', '127.0.0.1', '--port', '0', '--metrics-port', '0', '--drain-timeout', '10'], {
+    const p = spawnServe(['--metrics-port', '0', '--drain-timeout', '10'], {
       prefix: canUnshare ? UNSHARE : [],
     });
     try {
-      const { port, metrics } = await started(p);
+      const { port, metrics } = await p.ready();
       assert.equal(await status(metrics!, '/readyz'), 200);
       // With unshare, the child is `unshare`; the server is its only child, PID 1 inside.
       let serverPid = p.child.pid!;
@@ -46,11 +49,11 @@ describe(`graceful drain, single process${canUnshare ? ', as PID 1' : ''}`, () =
       socket.end('after the signal: straße');
       await once(socket, 'close');
       assert.equal(Buffer.concat(received).toString(), 'BEFORE THE SIGNAL, AFTER THE SIGNAL: STRASSE');
-      assert.deepEqual(await exitWithin(p, 15_000), { code: 0, signal: null });
-      const msgs = parseLogs(p.stderr).map((e) => e.msg);
+      assert.deepEqual(await p.exitWithin(15_000), { code: 0, signal: null });
+      const msgs = p.logs().map((e) => e.msg);
       assert.ok(msgs.indexOf('shutting down: not ready, no new connections, draining') < msgs.indexOf('closed'));
     } finally {
-      p.child.kill('SIGKILL');
+      p.kill();
     }
   });
 });
@@ -60,21 +63,22 @@ describe('configuration through UPCASE_* variables', () => {
     const p = spawnServe(['--port', '0', '--log-level', 'warn'], {
       // UPCASE_PORT is invalid but --port is given, so it is never read; --log-level beats UPCASE_LOG_LEVEL.
       env: { UPCASE_HOST: '127.0.0.1', UPCASE_PORT: 'not-a-port', UPCASE_UDP: 'false', UPCASE_LOG_LEVEL: 'debug' },
+      loopback: false,
     });
     try {
-      const { transports, host, port } = await started(p);
+      const { transports, host, port } = await p.ready();
       assert.equal(transports, 'tcp');
       assert.equal(host, '127.0.0.1');
       assert.equal((await tcpRoundTrip(port, 'env')).toString(), 'ENV');
-      p.child.kill('SIGTERM');
-      assert.deepEqual(await exitWithin(p, 15_000), { code: 0, signal: null });
+      p.signal('SIGTERM');
+      assert.deepEqual(await p.exitWithin(15_000), { code: 0, signal: null });
       assert.deepEqual(
-        parseLogs(p.stderr).filter((e) => (e.level as number) < 40),
+        p.logs().filter((e) => (e.level as number) < 40),
         [],
         'no info or debug lines at --log-level warn',
       );
     } finally {
-      p.child.kill('SIGKILL');
+      p.kill();
     }
   });
 
@@ -97,16 +101,12 @@ describe('configuration through UPCASE_* variables', () => {
     await pool(cases, 3, async (c) => {
       // --port 0 only where the case does not test UPCASE_PORT (the flag would win).
       const port = c.env?.UPCASE_PORT === undefined ? ['--port', '0'] : [];
-      const p = spawnServe(['--host', '127.0.0.1', ...port, ...(c.args ?? [])], { env: c.env });
-      const exit = await exitWithin(p, 30_000);
-      const stderr = p.stderr.join('\n');
+      const p = spawnServe(['--host', '127.0.0.1', ...port, ...(c.args ?? [])], { env: c.env, loopback: false });
+      const exit = await p.exitWithin(30_000);
+      const stderr = p.stderr;
       assert.equal(exit.code, 2, `${JSON.stringify(c)}: exit ${exit.code}\n${stderr}`);
       for (const re of c.expect) assert.match(stderr, re, JSON.stringify(c));
-      assert.deepEqual(
-        p.stdout.filter((l) => l !== ''),
-        [],
-        'never ready',
-      );
+      assert.equal(p.stdout, '', 'never ready');
     });
   });
 
@@ -115,12 +115,9 @@ describe('configuration through UPCASE_* variables', () => {
     await new Promise<void>((r) => taken.listen(0, '127.0.0.1', r));
     t.after(() => taken.close());
     const port = (taken.address() as net.AddressInfo).port;
-    const p = spawnServe(['--host', '127.0.0.1', '--port', String(port), '--workers', '2']);
-    assert.equal((await exitWithin(p, 15_000)).code, 1);
-    assert.match(
-      p.stderr.join('\n'),
-      new RegExp(`upcase: cannot listen on 127\\.0\\.0\\.1:${port} \\(tcp\\): address already in use$`, 'm'),
-    );
+    const p = spawnServe(['--host', '127.0.0.1', '--port', String(port), '--workers', '2'], { loopback: false });
+    assert.equal((await p.exitWithin(15_000)).code, 1);
+    assert.match(p.stderr, new RegExp(`upcase: cannot listen on 127\\.0\\.0\\.1:${port} \\(tcp\\): address already in use$`, 'm'));
   });
 
   it('parses boolean variables by value (UPCASE_UDP_ALLOW_LOW_PORTS=false stays off)', async (t) => {

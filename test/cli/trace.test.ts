@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import { after, before, describe, test } from 'node:test';
-import { upcaseCli } from '../client/helpers.js';
-import { runCli, ServeProcess } from '../helpers/cli.js';
-import { delay } from '../helpers/net.js';
+import { runCli } from '../helpers/cli.js';
+import { type ReadyServe, startServe } from '../helpers/serve.js';
+import { until } from '../helpers/wait.js';
 
 // `upcase serve --trace` and `upcase client --trace`: every step of the
 // textbook's figures (§2.7: the UDP flow, the TCP flow, the welcoming and
@@ -27,18 +27,18 @@ function assertInOrder(text: string, patterns: RegExp[]): RegExpExecArray[] {
 }
 
 /** Waits (bounded) until the server's stderr has a line matching `pattern`. */
-async function serverSaid(server: ServeProcess, pattern: RegExp, ms = 10_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!server.stderr.split('\n').some((line) => pattern.test(line))) {
-    if (Date.now() > deadline) assert.fail(`the server never printed ${pattern}:\n${server.stderr}`);
-    await delay(20);
-  }
+async function serverSaid(server: ReadyServe, pattern: RegExp, ms = 10_000): Promise<void> {
+  await until(
+    () => server.stderrLines.some((line) => pattern.test(line)),
+    () => `the server to print ${pattern}:\n${server.stderr}`,
+    ms,
+  );
 }
 
 describe('upcase serve --trace with upcase client --trace', () => {
-  let server: ServeProcess;
+  let server: ReadyServe;
   before(async () => {
-    server = await ServeProcess.start(['--host', '127.0.0.1', '--port', '0', '--trace']);
+    server = await startServe(['--trace']);
   });
   after(() => server.kill());
 
@@ -116,9 +116,9 @@ describe('upcase serve --trace with upcase client --trace', () => {
 
   test('TCP with piped input: every chunk sent and received is reported, and the sizes add up', async () => {
     const input = Buffer.alloc(200_000, 'a');
-    const r = await upcaseCli(['client', '--trace', '--host', '127.0.0.1', '--port', String(server.port)], { input });
+    const r = await runCli(['client', '--trace', '--host', '127.0.0.1', '--port', String(server.port)], { input });
     assert.equal(r.code, 0, r.stderr);
-    assert.ok(r.stdout.equals(Buffer.alloc(200_000, 'A')));
+    assert.ok(r.stdoutBytes.equals(Buffer.alloc(200_000, 'A')));
     const sizes = (verb: string): number[] =>
       [...r.stderr.matchAll(new RegExp(`^${T}tcp: ${verb} (\\d+) bytes "(?:a|A){40}…" \\(first 40 shown\\)$`, 'gm'))].map((m) =>
         Number(m[1]),
@@ -147,9 +147,9 @@ describe('upcase serve --trace with upcase client --trace', () => {
 });
 
 describe('upcase client --udp --trace against a server that drops everything', () => {
-  let server: ServeProcess;
+  let server: ReadyServe;
   before(async () => {
-    server = await ServeProcess.start(['--host', '127.0.0.1', '--port', '0', '--no-tcp', '--drop-rate', '1', '--trace']);
+    server = await startServe(['--no-tcp', '--drop-rate', '1', '--trace']);
   });
   after(() => server.kill());
 

@@ -10,7 +10,7 @@ import { nativeCodecPaths } from '../../src/codec/native.js';
 import { NATIVE_MIN_BYTES } from '../../src/codec/upcase.js';
 import { nativeTcpStatus } from '../../src/tcp/native.js';
 import { nativeUdpStatus } from '../../src/udp/native.js';
-import { ROOT, ServeProcess } from '../helpers/cli.js';
+import { ROOT, startServe } from '../helpers/serve.js';
 
 const built = nativeTcpStatus().binding !== null && nativeUdpStatus().binding !== null && nativeCodecPaths().length > 0;
 const skip =
@@ -19,16 +19,14 @@ const skip =
     : process.env.UPCASE_NATIVE === '0'
       ? 'UPCASE_NATIVE=0: this process cannot see the addons the server loads'
       : false;
-const ARGS = ['--host', '127.0.0.1', '--port', '0', '--log-level', 'warn'];
+const ARGS = ['--log-level', 'warn'];
 
 /** The ready line, then the transports line, from a server started with `args` and `env`. */
 async function firstScreen(t: { after: (fn: () => unknown) => void }, args: string[], env: Record<string, string> = {}): Promise<string[]> {
-  const serve = await ServeProcess.start([...ARGS, ...args], env);
-  t.after(() => serve.kill());
-  const deadline = Date.now() + 10_000;
-  while (!/\nTransports: .*\n/.test(serve.stdout) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+  const serve = await startServe([...ARGS, ...args], { env, t });
+  await serve.line(/^Transports: /, 10_000);
   await serve.stop();
-  return serve.stdout.split('\n').slice(0, 2);
+  return serve.stdoutLines.slice(0, 2);
 }
 
 function tempDir(t: { after: (fn: () => unknown) => void }): string {

@@ -3,7 +3,7 @@ import type dgram from 'node:dgram';
 import { describe, test } from 'node:test';
 import { durationStats, type ExtraReply, Pinger, type ProbeRecord, replySeq } from '../../src/client/ping.js';
 import { upcase } from '../../src/codec/upcase.js';
-import { fakeUdpServer } from './helpers.js';
+import { fakeUdpServer } from '../helpers/programs.js';
 
 /**
  * A UDP uppercase server with faults chosen by sequence number, so the counts

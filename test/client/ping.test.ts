@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import { looksRateLimited, Pinger, type PingReply, pingPayload, type PingSummary, replySeq, RttStats } from '../../src/client/ping.js';
 import { upcase } from '../../src/codec/upcase.js';
-import { startServer, type UpcaseServer } from '../../src/server/server.js';
-import { deadUdpPort, fakeUdpServer } from './helpers.js';
+import { deadUdpPort, fakeUdpServer } from '../helpers/programs.js';
+import { suiteServer } from '../helpers/serve.js';
 
 describe('ping statistics', () => {
   test("mdev is ping(8)'s: sqrt(mean(rtt²) − mean(rtt)²)", () => {
@@ -58,16 +58,10 @@ describe('ping statistics', () => {
 });
 
 describe('Pinger', () => {
-  let server: UpcaseServer;
-  let port: number;
-  before(async () => {
-    server = await startServer({ host: '127.0.0.1', port: 0, tcp: false });
-    port = server.address().port;
-  });
-  after(() => server.close());
+  const shared = suiteServer({ tcp: false });
 
   test('count pings, one reply each, summary with no loss', async () => {
-    const pinger = new Pinger({ host: '127.0.0.1', port, count: 4, interval: 0.01, size: 100 });
+    const pinger = new Pinger({ host: '127.0.0.1', port: shared.port, count: 4, interval: 0.01, size: 100 });
     const replies: PingReply[] = [];
     pinger.on('reply', (r) => replies.push(r));
     const summary = await pinger.run();
@@ -75,7 +69,7 @@ describe('Pinger', () => {
     for (const r of replies) {
       assert.equal(r.bytes, 100);
       assert.equal(r.address, '127.0.0.1');
-      assert.equal(r.port, port);
+      assert.equal(r.port, shared.port);
       assert.ok(r.rtt > 0);
     }
     assert.equal(summary.transmitted, 4);
@@ -109,7 +103,7 @@ describe('Pinger', () => {
   });
 
   test('stop() ends an endless run at once with the summary', async () => {
-    const pinger = new Pinger({ host: '127.0.0.1', port, count: 0, interval: 0.01 });
+    const pinger = new Pinger({ host: '127.0.0.1', port: shared.port, count: 0, interval: 0.01 });
     let replies = 0;
     pinger.on('reply', () => {
       if (++replies === 3) pinger.stop();

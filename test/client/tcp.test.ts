@@ -1,12 +1,12 @@
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import { PassThrough, Readable } from 'node:stream';
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import { connectTcp, tcpRequest, tcpStream } from '../../src/client/tcp.js';
 import { upcase } from '../../src/codec/upcase.js';
 import { NetworkError, SocketError, TimeoutError } from '../../src/errors.js';
-import { startServer, type UpcaseServer } from '../../src/server/server.js';
-import { pickFixedPort, startProcess } from './helpers.js';
+import { pickFixedPort, startProcess } from '../helpers/programs.js';
+import { suiteServer } from '../helpers/serve.js';
 
 /** A raw TCP server on 127.0.0.1 that does whatever the test needs with each connection. */
 async function rawServer(onConnection: (socket: net.Socket) => void): Promise<{ port: number; close: () => Promise<void> }> {
@@ -31,23 +31,17 @@ async function rawServer(onConnection: (socket: net.Socket) => void): Promise<{ 
 const deadTcpPort = (): Promise<number> => pickFixedPort('tcp');
 
 describe('tcpRequest', () => {
-  let server: UpcaseServer;
-  let port: number;
-  before(async () => {
-    server = await startServer({ host: '127.0.0.1', port: 0, udp: false });
-    port = server.address().port;
-  });
-  after(() => server.close());
+  const shared = suiteServer({ udp: false });
 
   test('sends one message per connection and resolves with the whole reply', async () => {
     const message = Buffer.concat([Buffer.from('hello, straße ﬃ '), Buffer.from([0xff, 0xc3]), Buffer.from(' ǆ')]);
-    const reply = await tcpRequest(message, { host: '127.0.0.1', port });
+    const reply = await tcpRequest(message, { host: '127.0.0.1', port: shared.port });
     assert.deepEqual(reply, upcase(message));
     assert.equal(reply.toString('latin1').startsWith('HELLO, STRASSE FFI '), true);
   });
 
   test('an empty message gets an empty reply', async () => {
-    assert.deepEqual(await tcpRequest('', { host: '127.0.0.1', port }), Buffer.alloc(0));
+    assert.deepEqual(await tcpRequest('', { host: '127.0.0.1', port: shared.port }), Buffer.alloc(0));
   });
 
   test('a refused connection is UPCASE_ERR_CONNECT naming host, port and transport', async () => {
@@ -65,7 +59,7 @@ describe('tcpRequest', () => {
 
   test('options are validated: port 0 is not a server port', async () => {
     await assert.rejects(tcpRequest('hi', { port: 0 }), { code: 'UPCASE_ERR_INVALID_ARG', message: /`port`.*from 1 to 65535.*`0`/ });
-    await assert.rejects(tcpRequest('hi', { port, timeout: 0 }), { code: 'UPCASE_ERR_INVALID_ARG', message: /`timeout`/ });
+    await assert.rejects(tcpRequest('hi', { port: shared.port, timeout: 0 }), { code: 'UPCASE_ERR_INVALID_ARG', message: /`timeout`/ });
   });
 });
 
@@ -136,20 +130,14 @@ describe('tcpRequest against misbehaving servers', () => {
 });
 
 describe('tcpStream', () => {
-  let server: UpcaseServer;
-  let port: number;
-  before(async () => {
-    server = await startServer({ host: '127.0.0.1', port: 0, udp: false });
-    port = server.address().port;
-  });
-  after(() => server.close());
+  const shared = suiteServer({ udp: false });
 
   test('streams byte for byte, characters split across writes included', async () => {
     const input = new PassThrough();
     const output = new PassThrough();
     const chunks: Buffer[] = [];
     output.on('data', (c: Buffer) => chunks.push(c));
-    const done = tcpStream(input, output, { host: '127.0.0.1', port });
+    const done = tcpStream(input, output, { host: '127.0.0.1', port: shared.port });
     const text = Buffer.from('straße ﬃ\n\xff'.replace('\xff', ''), 'utf8');
     const whole = Buffer.concat([text, Buffer.from([0xff, 0xe2, 0x82]), Buffer.from('ǆ end')]);
     // One byte per write, so every multi-byte character is cut.

@@ -2,12 +2,13 @@ import assert from 'node:assert/strict';
 import dnsPromises from 'node:dns/promises';
 import { syncBuiltinESMExports } from 'node:module';
 import { PassThrough, Readable } from 'node:stream';
-import { after, before, describe, mock, test } from 'node:test';
+import { describe, mock, test } from 'node:test';
 import { sendLines, UdpClient } from '../../src/client/udp.js';
 import { upcase } from '../../src/codec/upcase.js';
 import { MessageTooLargeError, NetworkError } from '../../src/errors.js';
-import { startServer, type UpcaseServer } from '../../src/server/server.js';
-import { deadUdpPort, fakeUdpServer } from './helpers.js';
+import { startServer } from '../../src/server/server.js';
+import { deadUdpPort, fakeUdpServer } from '../helpers/programs.js';
+import { suiteServer } from '../helpers/serve.js';
 
 function collect(stream: PassThrough): () => Buffer {
   const chunks: Buffer[] = [];
@@ -16,16 +17,10 @@ function collect(stream: PassThrough): () => Buffer {
 }
 
 describe('UdpClient against the upcase server', () => {
-  let server: UpcaseServer;
-  let port: number;
-  before(async () => {
-    server = await startServer({ host: '127.0.0.1', port: 0, tcp: false });
-    port = server.address().port;
-  });
-  after(() => server.close());
+  const shared = suiteServer({ tcp: false });
 
   test('one datagram, one reply; concurrent requests each get their own', async (t) => {
-    const client = new UdpClient({ host: '127.0.0.1', port });
+    const client = new UdpClient({ host: '127.0.0.1', port: shared.port });
     t.after(() => client.close());
     const messages = ['alpha', 'straße', '', 'ﬃ and ǆ', Buffer.from([0x61, 0xff, 0x62])];
     const replies = await Promise.all(messages.map((m) => client.request(m)));
@@ -37,7 +32,7 @@ describe('UdpClient against the upcase server', () => {
   });
 
   test('the largest IPv4 datagram goes through; one byte more is UPCASE_ERR_MESSAGE_TOO_LARGE', async (t) => {
-    const client = new UdpClient({ host: '127.0.0.1', port });
+    const client = new UdpClient({ host: '127.0.0.1', port: shared.port });
     t.after(() => client.close());
     const max = Buffer.alloc(65_507, 'a');
     assert.deepEqual(await client.request(max), Buffer.alloc(65_507, 'A'));

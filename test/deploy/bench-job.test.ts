@@ -8,7 +8,7 @@ import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { parseAllDocuments } from 'yaml';
 import { startServer } from '../../src/server/server.js';
-import { upcaseCli } from '../client/helpers.js';
+import { runCli } from '../helpers/cli.js';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
 
@@ -51,12 +51,12 @@ describe('deploy/kubernetes/bench/bench-job.yaml', () => {
     try {
       // The pod's args as written, then overrides (the last value of a flag wins): here, and short.
       const local = ['--host', '127.0.0.1', '--port', String(server.address().port), '--duration', '0.5', '--warmup', '0.1', '-c', '2'];
-      const pods = await Promise.all([0, 1].map(() => upcaseCli(['bench', ...container.args, ...local], { timeoutMs: 30_000 })));
+      const pods = await Promise.all([0, 1].map(() => runCli(['bench', ...container.args, ...local], { timeoutMs: 30_000 })));
       for (const p of pods) assert.equal(p.code, 0, p.stderr);
       // `kubectl logs -l job-name=…` concatenates the pods' output into one file.
       const logs = join(dir, 'runs.jsonl');
       await writeFile(logs, pods.map((p) => p.stdout.toString()).join(''));
-      const merged = await upcaseCli(['bench', 'merge', '--json', logs]);
+      const merged = await runCli(['bench', 'merge', '--json', logs]);
       assert.equal(merged.code, 0, merged.stderr);
       const m = JSON.parse(merged.stdout.toString());
       assert.equal(m.merged.runs.length, 2);

@@ -17,7 +17,9 @@ import tls from 'node:tls';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { parse, stringify } from 'yaml';
-import { exitWithin, type ServeProcess, spawnServe, started, tcpRoundTrip, until } from '../cli/ops-helpers.js';
+import { tcpRoundTrip } from '../helpers/roundtrip.js';
+import { type ServeProcess, spawnServe } from '../helpers/serve.js';
+import { until } from '../helpers/wait.js';
 import { dashboardQueries, expand, readDashboard } from '../helpers/dashboard.js';
 import { holdConnections } from '../helpers/operator.js';
 
@@ -92,10 +94,6 @@ describe('a real Prometheus scraping upcase', { skip }, () => {
       { stdio: 'ignore' },
     );
     single = spawnServe([
-      '--host',
-      '127.0.0.1',
-      '--port',
-      '0',
       '--metrics-port',
       '0',
       '--log-level',
@@ -114,10 +112,6 @@ describe('a real Prometheus scraping upcase', { skip }, () => {
       '0',
     ]);
     cluster = spawnServe([
-      '--host',
-      '127.0.0.1',
-      '--port',
-      '0',
       '--metrics-port',
       '0',
       '--log-level',
@@ -130,7 +124,7 @@ describe('a real Prometheus scraping upcase', { skip }, () => {
       '--proxy-header-timeout',
       '1',
     ]);
-    const [a, b] = await Promise.all([started(single), started(cluster)]);
+    const [a, b] = await Promise.all([single.ready(), cluster.ready()]);
     // The ready line names the TLS port last: take the plain one by name.
     a.port = Number((await single.line(/tcp\+udp 127\.0\.0\.1:(\d+)/))[1]);
     const targets = [a, b].map((s) => new URL(s.metrics!).host);
@@ -185,7 +179,7 @@ describe('a real Prometheus scraping upcase', { skip }, () => {
     for (let i = 0; i < 40; i++) udp.send(`datagram ${i}`, a.port, '127.0.0.1');
     await new Promise((r) => setTimeout(r, 200));
     udp.close();
-    const tlsPort = Number(/tls 127\.0\.0\.1:(\d+)/.exec(single.stdout.join('\n'))![1]);
+    const tlsPort = Number(/tls 127\.0\.0\.1:(\d+)/.exec(single.stdout)![1]);
     for (let i = 0; i < 2; i++) {
       const s = tls.connect({ host: '127.0.0.1', port: tlsPort, rejectUnauthorized: false });
       await once(s, 'secureConnect');
@@ -220,12 +214,7 @@ describe('a real Prometheus scraping upcase', { skip }, () => {
   after(async () => {
     for (const s of held) s.destroy();
     prometheus?.kill('SIGTERM');
-    for (const p of [single, cluster]) {
-      if (p !== undefined && p.child.exitCode === null && p.child.signalCode === null) {
-        p.child.kill('SIGTERM');
-        await exitWithin(p, 15_000);
-      }
-    }
+    for (const p of [single, cluster]) await p?.stop('SIGTERM', 15_000);
     if (prometheus !== undefined && prometheus.exitCode === null) await once(prometheus, 'exit');
     rmSync(dir, { recursive: true, force: true });
     process.off('exit', reap);
@@ -277,8 +266,8 @@ describe('a real Prometheus scraping upcase', { skip }, () => {
     assert.equal(states.has('UpcaseTlsCertificateExpired'), false);
     assert.equal(states.has('UpcaseWorkersDown'), false);
 
-    cluster.child.kill('SIGTERM');
-    await exitWithin(cluster, 15_000);
+    cluster.signal('SIGTERM');
+    await cluster.exitWithin(15_000);
     await until(async () => (await alertStates()).has('UpcaseDown'), 'UpcaseDown', 20_000);
   });
 });

@@ -2,8 +2,9 @@ import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { after, test } from 'node:test';
-import { pickFixedPort, ROOT } from '../client/helpers.js';
-import { delay, within } from '../helpers/net.js';
+import { pickFixedPort } from '../helpers/programs.js';
+import { ROOT } from '../helpers/serve.js';
+import { delay, within } from '../helpers/wait.js';
 
 // Runs every ```console block of docs/tutorial.md and checks its output, so the
 // tutorial stays true. In a block, `$ command` lines are run with `sh -c`

@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { startServer, type UpcaseServer } from '../../src/server/server.js';
-import { run, type Started, startOnFreePort, tsxArgs, upcaseCli } from '../client/helpers.js';
+import { type Started, startOnFreePort, tsxArgs } from '../helpers/programs.js';
+import { run, runCli } from '../helpers/cli.js';
 
 // The textbook's four programs in TypeScript (examples/), run as the README
 // says (through tsx), on free ports given as arguments.
@@ -22,7 +23,7 @@ describe('examples/tcp-server.ts and examples/tcp-client.ts', () => {
   });
 
   test('the example server answers upcase client too', async () => {
-    const r = await upcaseCli(['client', '--host', '127.0.0.1', '--port', String(server.port), 'straße']);
+    const r = await runCli(['client', '--host', '127.0.0.1', '--port', String(server.port), 'straße']);
     assert.equal(r.stdout.toString(), 'STRASSE\n');
     assert.equal(r.code, 0, r.stderr);
   });
@@ -42,7 +43,7 @@ describe('examples/udp-server.ts and examples/udp-client.ts', () => {
   });
 
   test('the example server answers upcase client --udp too', async () => {
-    const r = await upcaseCli(['client', '--udp', '--host', '127.0.0.1', '--port', String(server.port), 'straße']);
+    const r = await runCli(['client', '--udp', '--host', '127.0.0.1', '--port', String(server.port), 'straße']);
     assert.equal(r.stdout.toString(), 'STRASSE\n');
     assert.equal(r.code, 0, r.stderr);
   });

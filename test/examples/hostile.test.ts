@@ -3,8 +3,10 @@ import dgram from 'node:dgram';
 import { once } from 'node:events';
 import net from 'node:net';
 import { afterEach, beforeEach, describe, test } from 'node:test';
-import { run, type Started, startOnFreePort, TEXTBOOK, tsxArgs } from '../client/helpers.js';
-import { delay, within } from '../helpers/net.js';
+import { type Started, startOnFreePort, TEXTBOOK, tsxArgs } from '../helpers/programs.js';
+import { run } from '../helpers/cli.js';
+import { tcpRoundTrip, udpRoundTrip } from '../helpers/roundtrip.js';
+import { delay, within } from '../helpers/wait.js';
 
 // The example servers (examples/) against hostile clients: a reset in the middle
 // of a reply, bytes that are not UTF-8, more than the example reads in one go.
@@ -13,33 +15,8 @@ import { delay, within } from '../helpers/net.js';
 const READY = /^The server is ready to receive\n/;
 const WAIT_MS = 10_000;
 
-/** One TCP exchange with a raw socket: write `message`, half-close, read until the server closes. */
-function tcpExchange(port: number, message: Buffer): Promise<Buffer> {
-  const socket = net.connect({ host: '127.0.0.1', port, allowHalfOpen: true });
-  const chunks: Buffer[] = [];
-  socket.on('data', (c: Buffer) => chunks.push(c));
-  socket.end(message);
-  return within(
-    WAIT_MS,
-    'tcp reply',
-    new Promise<Buffer>((resolve, reject) => {
-      socket.once('error', reject);
-      socket.once('close', () => resolve(Buffer.concat(chunks)));
-    }),
-  );
-}
-
-/** One UDP exchange: one datagram out, the reply datagram back. */
-async function udpExchange(port: number, message: Buffer): Promise<Buffer> {
-  const socket = dgram.createSocket('udp4');
-  try {
-    socket.send(message, port, '127.0.0.1');
-    const [reply] = (await within(WAIT_MS, 'udp reply', once(socket, 'message'))) as [Buffer];
-    return reply;
-  } finally {
-    socket.close();
-  }
-}
+const tcpExchange = (port: number, message: Buffer): Promise<Buffer> => tcpRoundTrip(port, message, { timeoutMs: WAIT_MS });
+const udpExchange = (port: number, message: Buffer): Promise<Buffer> => udpRoundTrip(port, message);
 
 /**
  * After a hostile client: the next client is answered, and the server is still

@@ -86,3 +86,28 @@ export async function exportedMetricNames(): Promise<Set<string>> {
   const text = `${await registry.metrics()}\n${await new ClusterPrimary({ workers: 2, processMetrics: false }).metrics()}`;
   return new Set([...text.matchAll(/^# TYPE (\S+) /gm)].map((m) => m[1]!));
 }
+
+/** Prometheus text → { 'name{labels}': value }. */
+export function parseMetrics(text: string): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const line of text.split('\n')) {
+    if (line === '' || line.startsWith('#')) continue;
+    const i = line.lastIndexOf(' ');
+    out.set(line.slice(0, i), Number(line.slice(i + 1)));
+  }
+  return out;
+}
+
+/** GET `base`/metrics, parsed. */
+export async function scrape(base: string): Promise<Map<string, number>> {
+  const res = await fetch(`${base}/metrics`);
+  if (res.status !== 200) throw new Error(`/metrics answered ${res.status}`);
+  return parseMetrics(await res.text());
+}
+
+/** The HTTP status of GET `base``path` (the body is read and dropped). */
+export async function status(base: string, path: string): Promise<number> {
+  const res = await fetch(`${base}${path}`);
+  await res.arrayBuffer();
+  return res.status;
+}

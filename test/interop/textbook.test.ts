@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { run, type Started, startOnFreePort, startServe, TEXTBOOK, upcaseCli } from '../client/helpers.js';
+import { type Started, startOnFreePort, TEXTBOOK } from '../helpers/programs.js';
+import { run, runCli } from '../helpers/cli.js';
+import { type ReadyServe, startServe } from '../helpers/serve.js';
 
 // The textbook's own Python programs (test/fixtures/textbook/, fixed only to
 // run on Python 3 and to take a free port) against upcase, both ways, over TCP
@@ -19,14 +21,14 @@ describe("upcase client against the textbook's TCPServer.py", () => {
   after(() => server.stop());
 
   test('MESSAGE arguments: one connection, one reply each', async () => {
-    const r = await upcaseCli(['client', '--host', '127.0.0.1', '--port', String(server.port), 'hello', 'straße']);
+    const r = await runCli(['client', '--host', '127.0.0.1', '--port', String(server.port), 'hello', 'straße']);
     assert.equal(r.stdout.toString(), 'HELLO\nSTRASSE\n');
     assert.equal(r.stderr, '');
     assert.equal(r.code, 0);
   });
 
   test('piped stdin', async () => {
-    const r = await upcaseCli(['client', '--host', '127.0.0.1', '--port', String(server.port)], { input: 'one sentence\n' });
+    const r = await runCli(['client', '--host', '127.0.0.1', '--port', String(server.port)], { input: 'one sentence\n' });
     assert.equal(r.stdout.toString(), 'ONE SENTENCE\n');
     assert.equal(r.code, 0, r.stderr);
   });
@@ -34,7 +36,7 @@ describe("upcase client against the textbook's TCPServer.py", () => {
   test('over 1024 bytes: prints what the server sent back and says it was cut', async () => {
     // TCPServer.py answers one recv(1024) and closes.
     const message = 'a'.repeat(3000);
-    const r = await upcaseCli(['client', '--host', '127.0.0.1', '--port', String(server.port), message]);
+    const r = await runCli(['client', '--host', '127.0.0.1', '--port', String(server.port), message]);
     const reply = r.stdout.toString();
     assert.ok(reply.length > 1 && reply.length <= 1025 && /^A+\n$/.test(reply), reply);
     // Either the close reaches us as an end (complete, but short: exit 3) or as a reset (exit 1).
@@ -48,7 +50,7 @@ describe("upcase client against the textbook's TCPServer.py", () => {
 
   test('piped input over 1024 bytes: the same warning and exit status 3 (or a reset, exit 1)', async () => {
     const input = Buffer.alloc(5000, 'c');
-    const r = await upcaseCli(['client', '--host', '127.0.0.1', '--port', String(server.port)], { input });
+    const r = await runCli(['client', '--host', '127.0.0.1', '--port', String(server.port)], { input });
     const reply = r.stdout.toString();
     assert.ok(/^C*$/.test(reply) && reply.length <= 1024, reply);
     if (r.code === 3) {
@@ -75,16 +77,16 @@ describe("upcase client --udp against the textbook's UDPServer.py", () => {
 
   test('MESSAGE arguments and piped lines', async () => {
     const args = ['client', '--udp', '--host', '127.0.0.1', '--port', String(server.port)];
-    const a = await upcaseCli([...args, 'hello', 'straße']);
+    const a = await runCli([...args, 'hello', 'straße']);
     assert.equal(a.stdout.toString(), 'HELLO\nSTRASSE\n');
     assert.equal(a.code, 0, a.stderr);
-    const b = await upcaseCli(args, { input: 'line one\nline two\n' });
+    const b = await runCli(args, { input: 'line one\nline two\n' });
     assert.equal(b.stdout.toString(), 'LINE ONE\nLINE TWO\n');
     assert.equal(b.code, 0, b.stderr);
   });
 
   test('over 2048 bytes: the server reads only 2048; the reply is printed with a warning', async () => {
-    const r = await upcaseCli(['client', '--udp', '--host', '127.0.0.1', '--port', String(server.port), 'b'.repeat(3000)]);
+    const r = await runCli(['client', '--udp', '--host', '127.0.0.1', '--port', String(server.port), 'b'.repeat(3000)]);
     assert.equal(r.stdout.toString(), `${'B'.repeat(2048)}\n`);
     assert.equal(r.stderr, 'upcase: warning: the reply has 2048 of the 3000 bytes expected; the server truncated the message\n');
     assert.equal(r.code, 3);
@@ -92,7 +94,7 @@ describe("upcase client --udp against the textbook's UDPServer.py", () => {
 
   test('piped lines over 2048 bytes: every reply printed, one warning naming the first cut line, exit status 3', async () => {
     const input = `short\n${'d'.repeat(3000)}\nok\n${'e'.repeat(2500)}\n`;
-    const r = await upcaseCli(['client', '--udp', '--host', '127.0.0.1', '--port', String(server.port)], { input });
+    const r = await runCli(['client', '--udp', '--host', '127.0.0.1', '--port', String(server.port)], { input });
     assert.equal(r.stdout.toString(), `SHORT\n${'D'.repeat(2048)}\nOK\n${'E'.repeat(2048)}\n`);
     assert.equal(
       r.stderr,
@@ -104,11 +106,11 @@ describe("upcase client --udp against the textbook's UDPServer.py", () => {
 });
 
 describe("the textbook's clients against upcase serve", () => {
-  let serve: Started;
+  let serve: ReadyServe;
   before(async () => {
-    serve = await startServe();
+    serve = await startServe(['--log-level', 'silent']);
   });
-  after(() => serve.stop());
+  after(() => serve.close());
 
   test('TCPClient.py', async () => {
     const r = await run('python3', [`${TEXTBOOK}TCPClient.py`, '127.0.0.1', String(serve.port)], { input: 'hello, straße\n' });

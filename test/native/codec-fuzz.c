@@ -31,7 +31,7 @@
 
 // The codec itself, included so that a setting chosen by CPU model can be tried both ways.
 #include "../../native/codec.c"
-#include "../../bench/codec/tables.h"
+#include "../../native/codec_tools.h"
 #include "sha256.h"
 
 // How many ways a path is run: the AVX2 path finds a block's 17th character with pdep, or,

@@ -9,23 +9,12 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { test } from 'node:test';
 import pino from 'pino';
 import { startServer } from '../../src/server/server.js';
-import {
-  CLIENT_ADDRESS,
-  findExecutable,
-  freePort,
-  type LogLine,
-  requestText,
-  ROOT,
-  run,
-  stopProcess,
-  tcpRequest,
-  tcpSession,
-  waitForTcp,
-} from './lib.js';
+import { CLIENT_ADDRESS, findExecutable, freePort, type LogLine, requestText, run, tcpRequest, tcpSession } from './lib.js';
+import { ROOT, stopProcess } from '../helpers/serve.js';
+import { until, untilListening } from '../helpers/wait.js';
 
 const haproxy = findExecutable('haproxy');
 if (haproxy === null) {
@@ -89,7 +78,7 @@ test('HAProxy send-proxy-v2 passes the client address to --proxy-protocol; its L
   child.stdout!.on('data', (d: Buffer) => (output += d.toString()));
   child.stderr!.on('data', (d: Buffer) => (output += d.toString()));
   t.after(() => stopProcess(child, 'SIGTERM'));
-  await waitForTcp(listenPort).catch((err: Error) => {
+  await untilListening(listenPort, 10_000, CLIENT_ADDRESS).catch((err: Error) => {
     throw new Error(`${err.message}\nhaproxy said:\n${output}`);
   });
 
@@ -110,14 +99,10 @@ test('HAProxy send-proxy-v2 passes the client address to --proxy-protocol; its L
   }
 
   // HAProxy's health checks send a v2 LOCAL header: accepted, logged with the real peer.
-  const deadline = Date.now() + 10_000;
-  while (!opens.some((l) => l.proxyAddress === undefined) && Date.now() < deadline) {
-    await sleep(100);
-    opens.splice(0, opens.length, ...logs.filter((l) => l.msg === 'connection open'));
-  }
-  const checks = opens.filter((l) => l.proxyAddress === undefined);
-  assert.ok(checks.length > 0, 'a LOCAL health check was accepted');
-  assert.equal(checks[0]!.remoteAddress, '127.0.0.1');
+  const checks = (): LogLine[] => logs.filter((l) => l.msg === 'connection open' && l.proxyAddress === undefined);
+  await until(() => checks().length > 0, 'a LOCAL health check accepted', 10_000, 100);
+  opens.splice(0, opens.length, ...logs.filter((l) => l.msg === 'connection open'));
+  assert.equal(checks()[0]!.remoteAddress, '127.0.0.1');
 
   assert.equal(server.stats.proxyAccepted, opens.length);
   const rejected = Object.entries(server.stats.proxyRejected).filter(([reason, n]) => n > 0 && reason !== 'truncated');

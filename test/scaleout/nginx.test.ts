@@ -13,19 +13,17 @@ import {
   CLIENT_ADDRESS,
   findExecutable,
   freePort,
-  type Instance,
   type LoadResult,
   requestText,
-  ROOT,
   run,
   runLoad,
-  startInstance,
-  stopProcess,
   tcpRequest,
   tcpSession,
-  UdpClient,
-  waitForTcp,
+  udpClient,
+  udpRequest,
 } from './lib.js';
+import { type ReadyServe, ROOT, startServe, stopProcess } from '../helpers/serve.js';
+import { untilListening } from '../helpers/wait.js';
 
 const STREAM_MODULE = '/usr/lib/nginx/modules/ngx_stream_module.so';
 const TCP_SESSIONS = 2_000; // connections through nginx,
@@ -109,17 +107,17 @@ test('nginx balances TCP and UDP over 3 instances, passes client addresses by PR
   assert.ok(missing === null, `${missing} is not installed, and CI must run this test (.ci/run installs it)`);
   const deadline = Date.now() + 75_000;
   const dir = mkdtempSync(join(tmpdir(), 'upcase-nginx-'));
-  const instances: Instance[] = [];
+  const instances: ReadyServe[] = [];
   let proxy: ReturnType<typeof startNginx> | null = null;
   t.after(async () => {
     if (proxy !== null) await stopProcess(proxy.process, 'SIGTERM');
-    await Promise.all(instances.map((i) => i.stop()));
+    await Promise.all(instances.map((i) => i.close()));
     rmSync(dir, { recursive: true, force: true });
   });
 
   for (let i = 0; i < INSTANCES; i++) {
     instances.push(
-      await startInstance(['--proxy-protocol', '--trusted-proxies', '127.0.0.1/32', '--udp-rate-limit', '0', '--log-level', 'debug']),
+      await startServe(['--proxy-protocol', '--trusted-proxies', '127.0.0.1/32', '--udp-rate-limit', '0', '--log-level', 'debug']),
     );
   }
   const ports = instances.map((i) => i.port);
@@ -129,7 +127,7 @@ test('nginx balances TCP and UDP over 3 instances, passes client addresses by PR
   const check = run(nginx!, ['-t', '-p', dir, '-c', join(dir, 'nginx.conf'), '-e', join(dir, 'error.log')]);
   assert.equal(check.status, 0, `nginx -t failed:\n${check.output}`);
   proxy = startNginx(dir);
-  await waitForTcp(listenPort).catch((err: Error) => {
+  await untilListening(listenPort, 10_000, CLIENT_ADDRESS).catch((err: Error) => {
     throw new Error(`${err.message}\nnginx said:\n${proxy!.output()}\n${readFileSync(join(dir, 'error.log'), 'utf8')}`);
   });
 
@@ -148,14 +146,14 @@ test('nginx balances TCP and UDP over 3 instances, passes client addresses by PR
   const maybeKill = (): void => {
     if (killing || progress.tcp < TCP_SESSIONS * KILL_AT || progress.udp < UDP_REQUESTS * KILL_AT) return;
     killing = true;
-    victim.process.once('exit', () => {
+    victim.child.once('exit', () => {
       killedAt = performance.now();
       markKilled();
     });
-    victim.process.kill('SIGKILL');
+    victim.kill();
   };
 
-  const udpClients = await Promise.all(Array.from({ length: CONCURRENCY }, () => new UdpClient().open()));
+  const udpClients = await Promise.all(Array.from({ length: CONCURRENCY }, () => udpClient()));
   t.after(() => {
     for (const c of udpClients) c.close();
   });
@@ -183,7 +181,7 @@ test('nginx balances TCP and UDP over 3 instances, passes client addresses by PR
       maxAttempts: 5,
       deadline,
       before: (id) => (id >= UDP_REQUESTS * HOLD_AT ? killed : undefined),
-      attempt: (w, id) => udpClients[w]!.request(listenPort, requestText(id)),
+      attempt: (w, id) => udpRequest(udpClients[w]!, listenPort, requestText(id)),
       onProgress: (done) => {
         progress.udp = done;
         maybeKill();

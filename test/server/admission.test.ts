@@ -17,8 +17,9 @@ import { loadNativeTcp, NativeTcpTransport } from '../../src/tcp/native.js';
 import { loadTlsCredentials } from '../../src/tls/credentials.js';
 import { TlsAcceptor } from '../../src/tls/server.js';
 import { type CapturedLogger, captureLogger } from '../helpers/logs.js';
-import { delay, tcpRoundTrip, until, within } from '../helpers/net.js';
-import { makePki } from '../tls/pki.js';
+import { tcpRoundTrip } from '../helpers/roundtrip.js';
+import { delay, until, within } from '../helpers/wait.js';
+import { makePki } from '../helpers/pki.js';
 
 const HEADER_FROM = (client: string, port = 40000): Buffer => Buffer.from(`PROXY TCP4 ${client} 10.0.0.1 ${port} 12000\r\n`);
 

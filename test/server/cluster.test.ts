@@ -4,7 +4,9 @@ import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import pino from 'pino';
 import { ClusterPrimary, RESTART_BACKOFF, resolveWorkerCount, restartDelay } from '../../src/server/cluster.js';
-import { parseMetrics, tcpRoundTrip, until } from '../cli/ops-helpers.js';
+import { parseMetrics } from '../helpers/operator.js';
+import { tcpRoundTrip } from '../helpers/roundtrip.js';
+import { until } from '../helpers/wait.js';
 
 describe('restart backoff', () => {
   it('doubles from 100 ms up to 10 s', () => {

@@ -5,7 +5,9 @@ import { describe, test } from 'node:test';
 import { InvalidArgumentError, NetworkError, UpcaseError } from '../../src/errors.js';
 import { startServer, UpcaseServer } from '../../src/server/server.js';
 import type { ServerOptions } from '../../src/options.js';
-import { serverFor, TcpClient, tcpRoundTrip, UdpClient, within } from '../helpers/net.js';
+import { TcpPeer, tcpRoundTrip, UdpPeer } from '../helpers/roundtrip.js';
+import { serverFor } from '../helpers/serve.js';
+import { within } from '../helpers/wait.js';
 
 /** A plain TCP listener on a free 127.0.0.1 port, to make that port busy. */
 async function occupyTcp(t: { after: (fn: () => unknown) => void }): Promise<number> {
@@ -50,7 +52,7 @@ describe('library API: lifecycle', () => {
     const { port, transports } = server.address();
     assert.deepEqual(transports, ['udp']);
     assert.ok(port > 0);
-    const client = await UdpClient.open();
+    const client = await UdpPeer.open();
     t.after(() => client.close());
     await client.send('solo', port);
     assert.equal((await client.next()).toString(), 'SOLO');
@@ -99,7 +101,7 @@ describe('library API: lifecycle', () => {
   test('close() ends open TCP connections; close({ drain: true }) lets them finish', async (t) => {
     const server = await startServer({ host: '127.0.0.1', port: 0, drainTimeout: 5 });
     t.after(() => server.close());
-    const client = await TcpClient.connect(server.address().port);
+    const client = await TcpPeer.connect(server.address().port);
     t.after(() => client.destroy());
     await client.write('a');
     await client.waitForBytes(1);
@@ -113,7 +115,7 @@ describe('library API: lifecycle', () => {
     assert.equal(server.state, 'closed');
 
     const hard = await startServer({ host: '127.0.0.1', port: 0 });
-    const c2 = await TcpClient.connect(hard.address().port);
+    const c2 = await TcpPeer.connect(hard.address().port);
     t.after(() => c2.destroy());
     await within(5_000, 'hard close', hard.close());
     await c2.waitForClose(5_000);

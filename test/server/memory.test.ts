@@ -1,22 +1,15 @@
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
-import { readFileSync } from 'node:fs';
 import net from 'node:net';
 import { test } from 'node:test';
 import { upcase } from '../../src/codec/upcase.js';
 import { loadNativeTcp } from '../../src/tcp/native.js';
-import { ServeProcess } from '../helpers/cli.js';
 import { countObjects } from '../helpers/heap.js';
-import { delay, serverFor, TcpClient, tcpRoundTrip, UdpClient, waitForDrain, within } from '../helpers/net.js';
+import { TcpPeer, tcpRoundTrip, UdpPeer } from '../helpers/roundtrip.js';
+import { rssBytes, serverFor, startServe } from '../helpers/serve.js';
+import { delay, waitForDrain, within } from '../helpers/wait.js';
 
 const MiB = 1024 * 1024;
-
-/** Resident set size of a process, in bytes (Linux /proc). */
-function rss(pid: number): number {
-  const kb = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1];
-  assert.ok(kb !== undefined, `no VmRSS for ${pid}`);
-  return Number(kb) * 1024;
-}
 
 /**
  * Acceptance: a client that sends (up to) 1 GiB and never reads does not grow
@@ -25,18 +18,17 @@ function rss(pid: number): number {
  * something.
  */
 test('a client that writes and never reads does not grow the server RSS', async (t) => {
-  const serve = await ServeProcess.start(['--host', '127.0.0.1', '--port', '0', '--log-level', 'warn', '--drain-timeout', '1']);
-  t.after(() => serve.kill());
+  const serve = await startServe(['--log-level', 'warn', '--drain-timeout', '1'], { t });
   const { port } = serve;
 
   // Warm up the same paths (reads, writes, codec, GC) so the baseline is not the cold start.
   const warm = Buffer.alloc(4 * MiB, 'w');
   for (let i = 0; i < 3; i++) assert.equal((await tcpRoundTrip(port, warm)).length, warm.length);
   await delay(300);
-  const baseline = rss(serve.pid);
+  const baseline = rssBytes(serve.pid);
   let peak = baseline;
   const sampler = setInterval(() => {
-    peak = Math.max(peak, rss(serve.pid));
+    peak = Math.max(peak, rssBytes(serve.pid));
   }, 50);
   t.after(() => clearInterval(sampler));
 
@@ -61,13 +53,13 @@ test('a client that writes and never reads does not grow the server RSS', async 
   // While the hog sits there, another client is still served, on TCP and UDP.
   const other = Buffer.from('still served: straße '.repeat(10_000), 'utf8');
   assert.ok((await within(10_000, 'other client', tcpRoundTrip(port, other))).equals(upcase(other)));
-  const udp = await UdpClient.open();
+  const udp = await UdpPeer.open();
   t.after(() => udp.close());
   await udp.send('udp too', port);
   assert.equal((await udp.next()).toString(), 'UDP TOO');
 
   await delay(200);
-  peak = Math.max(peak, rss(serve.pid));
+  peak = Math.max(peak, rssBytes(serve.pid));
   clearInterval(sampler);
   const growth = peak - baseline;
   t.diagnostic(
@@ -76,7 +68,7 @@ test('a client that writes and never reads does not grow the server RSS', async 
   assert.ok(growth < 16 * MiB, `server RSS grew by ${(growth / MiB).toFixed(1)} MiB`);
 
   hog.destroy();
-  assert.deepEqual(await serve.stop('SIGTERM'), [0, null]);
+  assert.deepEqual(await serve.stop('SIGTERM'), { code: 0, signal: null });
 });
 
 test('a natively served idle connection keeps no net.Socket (docs/benchmarks.md, memory per idle connection)', {
@@ -85,12 +77,12 @@ test('a natively served idle connection keeps no net.Socket (docs/benchmarks.md,
   const server = await serverFor(t, { udp: false, tcpTransport: 'native', maxConnectionsPerSource: 0 });
   const { port } = server.address();
   const count = 100;
-  const clients: TcpClient[] = [];
+  const clients: TcpPeer[] = [];
   t.after(() => {
     for (const c of clients) c.destroy();
   });
   for (let i = 0; i < count; i++) {
-    const client = await TcpClient.connect(port);
+    const client = await TcpPeer.connect(port);
     clients.push(client);
     await client.write('hello');
     assert.equal((await client.waitForBytes(5)).toString(), 'HELLO');

@@ -6,7 +6,8 @@ import { Registry } from 'prom-client';
 import { createMetricsRegistry, MetricsServer, startMetricsServer } from '../../src/server/metrics.js';
 import { UpcaseServer } from '../../src/server/server.js';
 import { createStats } from '../../src/stats.js';
-import { parseMetrics, status, tcpRoundTrip, udpRoundTrip } from '../cli/ops-helpers.js';
+import { parseMetrics, status } from '../helpers/operator.js';
+import { tcpRoundTrip, udpRoundTrip } from '../helpers/roundtrip.js';
 
 describe('createMetricsRegistry', () => {
   it('reads the plain counters at scrape time, with labels', async () => {
@@ -99,7 +100,7 @@ describe('MetricsServer', () => {
     assert.equal(await status(base, '/readyz'), 200);
 
     assert.equal((await tcpRoundTrip(port, 'hello')).toString(), 'HELLO');
-    assert.equal(await udpRoundTrip(port, 'straße'), 'STRASSE');
+    assert.equal(String(await udpRoundTrip(port, 'straße')), 'STRASSE');
     const res = await fetch(`${base}/metrics`);
     assert.equal(res.status, 200);
     assert.match(res.headers.get('content-type') ?? '', /^text\/plain; version=0\.0\.4/);

@@ -3,17 +3,19 @@ import { X509Certificate } from 'node:crypto';
 import { once } from 'node:events';
 import { readFileSync } from 'node:fs';
 import net from 'node:net';
-import { describe, it } from 'node:test';
+import { describe, it, type TestContext } from 'node:test';
 import { AggregatorRegistry, Registry } from 'prom-client';
 import { type ConnectionsPage, mergePages, parseConnectionsQuery } from '../../src/server/connections.js';
 import { createMetricsRegistry, startMetricsServer } from '../../src/server/metrics.js';
+import type { ServerOptions } from '../../src/options.js';
 import { UpcaseServer } from '../../src/server/server.js';
 import { createStats } from '../../src/stats.js';
 import { escapeHtml, parseExposition, StatusPage } from '../../src/server/status-page.js';
 import { loadNativeTcp } from '../../src/tcp/native.js';
-import { parseMetrics, until } from '../cli/ops-helpers.js';
-import { makePki } from '../tls/pki.js';
-import { tlsConnect } from '../tls/helpers.js';
+import { parseMetrics } from '../helpers/operator.js';
+import { TcpPeer } from '../helpers/roundtrip.js';
+import { until } from '../helpers/wait.js';
+import { makePki, type TestPki } from '../helpers/pki.js';
 
 const VERSION = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 
@@ -32,6 +34,23 @@ async function openClient(port: number, localAddress: string, payload: string): 
   });
   assert.equal(got, payload.toUpperCase());
   return socket;
+}
+
+/** A server with TLS on a free port (not listening yet) and its test PKI, both gone when the test ends. */
+function tlsServer(t: TestContext, options: ServerOptions = {}): { server: UpcaseServer; pki: TestPki } {
+  const pki = makePki();
+  t.after(() => pki.remove());
+  const server = new UpcaseServer({
+    host: '127.0.0.1',
+    port: 0,
+    udp: false,
+    tlsCert: pki.server.cert,
+    tlsKey: pki.server.key,
+    tlsPort: 0,
+    ...options,
+  });
+  t.after(() => server.close());
+  return { server, pki };
 }
 
 describe('operator metrics', () => {
@@ -59,19 +78,9 @@ describe('operator metrics', () => {
   });
 
   it('export the TLS certificate expiry, and its successor after a reload', async (t) => {
-    const pki = makePki();
-    t.after(() => pki.remove());
-    const server = new UpcaseServer({
-      host: '127.0.0.1',
-      port: 0,
-      udp: false,
-      tlsCert: pki.server.cert,
-      tlsKey: pki.server.key,
-      tlsPort: 0,
-    });
+    const { server, pki } = tlsServer(t);
     const registry = createMetricsRegistry({ stats: () => server.stats, info: () => server.info(), processMetrics: false });
     await server.listen();
-    t.after(() => server.close());
     const notAfter = (file: string): number => new Date(new X509Certificate(readFileSync(file)).validTo).getTime() / 1000;
     let m = parseMetrics(await registry.metrics());
     assert.equal(m.get('upcase_tls_certificate_expiry_timestamp_seconds{serial="1001"}'), notAfter(pki.server.cert));
@@ -233,20 +242,9 @@ describe('/connections with PROXY protocol and TLS', () => {
   });
 
   it('lists TLS connections with transport tls and their decrypted byte counts', async (t) => {
-    const pki = makePki();
-    t.after(() => pki.remove());
-    const server = new UpcaseServer({
-      host: '127.0.0.1',
-      port: 0,
-      udp: false,
-      tcp: false,
-      tlsCert: pki.server.cert,
-      tlsKey: pki.server.key,
-      tlsPort: 0,
-    });
+    const { server, pki } = tlsServer(t, { tcp: false });
     const { tlsPort } = await server.listen();
-    t.after(() => server.close());
-    const client = await tlsConnect(tlsPort!, { ca: pki.ca });
+    const client = await TcpPeer.tls(tlsPort!, { ca: pki.ca });
     t.after(() => client.socket.destroy());
     await client.write('hello');
     await until(() => server.listConnections({ offset: 0, limit: 1 }).connections[0]?.bytesOut === 5, 'the reply');

@@ -12,9 +12,9 @@ import { servePrimary, serveSingle, serveWorker } from '../../src/server/process
 import { type ServerAddress, UpcaseServer } from '../../src/server/server.js';
 import type { ProcessHost } from '../../src/server/signals.js';
 import { captureLogger } from '../helpers/logs.js';
-import { TcpClient, tcpRoundTrip, until, within } from '../helpers/net.js';
-import { tlsConnect } from '../tls/helpers.js';
-import { makePki, type TestPki } from '../tls/pki.js';
+import { makePki, type TestPki } from '../helpers/pki.js';
+import { TcpPeer, tcpRoundTrip } from '../helpers/roundtrip.js';
+import { until, within } from '../helpers/wait.js';
 import { FakeCluster } from './cluster/fake-cluster.js';
 
 /** A process whose signals the test sends, and whose exit only records the status. */
@@ -65,7 +65,7 @@ describe('serveSingle: SIGINT and SIGTERM', () => {
     const { port } = await run.listening;
     assert.deepEqual(run.told, ['metrics', 'listening'], 'the metrics endpoint is told first (its URL is printed before the ready line)');
     assert.equal(await statusOf(`${run.metricsUrl()}/readyz`), 200);
-    const open = await TcpClient.connect(port);
+    const open = await TcpPeer.connect(port);
     t.after(() => open.destroy());
     await open.write('before, ');
     await open.waitForBytes(8);
@@ -89,7 +89,7 @@ describe('serveSingle: SIGINT and SIGTERM', () => {
     const run = single();
     t.after(() => run.server.close());
     const { port } = await run.listening;
-    const open = await TcpClient.connect(port);
+    const open = await TcpPeer.connect(port);
     t.after(() => open.destroy());
     await open.write('x');
     await open.waitForBytes(1);
@@ -140,7 +140,7 @@ describe('serveSingle: SIGHUP', () => {
   after(() => pki.remove());
 
   const serial = async (tlsPort: number): Promise<string> => {
-    const c = await tlsConnect(tlsPort, { ca: pki.ca });
+    const c = await TcpPeer.tls(tlsPort, { ca: pki.ca });
     try {
       return c.socket.getPeerCertificate().serialNumber;
     } finally {
@@ -188,7 +188,7 @@ describe('serveSingle: SIGHUP', () => {
     await until(() => run.msgs().includes('tls certificate reloaded'), 'the reload');
     assert.equal(await serial(tlsPort!), '2002');
 
-    const open = await TcpClient.connect(port);
+    const open = await TcpPeer.connect(port);
     t.after(() => open.destroy());
     await open.write('x');
     await open.waitForBytes(1);
@@ -325,7 +325,7 @@ describe('serveWorker (the primary stood in for)', () => {
     t.after(() => run.server.close());
     await until(() => run.channel.said().includes('listening'), 'the listening message');
     const { port } = run.server.address();
-    const open = await TcpClient.connect(port);
+    const open = await TcpPeer.connect(port);
     t.after(() => open.destroy());
     await open.write('x');
     await open.waitForBytes(1);

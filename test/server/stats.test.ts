@@ -12,8 +12,9 @@ import { Registry } from 'prom-client';
 import { createMetricsRegistry } from '../../src/server/metrics.js';
 import { startServer } from '../../src/server/server.js';
 import { loadNativeTcp } from '../../src/tcp/native.js';
-import { parseMetrics } from '../cli/ops-helpers.js';
-import { tcpRoundTrip, until } from '../helpers/net.js';
+import { parseMetrics } from '../helpers/operator.js';
+import { tcpRoundTrip } from '../helpers/roundtrip.js';
+import { until } from '../helpers/wait.js';
 
 const NATIVE_MISSING = loadNativeTcp() === null ? 'the native TCP transport is not built here' : false;
 

@@ -2,7 +2,8 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { UpcaseServer } from '../../src/server/server.js';
 import type { TraceEvent } from '../../src/trace.js';
-import { delay, TcpClient, UdpClient, within } from '../helpers/net.js';
+import { TcpPeer, UdpPeer } from '../helpers/roundtrip.js';
+import { delay, within } from '../helpers/wait.js';
 
 // The server's trace hooks as a library user sees them: structured events, in
 // the order of the textbook's figures, on the transports that can report them.
@@ -39,13 +40,13 @@ test('a tracer selects the stream and dgram transports and reports each step in 
       })(),
     );
 
-  const client = await TcpClient.connect(port);
+  const client = await TcpPeer.connect(port);
   const clientPort = client.socket.localPort;
   client.socket.end('straße');
   assert.equal((await client.waitForClose()).toString(), 'STRASSE');
   await until('the closed event', () => events.some((e) => e.type === 'closed'));
 
-  const udp = await UdpClient.open();
+  const udp = await UdpPeer.open();
   t.after(() => udp.close());
   await udp.send('hi', port);
   assert.equal((await udp.next()).toString(), 'HI');

@@ -6,10 +6,10 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { upcase } from '../../src/codec/upcase.js';
 import { runCli } from '../helpers/cli.js';
-import { tcpExchange } from '../helpers/clients.js';
+import { tcpRoundTrip } from '../helpers/roundtrip.js';
+import { startServe } from '../helpers/serve.js';
+import { until } from '../helpers/wait.js';
 import { expectedCodecPaths } from '../helpers/cpu.js';
-import { until } from '../helpers/net.js';
-import { spawnServer } from '../helpers/server-process.js';
 
 const skip = process.platform === 'linux' ? false : 'the native TCP transport is built on Linux only';
 const paths = expectedCodecPaths();
@@ -21,15 +21,15 @@ const input = Buffer.concat([
 
 for (const path of paths) {
   test(`UPCASE_CODEC_PATH=${path}: the server runs that path, names it, and answers byte for byte`, { skip }, async () => {
-    const server = await spawnServer(['--tcp-transport', 'native', '--no-udp'], { env: { UPCASE_CODEC_PATH: path } });
+    const server = await startServe(['--tcp-transport', 'native', '--no-udp'], { env: { UPCASE_CODEC_PATH: path } });
     try {
       // The log is written asynchronously: the ready line on stdout may come first.
-      await until(() => server.logLines().some((l) => l.msg === 'listening'), 'the listening log line');
-      const listening = server.logLines().find((l) => l.msg === 'listening');
+      await until(() => server.logs().some((l) => l.msg === 'listening'), 'the listening log line');
+      const listening = server.logs().find((l) => l.msg === 'listening');
       assert.equal(listening?.tcpCodec, path);
-      assert.ok((await tcpExchange(server.port, input)).equals(upcase(input)));
+      assert.ok((await tcpRoundTrip(server.port, input)).equals(upcase(input)));
     } finally {
-      await server.stop();
+      await server.close();
     }
   });
 }

@@ -7,7 +7,8 @@ import { silentLogger } from '../../src/log.js';
 import { createStats } from '../../src/stats.js';
 import { handleConnection } from '../../src/tcp/connection.js';
 import { countObjects } from '../helpers/heap.js';
-import { delay, TcpClient, within } from '../helpers/net.js';
+import { TcpPeer } from '../helpers/roundtrip.js';
+import { delay, within } from '../helpers/wait.js';
 
 /**
  * An in-memory peer: what we push() is what the handler reads; what the handler
@@ -139,14 +140,14 @@ describe('what an idle connection keeps (docs/benchmarks.md, memory per idle con
     server.listen(0, '127.0.0.1');
     await once(server, 'listening');
     const { port } = server.address() as net.AddressInfo;
-    const clients: TcpClient[] = [];
+    const clients: TcpPeer[] = [];
     t.after(() => {
       for (const c of clients) c.socket.destroy();
       server.close();
     });
     const count = 100;
     for (let i = 0; i < count; i++) {
-      const client = await TcpClient.connect(port);
+      const client = await TcpPeer.connect(port);
       clients.push(client);
       // Half of them cut a character across two reads first (its start is held, then completed).
       if (i % 2 === 1) {

@@ -9,7 +9,7 @@ import { describe, test } from 'node:test';
 import { handleConnection } from '../../src/tcp/connection.js';
 import { createStats } from '../../src/stats.js';
 import { captureLogger } from '../helpers/logs.js';
-import { waitFor } from '../helpers/clients.js';
+import { until } from '../helpers/wait.js';
 
 /** A Duplex whose writes complete only while `reading` is true (a peer that may stop reading). */
 class Peer extends Duplex {
@@ -108,7 +108,7 @@ describe('handleConnection timeouts', () => {
     peer.resumeReading();
     peer.push(Buffer.from(' and more'));
     peer.push(null);
-    await waitFor(() => peer.writableFinished, 'the reply to finish', 5000);
+    await until(() => peer.writableFinished, 'the reply to finish', 5000);
     assert.equal(peer.output(), 'BACKED UP AND MORE');
     assert.equal(stats.writeTimeouts, 0);
     await new Promise((r) => setTimeout(r, 400));

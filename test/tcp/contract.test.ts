@@ -10,10 +10,10 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test, type TestContext } from 'node:test';
 import { upcase } from '../../src/codec/upcase.js';
 import { TCP_TRANSPORTS } from '../../src/options.js';
-import { floodWithoutReading } from '../helpers/clients.js';
-import { delay, until } from '../helpers/net.js';
+import { floodWithoutReading } from '../helpers/roundtrip.js';
+import { delay, until } from '../helpers/wait.js';
 import { hex, INVALID, VALID } from '../fixtures/proxy-headers.js';
-import { makePki, type TestPki } from '../tls/pki.js';
+import { makePki, type TestPki } from '../helpers/pki.js';
 import { type Served, serve, type Transport, TRANSPORTS } from './transports.js';
 
 const MiB = 1024 * 1024;
@@ -53,7 +53,7 @@ const CASES: Case[] = [
       await client.write(Buffer.concat([deseret.subarray(3), Buffer.from('c')]));
       await client.waitForBytes(7);
       client.socket.end();
-      const out = await client.waitForClose();
+      const out = await client.waitForEnd();
       assert.deepEqual(out, Buffer.from('AB𐐀C', 'utf8'));
       assert.ok(client.ended, 'the server ended with a FIN');
       await allClosed(served);
@@ -75,7 +75,7 @@ const CASES: Case[] = [
         await delay(20);
       }
       client.socket.end();
-      const out = await client.waitForClose();
+      const out = await client.waitForEnd();
       assert.deepEqual(out, expected);
       await allClosed(served);
       assert.equal(served.bytesIn(), input.length);
@@ -92,7 +92,7 @@ const CASES: Case[] = [
       client.socket.setMaxListeners(0);
       const flood = await floodWithoutReading(client.socket, { maxBytes: 256 * MiB, quietMs: 1000, timeoutMs: 20_000 });
       await until(() => served.stats.writeTimeouts === 1, 'the write timeout', 10_000);
-      await client.waitForClose();
+      await client.waitForEnd();
       await allClosed(served);
       const serverRead = served.bytesIn();
       heldForNonReader.set(transport.name, { serverRead, peerSent: flood.sent });
@@ -129,7 +129,7 @@ const CASES: Case[] = [
       );
       assert.ok(served.bytesIn() < input.length || client.size === 0, 'nothing was owed');
       client.socket.resume();
-      const out = await client.waitForClose(30_000);
+      const out = await client.waitForEnd(30_000);
       assert.ok(client.ended, 'no FIN after the replies');
       assert.equal(client.error, null);
       assert.equal(out.length, input.length);
@@ -171,7 +171,7 @@ const CASES: Case[] = [
       );
       const next = await served.connect();
       next.socket.end('next one');
-      assert.equal((await next.waitForClose()).toString(), 'NEXT ONE');
+      assert.equal((await next.waitForEnd()).toString(), 'NEXT ONE');
     },
   },
   {
@@ -187,7 +187,7 @@ const CASES: Case[] = [
       });
       await client.write('hi');
       await client.waitForBytes(2);
-      await client.waitForClose(5_000);
+      await client.waitForEnd(5_000);
       const quiet = performance.now() - quietSince;
       assert.ok(quiet >= TIMEOUT_S * 1000 * 0.5, `closed after ${quiet.toFixed(0)} ms of silence`);
       assert.equal(client.received.toString(), 'HI');
@@ -213,16 +213,16 @@ const CASES: Case[] = [
         () => null,
       );
       if (refused !== null) {
-        await refused.waitForClose(5_000);
+        await refused.waitForEnd(5_000);
         assert.equal(refused.size, 0);
       }
       await until(() => served.stats.connectionsRefused === 1, 'the refusal to be counted', 5_000);
       a.socket.end();
-      await a.waitForClose();
+      await a.waitForEnd();
       await until(() => served.server.connectionCount === 1, 'a slot to free up', 5_000);
       const c = await served.connect();
       c.socket.end('again');
-      assert.equal((await c.waitForClose()).toString(), 'AGAIN');
+      assert.equal((await c.waitForEnd()).toString(), 'AGAIN');
       assert.equal(served.stats.connectionsRefused, 1);
     },
   },
@@ -235,7 +235,7 @@ const CASES: Case[] = [
       for (const fixture of [v1, v2]) {
         const client = await served.connect({ proxyHeader: fixture.bytes });
         client.socket.end(`via v${fixture.expect.version}`);
-        assert.equal((await client.waitForClose()).toString(), `VIA V${fixture.expect.version}`);
+        assert.equal((await client.waitForEnd()).toString(), `VIA V${fixture.expect.version}`);
       }
       await allClosed(served);
       assert.equal(served.stats.proxyAccepted, 2);
@@ -259,7 +259,7 @@ const CASES: Case[] = [
           () => null,
         );
         if (client !== null) {
-          await client.waitForClose(5_000);
+          await client.waitForEnd(5_000);
           assert.equal(client.size, 0, `${fixture.name}: answered`);
         }
       }

@@ -3,7 +3,9 @@ import { randomBytes } from 'node:crypto';
 import { describe, test } from 'node:test';
 import { upcase } from '../../src/codec/upcase.js';
 import { CODEC_CASES } from '../fixtures/codec-cases.js';
-import { delay, serverFor, TcpClient, tcpRoundTrip, until, waitForDrain, within } from '../helpers/net.js';
+import { TcpPeer, tcpRoundTrip } from '../helpers/roundtrip.js';
+import { serverFor } from '../helpers/serve.js';
+import { delay, until, waitForDrain, within } from '../helpers/wait.js';
 
 const MiB = 1024 * 1024;
 
@@ -46,7 +48,7 @@ for (const tcpTransport of ['native', 'stream'] as const) {
 
     test('a multi-byte character sent one byte at a time, with pauses', async (t) => {
       const server = await serverFor(t, { tcpTransport });
-      const client = await TcpClient.connect(server.address().port);
+      const client = await TcpPeer.connect(server.address().port);
       t.after(() => client.destroy());
       await client.write('a');
       assert.equal((await client.waitForBytes(1)).toString(), 'A');
@@ -78,7 +80,7 @@ for (const tcpTransport of ['native', 'stream'] as const) {
       // A newline ends any incomplete sequence, so the fixtures can share one connection.
       const input = Buffer.concat(CODEC_CASES.flatMap((c) => [Buffer.from(c.input, 'hex'), Buffer.from('\n')]));
       const expected = Buffer.concat(CODEC_CASES.flatMap((c) => [Buffer.from(c.output, 'hex'), Buffer.from('\n')]));
-      const client = await TcpClient.connect(server.address().port);
+      const client = await TcpPeer.connect(server.address().port);
       t.after(() => client.destroy());
       const random = randomBytes(input.length);
       for (let i = 0; i < input.length; ) {
@@ -93,7 +95,7 @@ for (const tcpTransport of ['native', 'stream'] as const) {
 
     test('replies stream before the end of input (no newline, socket stays open)', async (t) => {
       const server = await serverFor(t, { tcpTransport });
-      const client = await TcpClient.connect(server.address().port);
+      const client = await TcpPeer.connect(server.address().port);
       t.after(() => client.destroy());
       await client.write('hello');
       assert.equal((await client.waitForBytes(5)).toString(), 'HELLO');
@@ -106,7 +108,7 @@ for (const tcpTransport of ['native', 'stream'] as const) {
 
     test('half-close: after the client FIN, everything owed is sent, then the server closes', async (t) => {
       const server = await serverFor(t, { tcpTransport });
-      const client = await TcpClient.connect(server.address().port);
+      const client = await TcpPeer.connect(server.address().port);
       t.after(() => client.destroy());
       const input = Buffer.concat([mixedUtf8(4 * MiB), Buffer.from('ab\xe2\x82', 'latin1')]);
       // Write everything and half-close before reading a byte: the replies pile up in the kernel
@@ -123,7 +125,7 @@ for (const tcpTransport of ['native', 'stream'] as const) {
 
     test('half-close: the client can still read after end() while the server answers', async (t) => {
       const server = await serverFor(t, { tcpTransport });
-      const client = await TcpClient.connect(server.address().port);
+      const client = await TcpPeer.connect(server.address().port);
       t.after(() => client.destroy());
       client.socket.end('last words');
       assert.equal((await client.waitForClose()).toString(), 'LAST WORDS');
@@ -139,7 +141,7 @@ for (const tcpTransport of ['native', 'stream'] as const) {
     test('one idle client does not delay 20 others', async (t) => {
       const server = await serverFor(t, { tcpTransport });
       const { port } = server.address();
-      const idle = await TcpClient.connect(port);
+      const idle = await TcpPeer.connect(port);
       t.after(() => idle.destroy());
       await idle.write(Buffer.from('78c3', 'hex')); // 'x' and half of 'ß', then silence
       assert.equal((await idle.waitForBytes(1)).toString(), 'X');
@@ -156,8 +158,8 @@ for (const tcpTransport of ['native', 'stream'] as const) {
     test('a reset mid-stream on one connection does not affect another', async (t) => {
       const server = await serverFor(t, { tcpTransport });
       const { port } = server.address();
-      const victim = await TcpClient.connect(port);
-      const other = await TcpClient.connect(port);
+      const victim = await TcpPeer.connect(port);
+      const other = await TcpPeer.connect(port);
       t.after(() => other.destroy());
       await other.write('before ');
       await other.waitForBytes(7);
@@ -179,7 +181,7 @@ for (const tcpTransport of ['native', 'stream'] as const) {
       // All from 127.0.0.1: past the default per-source limit (256), which has tests of its own.
       const server = await serverFor(t, { tcpTransport, maxConnectionsPerSource: 0 });
       const { port } = server.address();
-      const clients: TcpClient[] = [];
+      const clients: TcpPeer[] = [];
       t.after(() => {
         for (const c of clients) c.destroy();
       });
@@ -189,7 +191,7 @@ for (const tcpTransport of ['native', 'stream'] as const) {
         (async () => {
           // Connect in waves of 100 so the SYN backlog is never the test's bottleneck.
           for (let wave = 0; wave < 10; wave++) {
-            clients.push(...(await Promise.all(Array.from({ length: 100 }, () => TcpClient.connect(port)))));
+            clients.push(...(await Promise.all(Array.from({ length: 100 }, () => TcpPeer.connect(port)))));
           }
           // Every connection is open at once; now each sends its own message and reads its reply.
           const messages = clients.map((_, i) => `client ${i}: straße ﬃ ${'x'.repeat(i % 50)}`);
@@ -214,7 +216,7 @@ for (const tcpTransport of ['native', 'stream'] as const) {
   describe(`TCP limits (${tcpTransport})`, () => {
     test('backpressure: the server stops reading from a client that does not read', async (t) => {
       const server = await serverFor(t, { tcpTransport, writeTimeout: 0 });
-      const client = await TcpClient.connect(server.address().port);
+      const client = await TcpPeer.connect(server.address().port);
       t.after(() => client.destroy());
       client.socket.pause();
       const chunk = Buffer.alloc(64 * 1024, 'a');
@@ -238,7 +240,7 @@ for (const tcpTransport of ['native', 'stream'] as const) {
 
     test('writeTimeout: a client that leaves replies unread is closed and counted', async (t) => {
       const server = await serverFor(t, { tcpTransport, writeTimeout: 0.3 });
-      const client = await TcpClient.connect(server.address().port);
+      const client = await TcpPeer.connect(server.address().port);
       t.after(() => client.destroy());
       client.socket.pause();
       const chunk = Buffer.alloc(256 * 1024, 'a');
@@ -253,10 +255,10 @@ for (const tcpTransport of ['native', 'stream'] as const) {
 
     test('idleTimeout: a silent connection is closed and counted', async (t) => {
       const server = await serverFor(t, { tcpTransport, idleTimeout: 0.2 });
-      const client = await TcpClient.connect(server.address().port);
+      const client = await TcpPeer.connect(server.address().port);
       t.after(() => client.destroy());
       await client.waitForClose(10_000);
-      assert.equal(client.receivedBytes, 0);
+      assert.equal(client.size, 0);
       assert.equal(server.stats.idleTimeouts, 1);
       await until(() => server.connectionCount === 0, 'the server forgets the connection');
     });
@@ -264,8 +266,8 @@ for (const tcpTransport of ['native', 'stream'] as const) {
     test('maxConnections: connections past the limit are closed at once and counted', async (t) => {
       const server = await serverFor(t, { tcpTransport, maxConnections: 2 });
       const { port } = server.address();
-      const a = await TcpClient.connect(port);
-      const b = await TcpClient.connect(port);
+      const a = await TcpPeer.connect(port);
+      const b = await TcpPeer.connect(port);
       t.after(() => {
         a.destroy();
         b.destroy();
@@ -274,10 +276,10 @@ for (const tcpTransport of ['native', 'stream'] as const) {
       await b.write('b');
       await a.waitForBytes(1);
       await b.waitForBytes(1);
-      const c = await TcpClient.connect(port);
+      const c = await TcpPeer.connect(port);
       t.after(() => c.destroy());
       await c.waitForClose(5_000);
-      assert.equal(c.receivedBytes, 0);
+      assert.equal(c.size, 0);
       assert.equal(server.stats.connectionsRefused, 1);
       await a.write('still here');
       assert.equal((await a.waitForBytes(11)).toString(), 'ASTILL HERE');

@@ -19,7 +19,8 @@ import { CODEC_CASES } from '../fixtures/codec-cases.js';
 import { bytes, mostlyWellFormed, splitAt } from '../helpers/arbitraries.js';
 import { codecPathsUnknown, expectedCodecPaths } from '../helpers/cpu.js';
 import { captureLogger } from '../helpers/logs.js';
-import { tcpExchange, waitFor } from '../helpers/clients.js';
+import { tcpRoundTrip } from '../helpers/roundtrip.js';
+import { until } from '../helpers/wait.js';
 
 /** The TypeScript codec alone: the reference the C codec is held to. */
 function upcase(input: Buffer): Buffer {
@@ -222,7 +223,7 @@ describe('a server on either transport', { concurrency: false }, () => {
     assert.equal(native.size, 5);
     assert.equal(s.connectionCount, 5);
     for (const socket of sockets) socket.destroy();
-    await waitFor(() => native.size === 0 && s.connectionCount === 0, 'the connections to close');
+    await until(() => native.size === 0 && s.connectionCount === 0, 'the connections to close');
   });
 
   test('the same conversations give the same replies and the same stats', async () => {
@@ -240,7 +241,7 @@ describe('a server on either transport', { concurrency: false }, () => {
       const s = await server({ tcpTransport, logger: logs[tcpTransport].logger });
       const { port } = s.address();
       const replies = [];
-      for (const input of conversations) replies.push(await tcpExchange(port, input));
+      for (const input of conversations) replies.push(await tcpRoundTrip(port, input));
       // A client that resets its connection: counted by code, others unaffected.
       const reset = net.connect({ port, host: '127.0.0.1' });
       reset.on('error', () => {});
@@ -248,7 +249,7 @@ describe('a server on either transport', { concurrency: false }, () => {
       reset.write('x');
       await once(reset, 'data');
       reset.resetAndDestroy();
-      await waitFor(() => s.stats.connectionsOpen === 0, 'every connection closed');
+      await until(() => s.stats.connectionsOpen === 0, 'every connection closed');
       const { tcpBytesIn, tcpBytesOut, connectionsTotal, connectionsOpen, errors } = s.stats;
       results.push({ replies, stats: { tcpBytesIn, tcpBytesOut, connectionsTotal, connectionsOpen, errors } });
     }
@@ -282,10 +283,10 @@ describe('a server on either transport', { concurrency: false }, () => {
       const worker = new Worker(code, { eval: true });
       const [{ port, transport }] = (await once(worker, 'message')) as [{ port: number; transport: string }];
       assert.equal(transport, 'native');
-      assert.equal((await tcpExchange(port, 'worker ß')).toString(), 'WORKER SS');
+      assert.equal((await tcpRoundTrip(port, 'worker ß')).toString(), 'WORKER SS');
       worker.postMessage('stop');
       await once(worker, 'exit');
-      assert.equal((await tcpExchange(main.address().port, 'main ΐ')).toString(), upcase(Buffer.from('main ΐ')).toString());
+      assert.equal((await tcpRoundTrip(main.address().port, 'main ΐ')).toString(), upcase(Buffer.from('main ΐ')).toString());
     }
   });
 
@@ -293,7 +294,7 @@ describe('a server on either transport', { concurrency: false }, () => {
     const s = await server({ proxyProtocol: true, trustedProxies: '127.0.0.1/32' });
     assert.equal(s.tcpTransport, 'native');
     const header = 'PROXY TCP4 192.0.2.1 192.0.2.2 40000 12000\r\n';
-    const reply = await tcpExchange(
+    const reply = await tcpRoundTrip(
       s.address().port,
       Buffer.concat([Buffer.from(header), Buffer.from('hello straße'), Buffer.from([0xc3])]),
     );

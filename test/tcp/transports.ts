@@ -8,15 +8,14 @@ import { once } from 'node:events';
 import { readFileSync } from 'node:fs';
 import net from 'node:net';
 import type { TestContext } from 'node:test';
-import tls from 'node:tls';
 import type { ServerOptions } from '../../src/options.js';
 import type { ServerStats } from '../../src/stats.js';
 import { startServer, type UpcaseServer } from '../../src/server/server.js';
 import { loadNativeTcp } from '../../src/tcp/native.js';
 import { captureLogger, type CapturedLogger } from '../helpers/logs.js';
-import { within } from '../helpers/net.js';
-import { Collector } from '../tls/helpers.js';
-import type { TestPki } from '../tls/pki.js';
+import { TcpPeer, tlsOver } from '../helpers/roundtrip.js';
+import { within } from '../helpers/wait.js';
+import type { TestPki } from '../helpers/pki.js';
 
 export interface Transport {
   /** The name in test titles. */
@@ -67,7 +66,7 @@ export interface Served {
 }
 
 /** A client connection: what it received, and the TCP socket under it (for resets). */
-export interface Client extends Collector {
+export interface Client extends TcpPeer {
   readonly tcp: net.Socket;
 }
 
@@ -107,20 +106,9 @@ export async function serve(t: TestContext, transport: Transport, pki: TestPki, 
       t.after(() => tcp.destroy());
       await within(10_000, `connect to ${port}`, once(tcp, 'connect'));
       if (connectOptions.proxyHeader !== undefined) tcp.write(connectOptions.proxyHeader);
-      if (ca === null) return Object.assign(new Collector(tcp), { tcp });
-      const secure = tls.connect({ socket: tcp, ca, servername: 'localhost', allowHalfOpen: true } as tls.ConnectionOptions);
-      const client = Object.assign(new Collector(secure), { tcp });
-      t.after(() => secure.destroy());
-      await within(
-        10_000,
-        `TLS handshake with ${port}`,
-        Promise.race([
-          once(secure, 'secureConnect'),
-          once(secure, 'close').then(() => {
-            throw client.error ?? new Error('closed before the TLS handshake');
-          }),
-        ]),
-      );
+      if (ca === null) return Object.assign(new TcpPeer(tcp), { tcp });
+      const client = Object.assign(await tlsOver(tcp, ca), { tcp });
+      t.after(() => client.socket.destroy());
       return client;
     },
   };

@@ -6,9 +6,10 @@ import tls from 'node:tls';
 import { tcpRequest } from '../../src/client/tcp.js';
 import { upcase } from '../../src/codec/upcase.js';
 import { UpcaseServer } from '../../src/server/server.js';
-import { delay, serverFor, tcpRoundTrip, until, within } from '../helpers/net.js';
-import { Collector, MiB, rawConnect, tlsConnect, tlsRoundTrip } from './helpers.js';
-import { makePki, type TestPki } from './pki.js';
+import { MiB, TcpPeer, tcpRoundTrip, tlsRoundTrip } from '../helpers/roundtrip.js';
+import { serverFor } from '../helpers/serve.js';
+import { delay, until, within } from '../helpers/wait.js';
+import { makePki, type TestPki } from '../helpers/pki.js';
 
 let pki: TestPki;
 before(() => {
@@ -63,7 +64,7 @@ describe('TLS listener', () => {
 
   test('a character split across TLS records comes back whole, once complete', async (t) => {
     const server = await serverFor(t, withTls());
-    const client = await tlsConnect(server.address().tlsPort!, { ca: pki.ca });
+    const client = await TcpPeer.tls(server.address().tlsPort!, { ca: pki.ca });
     t.after(() => client.socket.destroy());
     let expected = '';
     for (const [ch, upper] of [
@@ -80,24 +81,24 @@ describe('TLS listener', () => {
       assert.equal((await client.waitForBytes(Buffer.byteLength(expected))).toString(), expected);
     }
     client.socket.end();
-    assert.equal((await client.waitForClose()).toString(), expected);
+    assert.equal((await client.waitForEnd()).toString(), expected);
   });
 
   test('TLS 1.2 clients are served, half-close included', async (t) => {
     const server = await serverFor(t, withTls());
-    const client = await tlsConnect(server.address().tlsPort!, { ca: pki.ca, maxVersion: 'TLSv1.2' });
+    const client = await TcpPeer.tls(server.address().tlsPort!, { ca: pki.ca, maxVersion: 'TLSv1.2' });
     assert.equal(client.socket.getProtocol(), 'TLSv1.2');
     client.socket.end('twelve');
-    assert.equal((await client.waitForClose()).toString(), 'TWELVE');
+    assert.equal((await client.waitForEnd()).toString(), 'TWELVE');
     assert.equal(client.ended, true);
   });
 
   test('a plaintext client on the TLS port is closed and counted; the server goes on', async (t) => {
     const server = await serverFor(t, withTls());
     const port = server.address().tlsPort!;
-    const plain = await rawConnect(port);
+    const plain = await TcpPeer.connect(port, { allowHalfOpen: true });
     await plain.write('hello, is this upcase?\n');
-    const got = await plain.waitForClose();
+    const got = await plain.waitForEnd();
     assert.ok(!got.includes('HELLO'), 'plaintext must not be answered');
     await until(() => server.stats.tlsHandshakeErrors === 1, 'the failed handshake is counted');
     assert.ok(
@@ -125,11 +126,11 @@ describe('TLS listener', () => {
     // The idle timeout is far away: only the handshake timeout can close these.
     const server = await serverFor(t, withTls({ tlsHandshakeTimeout: 0.3, idleTimeout: 600 }));
     const port = server.address().tlsPort!;
-    const silent = await rawConnect(port);
-    const partial = await rawConnect(port);
+    const silent = await TcpPeer.connect(port, { allowHalfOpen: true });
+    const partial = await TcpPeer.connect(port, { allowHalfOpen: true });
     // A handshake record header announcing 512 bytes of ClientHello, then 2 of them.
     await partial.write(Buffer.from('1603010200' + '0100', 'hex'));
-    await Promise.all([silent.waitForClose(5000), partial.waitForClose(5000)]);
+    await Promise.all([silent.waitForEnd(5000), partial.waitForEnd(5000)]);
     await until(() => server.stats.errors.ERR_TLS_HANDSHAKE_TIMEOUT === 2, 'both counted as handshake timeouts');
     assert.equal(server.stats.tlsHandshakeErrors, 2);
     await until(() => server.connectionCount === 0, 'the TCP sockets are let go');
@@ -138,9 +139,9 @@ describe('TLS listener', () => {
   test('the idle timeout runs on the TLS connection: silence closes it, traffic keeps it', async (t) => {
     const server = await serverFor(t, withTls({ idleTimeout: 0.4 }));
     const port = server.address().tlsPort!;
-    const busy = await tlsConnect(port, { ca: pki.ca });
+    const busy = await TcpPeer.tls(port, { ca: pki.ca });
     t.after(() => busy.socket.destroy());
-    const quiet = await tlsConnect(port, { ca: pki.ca });
+    const quiet = await TcpPeer.tls(port, { ca: pki.ca });
     // Three idle periods of traffic on `busy`: the TCP socket underneath sees none of it
     // as reads of its own, so this fails if its timer were still armed.
     for (let i = 1; i <= 12; i++) {
@@ -149,21 +150,21 @@ describe('TLS listener', () => {
       await delay(100);
     }
     assert.equal(busy.closed, false);
-    await quiet.waitForClose(5000);
+    await quiet.waitForEnd(5000);
     assert.equal(server.stats.idleTimeouts, 1);
   });
 
   test('maxConnections is one budget for the plain and the TLS port', async (t) => {
     const server = await serverFor(t, withTls({ maxConnections: 2, udp: false }));
     const { port, tlsPort } = server.address();
-    const plain = await rawConnect(port);
+    const plain = await TcpPeer.connect(port, { allowHalfOpen: true });
     t.after(() => plain.socket.destroy());
-    const secure = await tlsConnect(tlsPort!, { ca: pki.ca });
+    const secure = await TcpPeer.tls(tlsPort!, { ca: pki.ca });
     t.after(() => secure.socket.destroy());
     await until(() => server.connectionCount === 2, 'two connections open');
-    await assert.rejects(tlsConnect(tlsPort!, { ca: pki.ca }));
-    const third = await rawConnect(port);
-    await third.waitForClose(5000);
+    await assert.rejects(TcpPeer.tls(tlsPort!, { ca: pki.ca }));
+    const third = await TcpPeer.connect(port, { allowHalfOpen: true });
+    await third.waitForEnd(5000);
     assert.equal(server.stats.connectionsRefused, 2);
     // The two admitted ones are served.
     await secure.write('ok');
@@ -177,21 +178,21 @@ describe('TLS listener', () => {
     await within(5000, 'connect', new Promise((resolve) => raw.once('connect', resolve)));
     raw.write('PROXY TCP4 203.0.113.7 192.0.2.1 40000 12443\r\n');
     const socket = tls.connect({ socket: raw, ca: readFileSync(pki.ca), servername: 'localhost' });
-    const client = new Collector(socket);
+    const client = new TcpPeer(socket);
     await within(5000, 'handshake', new Promise((resolve) => socket.once('secureConnect', resolve)));
     socket.end('behind a balancer');
-    assert.equal((await client.waitForClose()).toString(), 'BEHIND A BALANCER');
+    assert.equal((await client.waitForEnd()).toString(), 'BEHIND A BALANCER');
     assert.equal(server.stats.proxyAccepted, 1);
   });
 
   test('close() ends open TLS connections and handshakes in progress', async (t) => {
     const server = await serverFor(t, withTls());
     const port = server.address().tlsPort!;
-    const secure = await tlsConnect(port, { ca: pki.ca });
-    const stalled = await rawConnect(port);
+    const secure = await TcpPeer.tls(port, { ca: pki.ca });
+    const stalled = await TcpPeer.connect(port, { allowHalfOpen: true });
     await until(() => server.connectionCount === 2, 'both tracked');
     await within(5000, 'close', server.close());
-    await Promise.all([secure.waitForClose(5000), stalled.waitForClose(5000)]);
+    await Promise.all([secure.waitForEnd(5000), stalled.waitForEnd(5000)]);
   });
 
   test('PEM Buffers work as well as file paths', async (t) => {
@@ -211,7 +212,7 @@ describe('TLS certificate reload', () => {
     const server = await serverFor(t, { tlsCert: certPath, tlsKey: keyPath, tlsPort: 0 });
     const port = server.address().tlsPort!;
 
-    const open = await tlsConnect(port, { ca: pki.ca });
+    const open = await TcpPeer.tls(port, { ca: pki.ca });
     t.after(() => open.socket.destroy());
     assert.equal(open.socket.getPeerCertificate().serialNumber, '1001');
     await open.write('before');
@@ -221,14 +222,14 @@ describe('TLS certificate reload', () => {
     copyFileSync(pki.server2.key, keyPath);
     const info = await server.reloadTls();
     assert.equal(info.serialNumber, '2002');
-    const fresh = await tlsConnect(port, { ca: pki.ca });
+    const fresh = await TcpPeer.tls(port, { ca: pki.ca });
     assert.equal(fresh.socket.getPeerCertificate().serialNumber, '2002');
     fresh.socket.end('new');
-    assert.equal((await fresh.waitForClose()).toString(), 'NEW');
+    assert.equal((await fresh.waitForEnd()).toString(), 'NEW');
 
     // The connection made before the reload still works.
     open.socket.end(' and after');
-    assert.equal((await open.waitForClose()).toString(), 'BEFORE AND AFTER');
+    assert.equal((await open.waitForEnd()).toString(), 'BEFORE AND AFTER');
 
     // A broken file, then a key that is not the certificate's: rejected, the old one stays.
     writeFileSync(certPath, 'not a certificate\n');
@@ -241,7 +242,7 @@ describe('TLS certificate reload', () => {
       code: 'UPCASE_ERR_TLS',
       message: `TLS key ${keyPath} does not match certificate ${certPath}`,
     });
-    const still = await tlsConnect(port, { ca: pki.ca });
+    const still = await TcpPeer.tls(port, { ca: pki.ca });
     assert.equal(still.socket.getPeerCertificate().serialNumber, '2002');
     still.socket.destroy();
   });

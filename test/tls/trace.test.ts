@@ -3,8 +3,8 @@ import { after, before, test } from 'node:test';
 import { tcpRequest } from '../../src/client/tcp.js';
 import { describe as describeEvent, type TraceEvent } from '../../src/trace.js';
 import { UpcaseServer } from '../../src/server/server.js';
-import { delay, within } from '../helpers/net.js';
-import { makePki, type TestPki } from './pki.js';
+import { delay, within } from '../helpers/wait.js';
+import { makePki, type TestPki } from '../helpers/pki.js';
 
 // --trace over TLS: the server reports the TLS listener, accept() and the
 // decrypted reads; the client's connected line names both handshakes.

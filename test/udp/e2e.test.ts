@@ -4,10 +4,12 @@ import { upcase } from '../../src/codec/upcase.js';
 import { MAX_UDP_PAYLOAD_IPV4, MAX_UDP_PAYLOAD_IPV6 } from '../../src/udp/limits.js';
 import { startServer } from '../../src/server/server.js';
 import { CODEC_CASES } from '../fixtures/codec-cases.js';
-import { ipv6LoopbackAvailable, serverFor, tcpRoundTrip, UdpClient, until } from '../helpers/net.js';
+import { ipv6LoopbackAvailable, tcpRoundTrip, UdpPeer } from '../helpers/roundtrip.js';
+import { serverFor } from '../helpers/serve.js';
+import { until } from '../helpers/wait.js';
 
-async function udpClient(t: { after: (fn: () => unknown) => void }, type: 'udp4' | 'udp6' = 'udp4'): Promise<UdpClient> {
-  const client = await UdpClient.open(type);
+async function udpClient(t: { after: (fn: () => unknown) => void }, type: 'udp4' | 'udp6' = 'udp4'): Promise<UdpPeer> {
+  const client = await UdpPeer.open(type);
   t.after(() => client.close());
   return client;
 }
@@ -143,7 +145,7 @@ describe('IPv6 loopback', () => {
     t.after(() => server.close());
     const { host, port } = server.address();
     assert.equal(host, '::1');
-    assert.equal((await tcpRoundTrip(port, 'über', '::1')).toString(), 'ÜBER');
+    assert.equal((await tcpRoundTrip(port, 'über', { host: '::1' })).toString(), 'ÜBER');
     const client = await udpClient(t, 'udp6');
     await client.send('über', port, '::1');
     assert.equal((await client.next()).toString(), 'ÜBER');

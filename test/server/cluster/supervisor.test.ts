@@ -6,7 +6,7 @@ import { describe, it } from 'node:test';
 import { ListenError, serializeError } from '../../../src/errors.js';
 import { ClusterPrimary } from '../../../src/server/cluster.js';
 import { captureLogger } from '../../helpers/logs.js';
-import { until, within } from '../../helpers/net.js';
+import { until, within } from '../../helpers/wait.js';
 import { FakeCluster, type FakeWorker } from './fake-cluster.js';
 
 function primaryOf(options: { workers: number; backoff?: { initialMs: number; maxMs: number; resetAfterMs: number } }) {

@@ -5,9 +5,9 @@ import { PassThrough, Readable } from 'node:stream';
 import { connectTcp, tcpRequest, tcpStream } from '../../src/client/tcp.js';
 import { upcase } from '../../src/codec/upcase.js';
 import { TlsError } from '../../src/errors.js';
-import { serverFor } from '../helpers/net.js';
-import { MiB } from './helpers.js';
-import { makePki, type TestPki } from './pki.js';
+import { MiB } from '../helpers/roundtrip.js';
+import { serverFor } from '../helpers/serve.js';
+import { makePki, type TestPki } from '../helpers/pki.js';
 
 let pki: TestPki;
 before(() => {

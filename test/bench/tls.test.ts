@@ -3,8 +3,8 @@ import { after, before, describe, test } from 'node:test';
 import { runBench } from '../../src/bench/run.js';
 import { TlsError } from '../../src/errors.js';
 import { runCli } from '../helpers/cli.js';
-import { serverFor } from '../helpers/net.js';
-import { makePki, type TestPki } from './pki.js';
+import { serverFor } from '../helpers/serve.js';
+import { makePki, type TestPki } from '../helpers/pki.js';
 
 let pki: TestPki;
 before(() => {

@@ -1,63 +1,15 @@
 /**
- * Helpers for the client, ping, example and interop tests: run the built CLI,
- * start servers (ours, the examples, the textbook's Python programs) on free
+ * Programs other than `upcase serve` for the client, ping, example and interop
+ * tests: servers (the examples, the textbook's Python programs) on free
  * loopback ports, and fake UDP servers. Everything started here is stopped by
  * the returned `stop()`.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import dgram from 'node:dgram';
 import net from 'node:net';
-import { fileURLToPath } from 'node:url';
+import { ROOT } from './serve.js';
 
-export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
-export const UPCASE_BIN = `${ROOT}bin/upcase.js`;
 export const TEXTBOOK = `${ROOT}test/fixtures/textbook/`;
-
-export interface RunResult {
-  code: number | null;
-  signal: NodeJS.Signals | null;
-  stdout: Buffer;
-  stderr: string;
-}
-
-export interface RunOptions {
-  /** Written to stdin, then stdin is closed. Default: stdin closed at once. */
-  input?: Buffer | string;
-  /** Kill the process and fail after this many ms. Default 20000. */
-  timeoutMs?: number;
-  /** Called with the child as soon as it is spawned. */
-  onSpawn?: (child: ChildProcess) => void;
-  cwd?: string;
-}
-
-/** Runs a command to completion, bounded in time. */
-export function run(command: string, args: string[], options: RunOptions = {}): Promise<RunResult> {
-  const child = spawn(command, args, { cwd: options.cwd ?? ROOT, stdio: ['pipe', 'pipe', 'pipe'] });
-  options.onSpawn?.(child);
-  const stdout: Buffer[] = [];
-  const stderr: Buffer[] = [];
-  child.stdout!.on('data', (c: Buffer) => stdout.push(c));
-  child.stderr!.on('data', (c: Buffer) => stderr.push(c));
-  child.stdin!.on('error', () => {}); // the child may exit before reading all of it
-  child.stdin!.end(options.input ?? '');
-  const timeoutMs = options.timeoutMs ?? 20_000;
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(new Error(`${command} ${args.join(' ')} did not finish in ${timeoutMs} ms; stderr: ${Buffer.concat(stderr)}`));
-    }, timeoutMs);
-    child.on('error', reject);
-    child.on('close', (code, signal) => {
-      clearTimeout(timer);
-      resolve({ code, signal, stdout: Buffer.concat(stdout), stderr: Buffer.concat(stderr).toString() });
-    });
-  });
-}
-
-/** Runs `upcase ARGS` from the build (run `npm run build` first). */
-export function upcaseCli(args: string[], options?: RunOptions): Promise<RunResult> {
-  return run(process.execPath, [UPCASE_BIN, ...args], options);
-}
 
 export interface Started {
   port: number;
@@ -99,15 +51,6 @@ export function startProcess(command: string, args: string[], ready: RegExp, por
       reject(new Error(`${command} ${args.join(' ')} exited (${code}) before it was ready; stderr: ${err}`));
     });
   });
-}
-
-/** `upcase serve` on 127.0.0.1, a free port, logs off. */
-export function startServe(extraArgs: string[] = []): Promise<Started> {
-  return startProcess(
-    process.execPath,
-    [UPCASE_BIN, 'serve', '--host', '127.0.0.1', '--port', '0', '--log-level', 'silent', ...extraArgs],
-    /ready to receive on \S+ 127\.0\.0\.1:(\d+)/,
-  );
 }
 
 /**
@@ -208,7 +151,3 @@ export async function fakeUdpServer(
 export function deadUdpPort(): Promise<number> {
   return pickFixedPort('udp');
 }
-
-/** The Python oracle of the upcase rule, on stdin → stdout. */
-export const PYTHON_UPPER =
-  "import sys; sys.stdout.buffer.write(sys.stdin.buffer.read().decode('utf-8','surrogateescape').upper().encode('utf-8','surrogateescape'))";

@@ -10,11 +10,12 @@ import dgram from 'node:dgram';
 import { readFileSync } from 'node:fs';
 import net from 'node:net';
 import { describe, test } from 'node:test';
-import { upcase } from '../src/codec/upcase.js';
-import { ROOT } from './helpers/cli.js';
-import { serverFor, tcpRoundTrip, within } from './helpers/net.js';
+import { upcase } from '../../src/codec/upcase.js';
+import { tcpRoundTrip } from '../helpers/roundtrip.js';
+import { ROOT, serverFor } from '../helpers/serve.js';
+import { within } from '../helpers/wait.js';
 
-const README = readFileSync(new URL('../README.md', import.meta.url), 'utf8');
+const README = readFileSync(new URL('../../README.md', import.meta.url), 'utf8');
 
 /** The lines of the README's first `sh` block under `## Quick start`. */
 function quickStartLines(): string[] {

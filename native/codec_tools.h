@@ -1,8 +1,8 @@
 /*
- * Shared by the C codec's stand-alone tools (bench/codec/codec-bench.c and
- * test/native/codec-fuzz.c): reading the files scripts/case-tables.mjs writes,
- * and scratch space for codec_push(). Both exit with status 2 on I/O or memory
- * errors.
+ * For the C codec's stand-alone tools, not the addons (bench/codec/codec-bench.c
+ * and test/native/codec-fuzz.c): reading the files scripts/case-tables.mjs
+ * writes, and scratch space for codec_push(). Both exit with status 2 on I/O
+ * or memory errors.
  */
 #ifndef UPCASE_CODEC_TOOLS_H
 #define UPCASE_CODEC_TOOLS_H
@@ -10,7 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "../../native/codec.h"
+#include "codec.h"
 
 // DIR/NAME, whole, in a buffer with 64 readable bytes after it.
 static void *slurp(const char *dir, const char *name, size_t *n) {

@@ -12,8 +12,10 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { type Browser, chromium, type Page } from 'playwright-core';
 import { allConnections, countByAddress, holdConnections } from '../helpers/operator.js';
-import { makePki, type TestPki } from '../tls/pki.js';
-import { exitWithin, scrape, type ServeProcess, spawnServe, started, until } from './ops-helpers.js';
+import { makePki, type TestPki } from '../helpers/pki.js';
+import { scrape } from '../helpers/operator.js';
+import { type ServeProcess, spawnServe } from '../helpers/serve.js';
+import { until } from '../helpers/wait.js';
 
 const CHROMIUM = '/usr/bin/chromium';
 const skip = existsSync(CHROMIUM) ? false : 'chromium is not installed (Debian package chromium; .ci/run installs it)';
@@ -31,10 +33,6 @@ describe('the status page in headless Chromium', { skip }, () => {
   before(async () => {
     pki = makePki();
     serve = spawnServe([
-      '--host',
-      '127.0.0.1',
-      '--port',
-      '0',
       '--metrics-port',
       '0',
       '--max-connections',
@@ -48,7 +46,7 @@ describe('the status page in headless Chromium', { skip }, () => {
       '--tls-port',
       '0',
     ]);
-    const s = await started(serve);
+    const s = await serve.ready();
     base = s.metrics!;
     port = Number((await serve.line(/tcp\+udp 127\.0\.0\.1:(\d+)/))[1]);
     sockets = await holdConnections(port, HELD);
@@ -77,8 +75,8 @@ describe('the status page in headless Chromium', { skip }, () => {
     await browser?.close();
     for (const s of sockets) s.destroy();
     if (serve !== undefined) {
-      serve.child.kill('SIGTERM');
-      await exitWithin(serve, 15_000);
+      serve.signal('SIGTERM');
+      await serve.exitWithin(15_000);
     }
     pki?.remove();
   });

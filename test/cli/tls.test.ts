@@ -6,11 +6,11 @@ import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { copyFileSync, mkdirSync, writeFileSync } from 'node:fs';
 import { after, before, describe, test } from 'node:test';
-import { runCli, ServeProcess } from '../helpers/cli.js';
-import { until, within } from '../helpers/net.js';
-import { run, UPCASE_BIN } from '../client/helpers.js';
-import { tlsConnect } from './helpers.js';
-import { makePki, type TestPki } from './pki.js';
+import { TcpPeer } from '../helpers/roundtrip.js';
+import { BIN, startServe } from '../helpers/serve.js';
+import { until, within } from '../helpers/wait.js';
+import { run, runCli } from '../helpers/cli.js';
+import { makePki, type TestPki } from '../helpers/pki.js';
 
 let pki: TestPki;
 before(() => {
@@ -18,27 +18,13 @@ before(() => {
 });
 after(() => pki.remove());
 
-const READY = /^The server is ready to receive on tcp\+udp 127\.0\.0\.1:(\d+), tls 127\.0\.0\.1:(\d+)$/;
+const READY = /^The server is ready to receive on tcp\+udp 127\.0\.0\.1:\d+, tls 127\.0\.0\.1:\d+$/;
 
 /** `upcase serve` with TLS on free ports; resolves with the process and its TLS port. */
 async function serveTls(t: { after: (fn: () => unknown) => void }, cert = pki.server.cert, key = pki.server.key, extra: string[] = []) {
-  const proc = await ServeProcess.start([
-    '--host',
-    '127.0.0.1',
-    '--port',
-    '0',
-    '--tls-port',
-    '0',
-    '--tls-cert',
-    cert,
-    '--tls-key',
-    key,
-    ...extra,
-  ]);
-  t.after(() => proc.kill());
-  const m = READY.exec(proc.readyLine);
-  assert.ok(m, proc.readyLine);
-  return { proc, port: Number(m[1]), tlsPort: Number(m[2]) };
+  const proc = await startServe(['--tls-port', '0', '--tls-cert', cert, '--tls-key', key, ...extra], { t });
+  assert.match(proc.readyLine, READY);
+  return { proc, port: proc.port, tlsPort: proc.tlsPort! };
 }
 
 const hasCommand = (name: string): boolean => spawnSync('sh', ['-c', `command -v ${name}`]).status === 0;
@@ -66,9 +52,9 @@ async function converse(command: string, args: string[], input: string, expect: 
 describe('upcase serve with TLS', () => {
   test('the ready line names both ports; plain TCP and TLS both answer', async (t) => {
     const { port, tlsPort } = await serveTls(t);
-    const plain = await run(process.execPath, [UPCASE_BIN, 'client', '--host', '127.0.0.1', '-p', String(port), 'plain']);
+    const plain = await run(process.execPath, [BIN, 'client', '--host', '127.0.0.1', '-p', String(port), 'plain']);
     assert.equal(plain.stdout.toString(), 'PLAIN\n');
-    const secure = await run(process.execPath, [UPCASE_BIN, 'client', '--tls', '--ca', pki.ca, '-p', String(tlsPort), 'héllo', 'wörld']);
+    const secure = await run(process.execPath, [BIN, 'client', '--tls', '--ca', pki.ca, '-p', String(tlsPort), 'héllo', 'wörld']);
     assert.equal(secure.stderr, '');
     assert.equal(secure.stdout.toString(), 'HÉLLO\nWÖRLD\n');
     assert.equal(secure.code, 0);
@@ -102,17 +88,20 @@ describe('upcase serve with TLS', () => {
   });
 
   test('--no-tcp --no-udp with TLS serves TLS alone; env variables work like the flags', async (t) => {
-    const proc = await ServeProcess.start(['--host', '127.0.0.1', '--no-tcp', '--no-udp'], {
-      UPCASE_TLS_CERT: pki.server.cert,
-      UPCASE_TLS_KEY: pki.server.key,
-      UPCASE_TLS_PORT: '0',
-      UPCASE_TLS_HANDSHAKE_TIMEOUT: '2',
+    const proc = await startServe(['--host', '127.0.0.1', '--no-tcp', '--no-udp'], {
+      env: {
+        UPCASE_TLS_CERT: pki.server.cert,
+        UPCASE_TLS_KEY: pki.server.key,
+        UPCASE_TLS_PORT: '0',
+        UPCASE_TLS_HANDSHAKE_TIMEOUT: '2',
+      },
+      loopback: false,
+      t,
     });
-    t.after(() => proc.kill());
     assert.match(proc.readyLine, /^The server is ready to receive on tls 127\.0\.0\.1:\d+$/);
-    const secure = await run(process.execPath, [UPCASE_BIN, 'client', '--tls', '--ca', pki.ca, '-p', String(proc.port), 'env']);
+    const secure = await run(process.execPath, [BIN, 'client', '--tls', '--ca', pki.ca, '-p', String(proc.tlsPort), 'env']);
     assert.equal(secure.stdout.toString(), 'ENV\n');
-    assert.deepEqual(await proc.stop(), [0, null]);
+    assert.deepEqual(await proc.stop(), { code: 0, signal: null });
   });
 
   test('certificate problems at startup: one line on stderr, exit 2 (a configuration error)', async () => {
@@ -161,12 +150,12 @@ describe('upcase serve with TLS', () => {
     copyFileSync(pki.server.key, key);
     const { proc, tlsPort } = await serveTls(t, cert, key);
     const serial = async (): Promise<string> => {
-      const c = await tlsConnect(tlsPort, { ca: pki.ca });
+      const c = await TcpPeer.tls(tlsPort, { ca: pki.ca });
       const s = c.socket.getPeerCertificate().serialNumber;
       c.socket.destroy();
       return s;
     };
-    const open = await tlsConnect(tlsPort, { ca: pki.ca });
+    const open = await TcpPeer.tls(tlsPort, { ca: pki.ca });
     t.after(() => open.socket.destroy());
     assert.equal(open.socket.getPeerCertificate().serialNumber, '1001');
     await open.write('one ');
@@ -183,14 +172,14 @@ describe('upcase serve with TLS', () => {
       })(),
     );
     open.socket.end('two');
-    assert.equal((await open.waitForClose()).toString(), 'ONE TWO');
+    assert.equal((await open.waitForEnd()).toString(), 'ONE TWO');
 
     writeFileSync(cert, 'garbage\n');
     proc.child.kill('SIGHUP');
     await until(() => proc.stderr.includes('tls reload failed'), 'the reload error is logged', 10_000);
     assert.match(proc.stderr, /tls reload failed, keeping the old certificate: TLS certificate .*cert\.pem is not a PEM certificate/);
     assert.equal(await serial(), '2002');
-    assert.deepEqual(await proc.stop(), [0, null]);
+    assert.deepEqual(await proc.stop(), { code: 0, signal: null });
   });
 });
 
@@ -209,12 +198,12 @@ describe('upcase serve --workers 2 with TLS', () => {
     await until(() => (proc.stderr.match(/tls certificate reloaded/g) ?? []).length === 2, 'both workers reload', 15_000);
     // The kernel hands connections to either worker: whichever takes one, it has the new certificate.
     for (let i = 0; i < 4; i++) {
-      const c = await tlsConnect(tlsPort, { ca: pki.ca });
+      const c = await TcpPeer.tls(tlsPort, { ca: pki.ca });
       assert.equal(c.socket.getPeerCertificate().serialNumber, '2002');
       c.socket.end('w');
-      assert.equal((await c.waitForClose()).toString(), 'W');
+      assert.equal((await c.waitForEnd()).toString(), 'W');
     }
-    assert.deepEqual(await proc.stop(), [0, null]);
+    assert.deepEqual(await proc.stop(), { code: 0, signal: null });
   });
 });
 

@@ -9,12 +9,11 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'no
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import tls from 'node:tls';
-import { ServeProcess } from '../helpers/cli.js';
-import { until, within } from '../helpers/net.js';
-import { CLIENT_ADDRESS, findExecutable, freePort, ROOT, run, stopProcess, waitForTcp } from '../scaleout/lib.js';
-import { Collector } from './helpers.js';
-import { makePki, type TestPki } from './pki.js';
+import { TcpPeer } from '../helpers/roundtrip.js';
+import { ROOT, startServe, stopProcess } from '../helpers/serve.js';
+import { until, untilListening } from '../helpers/wait.js';
+import { CLIENT_ADDRESS, findExecutable, freePort, run } from './lib.js';
+import { makePki, type TestPki } from '../helpers/pki.js';
 
 const STREAM_MODULE = '/usr/lib/nginx/modules/ngx_stream_module.so';
 const nginx = findExecutable('nginx');
@@ -53,21 +52,10 @@ function testConfig(dir: string, ports: { termination: number; passthrough: numb
 
 /** A verified TLS exchange from CLIENT_ADDRESS: the reply and the serial of the certificate that answered. */
 async function exchange(port: number, text: string): Promise<{ reply: string; serial: string }> {
-  // tls.connect passes localAddress on to net.connect; @types/node does not list it.
-  const options = { host: '127.0.0.1', port, localAddress: CLIENT_ADDRESS, ca: readFileSync(pki.ca), servername: 'localhost' };
-  const socket = tls.connect(options as tls.ConnectionOptions);
-  const client = new Collector(socket);
-  await within(
-    10_000,
-    `TLS to ${port}`,
-    new Promise((resolve, reject) => {
-      socket.once('secureConnect', resolve);
-      socket.once('error', reject);
-    }),
-  );
-  const serial = socket.getPeerCertificate().serialNumber;
-  socket.end(text);
-  return { reply: (await client.waitForClose()).toString(), serial };
+  const client = await TcpPeer.tls(port, { ca: pki.ca, localAddress: CLIENT_ADDRESS });
+  const serial = client.socket.getPeerCertificate().serialNumber;
+  client.socket.end(text);
+  return { reply: (await client.waitForEnd()).toString(), serial };
 }
 
 test('nginx in front: TLS termination and TLS passthrough, client addresses by PROXY protocol', {
@@ -83,35 +71,31 @@ test('nginx in front: TLS termination and TLS passthrough, client addresses by P
     rmSync(dir, { recursive: true, force: true });
   });
   // upcase's own certificate is server2 (serial 2002); nginx's is server (1001).
-  const upcase = await ServeProcess.start([
-    '--host',
-    '127.0.0.1',
-    '--port',
-    '0',
-    '--no-udp',
-    '--tls-port',
-    '0',
-    '--tls-cert',
-    pki.server2.cert,
-    '--tls-key',
-    pki.server2.key,
-    '--proxy-protocol',
-    '--trusted-proxies',
-    '127.0.0.1/32',
-    '--log-level',
-    'debug',
-  ]);
-  t.after(() => upcase.kill());
-  const m = /on tcp 127\.0\.0\.1:(\d+), tls 127\.0\.0\.1:(\d+)$/.exec(upcase.readyLine);
-  assert.ok(m, upcase.readyLine);
-  const ports = { termination: await freePort(), passthrough: await freePort(), plain: Number(m[1]), tls: Number(m[2]) };
+  const upcase = await startServe(
+    [
+      '--no-udp',
+      '--tls-port',
+      '0',
+      '--tls-cert',
+      pki.server2.cert,
+      '--tls-key',
+      pki.server2.key,
+      '--proxy-protocol',
+      '--trusted-proxies',
+      '127.0.0.1/32',
+      '--log-level',
+      'debug',
+    ],
+    { t },
+  );
+  const ports = { termination: await freePort(), passthrough: await freePort(), plain: upcase.port, tls: upcase.tlsPort! };
 
   writeFileSync(join(dir, 'nginx.conf'), testConfig(dir, ports));
   const check = run(nginx!, ['-t', '-p', dir, '-c', join(dir, 'nginx.conf'), '-e', join(dir, 'error.log')]);
   assert.equal(check.status, 0, `nginx -t failed:\n${check.output}`);
   proxy = spawn(nginx!, ['-p', dir, '-c', join(dir, 'nginx.conf'), '-e', join(dir, 'error.log'), '-g', 'daemon off;'], { stdio: 'ignore' });
-  await waitForTcp(ports.termination);
-  await waitForTcp(ports.passthrough);
+  await untilListening(ports.termination);
+  await untilListening(ports.passthrough);
 
   const terminated = await exchange(ports.termination, 'terminated at nginx');
   assert.deepEqual(terminated, { reply: 'TERMINATED AT NGINX', serial: '1001' });
@@ -120,11 +104,7 @@ test('nginx in front: TLS termination and TLS passthrough, client addresses by P
 
   // upcase saw the client (127.0.0.2), not nginx (127.0.0.1), on both of its ports.
   const opened = (): Array<Record<string, unknown>> =>
-    upcase.stderr
-      .split('\n')
-      .filter((l) => l.startsWith('{'))
-      .map((l) => JSON.parse(l) as Record<string, unknown>)
-      .filter((l) => l.msg === 'connection open' && l.remoteAddress === CLIENT_ADDRESS);
+    upcase.logs().filter((l) => l.msg === 'connection open' && l.remoteAddress === CLIENT_ADDRESS);
   await until(() => opened().length >= 2, 'both connection-open log lines', 10_000);
   assert.deepEqual(
     opened()

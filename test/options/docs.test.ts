@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import { test } from 'node:test';
 import { COMMAND_OPTIONS, DOCS_WITH_OPTION_TABLES } from '../../src/cli/tables.js';
 import { fillOptionTables } from '../../src/options/docs.js';
-import { ROOT } from '../helpers/cli.js';
+import { ROOT } from '../helpers/serve.js';
 
 test('the option tables in the docs are the ones the code generates (npm run docs:options)', () => {
   const stale: string[] = [];
