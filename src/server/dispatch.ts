@@ -3,7 +3,7 @@ import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import type { RateLimitedLog } from '../log.js';
 import { countError, type ServerStats } from '../stats.js';
-import { handleConnection } from '../tcp/connection.js';
+import { StreamSettings, serveStream } from '../tcp/connection.js';
 import type { NativeCloseReason, NativeTcpTransport } from '../tcp/native.js';
 import type { TlsAcceptor } from '../tls/server.js';
 import type { Tracer } from '../trace.js';
@@ -33,6 +33,8 @@ export class TcpDispatch implements ConnectionHandoff {
   /** Does the handshakes of the TLS listener; set while the server binds, with TLS on. */
   tls: TlsAcceptor | null = null;
   private readonly options: DispatchOptions;
+  private tcpSettings: StreamSettings | null = null;
+  private tlsSettings: StreamSettings | null = null;
   /** Connection sockets accepted so far, numbered for the trace. */
   private accepted = 0;
 
@@ -60,11 +62,11 @@ export class TcpDispatch implements ConnectionHandoff {
   ): boolean {
     // Before adopt, which destroys the socket: its 'close' is then not this connection's end.
     conn.engine = 'native';
-    conn.native = native.adopt(socket, (reason, code, message) => {
+    conn.served = native.adopt(socket, (reason, code, message) => {
       this.nativeClosed(reason, code, message, conn.logFields);
       closed(conn);
     });
-    if (conn.native === null) {
+    if (conn.served === null) {
       conn.engine = null;
       return false;
     }
@@ -74,21 +76,19 @@ export class TcpDispatch implements ConnectionHandoff {
   }
 
   private stream(conn: AdmittedConnection, stream: Duplex, tls: boolean, trace: { tracer: Tracer; id: number } | undefined): void {
-    const { stats, logger, idleTimeoutMs, writeTimeoutMs } = this.options;
     conn.engine = 'stream';
-    conn.stream = stream;
-    conn.lastActive = Date.now();
-    handleConnection(stream, {
-      counters: conn,
-      stats,
-      logger,
-      ownsChunks: true,
-      idleTimeoutMs,
-      writeTimeoutMs,
-      logFields: conn.logFields,
-      trace,
-      tls,
-    });
+    conn.served = serveStream(stream, this.streamSettings(tls), conn, trace);
+  }
+
+  /** What the stream transport's connections share, made once per listener kind. */
+  private streamSettings(tls: boolean): StreamSettings {
+    const made = tls ? this.tlsSettings : this.tcpSettings;
+    if (made !== null) return made;
+    const { stats, logger, idleTimeoutMs, writeTimeoutMs } = this.options;
+    const settings = new StreamSettings({ stats, logger, ownsChunks: true, idleTimeoutMs, writeTimeoutMs, tls });
+    if (tls) this.tlsSettings = settings;
+    else this.tcpSettings = settings;
+    return settings;
   }
 
   private handshake(
@@ -102,7 +102,7 @@ export class TcpDispatch implements ConnectionHandoff {
       secure: (secure) => {
         conn.state = 'open';
         this.options.stats.tlsHandshakes++;
-        conn.logFields.tlsProtocol = secure.getProtocol();
+        conn.tlsProtocol = secure.getProtocol();
         this.options.logger.debug(conn.logFields, 'connection open');
         this.stream(conn, secure, true, trace);
       },
