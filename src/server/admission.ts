@@ -108,20 +108,23 @@ export class AdmittedConnection implements ConnectionEntry, TableLinks<AdmittedC
 const kAdmitted = Symbol('upcase.admitted');
 type AdmittedSocket = net.Socket & { [kAdmitted]: AdmittedConnection };
 
-// The 'close' listener of every admitted socket (one function, not a closure per connection).
+// The 'close' listener of a socket whose close is its connection's end: one function for
+// every connection, not a closure each.
 function onAdmittedSocketClose(this: net.Socket): void {
   const conn = (this as AdmittedSocket)[kAdmitted];
-  if (conn.engine !== 'native') conn.closed(conn);
+  conn.closed(conn);
 }
 
 /** Where admitted connections go: the transports (src/server/dispatch.ts). */
 export interface ConnectionHandoff {
   /**
-   * Serves `conn`, accepted on `socket`, whose client is known. A transport that
-   * takes the connection off its socket sets `conn.engine = 'native'` first, and
-   * calls `closed(conn)` once when it ends.
+   * Serves `conn`, accepted on `socket`, whose client is known. Returns true when the
+   * transport reports the connection's end itself, calling `closed(conn)` once (the
+   * native transport, which takes the connection off its socket and sets
+   * `conn.engine = 'native'` first; the stream transport on the socket itself);
+   * false when the socket's close is the end (TLS, served on a socket over it).
    */
-  serve(conn: AdmittedConnection, socket: net.Socket, closed: (conn: AdmittedConnection) => void): void;
+  serve(conn: AdmittedConnection, socket: net.Socket, closed: (conn: AdmittedConnection) => void): boolean;
 }
 
 export interface AdmissionOptions {
@@ -195,10 +198,11 @@ export class Admission {
     const conn = this.open(socket, transport);
     conn.source = source;
     if (trustedProxies === null) {
-      this.handoff.serve(conn, socket, this.closed);
+      this.serve(conn, socket);
       return;
     }
     conn.state = 'proxy';
+    this.watchClose(conn, socket);
     readProxyHeader(socket, this.options.proxyHeaderTimeoutMs, (result) => this.proxyHeaderRead(conn, socket, result));
   }
 
@@ -240,16 +244,32 @@ export class Admission {
     for (const conn of this.table.values()) conn.destroy();
   }
 
-  /** Counts the connection and makes its socket's close its close path. */
+  /** Counts the connection and gives it its `/connections` entry. */
   private open(socket: net.Socket, transport: 'tcp' | 'tls'): AdmittedConnection {
     const { stats } = this.options;
     stats.connectionsOpen++;
     stats.connectionsTotal++;
     const conn = new AdmittedConnection(this.table.nextId(), transport, socket, this.closed);
     this.table.add(conn);
+    return conn;
+  }
+
+  /** Hands the connection over; from then on its end is the transport's report, or its socket's close. */
+  private serve(conn: AdmittedConnection, socket: net.Socket): void {
+    // Before serve() returns nothing can have closed: a socket's 'close' is emitted on a later tick.
+    if (this.handoff.serve(conn, socket, this.closed)) this.unwatchClose(socket);
+    else this.watchClose(conn, socket);
+  }
+
+  /** Makes the socket's close the connection's close path (while admission holds it, or for TLS). */
+  private watchClose(conn: AdmittedConnection, socket: net.Socket): void {
+    if ((socket as AdmittedSocket)[kAdmitted] === conn) return;
     (socket as AdmittedSocket)[kAdmitted] = conn;
     socket.on('close', onAdmittedSocketClose);
-    return conn;
+  }
+
+  private unwatchClose(socket: net.Socket): void {
+    if ((socket as Partial<AdmittedSocket>)[kAdmitted] !== undefined) socket.off('close', onAdmittedSocketClose);
   }
 
   private proxyHeaderRead(conn: AdmittedConnection, socket: net.Socket, result: ProxyHeaderResult): void {
@@ -276,7 +296,7 @@ export class Admission {
       return;
     }
     conn.state = 'open';
-    this.handoff.serve(conn, socket, this.closed);
+    this.serve(conn, socket);
     // readProxyHeader leaves the socket paused with the bytes after the header unshifted;
     // TLS reads those itself (the socket must stay paused, or they would flow past it).
     if (conn.transport === 'tcp') socket.resume();

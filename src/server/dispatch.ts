@@ -42,15 +42,18 @@ export class TcpDispatch implements ConnectionHandoff {
     this.options = options;
   }
 
-  serve(conn: AdmittedConnection, socket: net.Socket, closed: (conn: AdmittedConnection) => void): void {
+  serve(conn: AdmittedConnection, socket: net.Socket, closed: (conn: AdmittedConnection) => void): boolean {
     const trace = this.traceAccept(conn);
     if (conn.transport === 'tls' && this.tls !== null) {
+      // Served on the TLS socket over this one: this socket's close stays the end.
       this.handshake(conn, socket, this.tls, trace);
-      return;
+      return false;
     }
     this.options.logger.debug(conn.logFields, 'connection open');
-    if (this.native !== null && this.adopt(conn, socket, this.native, closed)) return;
-    this.stream(conn, socket, false, trace);
+    if (this.native !== null && this.adopt(conn, socket, this.native, closed)) return true;
+    // The stream transport's own 'close' listener reports the end: the socket needs no second one.
+    this.stream(conn, socket, this.streamSettings(false, closed), trace);
+    return true;
   }
 
   /** Hands the connection to the addon; false when it cannot take this socket (serve it with streams). */
@@ -75,17 +78,35 @@ export class TcpDispatch implements ConnectionHandoff {
     return true;
   }
 
-  private stream(conn: AdmittedConnection, stream: Duplex, tls: boolean, trace: { tracer: Tracer; id: number } | undefined): void {
+  private stream(
+    conn: AdmittedConnection,
+    stream: Duplex,
+    settings: StreamSettings,
+    trace: { tracer: Tracer; id: number } | undefined,
+  ): void {
     conn.engine = 'stream';
-    conn.served = serveStream(stream, this.streamSettings(tls), conn, trace);
+    conn.served = serveStream(stream, settings, conn, trace);
   }
 
-  /** What the stream transport's connections share, made once per listener kind. */
-  private streamSettings(tls: boolean): StreamSettings {
+  /**
+   * What the stream transport's connections share, made once per listener kind. Plain
+   * TCP is served on the accepted socket: the stream's close is the connection's end,
+   * reported to `closed`. TLS is served on a socket over it, whose close admission watches.
+   */
+  private streamSettings(tls: boolean, closed?: (conn: AdmittedConnection) => void): StreamSettings {
     const made = tls ? this.tlsSettings : this.tcpSettings;
     if (made !== null) return made;
     const { stats, logger, idleTimeoutMs, writeTimeoutMs } = this.options;
-    const settings = new StreamSettings({ stats, logger, ownsChunks: true, idleTimeoutMs, writeTimeoutMs, tls });
+    const settings = new StreamSettings({
+      stats,
+      logger,
+      ownsChunks: true,
+      idleTimeoutMs,
+      writeTimeoutMs,
+      tls,
+      // Every connection served here is an AdmittedConnection (see stream()).
+      closed: closed === undefined ? undefined : (owner) => closed(owner as AdmittedConnection),
+    });
     if (tls) this.tlsSettings = settings;
     else this.tcpSettings = settings;
     return settings;
@@ -104,7 +125,7 @@ export class TcpDispatch implements ConnectionHandoff {
         this.options.stats.tlsHandshakes++;
         conn.tlsProtocol = secure.getProtocol();
         this.options.logger.debug(conn.logFields, 'connection open');
-        this.stream(conn, secure, true, trace);
+        this.stream(conn, secure, this.streamSettings(true), trace);
       },
       failed: (err) => this.tlsHandshakeFailed(err, conn.logFields),
     });

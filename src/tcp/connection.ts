@@ -78,8 +78,11 @@ export class StreamSettings {
   readonly writeTimeoutMs: number;
   /** The idle sweep of these connections; null: no idle timeout. */
   readonly idle: IdleSweep | null;
+  /** Told first when a connection's stream closes, with what it was served for. */
+  readonly closed: ((owner: LogFieldsSource) => void) | undefined;
 
-  constructor(options: Omit<ConnectionOptions, 'trace'>) {
+  constructor(options: Omit<ConnectionOptions, 'trace'> & { closed?: ((owner: LogFieldsSource) => void) | undefined }) {
+    this.closed = options.closed;
     this.stats = options.stats;
     this.logger = options.logger;
     this.logFields = options.logFields;
@@ -161,7 +164,7 @@ class StreamConnection implements ServedStream {
   constructor(
     readonly stream: Duplex,
     readonly settings: StreamSettings,
-    private readonly fields: LogFieldsSource,
+    readonly fields: LogFieldsSource,
     trace: { tracer: Tracer; id: number } | undefined,
   ) {
     this.trace = trace === undefined ? null : new ConnectionTrace(trace.tracer, trace.id, settings.tls ? 'tls' : 'tcp');
@@ -402,6 +405,7 @@ function onError(this: Duplex, err: NodeJS.ErrnoException): void {
 
 function onClose(this: Duplex): void {
   const c = connectionOf(this);
+  c.settings.closed?.(c.fields);
   c.trace?.closed();
   c.clearStall();
   c.settings.idle?.remove(c);
