@@ -29,6 +29,8 @@ import { SourceLimit } from './source-limit.js';
  * when the transport reports the end.
  */
 
+const CLOCK_BASE = Date.now();
+
 /** What serves an admitted connection's bytes: the stream transport's state for it, or the addon's connection. */
 export interface ServedConnection {
   /** Its counters as of `now` (`Date.now()`); null once the transport has forgotten it. */
@@ -43,7 +45,10 @@ export interface ServedConnection {
  * and its socket's 'close' listener is one function shared by every connection.
  */
 export class AdmittedConnection implements ConnectionEntry, TableLinks<AdmittedConnection> {
-  readonly openedAt = Date.now();
+  // Milliseconds since CLOCK_BASE: a small integer, kept in the object (an epoch
+  // millisecond count is a boxed double: 16 bytes more per connection).
+  // (Math.round hands back the integer as such; a bare subtraction leaves a double.)
+  private readonly openedSince = Math.round(Date.now() - CLOCK_BASE);
   /**
    * `native` once the native transport has taken the connection off its socket: the
    * socket's close is then not the connection's end, the transport reports that.
@@ -74,6 +79,11 @@ export class AdmittedConnection implements ConnectionEntry, TableLinks<AdmittedC
     this.socket = socket;
     this.clientAddress = socket.remoteAddress;
     this.clientPort = socket.remotePort;
+  }
+
+  /** `Date.now()` when it was accepted. */
+  get openedAt(): number {
+    return CLOCK_BASE + this.openedSince;
   }
 
   /**
@@ -251,6 +261,10 @@ export class Admission {
     stats.connectionsTotal++;
     const conn = new AdmittedConnection(this.table.nextId(), transport, socket, this.closed);
     this.table.add(conn);
+    // Reading remoteAddress made Node cache the peer's address on the socket, an object of
+    // about 56 bytes for the connection's whole life; the entry has the address, and the
+    // socket reads it again from its handle if asked (net.Socket#_getpeername).
+    (socket as { _peername?: unknown })._peername = undefined;
     return conn;
   }
 
@@ -282,7 +296,8 @@ export class Admission {
     const { source, version } = result.header;
     // LOCAL (health checks), v1 UNKNOWN and v2 UNSPEC/UNIX carry no client address: the peer stands.
     if (source !== null) {
-      conn.proxy = { address: socket.remoteAddress, port: socket.remotePort, version };
+      // Until now the client was the peer: the balancer.
+      conn.proxy = { address: conn.clientAddress, port: conn.clientPort, version };
       conn.clientAddress = source.address;
       // Log lines name the client from the header, with the balancer as proxyAddress.
       conn.clientPort = source.port;

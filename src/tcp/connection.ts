@@ -135,6 +135,10 @@ type Served = Duplex & { [kConnection]: StreamConnection };
 // (it holds the character's first bytes) and a fresh one is shared from then on.
 let sharedUpcaser = new Upcaser();
 const IN_PLACE = { inPlace: true } as const;
+// StreamConnection's flags.
+const IN_IDLE = 1;
+const WAITING_FOR_DRAIN = 2;
+const YIELDING = 4;
 const COPY = { inPlace: false } as const;
 
 /** One connection's state; its listeners are the module's functions below, called with the stream as `this`. */
@@ -145,7 +149,8 @@ class StreamConnection implements ServedStream {
   /** Its place in its settings' idle sweep. */
   idlePrev: StreamConnection | null = null;
   idleNext: StreamConnection | null = null;
-  inIdle = false;
+  // inIdle, waitingForDrain and yielding, as bits of one small integer (three fields would be 16 bytes more).
+  private flags = 0;
   // performance.now() of the last traffic, whole milliseconds rounded up (a small integer,
   // stored in the object rather than boxed as a double; the idle timeout is never early).
   lastTraffic = now();
@@ -155,10 +160,6 @@ class StreamConnection implements ServedStream {
   // Bytes queued by a write that went asynchronous without a completion callback
   // (see onData); -1 when there is none.
   untrackedQueued = -1;
-  // Why reading is paused: the peer is not reading our replies, and/or this turn of the
-  // event loop has no time left (turnSpent). It resumes when neither holds.
-  waitingForDrain = false;
-  yielding = false;
   private onWritten: ((err?: Error | null) => void) | null = null;
 
   constructor(
@@ -168,6 +169,33 @@ class StreamConnection implements ServedStream {
     trace: { tracer: Tracer; id: number } | undefined,
   ) {
     this.trace = trace === undefined ? null : new ConnectionTrace(trace.tracer, trace.id, settings.tls ? 'tls' : 'tcp');
+  }
+
+  /** In its settings' idle sweep. */
+  get inIdle(): boolean {
+    return (this.flags & IN_IDLE) !== 0;
+  }
+
+  set inIdle(on: boolean) {
+    this.flags = on ? this.flags | IN_IDLE : this.flags & ~IN_IDLE;
+  }
+
+  // Why reading is paused: the peer is not reading our replies, and/or this turn of the
+  // event loop has no time left (turnSpent). It resumes when neither holds.
+  get waitingForDrain(): boolean {
+    return (this.flags & WAITING_FOR_DRAIN) !== 0;
+  }
+
+  set waitingForDrain(on: boolean) {
+    this.flags = on ? this.flags | WAITING_FOR_DRAIN : this.flags & ~WAITING_FOR_DRAIN;
+  }
+
+  get yielding(): boolean {
+    return (this.flags & YIELDING) !== 0;
+  }
+
+  set yielding(on: boolean) {
+    this.flags = on ? this.flags | YIELDING : this.flags & ~YIELDING;
   }
 
   get stats(): ServerStats {
