@@ -135,11 +135,11 @@ type Served = Duplex & { [kConnection]: StreamConnection };
 // (it holds the character's first bytes) and a fresh one is shared from then on.
 let sharedUpcaser = new Upcaser();
 const IN_PLACE = { inPlace: true } as const;
+const COPY = { inPlace: false } as const;
 // StreamConnection's flags.
 const IN_IDLE = 1;
 const WAITING_FOR_DRAIN = 2;
 const YIELDING = 4;
-const COPY = { inPlace: false } as const;
 
 /** One connection's state; its listeners are the module's functions below, called with the stream as `this`. */
 class StreamConnection implements ServedStream {
