@@ -4,13 +4,13 @@ import { type RateLimitedLog, safeAddress } from '../log.js';
 import { type ProxyHeaderResult, readProxyHeader } from '../proxy/accept.js';
 import type { TrustList } from '../proxy/trust.js';
 import { countError, type ServerStats } from '../stats.js';
-import type { NativeConnection } from '../tcp/native.js';
 import {
   type ConnectionFigures,
   type ConnectionsPage,
   type ConnectionsQuery,
   ConnectionTable,
   type ConnectionEntry,
+  type TableLinks,
 } from './connections.js';
 import { SourceLimit } from './source-limit.js';
 
@@ -29,65 +29,112 @@ import { SourceLimit } from './source-limit.js';
  * when the transport reports the end.
  */
 
-/** An admitted connection: its `/connections` entry, its counters, and what serves it. */
-export class AdmittedConnection implements ConnectionEntry {
-  readonly openedAt = Date.now();
+const CLOCK_BASE = Date.now();
+
+/** What serves an admitted connection's bytes: the stream transport's state for it, or the addon's connection. */
+export interface ServedConnection {
+  /** Its counters as of `now` (`Date.now()`); null once the transport has forgotten it. */
+  figures(now: number): ConnectionFigures | null;
+  destroy(): void;
+}
+
+/**
+ * An admitted connection: its `/connections` entry and what serves it. It is all
+ * admission keeps per connection (docs/benchmarks.md, memory per idle connection):
+ * its log fields are built when a line is logged, its counters are the transport's,
+ * and its socket's 'close' listener is one function shared by every connection.
+ */
+export class AdmittedConnection implements ConnectionEntry, TableLinks<AdmittedConnection> {
+  // Milliseconds since CLOCK_BASE: a small integer, kept in the object (an epoch
+  // millisecond count is a boxed double: 16 bytes more per connection).
+  // (Math.round hands back the integer as such; a bare subtraction leaves a double.)
+  private readonly openedSince = Math.round(Date.now() - CLOCK_BASE);
   /**
    * `native` once the native transport has taken the connection off its socket: the
    * socket's close is then not the connection's end, the transport reports that.
    */
   engine: 'stream' | 'native' | null = null;
-  state: 'proxy' | 'handshake' | 'open';
+  state: 'proxy' | 'handshake' | 'open' = 'open';
   clientAddress: string | undefined;
   clientPort: number | undefined;
   proxy: { address: string | undefined; port: number | undefined; version: 1 | 2 } | null = null;
-  /** Log fields of this connection's lines: the client, and with PROXY protocol the balancer. Never payload. */
-  readonly logFields: Record<string, unknown>;
+  /** The TLS protocol negotiated, for log lines; null without TLS or before the handshake. */
+  tlsProtocol: string | null = null;
   /** The per-source key it is counted under; null while not counted (waiting for the PROXY header, or refused). */
   source: string | null = null;
-  // The stream transport keeps these up to date (ConnectionCounters of src/tcp/connection.ts).
-  bytesIn = 0;
-  bytesOut = 0;
-  lastActive = 0;
-  /** What serves its bytes, once served: a stream (the socket, or the TLS socket over it) or the addon. */
-  stream: { readonly writableLength: number } | null = null;
-  native: NativeConnection | null = null;
+  /** What serves its bytes, once served. */
+  served: ServedConnection | null = null;
   /** The accepted socket; null once the native transport has taken the connection off it (it is destroyed then). */
   socket: net.Socket | null;
+  tablePrev: AdmittedConnection | null = null;
+  tableNext: AdmittedConnection | null = null;
 
   constructor(
     readonly id: number,
     readonly transport: 'tcp' | 'tls',
     socket: net.Socket,
+    /** Its close path ({@link Admission.release}), shared by every connection of its server. */
+    readonly closed: (conn: AdmittedConnection) => void,
   ) {
     this.socket = socket;
-    this.state = 'open';
     this.clientAddress = socket.remoteAddress;
     this.clientPort = socket.remotePort;
-    this.logFields = { transport, remoteAddress: safeAddress(socket.remoteAddress), remotePort: socket.remotePort };
+  }
+
+  /** `Date.now()` when it was accepted. */
+  get openedAt(): number {
+    return CLOCK_BASE + this.openedSince;
+  }
+
+  /**
+   * Log fields of this connection's lines, built afresh for each line: the client, with
+   * PROXY protocol the balancer, with TLS the protocol. Never payload.
+   */
+  get logFields(): Record<string, unknown> {
+    const fields: Record<string, unknown> = {
+      transport: this.transport,
+      remoteAddress: safeAddress(this.clientAddress),
+      remotePort: this.clientPort,
+    };
+    if (this.proxy !== null) {
+      fields.proxyAddress = safeAddress(this.proxy.address);
+      fields.proxyVersion = this.proxy.version;
+    }
+    if (this.tlsProtocol !== null) fields.tlsProtocol = this.tlsProtocol;
+    return fields;
   }
 
   figures(now: number): ConnectionFigures | null {
-    if (this.native !== null) return this.native.figures();
-    if (this.stream === null) return null;
-    return { bytesIn: this.bytesIn, bytesOut: this.bytesOut, idleMs: now - this.lastActive, owedBytes: this.stream.writableLength };
+    return this.served === null ? null : this.served.figures(now);
   }
 
   /** Closes it now, wherever it is; its close path follows. */
   destroy(): void {
-    if (this.native !== null) this.native.destroy();
+    if (this.engine === 'native') this.served?.destroy();
     else this.socket?.destroy();
   }
+}
+
+const kAdmitted = Symbol('upcase.admitted');
+type AdmittedSocket = net.Socket & { [kAdmitted]: AdmittedConnection };
+
+// The 'close' listener of a socket whose close is its connection's end: one function for
+// every connection, not a closure each.
+function onAdmittedSocketClose(this: net.Socket): void {
+  const conn = (this as AdmittedSocket)[kAdmitted];
+  conn.closed(conn);
 }
 
 /** Where admitted connections go: the transports (src/server/dispatch.ts). */
 export interface ConnectionHandoff {
   /**
-   * Serves `conn`, accepted on `socket`, whose client is known. A transport that
-   * takes the connection off its socket sets `conn.engine = 'native'` first, and
-   * calls `closed(conn)` once when it ends.
+   * Serves `conn`, accepted on `socket`, whose client is known. Returns true when the
+   * transport reports the connection's end itself, calling `closed(conn)` once (the
+   * native transport, which takes the connection off its socket and sets
+   * `conn.engine = 'native'` first; the stream transport on the socket itself);
+   * false when the socket's close is the end (TLS, served on a socket over it).
    */
-  serve(conn: AdmittedConnection, socket: net.Socket, closed: (conn: AdmittedConnection) => void): void;
+  serve(conn: AdmittedConnection, socket: net.Socket, closed: (conn: AdmittedConnection) => void): boolean;
 }
 
 export interface AdmissionOptions {
@@ -114,7 +161,7 @@ export class Admission {
   private readonly table = new ConnectionTable<AdmittedConnection>();
   private readonly perSource: SourceLimit;
   private emptied: { promise: Promise<void>; resolve: () => void } | null = null;
-  // One function for every connection the native transport reports closed.
+  // One function for every connection's close path.
   private readonly closed = (conn: AdmittedConnection): void => this.release(conn);
 
   constructor(options: AdmissionOptions, handoff: ConnectionHandoff) {
@@ -161,10 +208,11 @@ export class Admission {
     const conn = this.open(socket, transport);
     conn.source = source;
     if (trustedProxies === null) {
-      this.handoff.serve(conn, socket, this.closed);
+      this.serve(conn, socket);
       return;
     }
     conn.state = 'proxy';
+    this.watchClose(conn, socket);
     readProxyHeader(socket, this.options.proxyHeaderTimeoutMs, (result) => this.proxyHeaderRead(conn, socket, result));
   }
 
@@ -206,17 +254,36 @@ export class Admission {
     for (const conn of this.table.values()) conn.destroy();
   }
 
-  /** Counts the connection and makes its socket's close its close path. */
+  /** Counts the connection and gives it its `/connections` entry. */
   private open(socket: net.Socket, transport: 'tcp' | 'tls'): AdmittedConnection {
     const { stats } = this.options;
     stats.connectionsOpen++;
     stats.connectionsTotal++;
-    const conn = new AdmittedConnection(this.table.nextId(), transport, socket);
+    const conn = new AdmittedConnection(this.table.nextId(), transport, socket, this.closed);
     this.table.add(conn);
-    socket.on('close', () => {
-      if (conn.engine !== 'native') this.release(conn);
-    });
+    // Reading remoteAddress made Node cache the peer's address on the socket, an object of
+    // about 56 bytes for the connection's whole life; the entry has the address, and the
+    // socket reads it again from its handle if asked (net.Socket#_getpeername).
+    (socket as { _peername?: unknown })._peername = undefined;
     return conn;
+  }
+
+  /** Hands the connection over; from then on its end is the transport's report, or its socket's close. */
+  private serve(conn: AdmittedConnection, socket: net.Socket): void {
+    // Before serve() returns nothing can have closed: a socket's 'close' is emitted on a later tick.
+    if (this.handoff.serve(conn, socket, this.closed)) this.unwatchClose(socket);
+    else this.watchClose(conn, socket);
+  }
+
+  /** Makes the socket's close the connection's close path (while admission holds it, or for TLS). */
+  private watchClose(conn: AdmittedConnection, socket: net.Socket): void {
+    if ((socket as AdmittedSocket)[kAdmitted] === conn) return;
+    (socket as AdmittedSocket)[kAdmitted] = conn;
+    socket.on('close', onAdmittedSocketClose);
+  }
+
+  private unwatchClose(socket: net.Socket): void {
+    if ((socket as Partial<AdmittedSocket>)[kAdmitted] !== undefined) socket.off('close', onAdmittedSocketClose);
   }
 
   private proxyHeaderRead(conn: AdmittedConnection, socket: net.Socket, result: ProxyHeaderResult): void {
@@ -229,14 +296,11 @@ export class Admission {
     const { source, version } = result.header;
     // LOCAL (health checks), v1 UNKNOWN and v2 UNSPEC/UNIX carry no client address: the peer stands.
     if (source !== null) {
-      conn.proxy = { address: socket.remoteAddress, port: socket.remotePort, version };
+      // Until now the client was the peer: the balancer.
+      conn.proxy = { address: conn.clientAddress, port: conn.clientPort, version };
       conn.clientAddress = source.address;
-      conn.clientPort = source.port;
       // Log lines name the client from the header, with the balancer as proxyAddress.
-      conn.logFields.remoteAddress = safeAddress(source.address);
-      conn.logFields.remotePort = source.port;
-      conn.logFields.proxyAddress = safeAddress(socket.remoteAddress);
-      conn.logFields.proxyVersion = version;
+      conn.clientPort = source.port;
     }
     // Behind a balancer the per-source limit counts the client from the header (or, for
     // LOCAL/UNKNOWN, the balancer itself).
@@ -247,7 +311,7 @@ export class Admission {
       return;
     }
     conn.state = 'open';
-    this.handoff.serve(conn, socket, this.closed);
+    this.serve(conn, socket);
     // readProxyHeader leaves the socket paused with the bytes after the header unshifted;
     // TLS reads those itself (the socket must stay paused, or they would flow past it).
     if (conn.transport === 'tcp') socket.resume();

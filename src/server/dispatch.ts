@@ -3,7 +3,7 @@ import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import type { RateLimitedLog } from '../log.js';
 import { countError, type ServerStats } from '../stats.js';
-import { handleConnection } from '../tcp/connection.js';
+import { StreamSettings, serveStream } from '../tcp/connection.js';
 import type { NativeCloseReason, NativeTcpTransport } from '../tcp/native.js';
 import type { TlsAcceptor } from '../tls/server.js';
 import type { Tracer } from '../trace.js';
@@ -33,6 +33,8 @@ export class TcpDispatch implements ConnectionHandoff {
   /** Does the handshakes of the TLS listener; set while the server binds, with TLS on. */
   tls: TlsAcceptor | null = null;
   private readonly options: DispatchOptions;
+  private tcpSettings: StreamSettings | null = null;
+  private tlsSettings: StreamSettings | null = null;
   /** Connection sockets accepted so far, numbered for the trace. */
   private accepted = 0;
 
@@ -40,15 +42,18 @@ export class TcpDispatch implements ConnectionHandoff {
     this.options = options;
   }
 
-  serve(conn: AdmittedConnection, socket: net.Socket, closed: (conn: AdmittedConnection) => void): void {
+  serve(conn: AdmittedConnection, socket: net.Socket, closed: (conn: AdmittedConnection) => void): boolean {
     const trace = this.traceAccept(conn);
     if (conn.transport === 'tls' && this.tls !== null) {
+      // Served on the TLS socket over this one: this socket's close stays the end.
       this.handshake(conn, socket, this.tls, trace);
-      return;
+      return false;
     }
     this.options.logger.debug(conn.logFields, 'connection open');
-    if (this.native !== null && this.adopt(conn, socket, this.native, closed)) return;
-    this.stream(conn, socket, false, trace);
+    if (this.native !== null && this.adopt(conn, socket, this.native, closed)) return true;
+    // The stream transport's own 'close' listener reports the end: the socket needs no second one.
+    this.stream(conn, socket, this.streamSettings(false, closed), trace);
+    return true;
   }
 
   /** Hands the connection to the addon; false when it cannot take this socket (serve it with streams). */
@@ -60,11 +65,11 @@ export class TcpDispatch implements ConnectionHandoff {
   ): boolean {
     // Before adopt, which destroys the socket: its 'close' is then not this connection's end.
     conn.engine = 'native';
-    conn.native = native.adopt(socket, (reason, code, message) => {
+    conn.served = native.adopt(socket, (reason, code, message) => {
       this.nativeClosed(reason, code, message, conn.logFields);
       closed(conn);
     });
-    if (conn.native === null) {
+    if (conn.served === null) {
       conn.engine = null;
       return false;
     }
@@ -73,22 +78,38 @@ export class TcpDispatch implements ConnectionHandoff {
     return true;
   }
 
-  private stream(conn: AdmittedConnection, stream: Duplex, tls: boolean, trace: { tracer: Tracer; id: number } | undefined): void {
-    const { stats, logger, idleTimeoutMs, writeTimeoutMs } = this.options;
+  private stream(
+    conn: AdmittedConnection,
+    stream: Duplex,
+    settings: StreamSettings,
+    trace: { tracer: Tracer; id: number } | undefined,
+  ): void {
     conn.engine = 'stream';
-    conn.stream = stream;
-    conn.lastActive = Date.now();
-    handleConnection(stream, {
-      counters: conn,
+    conn.served = serveStream(stream, settings, conn, trace);
+  }
+
+  /**
+   * What the stream transport's connections share, made once per listener kind. Plain
+   * TCP is served on the accepted socket: the stream's close is the connection's end,
+   * reported to `closed`. TLS is served on a socket over it, whose close admission watches.
+   */
+  private streamSettings(tls: boolean, closed?: (conn: AdmittedConnection) => void): StreamSettings {
+    const made = tls ? this.tlsSettings : this.tcpSettings;
+    if (made !== null) return made;
+    const { stats, logger, idleTimeoutMs, writeTimeoutMs } = this.options;
+    const settings = new StreamSettings({
       stats,
       logger,
       ownsChunks: true,
       idleTimeoutMs,
       writeTimeoutMs,
-      logFields: conn.logFields,
-      trace,
       tls,
+      // Every connection served here is an AdmittedConnection (see stream()).
+      closed: closed === undefined ? undefined : (owner) => closed(owner as AdmittedConnection),
     });
+    if (tls) this.tlsSettings = settings;
+    else this.tcpSettings = settings;
+    return settings;
   }
 
   private handshake(
@@ -102,9 +123,9 @@ export class TcpDispatch implements ConnectionHandoff {
       secure: (secure) => {
         conn.state = 'open';
         this.options.stats.tlsHandshakes++;
-        conn.logFields.tlsProtocol = secure.getProtocol();
+        conn.tlsProtocol = secure.getProtocol();
         this.options.logger.debug(conn.logFields, 'connection open');
-        this.stream(conn, secure, true, trace);
+        this.stream(conn, secure, this.streamSettings(true), trace);
       },
       failed: (err) => this.tlsHandshakeFailed(err, conn.logFields),
     });

@@ -60,13 +60,71 @@ type Resettable = Duplex & { resetAndDestroy?: () => unknown };
  * codec's state exists only while a character is cut across reads (see `codec`).
  */
 export function handleConnection(stream: Duplex, options: ConnectionOptions): void {
-  const connection = new StreamConnection(stream, options);
+  const settings = new StreamSettings(options);
+  serveStream(stream, settings, settings, options.trace);
+}
+
+/**
+ * What every connection served with the same options shares: one per server and
+ * listener, so that a connection keeps a pointer to it rather than its own copies.
+ */
+export class StreamSettings {
+  readonly stats: ServerStats;
+  readonly logger: Logger;
+  readonly logFields: Record<string, unknown> | undefined;
+  readonly counters: ConnectionCounters | undefined;
+  readonly pushOptions: typeof IN_PLACE | typeof COPY;
+  readonly tls: boolean;
+  readonly writeTimeoutMs: number;
+  /** The idle sweep of these connections; null: no idle timeout. */
+  readonly idle: IdleSweep | null;
+  /** Told first when a connection's stream closes, with what it was served for. */
+  readonly closed: ((owner: LogFieldsSource) => void) | undefined;
+
+  constructor(options: Omit<ConnectionOptions, 'trace'> & { closed?: ((owner: LogFieldsSource) => void) | undefined }) {
+    this.closed = options.closed;
+    this.stats = options.stats;
+    this.logger = options.logger;
+    this.logFields = options.logFields;
+    this.counters = options.counters;
+    this.tls = options.tls === true;
+    this.pushOptions = options.ownsChunks === true ? IN_PLACE : COPY;
+    this.writeTimeoutMs = options.writeTimeoutMs ?? 0;
+    this.idle = idleSweep(options.idleTimeoutMs ?? 0);
+  }
+}
+
+/** Where a connection's log fields come from, read only when a line is logged. */
+export interface LogFieldsSource {
+  readonly logFields: Record<string, unknown> | undefined;
+}
+
+/** A connection served by {@link serveStream}: its figures for `/connections`. */
+export interface ServedStream {
+  /** Bytes read and answered, milliseconds since the last traffic, and reply bytes owed. */
+  figures(now: number): { bytesIn: number; bytesOut: number; idleMs: number; owedBytes: number };
+  destroy(): void;
+}
+
+/**
+ * {@link handleConnection} for a server: `settings` shared by its connections, the log
+ * fields read from `fields` when a line is logged, and the connection's own counters kept
+ * on the returned state (no `counters` object of its own).
+ */
+export function serveStream(
+  stream: Duplex,
+  settings: StreamSettings,
+  fields: LogFieldsSource,
+  trace?: { tracer: Tracer; id: number },
+): ServedStream {
+  const connection = new StreamConnection(stream, settings, fields, trace);
   (stream as Served)[kConnection] = connection;
   stream.on('data', onData);
   stream.on('end', onEnd);
   stream.on('error', onError);
   stream.on('close', onClose);
-  connection.idle?.add(connection);
+  settings.idle?.add(connection);
+  return connection;
 }
 
 const kConnection = Symbol('upcase.connection');
@@ -78,60 +136,98 @@ type Served = Duplex & { [kConnection]: StreamConnection };
 let sharedUpcaser = new Upcaser();
 const IN_PLACE = { inPlace: true } as const;
 const COPY = { inPlace: false } as const;
+// StreamConnection's flags.
+const IN_IDLE = 1;
+const WAITING_FOR_DRAIN = 2;
+const YIELDING = 4;
 
 /** One connection's state; its listeners are the module's functions below, called with the stream as `this`. */
-class StreamConnection {
-  readonly stats: ServerStats;
-  readonly logger: Logger;
-  readonly logFields: Record<string, unknown> | undefined;
-  readonly counters: ConnectionCounters | undefined;
+class StreamConnection implements ServedStream {
   readonly trace: ConnectionTrace | null;
-  readonly pushOptions: typeof IN_PLACE | typeof COPY;
-  readonly tls: boolean;
-  readonly writeTimeoutMs: number;
   /** This connection's own Upcaser while it holds the start of a character; null otherwise. */
   upcaser: Upcaser | null = null;
-  /** The idle sweep this connection is in (null: no idle timeout), and its place there. */
-  idle: IdleSweep | null;
+  /** Its place in its settings' idle sweep. */
   idlePrev: StreamConnection | null = null;
   idleNext: StreamConnection | null = null;
-  inIdle = false;
-  /** performance.now() of the last traffic, for the idle timeout. */
-  lastTraffic = performance.now();
+  // inIdle, waitingForDrain and yielding, as bits of one small integer (three fields would be 16 bytes more).
+  private flags = 0;
+  // performance.now() of the last traffic, whole milliseconds rounded up (a small integer,
+  // stored in the object rather than boxed as a double; the idle timeout is never early).
+  lastTraffic = now();
+  bytesIn = 0;
+  bytesOut = 0;
   stallTimer: NodeJS.Timeout | null = null;
   // Bytes queued by a write that went asynchronous without a completion callback
   // (see onData); -1 when there is none.
   untrackedQueued = -1;
-  // Why reading is paused: the peer is not reading our replies, and/or this turn of the
-  // event loop has no time left (turnSpent). It resumes when neither holds.
-  waitingForDrain = false;
-  yielding = false;
   private onWritten: ((err?: Error | null) => void) | null = null;
 
   constructor(
     readonly stream: Duplex,
-    options: ConnectionOptions,
+    readonly settings: StreamSettings,
+    readonly fields: LogFieldsSource,
+    trace: { tracer: Tracer; id: number } | undefined,
   ) {
-    this.stats = options.stats;
-    this.logger = options.logger;
-    this.logFields = options.logFields;
-    this.counters = options.counters;
-    this.tls = options.tls === true;
-    this.pushOptions = options.ownsChunks === true ? IN_PLACE : COPY;
-    this.writeTimeoutMs = options.writeTimeoutMs ?? 0;
-    this.idle = idleSweep(options.idleTimeoutMs ?? 0);
-    this.trace = options.trace === undefined ? null : new ConnectionTrace(options.trace.tracer, options.trace.id, this.tls ? 'tls' : 'tcp');
+    this.trace = trace === undefined ? null : new ConnectionTrace(trace.tracer, trace.id, settings.tls ? 'tls' : 'tcp');
+  }
+
+  /** In its settings' idle sweep. */
+  get inIdle(): boolean {
+    return (this.flags & IN_IDLE) !== 0;
+  }
+
+  set inIdle(on: boolean) {
+    this.flags = on ? this.flags | IN_IDLE : this.flags & ~IN_IDLE;
+  }
+
+  // Why reading is paused: the peer is not reading our replies, and/or this turn of the
+  // event loop has no time left (turnSpent). It resumes when neither holds.
+  get waitingForDrain(): boolean {
+    return (this.flags & WAITING_FOR_DRAIN) !== 0;
+  }
+
+  set waitingForDrain(on: boolean) {
+    this.flags = on ? this.flags | WAITING_FOR_DRAIN : this.flags & ~WAITING_FOR_DRAIN;
+  }
+
+  get yielding(): boolean {
+    return (this.flags & YIELDING) !== 0;
+  }
+
+  set yielding(on: boolean) {
+    this.flags = on ? this.flags | YIELDING : this.flags & ~YIELDING;
+  }
+
+  get stats(): ServerStats {
+    return this.settings.stats;
+  }
+
+  get logger(): Logger {
+    return this.settings.logger;
+  }
+
+  get logFields(): Record<string, unknown> | undefined {
+    return this.fields.logFields;
+  }
+
+  figures(): { bytesIn: number; bytesOut: number; idleMs: number; owedBytes: number } {
+    return { bytesIn: this.bytesIn, bytesOut: this.bytesOut, idleMs: now() - this.lastTraffic, owedBytes: this.stream.writableLength };
+  }
+
+  destroy(): void {
+    this.stream.destroy();
   }
 
   /** Uppercases the next chunk: this connection's Upcaser if it holds bytes, else the shared one. */
   codec(chunk: Buffer): Buffer {
+    const { pushOptions } = this.settings;
     const own = this.upcaser;
     if (own !== null) {
-      const out = own.push(chunk, this.pushOptions);
+      const out = own.push(chunk, pushOptions);
       if (own.pendingBytes === 0) this.upcaser = null;
       return out;
     }
-    const out = sharedUpcaser.push(chunk, this.pushOptions);
+    const out = sharedUpcaser.push(chunk, pushOptions);
     if (sharedUpcaser.pendingBytes > 0) {
       this.upcaser = sharedUpcaser;
       sharedUpcaser = new Upcaser();
@@ -140,21 +236,27 @@ class StreamConnection {
   }
 
   countIn(n: number): void {
-    if (this.tls) this.stats.tlsBytesIn += n;
-    else this.stats.tcpBytesIn += n;
-    if (this.counters !== undefined) this.counters.bytesIn += n;
+    const { stats, counters } = this.settings;
+    if (this.settings.tls) stats.tlsBytesIn += n;
+    else stats.tcpBytesIn += n;
+    this.bytesIn += n;
+    if (counters !== undefined) counters.bytesIn += n;
   }
 
   countOut(n: number): void {
-    if (this.tls) this.stats.tlsBytesOut += n;
-    else this.stats.tcpBytesOut += n;
-    if (this.counters !== undefined) this.counters.bytesOut += n;
+    const { stats, counters } = this.settings;
+    if (this.settings.tls) stats.tlsBytesOut += n;
+    else stats.tcpBytesOut += n;
+    this.bytesOut += n;
+    if (counters !== undefined) counters.bytesOut += n;
   }
 
   /** Traffic: the idle timeout starts over. */
   touch(): void {
-    this.idle?.touch(this);
-    if (this.counters !== undefined) this.counters.lastActive = Date.now();
+    this.lastTraffic = now();
+    this.settings.idle?.touch(this);
+    const { counters } = this.settings;
+    if (counters !== undefined) counters.lastActive = Date.now();
   }
 
   resumeIfFree(): void {
@@ -200,8 +302,9 @@ class StreamConnection {
   }
 
   armStall(): void {
-    if (this.writeTimeoutMs > 0 && this.stallTimer === null) {
-      this.stallTimer = setTimeout(onStallTimer, this.writeTimeoutMs, this);
+    const { writeTimeoutMs } = this.settings;
+    if (writeTimeoutMs > 0 && this.stallTimer === null) {
+      this.stallTimer = setTimeout(onStallTimer, writeTimeoutMs, this);
       this.stallTimer.unref();
     }
   }
@@ -330,13 +433,17 @@ function onError(this: Duplex, err: NodeJS.ErrnoException): void {
 
 function onClose(this: Duplex): void {
   const c = connectionOf(this);
+  c.settings.closed?.(c.fields);
   c.trace?.closed();
   c.clearStall();
-  c.idle?.remove(c);
+  c.settings.idle?.remove(c);
   c.upcaser = null;
 }
 
 const EMPTY = Buffer.alloc(0);
+
+/** performance.now() in whole milliseconds, rounded up. */
+const now = (): number => Math.ceil(performance.now());
 
 /**
  * The idle timeout of every connection with the same timeout, on one timer: connections in
@@ -352,7 +459,7 @@ class IdleSweep {
   constructor(private readonly timeoutMs: number) {}
 
   add(c: StreamConnection): void {
-    c.lastTraffic = performance.now();
+    c.lastTraffic = now();
     c.idlePrev = this.tail;
     c.idleNext = null;
     if (this.tail !== null) this.tail.idleNext = c;
@@ -374,10 +481,7 @@ class IdleSweep {
 
   touch(c: StreamConnection): void {
     if (!c.inIdle) return;
-    if (this.tail === c) {
-      c.lastTraffic = performance.now();
-      return;
-    }
+    if (this.tail === c) return;
     this.remove(c);
     this.add(c);
   }
@@ -393,8 +497,8 @@ class IdleSweep {
 
   private readonly sweep = (): void => {
     this.timer = null;
-    const now = performance.now();
-    for (let c = this.head; c !== null && c.lastTraffic + this.timeoutMs <= now; c = this.head) {
+    const at = performance.now();
+    for (let c = this.head; c !== null && c.lastTraffic + this.timeoutMs <= at; c = this.head) {
       this.remove(c);
       // Destroyed by something else, its 'close' not yet emitted: not an idle timeout.
       if (c.stream.destroyed) continue;

@@ -291,6 +291,7 @@ describe('one close path: everything given back exactly once', () => {
         conn.engine = 'native';
         socket.destroy();
         taken.push({ conn, closed });
+        return true;
       },
     }));
     const clients = [await connect(a.port), await connect(a.port)];
