@@ -111,3 +111,17 @@ describe('a worker killed with SIGKILL under load', () => {
     assert.ok(openFds(server.pid) <= baselineFds, `primary fds ${openFds(server.pid)} > baseline ${baselineFds}`);
   });
 });
+
+describe('every worker killed at once', () => {
+  it('the primary stays up, restarts them all, and serves again (without a metrics endpoint)', async (t) => {
+    // Nothing but the restart timers keeps the primary's event loop busy then: they must not be unref'd.
+    const server = await startServe(['--workers', '2', '--no-udp'], { t });
+    await until(() => workers(server).size === 2, 'two workers listening', 15_000);
+    const listened = (): number => server.logs().filter((l) => l.msg === 'worker listening').length;
+    const before = listened();
+    for (const pid of workers(server).values()) process.kill(pid, 'SIGKILL');
+    await until(() => listened() >= before + 2 || !server.alive(), 'both workers restarted', 15_000);
+    assert.ok(server.alive(), `the primary exited when its workers died\n${server.stderr}`);
+    assert.equal(await request(server.port, Buffer.from('still here')), 'ok');
+  });
+});

@@ -219,7 +219,8 @@ export class Supervisor extends EventEmitter {
       this.fork(slot);
       this.emit('restart', { slot: slot.index });
     }, delay);
-    slot.restartTimer.unref();
+    // Not unref'd: when every worker has died at once, this timer is all that keeps the primary
+    // (and the listening sockets it holds for the workers) alive until they are forked again.
   }
 
   /** Every worker listened once: from now on a dead worker is restarted. */
