@@ -351,9 +351,17 @@ static void uflush(engine_t *e, usock_t *s, sendq_t *q, uint64_t now) {
       if (r < 0 && errno == EINTR) continue;
       if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == ENOBUFS)) break; // left to time out
       if (r < 0) {
-        // The first message was not sent: this error (often an ICMP report) is the socket's.
+        // The first message was not sent: this error (often an ICMP report of an earlier datagram) is
+        // the socket's, and settles the oldest request in flight. The unsent datagram is not a request:
+        // its queueing is undone, and its slot is sent again if the run still sends.
+        int err = errno;
+        uint32_t j = (uint32_t)(((unsigned char *)q->iov[at].iov_base - s->bufs) / e->size);
         at++;
-        uerror(e, s, errno, &rest, now);
+        s->state[j] = SLOT_DONE;
+        s->in_flight--;
+        e->counters[C_SENT]--;
+        uerror(e, s, err, &rest, now);
+        if (e->sending && rest.n < UDP_BATCH) uqueue(e, s, j, now, &rest);
         continue;
       }
       for (int k = at; k < at + r; k++) e->counters[C_BYTES_SENT] += (double)q->msgs[k].msg_len;
@@ -596,15 +604,19 @@ static void *engine_main(void *arg) {
 
 // ---------------------------------------------------------------- N-API
 
+// Stops the engine thread, if it runs, and waits for it.
+static void stop_thread(engine_t *e) {
+  if (!e->thread_started) return;
+  pthread_mutex_lock(&e->mu);
+  e->quit = 1;
+  pthread_mutex_unlock(&e->mu);
+  wake(e);
+  pthread_join(e->thread, NULL);
+  e->thread_started = 0;
+}
+
 static void engine_free(engine_t *e) {
-  if (e->thread_started) {
-    pthread_mutex_lock(&e->mu);
-    e->quit = 1;
-    pthread_mutex_unlock(&e->mu);
-    wake(e);
-    pthread_join(e->thread, NULL);
-    e->thread_started = 0;
-  }
+  stop_thread(e);
   for (uint32_t i = 0; e->tconns != NULL && i < e->conns_n; i++) {
     if (e->tconns[i].fd >= 0) close(e->tconns[i].fd);
     free(e->tconns[i].sent_at);
@@ -758,9 +770,12 @@ static napi_value create(napi_env env, napi_callback_info info) {
   e->epfd = epoll_create1(EPOLL_CLOEXEC);
   e->wakefd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
   struct epoll_event ev = {.events = EPOLLIN, .data.u64 = UINT64_MAX};
-  if (e->epfd < 0 || e->wakefd < 0 || epoll_ctl(e->epfd, EPOLL_CTL_ADD, e->wakefd, &ev) < 0 ||
-      pthread_create(&e->thread, NULL, engine_main, e) != 0) {
-    int err = errno;
+  int err = 0;
+  if (e->epfd < 0 || e->wakefd < 0 || epoll_ctl(e->epfd, EPOLL_CTL_ADD, e->wakefd, &ev) < 0)
+    err = errno;
+  else
+    err = pthread_create(&e->thread, NULL, engine_main, e); // returns its error; errno is not set
+  if (err != 0) {
     engine_free(e);
     napi_throw_error(env, "UPCASE_ERR_SOCKET", strerror(err));
     return NULL;
@@ -808,6 +823,7 @@ static napi_value stop_sending(napi_env env, napi_callback_info info) {
   if (e == NULL) return NULL;
   pthread_mutex_lock(&e->mu);
   e->sending = 0;
+  e->go = 0; // a start() the thread has not acted on yet must not begin sending after this
   pthread_mutex_unlock(&e->mu);
   return NULL;
 }
@@ -818,14 +834,7 @@ static napi_value close_engine(napi_env env, napi_callback_info info) {
   napi_value argv[1];
   engine_t *e = engine_arg(env, info, 1, argv);
   if (e == NULL) return NULL;
-  if (e->thread_started) {
-    pthread_mutex_lock(&e->mu);
-    e->quit = 1;
-    pthread_mutex_unlock(&e->mu);
-    wake(e);
-    pthread_join(e->thread, NULL);
-    e->thread_started = 0;
-  }
+  stop_thread(e);
   pthread_mutex_lock(&e->mu);
   if (!e->closed) {
     e->closed = 1;
