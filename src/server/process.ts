@@ -128,13 +128,16 @@ export async function serveWorker(server: UpcaseServer, options: { host: Process
     udpKernelDrops: () => server.udpKernelDrops(),
   });
   const worker = new ClusterWorker(server, registry, options.channel);
+  // From the start: a Ctrl-C (which reaches the whole process group) while the worker still
+  // binds is a shutdown once it listens, not the signal's default action (death).
+  const remove = drainOnSignals(options.host, server, () => worker.drain());
   try {
     await worker.listen();
   } catch {
+    remove();
     worker.disconnect();
     return EXIT_FAILURE;
   }
-  const remove = drainOnSignals(options.host, server);
   await worker.closed;
   remove();
   worker.disconnect();

@@ -80,13 +80,18 @@ export function onShutdownSignals(host: ProcessHost, logger: Logger, drain: () =
 
 /**
  * Makes SIGINT/SIGTERM drain `server` and nothing more: in a cluster worker, where the
- * primary decides when to force (Ctrl-C reaches the whole process group). Returns a
- * function that removes the handlers.
+ * primary decides when to force (Ctrl-C reaches the whole process group). `drain` does
+ * the draining (default: `server.close({ drain: true })`). Returns a function that removes
+ * the handlers.
  */
-export function drainOnSignals(host: ProcessHost, server: UpcaseServer): () => void {
+export function drainOnSignals(
+  host: ProcessHost,
+  server: UpcaseServer,
+  drain = (): void => void server.close({ drain: true }),
+): () => void {
   const onSignal = (signal: NodeJS.Signals): void => {
     server.logger.debug({ signal }, 'signal: draining');
-    void server.close({ drain: true });
+    drain();
   };
   for (const signal of SHUTDOWN_SIGNALS) host.signals.on(signal, onSignal);
   return () => {

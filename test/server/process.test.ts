@@ -367,6 +367,15 @@ describe('serveWorker (the primary stood in for)', () => {
     assert.deepEqual(run.channel.said(), ['listening', 'draining']);
   });
 
+  it('a signal during the start: it listens, tells the primary, then drains (the signal does not kill it)', async () => {
+    const run = worker();
+    assert.ok(run.host.signals.listenerCount('SIGINT') > 0, 'no SIGINT handler while the worker starts');
+    run.host.send('SIGINT');
+    assert.equal(await within(10_000, 'the run to end', run.status), 0);
+    assert.deepEqual(run.channel.said(), ['listening', 'draining']);
+    assert.equal(run.host.signals.listenerCount('SIGINT'), 0);
+  });
+
   it('a worker that cannot listen sends the primary its error, class and code included, and resolves 1', async (t) => {
     const taken = new UpcaseServer({ host: '127.0.0.1', port: 0 });
     const { port } = await taken.listen();

@@ -69,6 +69,15 @@ export class ClusterWorker {
     }
   }
 
+  /**
+   * Drains the server: at once if it listens, else as soon as it does (a shutdown request
+   * from the primary, or a signal, can come while it is still binding).
+   */
+  drain(): void {
+    this.shutdownRequested = true;
+    if (this.listenDone) void this.server.close({ drain: true });
+  }
+
   /** Closes the IPC channel so the process can exit once nothing else runs. */
   disconnect(): void {
     this.channel.off('message', this.onMessage);
@@ -78,8 +87,7 @@ export class ClusterWorker {
   private readonly onMessage = (message: unknown): void => {
     if (!isMessage<ToWorker>(message)) return;
     if (message.upcase === 'shutdown') {
-      this.shutdownRequested = true;
-      if (this.listenDone) void this.server.close({ drain: true });
+      this.drain();
     } else if (message.upcase === 'metrics') {
       const id = message.id;
       (this.registry?.getMetricsAsJSON() ?? Promise.resolve([])).then(
