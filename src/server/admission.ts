@@ -4,6 +4,7 @@ import { type RateLimitedLog, safeAddress } from '../log.js';
 import { type ProxyHeaderResult, readProxyHeader } from '../proxy/accept.js';
 import type { TrustList } from '../proxy/trust.js';
 import { countError, type ServerStats } from '../stats.js';
+import { StreamConnection } from '../tcp/connection.js';
 import {
   type ConnectionFigures,
   type ConnectionsPage,
@@ -31,7 +32,7 @@ import { SourceLimit } from './source-limit.js';
 
 const CLOCK_BASE = Date.now();
 
-/** What serves an admitted connection's bytes: the stream transport's state for it, or the addon's connection. */
+/** What serves an admitted connection's bytes when the addon does: its connection there. */
 export interface ServedConnection {
   /** Its counters as of `now` (`Date.now()`); null once the transport has forgotten it. */
   figures(now: number): ConnectionFigures | null;
@@ -39,12 +40,15 @@ export interface ServedConnection {
 }
 
 /**
- * An admitted connection: its `/connections` entry and what serves it. It is all
- * admission keeps per connection (docs/benchmarks.md, memory per idle connection):
- * its log fields are built when a line is logged, its counters are the transport's,
- * and its socket's 'close' listener is one function shared by every connection.
+ * An admitted connection: its `/connections` entry and, served by the stream transport,
+ * that transport's state for it, in one object: it extends the stream transport's record
+ * ({@link StreamConnection}, filled in only if the stream transport serves it). It is all
+ * admission keeps per connection (docs/benchmarks.md, memory per idle connection): its
+ * log fields are built when a line is logged, its counters are the transport's, and its
+ * socket's 'close' listener is one function shared by every connection. Admission still
+ * serves nothing itself: the hand-over is {@link ConnectionHandoff}.
  */
-export class AdmittedConnection implements ConnectionEntry, TableLinks<AdmittedConnection> {
+export class AdmittedConnection extends StreamConnection implements ConnectionEntry, TableLinks<AdmittedConnection> {
   // Milliseconds since CLOCK_BASE: a small integer, kept in the object (an epoch
   // millisecond count is a boxed double: 16 bytes more per connection).
   // (Math.round hands back the integer as such; a bare subtraction leaves a double.)
@@ -62,7 +66,7 @@ export class AdmittedConnection implements ConnectionEntry, TableLinks<AdmittedC
   tlsProtocol: string | null = null;
   /** The per-source key it is counted under; null while not counted (waiting for the PROXY header, or refused). */
   source: string | null = null;
-  /** What serves its bytes, once served. */
+  /** What serves its bytes when the native transport does; the stream transport serves it as this object. */
   served: ServedConnection | null = null;
   /** The accepted socket; null once the native transport has taken the connection off it (it is destroyed then). */
   socket: net.Socket | null;
@@ -76,6 +80,7 @@ export class AdmittedConnection implements ConnectionEntry, TableLinks<AdmittedC
     /** Its close path ({@link Admission.release}), shared by every connection of its server. */
     readonly closed: (conn: AdmittedConnection) => void,
   ) {
+    super();
     this.socket = socket;
     this.clientAddress = socket.remoteAddress;
     this.clientPort = socket.remotePort;
@@ -90,7 +95,7 @@ export class AdmittedConnection implements ConnectionEntry, TableLinks<AdmittedC
    * Log fields of this connection's lines, built afresh for each line: the client, with
    * PROXY protocol the balancer, with TLS the protocol. Never payload.
    */
-  get logFields(): Record<string, unknown> {
+  override get logFields(): Record<string, unknown> {
     const fields: Record<string, unknown> = {
       transport: this.transport,
       remoteAddress: safeAddress(this.clientAddress),
@@ -105,6 +110,7 @@ export class AdmittedConnection implements ConnectionEntry, TableLinks<AdmittedC
   }
 
   figures(now: number): ConnectionFigures | null {
+    if (this.engine === 'stream') return this.streamFigures();
     return this.served === null ? null : this.served.figures(now);
   }
 
