@@ -53,9 +53,15 @@ module.exports = {
     ),
     forbid(
       'admission-hands-over-by-interface',
-      'Admission decides which connections are served and owns their one close path; it hands them over through its ConnectionHandoff interface and imports no transport dispatch, stream handler or TLS.',
+      'Admission decides which connections are served and owns their one close path; it hands them over through its ConnectionHandoff interface and imports no transport dispatch or TLS. Its connection record extends the stream transport\'s per-connection record (StreamConnection in src/tcp/connection.ts: one object per connection), which it may import for that alone; it calls no transport (serveStream, handleConnection): dispatch does.',
       { path: '^src/server/admission[.]ts$' },
-      { path: '^src/server/dispatch[.]ts$|^src/tcp/connection[.]ts$|^src/tls/' },
+      { path: '^src/server/dispatch[.]ts$|^src/tls/' },
+    ),
+    forbid(
+      'admission-calls-no-transport',
+      'admission.ts may build on src/tcp/connection.ts only through its record type (see admission-hands-over-by-interface); nothing else in src/tcp/ or the other transports except the PROXY reader.',
+      { path: '^src/server/admission[.]ts$' },
+      { path: '^src/(tcp|udp|tls)/(?!connection[.]ts$)' },
     ),
     forbid(
       'only-the-cli-imports-the-cli',

@@ -4,6 +4,7 @@ import { type RateLimitedLog, safeAddress } from '../log.js';
 import { type ProxyHeaderResult, readProxyHeader } from '../proxy/accept.js';
 import type { TrustList } from '../proxy/trust.js';
 import { countError, type ServerStats } from '../stats.js';
+import { StreamConnection } from '../tcp/connection.js';
 import {
   type ConnectionFigures,
   type ConnectionsPage,
@@ -31,7 +32,7 @@ import { SourceLimit } from './source-limit.js';
 
 const CLOCK_BASE = Date.now();
 
-/** What serves an admitted connection's bytes: the stream transport's state for it, or the addon's connection. */
+/** What serves an admitted connection's bytes when the addon does: its connection there. */
 export interface ServedConnection {
   /** Its counters as of `now` (`Date.now()`); null once the transport has forgotten it. */
   figures(now: number): ConnectionFigures | null;
@@ -39,12 +40,15 @@ export interface ServedConnection {
 }
 
 /**
- * An admitted connection: its `/connections` entry and what serves it. It is all
- * admission keeps per connection (docs/benchmarks.md, memory per idle connection):
- * its log fields are built when a line is logged, its counters are the transport's,
- * and its socket's 'close' listener is one function shared by every connection.
+ * An admitted connection: its `/connections` entry and, served by the stream transport,
+ * that transport's state for it, in one object: it extends the stream transport's record
+ * ({@link StreamConnection}, filled in only if the stream transport serves it). It is all
+ * admission keeps per connection (docs/benchmarks.md, memory per idle connection): its
+ * log fields are built when a line is logged, its counters are the transport's, and its
+ * socket's 'close' listener is one function shared by every connection. Admission still
+ * serves nothing itself: the hand-over is {@link ConnectionHandoff}.
  */
-export class AdmittedConnection implements ConnectionEntry, TableLinks<AdmittedConnection> {
+export class AdmittedConnection extends StreamConnection implements ConnectionEntry, TableLinks<AdmittedConnection> {
   // Milliseconds since CLOCK_BASE: a small integer, kept in the object (an epoch
   // millisecond count is a boxed double: 16 bytes more per connection).
   // (Math.round hands back the integer as such; a bare subtraction leaves a double.)
@@ -62,7 +66,7 @@ export class AdmittedConnection implements ConnectionEntry, TableLinks<AdmittedC
   tlsProtocol: string | null = null;
   /** The per-source key it is counted under; null while not counted (waiting for the PROXY header, or refused). */
   source: string | null = null;
-  /** What serves its bytes, once served. */
+  /** What serves its bytes when the native transport does; the stream transport serves it as this object. */
   served: ServedConnection | null = null;
   /** The accepted socket; null once the native transport has taken the connection off it (it is destroyed then). */
   socket: net.Socket | null;
@@ -76,6 +80,7 @@ export class AdmittedConnection implements ConnectionEntry, TableLinks<AdmittedC
     /** Its close path ({@link Admission.release}), shared by every connection of its server. */
     readonly closed: (conn: AdmittedConnection) => void,
   ) {
+    super();
     this.socket = socket;
     this.clientAddress = socket.remoteAddress;
     this.clientPort = socket.remotePort;
@@ -90,7 +95,7 @@ export class AdmittedConnection implements ConnectionEntry, TableLinks<AdmittedC
    * Log fields of this connection's lines, built afresh for each line: the client, with
    * PROXY protocol the balancer, with TLS the protocol. Never payload.
    */
-  get logFields(): Record<string, unknown> {
+  override get logFields(): Record<string, unknown> {
     const fields: Record<string, unknown> = {
       transport: this.transport,
       remoteAddress: safeAddress(this.clientAddress),
@@ -105,6 +110,7 @@ export class AdmittedConnection implements ConnectionEntry, TableLinks<AdmittedC
   }
 
   figures(now: number): ConnectionFigures | null {
+    if (this.engine === 'stream') return this.streamFigures();
     return this.served === null ? null : this.served.figures(now);
   }
 
@@ -206,7 +212,7 @@ export class Admission {
       return;
     }
     const conn = this.open(socket, transport);
-    conn.source = source;
+    this.counted(conn, source);
     if (trustedProxies === null) {
       this.serve(conn, socket);
       return;
@@ -263,9 +269,22 @@ export class Admission {
     this.table.add(conn);
     // Reading remoteAddress made Node cache the peer's address on the socket, an object of
     // about 56 bytes for the connection's whole life; the entry has the address, and the
-    // socket reads it again from its handle if asked (net.Socket#_getpeername).
-    (socket as { _peername?: unknown })._peername = undefined;
+    // socket reads it again from its handle if asked (net.Socket#_getpeername). Deleted,
+    // not set to undefined: net.Socket's constructor has no such property, so that read
+    // added it, last, and deleting the last property added takes V8 back to the socket's
+    // shape before it (still fast properties), with one property less to keep.
+    delete (socket as { _peername?: unknown })._peername;
     return conn;
+  }
+
+  /**
+   * The connection is counted under `source` (null: not counted). An IPv4 client's key is
+   * its address, one string shared by every connection from it: the connection keeps
+   * that rather than a string of its own (32 bytes each).
+   */
+  private counted(conn: AdmittedConnection, source: string | null): void {
+    conn.source = source;
+    if (source !== null && source === conn.clientAddress) conn.clientAddress = source;
   }
 
   /** Hands the connection over; from then on its end is the transport's report, or its socket's close. */
@@ -304,7 +323,7 @@ export class Admission {
     }
     // Behind a balancer the per-source limit counts the client from the header (or, for
     // LOCAL/UNKNOWN, the balancer itself).
-    conn.source = this.perSource.acquire(conn.clientAddress);
+    this.counted(conn, this.perSource.acquire(conn.clientAddress));
     if (conn.source === null) {
       this.refusedPerSource(conn.transport, conn.clientAddress);
       socket.destroy();

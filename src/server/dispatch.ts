@@ -85,7 +85,8 @@ export class TcpDispatch implements ConnectionHandoff {
     trace: { tracer: Tracer; id: number } | undefined,
   ): void {
     conn.engine = 'stream';
-    conn.served = serveStream(stream, settings, conn, trace);
+    // The connection's record is the stream transport's state for it too (one object).
+    serveStream(stream, settings, conn, trace);
   }
 
   /**
@@ -105,7 +106,7 @@ export class TcpDispatch implements ConnectionHandoff {
       writeTimeoutMs,
       tls,
       // Every connection served here is an AdmittedConnection (see stream()).
-      closed: closed === undefined ? undefined : (owner) => closed(owner as AdmittedConnection),
+      closed: closed === undefined ? undefined : (connection) => closed(connection as AdmittedConnection),
     });
     if (tls) this.tlsSettings = settings;
     else this.tcpSettings = settings;

@@ -7,7 +7,9 @@ import { sourceKey } from '../udp/rate-limit.js';
  * Memory: one map entry per source with connections open now.
  */
 export class SourceLimit {
-  private readonly open = new Map<string, number>();
+  // Per source: its key as first counted, handed to every later connection from it (so that
+  // they share one string rather than keep one each), and its connections open.
+  private readonly open = new Map<string, { readonly key: string; count: number }>();
 
   /** `max` connections per source at most; 0 means no limit. */
   constructor(private readonly max: number) {}
@@ -15,20 +17,27 @@ export class SourceLimit {
   /**
    * Counts a new connection from `address` and returns the key to release it with,
    * or null when that source already has `max` open (refuse it; nothing was counted).
+   * Connections from one source get the same key string (for an IPv4 address, equal
+   * to the address).
    */
   acquire(address: string | undefined): string | null {
     const key = address === undefined ? '' : sourceKey(address);
-    const n = this.open.get(key) ?? 0;
-    if (this.max > 0 && n >= this.max) return null;
-    this.open.set(key, n + 1);
-    return key;
+    const entry = this.open.get(key);
+    if (entry === undefined) {
+      this.open.set(key, { key, count: 1 });
+      return key;
+    }
+    if (this.max > 0 && entry.count >= this.max) return null;
+    entry.count++;
+    return entry.key;
   }
 
   /** The connection counted under `key` has closed. */
   release(key: string): void {
-    const n = this.open.get(key) ?? 0;
-    if (n <= 1) this.open.delete(key);
-    else this.open.set(key, n - 1);
+    const entry = this.open.get(key);
+    if (entry === undefined) return;
+    if (entry.count <= 1) this.open.delete(key);
+    else entry.count--;
   }
 
   /** Sources with connections open now. */

@@ -60,8 +60,7 @@ type Resettable = Duplex & { resetAndDestroy?: () => unknown };
  * codec's state exists only while a character is cut across reads (see `codec`).
  */
 export function handleConnection(stream: Duplex, options: ConnectionOptions): void {
-  const settings = new StreamSettings(options);
-  serveStream(stream, settings, settings, options.trace);
+  serveStream(stream, new StreamSettings(options), new StreamConnection(), options.trace);
 }
 
 /**
@@ -78,10 +77,10 @@ export class StreamSettings {
   readonly writeTimeoutMs: number;
   /** The idle sweep of these connections; null: no idle timeout. */
   readonly idle: IdleSweep | null;
-  /** Told first when a connection's stream closes, with what it was served for. */
-  readonly closed: ((owner: LogFieldsSource) => void) | undefined;
+  /** Told first when a connection's stream closes, with the connection's state (the one {@link serveStream} was given). */
+  readonly closed: ((connection: StreamConnection) => void) | undefined;
 
-  constructor(options: Omit<ConnectionOptions, 'trace'> & { closed?: ((owner: LogFieldsSource) => void) | undefined }) {
+  constructor(options: Omit<ConnectionOptions, 'trace'> & { closed?: ((connection: StreamConnection) => void) | undefined }) {
     this.closed = options.closed;
     this.stats = options.stats;
     this.logger = options.logger;
@@ -94,37 +93,42 @@ export class StreamSettings {
   }
 }
 
-/** Where a connection's log fields come from, read only when a line is logged. */
-export interface LogFieldsSource {
-  readonly logFields: Record<string, unknown> | undefined;
-}
-
-/** A connection served by {@link serveStream}: its figures for `/connections`. */
-export interface ServedStream {
-  /** Bytes read and answered, milliseconds since the last traffic, and reply bytes owed. */
-  figures(now: number): { bytesIn: number; bytesOut: number; idleMs: number; owedBytes: number };
-  destroy(): void;
-}
-
 /**
- * {@link handleConnection} for a server: `settings` shared by its connections, the log
- * fields read from `fields` when a line is logged, and the connection's own counters kept
- * on the returned state (no `counters` object of its own).
+ * Serves `stream` as {@link handleConnection} does, for a server: `settings` shared by its
+ * connections, and `connection` the state to keep it in. A server passes its own record of
+ * the connection, a subclass of {@link StreamConnection}, so that one object per connection
+ * holds both (docs/benchmarks.md, memory per idle connection); its log fields are read from
+ * the connection's `logFields` when a line is logged.
  */
 export function serveStream(
   stream: Duplex,
   settings: StreamSettings,
-  fields: LogFieldsSource,
+  connection: StreamConnection,
   trace?: { tracer: Tracer; id: number },
-): ServedStream {
-  const connection = new StreamConnection(stream, settings, fields, trace);
+): void {
+  connection.stream = stream;
+  connection.settings = settings;
+  if (trace !== undefined) connection.trace = new ConnectionTrace(trace.tracer, trace.id, settings.tls ? 'tls' : 'tcp');
   (stream as Served)[kConnection] = connection;
   stream.on('data', onData);
+  dropIdleEndListener(stream);
   stream.on('end', onEnd);
   stream.on('error', onError);
   stream.on('close', onClose);
   settings.idle?.add(connection);
-  return connection;
+}
+
+/**
+ * A net.Socket listens to its own 'end' with Node's `onReadableStreamEnd` (lib/net.js),
+ * which does something only when `allowHalfOpen` is false (it then makes later writes
+ * fail). Ours is true, fixed at construction, so that listener never acts: dropping it
+ * lets our 'end' listener be the only one, kept without an array (64 bytes per connection).
+ * Dropped only when it is exactly that listener on a half-open socket; otherwise both stay.
+ */
+function dropIdleEndListener(stream: Duplex): void {
+  if ((stream as { allowHalfOpen?: unknown }).allowHalfOpen !== true || stream.listenerCount('end') !== 1) return;
+  const [listener] = stream.listeners('end');
+  if (listener?.name === 'onReadableStreamEnd') stream.off('end', listener as (...args: unknown[]) => void);
 }
 
 const kConnection = Symbol('upcase.connection');
@@ -141,9 +145,16 @@ const IN_IDLE = 1;
 const WAITING_FOR_DRAIN = 2;
 const YIELDING = 4;
 
-/** One connection's state; its listeners are the module's functions below, called with the stream as `this`. */
-class StreamConnection implements ServedStream {
-  readonly trace: ConnectionTrace | null;
+/**
+ * One connection's state while {@link serveStream} serves it; its listeners are the module's
+ * functions below, called with the stream as `this`. Made empty, and filled in by serveStream.
+ */
+export class StreamConnection {
+  /** The stream served; set by serveStream. */
+  stream!: Duplex;
+  /** What it shares with the other connections of its server; set by serveStream. */
+  settings!: StreamSettings;
+  trace: ConnectionTrace | null = null;
   /** This connection's own Upcaser while it holds the start of a character; null otherwise. */
   upcaser: Upcaser | null = null;
   /** Its place in its settings' idle sweep. */
@@ -161,15 +172,6 @@ class StreamConnection implements ServedStream {
   // (see onData); -1 when there is none.
   untrackedQueued = -1;
   private onWritten: ((err?: Error | null) => void) | null = null;
-
-  constructor(
-    readonly stream: Duplex,
-    readonly settings: StreamSettings,
-    readonly fields: LogFieldsSource,
-    trace: { tracer: Tracer; id: number } | undefined,
-  ) {
-    this.trace = trace === undefined ? null : new ConnectionTrace(trace.tracer, trace.id, settings.tls ? 'tls' : 'tcp');
-  }
 
   /** In its settings' idle sweep. */
   get inIdle(): boolean {
@@ -206,16 +208,14 @@ class StreamConnection implements ServedStream {
     return this.settings.logger;
   }
 
+  /** Fields of this connection's log lines, read when a line is logged (a subclass may build them). Never payload. */
   get logFields(): Record<string, unknown> | undefined {
-    return this.fields.logFields;
+    return this.settings.logFields;
   }
 
-  figures(): { bytesIn: number; bytesOut: number; idleMs: number; owedBytes: number } {
+  /** Bytes read and answered, milliseconds since the last traffic, and reply bytes owed. */
+  streamFigures(): { bytesIn: number; bytesOut: number; idleMs: number; owedBytes: number } {
     return { bytesIn: this.bytesIn, bytesOut: this.bytesOut, idleMs: now() - this.lastTraffic, owedBytes: this.stream.writableLength };
-  }
-
-  destroy(): void {
-    this.stream.destroy();
   }
 
   /** Uppercases the next chunk: this connection's Upcaser if it holds bytes, else the shared one. */
@@ -433,7 +433,7 @@ function onError(this: Duplex, err: NodeJS.ErrnoException): void {
 
 function onClose(this: Duplex): void {
   const c = connectionOf(this);
-  c.settings.closed?.(c.fields);
+  c.settings.closed?.(c);
   c.trace?.closed();
   c.clearStall();
   c.settings.idle?.remove(c);

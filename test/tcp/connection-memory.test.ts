@@ -166,3 +166,55 @@ describe('what an idle connection keeps (docs/benchmarks.md, memory per idle con
     assert.ok(held.Timeout! < count / 4, `${held.Timeout} Timeouts held for ${count} idle connections`);
   });
 });
+
+test("a half-open socket served keeps one 'end' listener, its own, and still answers after the peer's FIN", async (t) => {
+  const served: net.Socket[] = [];
+  const serve = (socket: net.Socket): void => {
+    served.push(socket);
+    handleConnection(socket, { stats: createStats(), logger: silentLogger(), ownsChunks: true });
+  };
+  const halfOpen = net.createServer({ allowHalfOpen: true }, serve);
+  const closing = net.createServer({ allowHalfOpen: false }, serve);
+  for (const server of [halfOpen, closing]) {
+    server.listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    t.after(() => server.close());
+  }
+  const roundTrip = async (server: net.Server): Promise<string> => {
+    const client = net.connect({ port: (server.address() as net.AddressInfo).port, host: '127.0.0.1', allowHalfOpen: true });
+    t.after(() => client.destroy());
+    await once(client, 'connect');
+    client.end('bye');
+    const chunks: Buffer[] = [];
+    client.on('data', (d: Buffer) => chunks.push(d));
+    await within(5_000, 'the server to end', once(client, 'end'));
+    return Buffer.concat(chunks).toString();
+  };
+  // Node's own 'end' listener (onReadableStreamEnd) acts only on a socket that is not half-open.
+  const replyHalfOpen = roundTrip(halfOpen);
+  await within(
+    5_000,
+    'the accept',
+    (async () => {
+      while (served.length < 1) await delay(5);
+    })(),
+  );
+  assert.deepEqual(
+    served[0]!.listeners('end').map((f) => f.name),
+    ['onEnd'],
+  );
+  assert.equal(await replyHalfOpen, 'BYE');
+  const replyClosing = roundTrip(closing);
+  await within(
+    5_000,
+    'the accept',
+    (async () => {
+      while (served.length < 2) await delay(5);
+    })(),
+  );
+  assert.deepEqual(
+    served[1]!.listeners('end').map((f) => f.name),
+    ['onReadableStreamEnd', 'onEnd'],
+  );
+  assert.equal(await replyClosing, 'BYE');
+});
