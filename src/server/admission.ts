@@ -345,7 +345,8 @@ export class Admission {
     this.options.stats.connectionsOpen--;
     if (conn.source !== null) this.perSource.release(conn.source);
     conn.source = null;
-    this.options.logger.debug(conn.logFields, 'connection closed');
+    // The fields are built only when the line is written (every close passes here).
+    if (this.options.logger.isLevelEnabled('debug')) this.options.logger.debug(conn.logFields, 'connection closed');
     if (this.table.size === 0 && this.emptied !== null) {
       this.emptied.resolve();
       this.emptied = null;

@@ -3,7 +3,7 @@ import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import type { RateLimitedLog } from '../log.js';
 import { countError, type ServerStats } from '../stats.js';
-import { StreamSettings, serveStream } from '../tcp/connection.js';
+import { logConnectionEnd, StreamSettings, serveStream } from '../tcp/connection.js';
 import type { NativeCloseReason, NativeTcpTransport } from '../tcp/native.js';
 import type { TlsAcceptor } from '../tls/server.js';
 import type { Tracer } from '../trace.js';
@@ -66,7 +66,7 @@ export class TcpDispatch implements ConnectionHandoff {
     // Before adopt, which destroys the socket: its 'close' is then not this connection's end.
     conn.engine = 'native';
     conn.served = native.adopt(socket, (reason, code, message) => {
-      this.nativeClosed(reason, code, message, conn.logFields);
+      this.nativeClosed(reason, code, message, conn);
       closed(conn);
     });
     if (conn.served === null) {
@@ -143,21 +143,11 @@ export class TcpDispatch implements ConnectionHandoff {
   }
 
   /** Counts and logs how a natively served connection ended, as handleConnection does. */
-  private nativeClosed(
-    reason: NativeCloseReason,
-    code: string | undefined,
-    message: string | undefined,
-    logFields: Record<string, unknown>,
-  ): void {
-    const { logger } = this.options;
+  private nativeClosed(reason: NativeCloseReason, code: string | undefined, message: string | undefined, conn: AdmittedConnection): void {
     // The addon counted timeouts already (NativeTcpCounters), as they happened.
-    if (reason === 'idle') {
-      logger.debug({ ...logFields, code: 'UPCASE_ERR_TIMEOUT' }, 'idle timeout; closing');
-    } else if (reason === 'stall') {
-      logger.debug({ ...logFields, code: 'UPCASE_ERR_TIMEOUT' }, 'client left replies unread; closing');
-    } else if (reason === 'error') {
-      countError(this.options.stats, code);
-      logger.debug({ ...logFields, code, err: message }, 'connection error');
+    if (reason === 'error') countError(this.options.stats, code);
+    if (reason === 'idle' || reason === 'stall' || reason === 'error') {
+      logConnectionEnd(this.options.logger, conn, reason, { code, message });
     }
   }
 

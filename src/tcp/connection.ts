@@ -47,6 +47,27 @@ export interface ConnectionCounters {
 type Resettable = Duplex & { resetAndDestroy?: () => unknown };
 
 /**
+ * Logs how a TCP connection ended, for every TCP transport alike (docs/protocol.md, the close
+ * reasons): `idle` (the idle timeout), `stall` (the write timeout), or `error` (a socket error).
+ * Builds the line's fields only when debug lines are written.
+ */
+export function logConnectionEnd(
+  logger: Logger,
+  connection: { readonly logFields: Record<string, unknown> | undefined },
+  reason: 'idle' | 'stall' | 'error',
+  error?: { readonly code?: string | undefined; readonly message?: string | undefined },
+): void {
+  if (!logger.isLevelEnabled('debug')) return;
+  const { logFields } = connection;
+  if (reason === 'error') logger.debug({ ...logFields, code: error?.code, err: error?.message }, 'connection error');
+  else
+    logger.debug(
+      { ...logFields, code: 'UPCASE_ERR_TIMEOUT' },
+      reason === 'idle' ? 'idle timeout; closing' : 'client left replies unread; closing',
+    );
+}
+
+/**
  * Serves one upcase conversation over any Duplex: each chunk read is answered
  * at once with its uppercase (no framing, no newline needed), reading pauses
  * while the peer is not reading our replies, and after the peer's end of input
@@ -275,7 +296,7 @@ export class StreamConnection {
       return false;
     }
     this.stats.idleTimeouts++;
-    this.logger.debug({ ...this.logFields, code: 'UPCASE_ERR_TIMEOUT' }, 'idle timeout; closing');
+    logConnectionEnd(this.logger, this, 'idle');
     stream.destroy();
     return true;
   }
@@ -289,7 +310,7 @@ export class StreamConnection {
     // Everything owed went out after all (a write that completed without a callback).
     if (stream.writableLength === 0) return;
     this.stats.writeTimeouts++;
-    this.logger.debug({ ...this.logFields, code: 'UPCASE_ERR_TIMEOUT' }, 'client left replies unread; closing');
+    logConnectionEnd(this.logger, this, 'stall');
     // Reset rather than close: the peer is not reading, so a FIN would only queue
     // behind replies it will never take, keeping kernel buffers busy for minutes.
     const resettable = stream as Resettable;
@@ -427,7 +448,7 @@ function onError(this: Duplex, err: NodeJS.ErrnoException): void {
   const c = connectionOf(this);
   c.trace?.failed(err);
   countError(c.stats, err.code);
-  c.logger.debug({ ...c.logFields, code: err.code, err: err.message }, 'connection error');
+  logConnectionEnd(c.logger, c, 'error', err);
   this.destroy();
 }
 
