@@ -167,6 +167,8 @@ export class Admission {
   private readonly table = new ConnectionTable<AdmittedConnection>();
   private readonly perSource: SourceLimit;
   private emptied: { promise: Promise<void>; resolve: () => void } | null = null;
+  /** Set by {@link destroyAll}: the server is closing its connections itself. */
+  private closing = false;
   // One function for every connection's close path.
   private readonly closed = (conn: AdmittedConnection): void => this.release(conn);
 
@@ -255,8 +257,12 @@ export class Admission {
     return this.emptied.promise;
   }
 
-  /** Closes every open connection; each one's close path follows. */
+  /**
+   * Closes every open connection; each one's close path follows. The server is closing: a
+   * PROXY header cut short by it is not the balancer's fault, and is neither counted nor logged.
+   */
   destroyAll(): void {
+    this.closing = true;
     for (const conn of this.table.values()) conn.destroy();
   }
 
@@ -307,7 +313,7 @@ export class Admission {
 
   private proxyHeaderRead(conn: AdmittedConnection, socket: net.Socket, result: ProxyHeaderResult): void {
     if (!result.ok) {
-      this.rejectProxyHeader(conn, result);
+      if (!this.closing) this.rejectProxyHeader(conn, result);
       socket.destroy();
       return;
     }
